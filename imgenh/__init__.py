@@ -1,0 +1,3 @@
+"""imgenh: batch image enhancement from versioned YAML pipelines."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,330 @@
+"""The operator registry: one declaration per operator, everything else derived from it.
+
+An operator is a function decorated with :func:`operator`. Its parameters are declared
+as keyword-only arguments annotated with :class:`Param`; from that declaration the
+registry derives YAML validation, ``imgenh ops``, the README table and the JSON Schema.
+
+Operator kinds and the call each one receives:
+
+``pointwise``
+    ``fn(x, ctx, **params) -> y``. ``x`` holds normalised levels in [0, 1]: either a
+    lookup table (shape ``(N,)`` or ``(N, C)``) or a float image (``(H, W)`` or
+    ``(H, W, C)``). The function must be elementwise with the channel on the last axis,
+    so consecutive pointwise steps can be fused into one lookup table. Image statistics
+    (histogram percentiles, channel means) come from ``ctx.stats``.
+``native``
+    ``fn(img, ctx, **params) -> img`` on the image as it is (uint8, uint16 or float32
+    in [0, 1]); the operator keeps the dtype.
+``float``
+    ``fn(img, ctx, **params) -> img`` on a float32 image in [0, 1].
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("pointwise", "native", "float")
+_REQUIRED = object()
+
+
+class Param:
+    """Declaration of one operator parameter.
+
+    Parameters
+    ----------
+    type : type
+        ``float``, ``int``, ``bool``, ``str`` or ``list``.
+    default : object
+        Value used when the step omits the parameter; ``None`` means "not set".
+        Omit it to make the parameter required.
+    help : str
+        One line shown by ``imgenh ops NAME``.
+    gt, ge, lt, le : float, optional
+        Bounds for numbers (and for each item of a list of numbers).
+    choices : sequence of str, optional
+        Allowed values of a string parameter.
+    odd : bool
+        An integer that must be odd (kernel sizes).
+    item : type, optional
+        Type of each item of a ``list`` parameter (``float`` or ``list`` for pairs).
+    length : int or tuple of int, optional
+        Allowed list length(s).
+    """
+
+    def __init__(
+        self,
+        type: type,
+        default: Any = _REQUIRED,
+        help: str = "",
+        *,
+        gt: float | None = None,
+        ge: float | None = None,
+        lt: float | None = None,
+        le: float | None = None,
+        choices: tuple[str, ...] | None = None,
+        odd: bool = False,
+        item: type | None = None,
+        length: int | tuple[int, ...] | None = None,
+    ):
+        self.type = type
+        self.default = default
+        self.help = help
+        self.gt, self.ge, self.lt, self.le = gt, ge, lt, le
+        self.choices = tuple(choices) if choices else None
+        self.odd = odd
+        self.item = item
+        self.length = (length,) if isinstance(length, int) else length
+
+    @property
+    def required(self) -> bool:
+        """True when a step must give this parameter."""
+        return self.default is _REQUIRED
+
+    def type_name(self) -> str:
+        """Human-readable type, e.g. ``float``, ``list[float] (3 items)``."""
+        if self.type is list:
+            inner = self.item.__name__ if self.item else "any"
+            if self.item is list:
+                inner = "[x, y]"
+            text = f"list[{inner}]"
+            if self.length:
+                text += " (" + " or ".join(str(n) for n in self.length) + " items)"
+            return text
+        return self.type.__name__
+
+    def range_text(self) -> str:
+        """The allowed values as text, e.g. ``> 0 and <= 10`` or ``one of: a, b``."""
+        if self.choices:
+            return "one of: " + ", ".join(self.choices)
+        parts = []
+        for sym, bound in ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le)):
+            if bound is not None:
+                parts.append(f"{sym} {bound:g}")
+        if self.odd:
+            parts.append("odd")
+        return " and ".join(parts)
+
+    def _check_number(self, value: float) -> str | None:
+        if self.gt is not None and not value > self.gt:
+            return f"must be > {self.gt:g}"
+        if self.ge is not None and not value >= self.ge:
+            return f"must be >= {self.ge:g}"
+        if self.lt is not None and not value < self.lt:
+            return f"must be < {self.lt:g}"
+        if self.le is not None and not value <= self.le:
+            return f"must be <= {self.le:g}"
+        if self.odd and int(value) % 2 != 1:
+            return "must be odd"
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        """Check ``value`` against the declaration and return it in canonical form.
+
+        Raises
+        ------
+        ValueError
+            With a message that states what is allowed, e.g. ``must be > 0 (got -1)``.
+        """
+        if value is None and self.default is None:
+            return None
+        got = f"(got {value!r})"
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"must be true or false {got}")
+            return value
+        if self.type in (int, float):
+            number = _as_number(value, self.type)
+            if number is None:
+                raise ValueError(f"must be {'an integer' if self.type is int else 'a number'} {got}")
+            problem = self._check_number(number)
+            if problem:
+                raise ValueError(f"{problem} {got}")
+            return number
+        if self.type is str:
+            if not isinstance(value, str):
+                raise ValueError(f"must be a string {got}")
+            if self.choices and value not in self.choices:
+                hint = _did_you_mean(value, self.choices)
+                raise ValueError(f"must be one of: {', '.join(self.choices)} {got}{hint}")
+            return value
+        if self.type is list:
+            if not isinstance(value, list):
+                raise ValueError(f"must be a list {got}")
+            if self.length and len(value) not in self.length:
+                counts = " or ".join(str(n) for n in self.length)
+                raise ValueError(f"must have {counts} items {got}")
+            if self.item is float:
+                items = [_as_number(v, float) for v in value]
+                if any(v is None for v in items):
+                    raise ValueError(f"must be a list of numbers {got}")
+                for v in items:
+                    problem = self._check_number(v)
+                    if problem:
+                        raise ValueError(f"every item {problem} {got}")
+                return items
+            if self.item is list:
+                pairs = []
+                for v in value:
+                    pair = [_as_number(p, float) for p in v] if isinstance(v, list) else None
+                    if pair is None or len(pair) != 2 or any(p is None for p in pair):
+                        raise ValueError(f"must be a list of [x, y] pairs {got}")
+                    pairs.append(pair)
+                return pairs
+            return list(value)
+        raise TypeError(f"unsupported parameter type {self.type!r}")  # a declaration bug
+
+
+def _as_number(value: Any, kind: type) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            return None
+        return int(value)
+    return float(value)
+
+
+def _did_you_mean(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+@dataclass
+class OpSpec:
+    """Everything the registry knows about one operator."""
+
+    name: str
+    kind: str
+    func: Callable
+    params: dict[str, Param]
+    summary: str
+    formula: str = ""
+    reference: str = ""
+    example: dict[str, Any] = field(default_factory=dict)
+    changes_shape: bool = False
+    check: Callable[[dict], str | None] | None = None
+
+    def resolve(self, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Fill defaults and validate a step's parameters.
+
+        Returns
+        -------
+        params : dict
+            Every declared parameter with its value.
+        errors : list of (parameter name or "", message)
+        """
+        errors: list[tuple[str, str]] = []
+        values: dict[str, Any] = {}
+        for key in given:
+            if key not in self.params:
+                hint = _did_you_mean(key, self.params)
+                allowed = ", ".join(self.params) or "none"
+                errors.append((key, f"unknown parameter{hint} (parameters: {allowed})"))
+        for name, param in self.params.items():
+            if name in given:
+                try:
+                    values[name] = param.coerce(given[name])
+                except ValueError as exc:
+                    errors.append((name, f"{exc}"))
+            elif param.required:
+                errors.append((name, "is required"))
+            else:
+                values[name] = param.default
+        if not errors and self.check:
+            problem = self.check(values)
+            if problem:
+                errors.append(("", problem))
+        return values, errors
+
+    def example_step(self) -> dict[str, Any]:
+        """An example YAML step for ``imgenh ops NAME``."""
+        if self.example:
+            return {"op": self.name, **self.example}
+        step = {"op": self.name}
+        for name, param in self.params.items():
+            if not param.required and param.default is not None:
+                step[name] = param.default
+        return step
+
+
+REGISTRY: dict[str, OpSpec] = {}
+
+
+def operator(
+    name: str,
+    *,
+    kind: str,
+    summary: str,
+    formula: str = "",
+    reference: str = "",
+    example: dict[str, Any] | None = None,
+    changes_shape: bool = False,
+    check: Callable[[dict], str | None] | None = None,
+):
+    """Register an operator; its keyword-only ``Param`` annotations declare the parameters.
+
+    Parameters
+    ----------
+    name : str
+        The name used in pipeline files (``op: NAME``).
+    kind : {"pointwise", "native", "float"}
+        How the pipeline calls it (see the module docstring).
+    summary : str
+        One line for ``imgenh ops``.
+    formula : str
+        The definition in one line.
+    reference : str
+        The public implementation it is held to in tests.
+    example : dict, optional
+        Parameters of an example step.
+    changes_shape : bool
+        True for operators whose output size or channel count differs from the input.
+    check : callable, optional
+        ``check(params) -> message or None`` for rules that span parameters.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+
+    def register(func: Callable) -> Callable:
+        if name in REGISTRY:
+            raise ValueError(f"operator {name!r} registered twice")
+        params = {}
+        for pname, p in inspect.signature(func, eval_str=True).parameters.items():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                if not isinstance(p.annotation, Param):
+                    raise TypeError(f"{name}.{pname}: annotate with Param(...)")
+                params[pname] = p.annotation
+        REGISTRY[name] = OpSpec(
+            name=name,
+            kind=kind,
+            func=func,
+            params=params,
+            summary=summary,
+            formula=formula,
+            reference=reference,
+            example=example or {},
+            changes_shape=changes_shape,
+            check=check,
+        )
+        return func
+
+    return register
+
+
+def get_op(name: str) -> OpSpec:
+    """Return the operator called ``name``.
+
+    Raises
+    ------
+    KeyError
+        With the nearest names, e.g. ``unknown operator 'gama'; did you mean 'gamma'?``.
+    """
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        hint = _did_you_mean(name, REGISTRY)
+        raise KeyError(f"unknown operator {name!r}{hint} (see `imgenh ops`)") from None
