@@ -137,6 +137,18 @@ class Stats:
         return float(np.dot(levels, counts) / max(counts.sum(), 1))
 
 
+def per_channel(x: np.ndarray, channels: int) -> np.ndarray:
+    """Give a pointwise operator's input one column per channel.
+
+    A shared table ``(N,)`` becomes ``(N, C)`` for a colour image, so a per-channel curve
+    can set each column; tables ``(N, C)`` and images are returned as they are. Grey
+    images (``channels == 1``) are left alone.
+    """
+    if channels > 1 and x.ndim == 1:
+        return np.repeat(x[:, None], channels, axis=1)
+    return x
+
+
 def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
     """Map an integer image through a table of levels in [0, 1].
 
