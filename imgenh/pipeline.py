@@ -327,6 +327,8 @@ def run_op(pixels: np.ndarray, name: str, **params: Any) -> np.ndarray:
     spec = get_op(name)
     values, errors = spec.resolve(params)
     if errors:
-        raise ValueError("; ".join(f"{name}.{key}: {msg}" if key else f"{name}: {msg}" for key, msg in errors))
+        raise ValueError(
+            "; ".join(f"{name}.{key}: {msg}" if key else f"{name}: {msg}" for key, msg in errors)
+        )
     out, _ = apply_steps(pixels, [Step(spec, values, 0)])
     return out

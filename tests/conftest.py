@@ -35,7 +35,9 @@ def photo8() -> np.ndarray:
 def photo16(photo8) -> np.ndarray:
     """The same photo as 16-bit, with low bits filled in so it is not just 8-bit scaled."""
     rng = np.random.default_rng(1)
-    return (photo8.astype(np.uint32) * 257 + rng.integers(0, 200, photo8.shape)).clip(0, 65535).astype(np.uint16)
+    return (
+        (photo8.astype(np.uint32) * 257 + rng.integers(0, 200, photo8.shape)).clip(0, 65535).astype(np.uint16)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -51,8 +51,9 @@ def magick(img: np.ndarray, *args: str) -> np.ndarray:
     return out
 
 
-def assert_images_close(actual: np.ndarray, expected: np.ndarray, atol: float, name: str = "image",
-                        max_fraction: float = 0.0) -> None:
+def assert_images_close(
+    actual: np.ndarray, expected: np.ndarray, atol: float, name: str = "image", max_fraction: float = 0.0
+) -> None:
     """Assert ``|actual - expected| <= atol`` everywhere (or on all but ``max_fraction`` of pixels).
 
     On failure both images are saved under ``FAILED_DIR`` so they can be looked at.

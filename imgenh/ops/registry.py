@@ -148,7 +148,7 @@ class Param:
             if not isinstance(value, str):
                 raise ValueError(f"must be a string {got}")
             if self.choices and value not in self.choices:
-                hint = _did_you_mean(value, self.choices)
+                hint = did_you_mean(value, self.choices)
                 raise ValueError(f"must be one of: {', '.join(self.choices)} {got}{hint}")
             return value
         if self.type is list:
@@ -188,7 +188,7 @@ def _as_number(value: Any, kind: type) -> float | int | None:
     return float(value)
 
 
-def _did_you_mean(name: str, candidates) -> str:
+def did_you_mean(name: str, candidates) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
@@ -221,7 +221,7 @@ class OpSpec:
         values: dict[str, Any] = {}
         for key in given:
             if key not in self.params:
-                hint = _did_you_mean(key, self.params)
+                hint = did_you_mean(key, self.params)
                 allowed = ", ".join(self.params) or "none"
                 errors.append((key, f"unknown parameter{hint} (parameters: {allowed})"))
         for name, param in self.params.items():
@@ -326,5 +326,5 @@ def get_op(name: str) -> OpSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        hint = _did_you_mean(name, REGISTRY)
+        hint = did_you_mean(name, REGISTRY)
         raise KeyError(f"unknown operator {name!r}{hint} (see `imgenh ops`)") from None

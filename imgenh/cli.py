@@ -1,0 +1,385 @@
+"""The ``imgenh`` command line: run, validate, ops, schema.
+
+Exit codes: 0 all images processed or skipped; 1 some images failed; 2 bad usage or
+pipeline; 75 the output folder is locked by another run; 130/143 interrupted by
+SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from imgenh import __version__
+from imgenh.config import ConfigError, Pipeline, load_pipeline, pipeline_schema
+from imgenh.io import DEFAULT_MAX_PIXELS, FAIL_ON
+from imgenh.manifest import LockedError, Manifest
+from imgenh.ops import REGISTRY, get_op
+from imgenh.plan import Plan, PlanError
+from imgenh.report import Result, write_report
+from imgenh.runner import RunOptions, make_plan, run_batch
+
+EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
+log = logging.getLogger("imgenh")
+
+
+class _TqdmAwareHandler(logging.Handler):
+    """Log lines to stderr without breaking a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _setup_logging(level: str) -> None:
+    handler = _TqdmAwareHandler()
+    handler.setFormatter(logging.Formatter("imgenh: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
+def _fail(lines: list[str] | str, code: int = 2) -> None:
+    for line in [lines] if isinstance(lines, str) else lines:
+        click.echo(f"imgenh: error: {line}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="imgenh")
+def main() -> None:
+    """Batch image enhancement from versioned YAML pipelines.
+
+    \b
+    Example:
+      imgenh run configs/default.yaml photos/ -o enhanced/ --recursive
+      imgenh validate configs/*.yaml
+      imgenh ops gamma
+    """
+
+
+def _read_list(source: str) -> list[str]:
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    try:
+        lines = [line.strip() for line in stream]
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+@main.command()
+@click.argument("pipeline_file", metavar="PIPELINE", type=click.Path(dir_okay=False))
+@click.argument("inputs", metavar="INPUT...", nargs=-1)
+@click.option(
+    "-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (mirrors the inputs)."
+)
+@click.option("-r", "--recursive", is_flag=True, help="Walk folders recursively.")
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only inputs whose relative path or name matches."
+)
+@click.option(
+    "--exclude", multiple=True, metavar="GLOB", help="Leave out inputs whose relative path or name matches."
+)
+@click.option(
+    "--files-from", metavar="FILE", help="Read more inputs, one per line, from FILE ('-' for stdin)."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: all cores; small batches run in-process].",
+)
+@click.option("--format", "fmt", help="Override output.format: keep, jpg, png, tiff, webp.")
+@click.option("--quality", type=int, help="Override output.quality (1-100).")
+@click.option("--suffix", help="Override output.suffix, e.g. _enh.")
+@click.option("--metadata", help="Override output.metadata: keep or strip.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs, even up-to-date ones.")
+@click.option("--in-place", is_flag=True, help="Replace the INPUT FILES THEMSELVES (atomically). No undo.")
+@click.option(
+    "-n", "--dry-run", is_flag=True, help="Print the plan (input -> output, or why skipped); touch nothing."
+)
+@click.option(
+    "--report", metavar="FILE", help="Write a JSON report (.jsonl: one line per image; '-': stdout)."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse images whose header claims more pixels (checked before decoding).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="truncated",
+    show_default=True,
+    help="Decoding strictness: none accepts truncated files, error also refuses trailing data.",
+)
+@click.option(
+    "--max-failures", type=click.IntRange(min=0), default=0, help="Stop after N failed images (0: never)."
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Force the progress bar on or off [default: on a terminal].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar or summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every image.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level [default: warning].",
+)
+def run(
+    pipeline_file,
+    inputs,
+    out,
+    recursive,
+    include,
+    exclude,
+    files_from,
+    jobs,
+    fmt,
+    quality,
+    suffix,
+    metadata,
+    overwrite,
+    in_place,
+    dry_run,
+    report,
+    max_pixels,
+    fail_on,
+    max_failures,
+    progress,
+    quiet,
+    verbose,
+    log_level,
+):
+    """Run PIPELINE over images: files, folders and quoted glob patterns.
+
+    Outputs mirror each input's path relative to the folder it was found in. An existing
+    output is skipped when its input and the pipeline are unchanged since imgenh wrote it
+    (a manifest in OUT/.imgenh records that), or when imgenh did not write it; --overwrite
+    replaces it.
+
+    \b
+    Examples:
+      imgenh run configs/default.yaml sample_images -o out
+      imgenh run low.yaml 'shots/**/*.JPG' -o out -j 4 --format jpg --quality 90
+      find shots -name '*.png' | imgenh run p.yaml --files-from - -o out --report -
+    """
+    _setup_logging(log_level or ("error" if quiet else "info" if verbose else "warning"))
+    pipeline = _load_or_exit(pipeline_file)
+    try:
+        pipeline = pipeline.with_output(format=fmt, quality=quality, suffix=suffix, metadata=metadata)
+    except ConfigError as exc:
+        _fail(exc.errors)
+    inputs = list(inputs)
+    if files_from:
+        try:
+            inputs += _read_list(files_from)
+        except OSError as exc:
+            _fail(f"--files-from {files_from}: {exc.strerror or exc}")
+    if not inputs:
+        _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
+    if in_place and out:
+        _fail("--in-place writes over the inputs; leave out -o/--output")
+    if not in_place and not out:
+        _fail("missing -o/--output folder (or --in-place to replace the inputs)")
+    options = RunOptions(
+        recursive=recursive,
+        include=include,
+        exclude=exclude,
+        jobs=jobs,
+        overwrite=overwrite,
+        in_place=in_place,
+        max_pixels=max_pixels,
+        fail_on=fail_on,
+        max_failures=max_failures,
+    )
+    out_path = Path(out) if out else None
+
+    if dry_run:
+        manifest = Manifest(out_path).load() if out_path and out_path.exists() else None
+        try:
+            plan = make_plan(pipeline, inputs, out_path, options, manifest)
+        except PlanError as exc:
+            _fail(exc.errors)
+        _print_plan(plan)
+        return
+
+    show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
+    bar = None
+    seen_notes: set[str] = set()
+
+    def on_plan(plan: Plan, n_workers: int) -> None:
+        nonlocal bar
+        for warning in plan.warnings:
+            log.warning(warning)
+        todo = len(plan.to_process)
+        log.info(
+            "%d images: %d to process with %d worker%s, %d to skip",
+            len(plan.jobs),
+            todo,
+            n_workers,
+            "s" * (n_workers != 1),
+            len(plan.jobs) - todo,
+        )
+        if in_place:
+            log.warning("--in-place: the inputs themselves are being replaced")
+        if show_bar:
+            from tqdm import tqdm
+
+            bar = tqdm(total=todo, unit="img", file=sys.stderr, dynamic_ncols=True, desc="imgenh")
+
+    def on_result(result: Result) -> None:
+        if result.status == "failed":
+            log.error("%s: %s", result.source, result.reason)
+        elif result.status == "ok":
+            log.info("%s -> %s (%.2f s)", result.source, result.output, result.seconds)
+        else:
+            log.debug("%s: skipped: %s", result.source, result.reason)
+        for note in result.notes:
+            if note.startswith("EXIF orientation"):
+                log.debug("%s: %s", result.source, note)
+            elif note.startswith("truncated"):
+                log.warning("%s: %s", result.source, note)
+            elif note not in seen_notes:
+                seen_notes.add(note)
+                log.warning("%s (first: %s)", note, result.source)
+        if bar is not None and result.status != "skipped":
+            bar.update(1)
+
+    try:
+        summary = run_batch(pipeline, inputs, out_path, options, on_plan=on_plan, on_result=on_result)
+    except PlanError as exc:
+        _fail(exc.errors)
+    except LockedError as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    finally:
+        if bar is not None:
+            bar.close()
+    if report:
+        try:
+            write_report(report, summary)
+        except OSError as exc:
+            log.error("cannot write report %s: %s", report, exc)
+    if not quiet:
+        click.echo(f"imgenh: {summary.line()}", err=True)
+    sys.exit(summary.exit_code)
+
+
+def _load_or_exit(path: str) -> Pipeline:
+    try:
+        return load_pipeline(path)
+    except ConfigError as exc:
+        _fail(exc.errors)
+
+
+def _print_plan(plan: Plan) -> None:
+    for warning in plan.warnings:
+        log.warning(warning)
+    for job in plan.jobs:
+        if job.error:
+            click.echo(f"fail     {job.source}  ({job.error})")
+        elif job.skip:
+            click.echo(f"skip     {job.source}  ({job.skip})")
+        else:
+            click.echo(f"process  {job.source} -> {job.output}  ({job.why})")
+    todo = len(plan.to_process)
+    click.echo(f"dry run: {todo} to process, {len(plan.jobs) - todo} to skip; nothing written", err=True)
+
+
+@main.command()
+@click.argument("files", metavar="PIPELINE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(files):
+    """Check pipeline files without touching any image.
+
+    Reports YAML syntax errors with line:column, unknown operators and parameters with
+    suggestions, and out-of-range values with the allowed range. Exit 0 when all are valid, 2 otherwise.
+
+    \b
+    Example:
+      imgenh validate configs/*.yaml
+    """
+    bad = 0
+    for path in files:
+        try:
+            pipeline = load_pipeline(path)
+        except ConfigError as exc:
+            bad += 1
+            for line in exc.errors:
+                click.echo(f"imgenh: error: {line}", err=True)
+            continue
+        names = ", ".join(s.op.name for s in pipeline.steps) or "no steps"
+        click.echo(f"ok: {path} ({len(pipeline.steps)} steps: {names})")
+    sys.exit(2 if bad else 0)
+
+
+def _format_param_line(name, param) -> str:
+    default = "required" if param.required else f"default {param.default!r}"
+    allowed = param.range_text()
+    allowed = f"; {allowed}" if allowed else ""
+    return f"  {name:<14} {param.type_name():<18} {default}{allowed}\n      {param.help}"
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--markdown", is_flag=True, help="Print the operator table as Markdown (as in README.md).")
+def ops(name, markdown):
+    """List operators, or show one operator's parameters and an example step.
+
+    \b
+    Examples:
+      imgenh ops
+      imgenh ops white_balance
+    """
+    if markdown:
+        click.echo(operator_table())
+        return
+    if name is None:
+        width = max(len(n) for n in REGISTRY)
+        for op_name, spec in sorted(REGISTRY.items()):
+            click.echo(f"{op_name:<{width}}  {spec.kind:<9}  {spec.summary}")
+        return
+    try:
+        spec = get_op(name)
+    except KeyError as exc:
+        _fail(exc.args[0])
+    import yaml
+
+    click.echo(f"{spec.name} ({spec.kind}): {spec.summary}")
+    if spec.formula:
+        click.echo(f"formula:   {spec.formula}")
+    if spec.reference:
+        click.echo(f"reference: {spec.reference}")
+    click.echo("parameters:" if spec.params else "parameters: none")
+    for pname, param in spec.params.items():
+        click.echo(_format_param_line(pname, param))
+    click.echo("example step:")
+    text = yaml.safe_dump({"steps": [spec.example_step()]}, sort_keys=False, default_flow_style=False)
+    click.echo("".join("  " + line for line in text.splitlines(True)[1:]), nl=False)
+
+
+def operator_table() -> str:
+    """The Markdown operator table for README.md, generated from the registry."""
+    rows = ["| operator | kind | what it does | reference |", "|---|---|---|---|"]
+    for name, spec in sorted(REGISTRY.items()):
+        rows.append(f"| `{name}` | {spec.kind} | {spec.summary} | {spec.reference or '-'} |")
+    return "\n".join(rows)
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of pipeline files (for editor completion and CI checks)."""
+    click.echo(json.dumps(pipeline_schema(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
