@@ -130,6 +130,9 @@ def _suffix_problems(suffix: str) -> list[str]:
 # --- YAML with line numbers -------------------------------------------------------------
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 @dataclass
 class _Node:
     """A YAML value with the line it starts on (1-based)."""
@@ -140,6 +143,11 @@ class _Node:
 
 def _convert(node: yaml.Node, constructor: yaml.SafeLoader, source: str, errors: list[str]) -> _Node:
     line = node.start_mark.line + 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        # Only plain data: tags such as !!python/object are refused, never constructed.
+        raise yaml.constructor.ConstructorError(
+            None, None, f"tag {node.tag!r} is not allowed", node.start_mark
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[str, _Node] = {}
         key_lines: dict[str, int] = {}
@@ -180,7 +188,12 @@ def _parse_yaml(text: str, source: str) -> _Node | None:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError([f"{where}: YAML syntax error: {problem}"]) from None
+        kind = (
+            "unsafe or unknown YAML tag"
+            if isinstance(exc, yaml.constructor.ConstructorError)
+            else "YAML syntax error"
+        )
+        raise ConfigError([f"{where}: {kind}: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: YAML error: {exc}"]) from None
     finally:

@@ -9,12 +9,13 @@ and back to its own depth once, at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from imgenh.ops.registry import OpSpec
+if TYPE_CHECKING:  # imgenh.ops imports this module; import only for type checkers
+    from imgenh.ops.registry import OpSpec
 
 # Rec. 709 luma weights, the ones ImageMagick uses for linked (luminance) statistics.
 LUMA_BGR = np.array([0.072186, 0.715158, 0.212656])
@@ -47,7 +48,8 @@ def luma(img: np.ndarray) -> np.ndarray:
     """Rec. 709 luma of a BGR float image (a grey image is its own luma)."""
     if img.ndim == 2:
         return img
-    return cv2.transform(img, LUMA_BGR.reshape(1, 3).astype(np.float32))[..., 0]
+    out = cv2.transform(img, LUMA_BGR.reshape(1, 3).astype(np.float32))
+    return out if out.ndim == 2 else out[..., 0]
 
 
 class Stats:
@@ -294,7 +296,7 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
         for step, ctx in contexts:
             if ctx.values:
                 reports.append({"step": step.index, "op": step.op.name, **ctx.values})
-    if img.dtype != dtype:
+    if img.dtype != dtype or dtype == np.float32:  # float steps may overshoot [0, 1]
         img = from_float(to_float(img), dtype)
     return img, reports
 

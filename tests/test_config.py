@@ -1,0 +1,111 @@
+"""Pipeline files: strict parsing, errors that name file, line and step, hashing, schema."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from imgenh.config import ConfigError, load_pipeline, parse_pipeline, pipeline_from_steps, pipeline_schema
+from imgenh.ops import REGISTRY
+
+
+def errors_of(text: str, source: str = "p.yaml") -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(text, source)
+    return info.value.errors
+
+
+def test_valid_pipeline_fills_defaults_and_output():
+    p = parse_pipeline("version: 1\nname: n\nsteps:\n  - op: gamma\n    value: 2\noutput:\n  quality: 80\n")
+    assert [s.op.name for s in p.steps] == ["gamma"]
+    assert p.steps[0].params["value"] == 2.0
+    assert p.output.quality == 80 and p.output.format == "keep"
+    assert p.name == "n"
+
+
+def test_unknown_operator_suggests_nearest_with_line():
+    (err,) = errors_of("version: 1\nsteps:\n  - op: gama\n")
+    assert err.startswith("p.yaml:3: steps[0].op: unknown operator 'gama'; did you mean 'gamma'?")
+
+
+def test_unknown_parameter_and_range_reported_together_with_lines():
+    errs = errors_of("version: 1\nsteps:\n  - op: gamma\n    valu: 2\n  - op: gamma\n    value: -1\n")
+    assert (
+        errs[0]
+        == "p.yaml:4: steps[0] gamma.valu: unknown parameter; did you mean 'value'? (parameters: value, auto)"
+    )
+    assert errs[1] == "p.yaml:6: steps[1] gamma.value: must be > 0 (got -1)"
+
+
+def test_wrong_types_are_rejected():
+    errs = errors_of("version: 1\nsteps:\n  - op: gamma\n    value: high\n  - op: gamma\n    auto: 1\n")
+    assert "steps[0] gamma.value: must be a number (got 'high')" in errs[0]
+    assert "steps[1] gamma.auto: must be true or false (got 1)" in errs[1]
+
+
+def test_yaml_syntax_error_has_line_and_column():
+    (err,) = errors_of("version: 1\nsteps: [\n  - op: gamma\n")
+    assert err.startswith("p.yaml:3:3: YAML syntax error")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("steps: []\n", "version: is required"),
+        ("version: 2\nsteps: []\n", "this imgenh reads pipeline version 1 (got 2)"),
+        ("version: 1\nstep: []\n", "unknown key; did you mean 'steps'?"),
+        ("version: 1\nsteps:\n  - gamma\n", "steps[0]: must be a mapping like `- op: gamma`"),
+        ("version: 1\nsteps:\n  - value: 2\n", "steps[0]: needs `op:`"),
+        (
+            "version: 1\nsteps: []\noutput:\n  format: gif\n",
+            "output.format: must be one of: keep, jpg, png, tiff, webp",
+        ),
+        ("version: 1\nsteps: []\noutput:\n  suffix: a/b\n", "output.suffix: may not contain path separators"),
+        ("version: 1\nversion: 1\nsteps: []\n", "duplicate key 'version' (first on line 1)"),
+        ("- 1\n- 2\n", "a pipeline file is a mapping"),
+    ],
+)
+def test_strict_structure(text, expected):
+    assert any(expected in e for e in errors_of(text)), errors_of(text)
+
+
+def test_python_tags_are_refused_by_the_safe_loader():
+    (err,) = errors_of("version: 1\nsteps: !!python/object/apply:os.system ['echo pwned']\n")
+    assert "is not allowed" in err and err.startswith("p.yaml:2")
+
+
+def test_load_pipeline_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read pipeline file"):
+        load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_hash_changes_with_any_parameter_or_output_setting():
+    a = pipeline_from_steps([{"op": "gamma", "value": 1.2}])
+    assert a.hash() == pipeline_from_steps([{"op": "gamma", "value": 1.2}]).hash()
+    assert a.hash() != pipeline_from_steps([{"op": "gamma", "value": 1.3}]).hash()
+    assert a.hash() != a.with_output(quality=50).hash()
+    # Spelling out a default does not change what the pipeline does, nor its hash.
+    assert a.hash() == pipeline_from_steps([{"op": "gamma", "value": 1.2, "auto": False}]).hash()
+
+
+def test_cli_style_overrides_are_validated():
+    p = pipeline_from_steps([{"op": "gamma"}])
+    assert p.with_output(format="png", suffix="_x").output.format == "png"
+    with pytest.raises(ConfigError, match="--quality: must be <= 100"):
+        p.with_output(quality=101)
+
+
+def test_apply_runs_steps_in_order():
+    p = pipeline_from_steps([{"op": "gamma", "value": 2.0}, {"op": "gamma", "value": 0.5}])
+    img = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    out, _ = p.apply(img)
+    assert np.abs(out.astype(int) - img).max() <= 1  # the two curves cancel, rounded once
+
+
+def test_schema_covers_every_operator_and_is_json():
+    schema = pipeline_schema()
+    titles = {s["title"] for s in schema["properties"]["steps"]["items"]["oneOf"]}
+    assert titles == set(REGISTRY)
+    json.dumps(schema)
