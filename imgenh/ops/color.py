@@ -1,1 +1,587 @@
-"""color operators."""
+"""Colour operators: white balance (illuminant estimation and von Kries gains) and saturation.
+
+Images are BGR inside; every colour the user gives or reads in a report (gains, reference
+white, illuminant) is in R, G, B order. The kernels below work on BGR arrays and are plain
+functions, so they can be used from Python without the pipeline.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Module import, not names: imgenh.pipeline imports imgenh.ops (which imports this module),
+# so its names exist only once it has finished loading.
+from imgenh import pipeline
+from imgenh.ops.registry import Param, operator
+
+# --------------------------------------------------------------------------------------
+# sRGB transfer function and CIE colorimetry (IEC 61966-2-1, CIE 15)
+
+# Rec. 709 / sRGB luminance weights in R, G, B order.
+LUMA_RGB = np.array([0.212671, 0.715160, 0.072169])
+
+# Linear sRGB (R, G, B) -> CIE XYZ, D65; the matrix scikit-image and ImageMagick use.
+XYZ_FROM_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
+RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
+# The white point is the image of R = G = B = 1, so neutral greys get a = b = 0 exactly
+# (the rounded D65 constants 0.95047, 1.08883 differ from it by 1e-4).
+WHITE_XYZ = XYZ_FROM_RGB.sum(axis=1)
+
+_EPS = (6.0 / 29.0) ** 3  # CIE Lab: below this t, f(t) is linear
+_KAPPA = 1.0 / (3.0 * (6.0 / 29.0) ** 2)
+
+
+def srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    """Decode sRGB levels in [0, 1] to linear light (IEC 61966-2-1).
+
+    Parameters
+    ----------
+    v : ndarray
+        Encoded levels in [0, 1].
+
+    Returns
+    -------
+    ndarray
+        Linear values, same shape (float64 for non-float input).
+    """
+    v = np.asarray(v, dtype=np.result_type(v, np.float32))
+    return np.where(v <= 0.04045, v / 12.92, np.power((np.maximum(v, 0.04045) + 0.055) / 1.055, 2.4))
+
+
+def linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    """Encode linear light in [0, 1] to sRGB levels (inverse of :func:`srgb_to_linear`)."""
+    v = np.asarray(v, dtype=np.result_type(v, np.float32))
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(np.maximum(v, 0.0031308), 1 / 2.4) - 0.055)
+
+
+def _encode_f32(v: np.ndarray) -> np.ndarray:
+    """sRGB encode of a float32 image, with cv2.pow for speed on large images."""
+    v = np.clip(v, 0.0, 1.0)
+    high = cv2.pow(np.maximum(v, np.float32(0.0031308)), 1 / 2.4)
+    return np.where(v <= 0.0031308, v * np.float32(12.92), high * np.float32(1.055) - np.float32(0.055))
+
+
+def _bgr_matrix(m: np.ndarray) -> np.ndarray:
+    """Reorder a 3x3 matrix acting on (R, G, B) vectors to act on (B, G, R) ones."""
+    return m[::-1, ::-1]
+
+
+def planckian_xy(kelvin: float) -> tuple[float, float]:
+    """Chromaticity of a black body (Kim et al. 2002 cubic fit, 1667-25000 K)."""
+    t = float(kelvin)
+    if t <= 4000:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    return x, y
+
+
+def daylight_xy(kelvin: float) -> tuple[float, float]:
+    """Chromaticity of CIE daylight (D-series locus, CIE 15, 4000-25000 K)."""
+    t = float(kelvin)
+    if t <= 7000:
+        x = -4.6070e9 / t**3 + 2.9678e6 / t**2 + 0.09911e3 / t + 0.244063
+    else:
+        x = -2.0064e9 / t**3 + 1.9018e6 / t**2 + 0.24748e3 / t + 0.237040
+    return x, -3.0 * x**2 + 2.87 * x - 0.275
+
+
+def kelvin_to_rgb(kelvin: float) -> np.ndarray:
+    """Linear sRGB colour (R, G, B, max 1) of a light of the given colour temperature.
+
+    Below 4500 K the light is a black body, above 5500 K CIE daylight; in between the two
+    chromaticities are blended linearly, the way IES TM-30 blends its reference
+    illuminants, so the colour is continuous in ``kelvin``. 6504 K is D65, the sRGB white.
+    """
+    kelvin = float(np.clip(kelvin, 1667.0, 25000.0))
+    px, py = planckian_xy(kelvin)
+    if kelvin <= 4500:
+        x, y = px, py
+    else:
+        dx, dy = daylight_xy(kelvin)
+        w = min((kelvin - 4500.0) / 1000.0, 1.0)
+        x, y = (1 - w) * px + w * dx, (1 - w) * py + w * dy
+    xyz = np.array([x / y, 1.0, (1.0 - x - y) / y])
+    rgb = np.maximum(RGB_FROM_XYZ @ xyz, 1e-6)
+    return rgb / rgb.max()
+
+
+# --------------------------------------------------------------------------------------
+# Illuminant estimation (all on BGR images; vectors returned in B, G, R order)
+
+ESTIMATORS = ("gray_world", "white_patch", "shades_of_gray", "gray_edge")
+# Channels of an estimate below this fraction of the largest are raised to it, so gains stay finite.
+MIN_ILLUMINANT_RATIO = 0.02
+
+
+def usable_mask(img: np.ndarray, saturated: float = 0.98, dark: float = 0.02) -> np.ndarray:
+    """Pixels usable for estimation: no channel clipped and not near black.
+
+    Parameters
+    ----------
+    img : ndarray
+        BGR image, uint8/uint16 or float32 in [0, 1], as stored (not linearised).
+    saturated : float
+        A pixel with any channel at or above ``saturated`` (fraction of full scale) is clipped.
+    dark : float
+        A pixel whose channels are all below ``dark`` is near black.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    brightest = _brightest(img)
+    return (brightest >= _level(dark, img.dtype)) & (brightest < _level(saturated, img.dtype))
+
+
+def _brightest(img: np.ndarray) -> np.ndarray:
+    b, g, r = cv2.split(img)
+    return cv2.max(cv2.max(b, g), r)
+
+
+def _level(fraction: float, dtype: np.dtype) -> float:
+    """A threshold in stored levels; for integers "at or above 0.98 * 255" means >= 250."""
+    top = pipeline.max_value(dtype)
+    return float(np.ceil(fraction * top - 1e-9)) if np.dtype(dtype).kind in "ui" else fraction
+
+
+def _levels(dtype: np.dtype, linear: bool) -> np.ndarray:
+    """Working value of every integer level (float64)."""
+    x = np.linspace(0.0, 1.0, int(pipeline.max_value(dtype)) + 1)
+    return srgb_to_linear(x) if linear else x
+
+
+def _working(img: np.ndarray, linear: bool) -> np.ndarray:
+    """The image as float32 working values (linear light or as stored)."""
+    if img.dtype.kind in "ui":
+        return pipeline.apply_table(img, _levels(img.dtype, linear), np.float32)
+    return srgb_to_linear(img).astype(np.float32) if linear else img.astype(np.float32)
+
+
+def _pixel_stats(img: np.ndarray, mask: np.ndarray, linear: bool, kind: str, value: float) -> np.ndarray:
+    """Per-channel mean of ``v ** value`` (kind "norm") or the ``value`` percentile (kind "percentile")."""
+    pixels = img[mask]  # (n, 3), one pass for all channels
+    out = np.zeros(3)
+    if pixels.shape[0] == 0:
+        return out
+    if img.dtype.kind in "ui":
+        # Exact statistics from per-channel histograms of the masked pixels: no float image needed.
+        levels = _levels(img.dtype, linear)
+        for c in range(3):
+            counts = np.bincount(pixels[:, c], minlength=levels.size)
+            if kind == "norm":
+                out[c] = np.dot(counts, levels**value) / pixels.shape[0]
+            else:
+                cum = np.cumsum(counts)
+                idx = int(np.searchsorted(cum, value / 100.0 * cum[-1], side="left"))
+                out[c] = levels[min(idx, levels.size - 1)]
+        return out
+    values = pixels.astype(np.float64)
+    if linear:
+        values = srgb_to_linear(values)
+    for c in range(3):
+        if kind == "norm":
+            out[c] = np.mean(values[:, c] ** value)
+        else:
+            out[c] = np.percentile(values[:, c], value, method="inverted_cdf")
+    return out
+
+
+def gray_world(img: np.ndarray, mask: np.ndarray, linear: bool = True) -> np.ndarray:
+    """Gray-world illuminant: the mean of each channel over the usable pixels (B, G, R)."""
+    return _pixel_stats(img, mask, linear, "norm", 1.0)
+
+
+def shades_of_gray(img: np.ndarray, mask: np.ndarray, linear: bool = True, p: float = 6.0) -> np.ndarray:
+    """Shades-of-gray illuminant (Finlayson & Trezzi 2004): per-channel Minkowski p-norm.
+
+    ``e_c = (mean(v_c ** p)) ** (1 / p)``; p = 1 is gray world, p -> inf is max-RGB.
+    """
+    return _pixel_stats(img, mask, linear, "norm", p) ** (1.0 / p)
+
+
+def white_patch(
+    img: np.ndarray, mask: np.ndarray, linear: bool = True, percentile: float = 99.0
+) -> np.ndarray:
+    """Robust max-RGB (white patch) illuminant: the ``percentile`` of each channel.
+
+    The percentile is the smallest value at or below which ``percentile`` % of the usable
+    pixels lie (numpy's ``inverted_cdf``).
+    """
+    return _pixel_stats(img, mask, linear, "percentile", percentile)
+
+
+def gaussian_derivative_kernels(sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled Gaussian and its first and second derivatives, radius ceil(3 sigma).
+
+    Normalised so that they are exact on constants, ramps and parabolas respectively:
+    ``sum(g) = 1``, ``sum(x * g1) = 1``, ``sum(g2) = 0`` and ``sum(x**2 / 2 * g2) = 1``.
+    """
+    radius = max(int(np.ceil(3.0 * sigma)), 1)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    g /= g.sum()
+    g1 = -x * g
+    g1 /= np.sum(x * g1)
+    g2 = (x**2 - sigma**2) * g
+    g2 -= g2.mean()
+    g2 /= np.sum(x**2 / 2.0 * g2)
+    # cv2.sepFilter2D correlates; flip so the kernels convolve (sign of odd derivatives).
+    return g, g1[::-1].copy(), g2
+
+
+def edge_magnitude(plane: np.ndarray, order: int = 1, sigma: float = 1.0) -> np.ndarray:
+    """Gaussian-derivative magnitude of one float32 channel.
+
+    order 1: ``sqrt(fx**2 + fy**2)``; order 2: the Frobenius norm of the Hessian,
+    ``sqrt(fxx**2 + 2 fxy**2 + fyy**2)`` (rotation invariant).
+    """
+    g, g1, g2 = (k.astype(np.float32) for k in gaussian_derivative_kernels(sigma))
+    border = cv2.BORDER_REFLECT
+    if order == 1:
+        fx = cv2.sepFilter2D(plane, cv2.CV_32F, g1, g, borderType=border)
+        fy = cv2.sepFilter2D(plane, cv2.CV_32F, g, g1, borderType=border)
+        return cv2.magnitude(fx, fy)
+    fxx = cv2.sepFilter2D(plane, cv2.CV_32F, g2, g, borderType=border)
+    fyy = cv2.sepFilter2D(plane, cv2.CV_32F, g, g2, borderType=border)
+    fxy = cv2.sepFilter2D(plane, cv2.CV_32F, g1, g1, borderType=border)
+    return cv2.sqrt(fxx * fxx + fyy * fyy + np.float32(2.0) * fxy * fxy)
+
+
+def gray_edge(
+    img: np.ndarray,
+    mask: np.ndarray,
+    linear: bool = True,
+    order: int = 1,
+    sigma: float = 1.0,
+    p: float = 6.0,
+    saturated: float = 0.98,
+) -> np.ndarray:
+    """Gray-edge illuminant (van de Weijer, Gevers & Gijsenij 2007).
+
+    ``e_c = (mean(|d^n G_sigma * f_c| ** p)) ** (1 / p)`` over usable pixels: the
+    Minkowski p-norm of each channel's Gaussian-derivative magnitude (see
+    :func:`edge_magnitude`). Clipped pixels spoil the derivatives around them, so their
+    exclusion is widened by the kernel radius ``ceil(3 sigma)``, and a border that wide is
+    left out.
+    """
+    work = _working(img, linear)
+    # Clipped pixels spoil the derivatives around them: leave out every pixel whose kernel
+    # touches one, and a border as wide (reflected edges are not edges).
+    reach = max(int(np.ceil(3.0 * sigma)), 1)
+    clipped = (_brightest(img) >= _level(saturated, img.dtype)).astype(np.uint8)
+    clipped = cv2.dilate(clipped, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    usable = mask & (clipped == 0)
+    usable[:reach, :] = usable[-reach:, :] = False
+    usable[:, :reach] = usable[:, -reach:] = False
+    out = np.zeros(3)
+    if not usable.any():
+        return out
+    for c in range(3):
+        mag = edge_magnitude(np.ascontiguousarray(work[..., c]), order, sigma)[usable].astype(np.float64)
+        out[c] = np.mean(mag**p) ** (1.0 / p)
+    return out
+
+
+def estimate_illuminant(
+    img: np.ndarray,
+    method: str = "gray_world",
+    *,
+    linear: bool = True,
+    saturated: float = 0.98,
+    dark: float = 0.02,
+    percentile: float = 99.0,
+    p: float = 6.0,
+    order: int = 1,
+    sigma: float = 1.0,
+) -> np.ndarray:
+    """Estimate the illuminant colour of a BGR image.
+
+    Parameters
+    ----------
+    img : ndarray
+        BGR image, uint8/uint16 or float32 in [0, 1].
+    method : {"gray_world", "white_patch", "shades_of_gray", "gray_edge"}
+    linear : bool
+        Estimate on linear light (sRGB decoded) rather than on stored values.
+    saturated, dark : float
+        Exclusion thresholds, see :func:`usable_mask`.
+    percentile, p, order, sigma : float
+        Parameters of the methods that use them.
+
+    Returns
+    -------
+    ndarray, shape (3,)
+        The illuminant in B, G, R order, unnormalised; all zeros when no pixel is usable.
+    """
+    mask = usable_mask(img, saturated, dark)
+    if method == "gray_world":
+        return gray_world(img, mask, linear)
+    if method == "white_patch":
+        return white_patch(img, mask, linear, percentile)
+    if method == "shades_of_gray":
+        return shades_of_gray(img, mask, linear, p)
+    if method == "gray_edge":
+        return gray_edge(img, mask, linear, order, sigma, p, saturated)
+    raise ValueError(f"unknown estimator {method!r}; expected one of {ESTIMATORS}")
+
+
+def gains_from_illuminant(illuminant_bgr: np.ndarray) -> np.ndarray:
+    """Von Kries gains (B, G, R) that make ``illuminant_bgr`` neutral, with Rec. 709 luma 1.
+
+    Luma of the gains equal to 1 means a neutral grey keeps its (linear) luminance. Channels
+    below ``MIN_ILLUMINANT_RATIO`` of the largest are raised to it so the gains stay finite.
+    """
+    e = np.asarray(illuminant_bgr, dtype=np.float64)
+    e = np.maximum(e, MIN_ILLUMINANT_RATIO * e.max())
+    gains = 1.0 / e
+    return gains / np.dot(LUMA_RGB[::-1], gains)
+
+
+def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> np.ndarray:
+    """Multiply each channel by its gain, in linear light or on stored values, keeping the dtype.
+
+    ``out = encode(clip(gain * decode(in)))`` when ``linear``, else ``clip(gain * in)``;
+    integer images go through one lookup table per channel.
+    """
+    gains = np.asarray(gains_bgr, dtype=np.float64)
+    if img.dtype.kind in "ui":
+        levels = _levels(img.dtype, linear)
+        table = np.clip(levels[:, None] * gains[None, :], 0.0, 1.0)
+        if linear:
+            table = linear_to_srgb(table)
+        return pipeline.apply_table(img, table)
+    work = _working(img, linear) * gains.astype(np.float32)
+    work = np.clip(work, 0.0, 1.0)
+    return (_encode_f32(work) if linear else work).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# The white_balance operator
+
+# Chosen by measurement (see white_balance's docstring): estimated in linear light whatever
+# ``linear`` says, then converted to the working space.
+AUTO = {"method": "shades_of_gray", "p": 12.0, "linear": True}
+
+_MANUAL = ("gains", "white", "white_at", "kelvin")
+
+
+def _check_white_balance(p: dict) -> str | None:
+    given = [k for k in _MANUAL if p[k] is not None]
+    if p["method"] == "manual" and len(given) != 1:
+        got = ", ".join(given) if given else "none"
+        return f"method manual needs exactly one of gains, white, white_at, kelvin (got {got})"
+    if p["method"] != "manual" and given:
+        return f"{', '.join(given)} only apply to method manual (method is {p['method']})"
+    if p["dark"] >= p["saturated"]:
+        return f"dark ({p['dark']:g}) must be below saturated ({p['saturated']:g})"
+    return None
+
+
+def _window_mean(img: np.ndarray, x: float, y: float, window: int, linear: bool) -> np.ndarray:
+    """Mean working value (B, G, R) in a window centred on pixel column x, row y."""
+    h, w = img.shape[:2]
+    col, row = int(round(x)), int(round(y))
+    if not (0 <= col < w and 0 <= row < h):
+        raise ValueError(f"white_balance.white_at: [{x:g}, {y:g}] is outside the {w}x{h} image")
+    half = window // 2
+    patch = img[max(row - half, 0) : row + half + 1, max(col - half, 0) : col + half + 1]
+    return _working(patch, linear).reshape(-1, 3).astype(np.float64).mean(axis=0)
+
+
+@operator(
+    "white_balance",
+    kind="native",
+    summary="Remove a colour cast: estimate the illuminant (or take it as given), apply per-channel gains.",
+    formula="out_c = gain_c * in_c (linear light), gain_c ~ 1 / illuminant_c, Rec.709 luma(gains) = 1",
+    reference="van de Weijer et al. 2007 estimators (gray world, max-RGB, shades of gray, gray edge); "
+    "gains checked against ImageMagick -evaluate multiply",
+    example={"method": "auto"},
+    check=_check_white_balance,
+)
+def white_balance(
+    img: np.ndarray,
+    ctx,
+    *,
+    method: Param(
+        str,
+        "auto",
+        "illuminant estimator, or manual",
+        choices=("auto", "gray_world", "white_patch", "shades_of_gray", "gray_edge", "manual"),
+    ),
+    percentile: Param(float, 99.0, "white_patch: percentile taken as the white", gt=50, le=100),
+    p: Param(float, 6.0, "shades_of_gray, gray_edge: Minkowski norm (1 = mean)", ge=1, le=64),
+    order: Param(int, 1, "gray_edge: derivative order, 1 or 2", ge=1, le=2),
+    sigma: Param(float, 1.0, "gray_edge: Gaussian scale in pixels", gt=0, le=20),
+    gains: Param(list, None, "manual: gains [r, g, b], applied as given", item=float, length=3, gt=0, le=16),
+    white: Param(
+        list,
+        None,
+        "manual: colour [r, g, b] (0..1, as stored) that should be neutral",
+        item=float,
+        length=3,
+        gt=0,
+        le=1,
+    ),
+    white_at: Param(list, None, "manual: pixel [x, y] of something neutral", item=float, length=2, ge=0),
+    window: Param(int, 5, "manual white_at: side of the averaged window", ge=1, le=101, odd=True),
+    kelvin: Param(float, None, "manual: colour temperature of the light, in kelvin", ge=1667, le=25000),
+    saturated: Param(float, 0.98, "pixels with a channel at or above this level are ignored", gt=0, le=1),
+    dark: Param(float, 0.02, "pixels with all channels below this level are ignored", ge=0, lt=1),
+    strength: Param(float, 1.0, "0 = unchanged, 1 = full correction", ge=0, le=1),
+    linear: Param(bool, True, "estimate and apply on linear light (sRGB decoded)"),
+) -> np.ndarray:
+    """White balance: estimate the illuminant, then divide it out with per-channel gains.
+
+    Estimators (``method``), each giving the illuminant ``e`` as a per-channel statistic of
+    the usable pixels (no channel >= ``saturated``, not all channels < ``dark``, thresholds
+    on stored levels):
+
+    - ``gray_world``: ``e_c = mean(v_c)``.
+    - ``white_patch``: ``e_c = percentile(v_c, percentile)``, a robust max-RGB.
+    - ``shades_of_gray``: ``e_c = mean(v_c ** p) ** (1/p)`` (Finlayson & Trezzi 2004).
+    - ``gray_edge``: the same norm of the ``order``-th Gaussian-derivative magnitude at
+      scale ``sigma`` (van de Weijer, Gevers & Gijsenij 2007).
+    - ``manual``: exactly one of ``gains`` (used as given), ``white`` (a stored colour that
+      should be neutral), ``white_at`` (mean of a ``window`` x ``window`` patch around pixel
+      column x, row y) or ``kelvin`` (colour of a black body below 4500 K, CIE daylight above
+      5500 K, blended between; converted to linear sRGB, so 6504 K is neutral).
+    - ``auto``: shades of gray, p 12, estimated in linear light whatever ``linear`` says
+      (then encoded when ``linear`` is false). Chosen by mean angular error of the
+      illuminant, averaged over two sets, each under 10 casts (light of 2500-10000 K,
+      green, magenta, cyan and yellow tints) applied to linear light with 1.3x exposure so
+      highlights clip, then 8-bit: 5 sample photos (astronaut, coffee, chelsea, rocket,
+      coffee_16bit at 256 px; taken as neutral, which they are only roughly) and 6 random
+      Mondrians (neutral by construction). Mean error in degrees, photos / Mondrians,
+      linear light: shades of gray p 12 9.9 / 0.4 (best average), white patch 99.5
+      10.5 / 0.5, gray edge (order 2, sigma 3, p 6) 9.6 / 1.6, white patch 99 11.6 / 0.8,
+      shades of gray p 6 13.0 / 0.5, gray edge (1, 1, 6) 12.6 / 1.3, gray world
+      22.3 / 1.4; on stored values gray edge (2, 1, 2) is best on the photos, 6.4, but
+      4.8 (up to 12) on the Mondrians, gray world 26.7 / 1.9.
+
+    Gains are ``1 / e`` scaled so their Rec. 709 luma is 1 (a neutral grey keeps its
+    luminance), then blended toward 1 by ``strength``. ``linear`` (default true) estimates
+    and applies in linear light: a light's colour multiplies linear values (von Kries), and
+    the pixel-statistic estimators measured better there (photos: gray world 22.3 vs 26.7
+    deg, shades of gray p 6 13.0 vs 16.3, p 12 9.9 vs 13.6).
+    Reports ``method``, ``illuminant`` (R, G, B, summing to 1, in the working space) and
+    ``gains`` (R, G, B). Grey images pass unchanged (reported as skipped).
+    """
+    ctx.record("method", method)
+    if not ctx.is_color:
+        ctx.record("skipped", "grey image: white balance needs colour channels")
+        return img.copy()
+    if method == "manual" and gains is not None:
+        gains_bgr = np.asarray(gains[::-1], dtype=np.float64)
+        illuminant = 1.0 / gains_bgr
+    else:
+        if method == "manual":
+            if white is not None:
+                illuminant = np.asarray(white[::-1], dtype=np.float64)
+                if linear:
+                    illuminant = srgb_to_linear(illuminant)
+            elif white_at is not None:
+                illuminant = _window_mean(img, white_at[0], white_at[1], window, linear)
+            else:
+                illuminant = kelvin_to_rgb(kelvin)[::-1]
+                if not linear:
+                    illuminant = linear_to_srgb(illuminant)
+        else:
+            options = {"percentile": percentile, "p": p, "order": order, "sigma": sigma, "linear": linear}
+            estimator = method
+            if method == "auto":
+                estimator = AUTO["method"]
+                options.update({k: v for k, v in AUTO.items() if k != "method"})
+                ctx.record("estimator", dict(AUTO))
+            illuminant = estimate_illuminant(img, estimator, saturated=saturated, dark=dark, **options)
+            if options["linear"] != linear and illuminant.max() > 0:
+                scaled = illuminant / illuminant.max()  # a colour in [0, 1], so the curve applies
+                illuminant = linear_to_srgb(scaled) if options["linear"] else srgb_to_linear(scaled)
+        if not np.max(illuminant) > 0:
+            ctx.record("skipped", "no usable pixels (all clipped or near black)")
+            illuminant = np.ones(3)
+        gains_bgr = gains_from_illuminant(illuminant)
+    gains_bgr = 1.0 + strength * (gains_bgr - 1.0)
+    ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
+    ctx.record("gains", gains_bgr[::-1])
+    ctx.record("linear", linear)
+    return apply_gains(img, gains_bgr, linear)
+
+
+# --------------------------------------------------------------------------------------
+# Saturation in CIE Lab
+
+
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    """CIE Lab companding f(t) on float32 (t >= 0)."""
+    cube = cv2.pow(np.maximum(t, np.float32(0.0)), 1.0 / 3.0)
+    return np.where(t > _EPS, cube, t * np.float32(_KAPPA) + np.float32(4.0 / 29.0))
+
+
+def _lab_finv(f: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_lab_f` (may be negative for out-of-gamut colours)."""
+    return np.where(f > 6.0 / 29.0, f * f * f, (f - np.float32(4.0 / 29.0)) / np.float32(_KAPPA))
+
+
+def scale_chroma(linear_bgr: np.ndarray, factor: float) -> np.ndarray:
+    """Scale CIE Lab a* and b* of a linear-light BGR float32 image by ``factor``.
+
+    L* is untouched, so only X and Z change: with ``f`` the Lab companding,
+    ``X' = Xn finv(fy + k (fx - fy))``, ``Z' = Zn finv(fy + k (fz - fy))`` and ``Y' = Y``.
+    Far out of gamut, ``fy + k (fz - fy)`` is clipped at 0 before the inverse, as
+    scikit-image's lab2rgb does; the result is linear BGR clipped to [0, 1].
+    """
+    m_bgr = _bgr_matrix(XYZ_FROM_RGB) / WHITE_XYZ[::-1, None]  # rows: Z/Zn, Y/Yn, X/Xn
+    t = cv2.transform(linear_bgr, m_bgr.astype(np.float32))
+    fz, fy, fx = cv2.split(_lab_f(t).astype(np.float32))
+    k = np.float32(factor)
+    x = _lab_finv(fy + k * (fx - fy))
+    z = _lab_finv(np.maximum(fy + k * (fz - fy), np.float32(0.0)))
+    y = cv2.split(t)[1]
+    back = np.linalg.inv(m_bgr).astype(np.float32)
+    out = cv2.transform(cv2.merge([z.astype(np.float32), y, x.astype(np.float32)]), back)
+    return np.clip(out, 0.0, 1.0)
+
+
+@operator(
+    "saturation",
+    kind="native",
+    summary="Scale colourfulness: multiply CIE Lab chroma (a*, b*) by factor, keeping lightness and hue.",
+    formula="Lab -> (L, factor * a, factor * b) -> sRGB, clipped",
+    reference="skimage.color.rgb2lab / lab2rgb",
+    example={"factor": 1.2},
+)
+def saturation(
+    img: np.ndarray,
+    ctx,
+    *,
+    factor: Param(float, 1.0, "chroma multiplier: 0 = grey, 1 = unchanged, > 1 more colourful", ge=0, le=5),
+) -> np.ndarray:
+    """Scale chroma in CIE Lab (D65, sRGB primaries): ``a *= factor``, ``b *= factor``.
+
+    Lab is perceptual enough that this keeps lightness L* and hue angle while changing
+    colourfulness, unlike HSV/HSL saturation, which shifts lightness. Colours pushed out of
+    the sRGB gamut are clipped per channel in linear light (as scikit-image does).
+    ``factor`` 0 gives neutral greys of the same L*. Grey images pass unchanged.
+    """
+    if not ctx.is_color:
+        return img.copy()
+    work = _working(img, linear=True)
+    out = _encode_f32(scale_chroma(work, factor))
+    if img.dtype == np.float32:
+        return out.astype(np.float32)
+    top = np.float32(pipeline.max_value(img.dtype))
+    return (out * top + np.float32(0.5)).astype(img.dtype)
