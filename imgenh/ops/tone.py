@@ -1,18 +1,451 @@
-"""Tone and contrast operators: curves on levels, most of them pointwise."""
+"""Tone and contrast operators: curves on levels, most of them pointwise.
+
+The pointwise operators here are written as plain curves on normalised levels in [0, 1]
+(``*_curve`` functions and friends), so they can be reused from Python on tables or float
+images; the registered operators add parameter declarations and image statistics.
+
+ImageMagick equivalents are stated per operator. Black and white points are fractions of
+full scale here, where ImageMagick takes quantum values or percentages: a fraction ``f``
+is ImageMagick's ``{100 * f}%``.
+"""
 
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 
 from imgenh.ops.registry import Param, operator
+from imgenh.pipeline import from_float, max_value, per_channel, to_float
+
+# ImageMagick's MagickEpsilon: below it a range or a contrast counts as zero.
+MAGICK_EPSILON = 1.0e-12
+
+# BGR column of each named colour channel.
+CHANNEL_INDEX = {"blue": 0, "green": 1, "red": 2}
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def gamma_curve(x: np.ndarray, value: float) -> np.ndarray:
+    """Power-law curve ``out = in ** (1 / value)`` (ImageMagick ``-gamma value``).
+
+    Parameters
+    ----------
+    x : ndarray
+        Levels in [0, 1].
+    value : float
+        Gamma; > 1 brightens the midtones.
+
+    Returns
+    -------
+    ndarray
+        Levels in [0, 1].
+    """
+    return np.power(np.clip(x, 0.0, 1.0), 1.0 / value)
+
+
+def auto_gamma_value(mean: float) -> float:
+    """The gamma that maps ``mean`` to mid-grey, as ImageMagick ``-auto-gamma``.
+
+    ``mean ** (1 / g) == 0.5`` gives ``g = log(mean) / log(0.5)``. A mean of exactly 0
+    or 1 has no such gamma; 1.0 (no change) is returned then.
+
+    Parameters
+    ----------
+    mean : float
+        Mean level in [0, 1].
+
+    Returns
+    -------
+    float
+    """
+    if not 0.0 < mean < 1.0:
+        return 1.0
+    return math.log(mean) / math.log(0.5)
+
+
+def level_curve(x: np.ndarray, black: float, white: float, gamma: float = 1.0) -> np.ndarray:
+    """ImageMagick ``-level``: ``out = clip((in - black) / (white - black)) ** (1 / gamma)``.
+
+    Levels below ``black`` go to 0 and above ``white`` to 1. When ``white`` and ``black``
+    coincide (within 1e-12) the levels pass unchanged, as in ImageMagick.
+
+    Parameters
+    ----------
+    x : ndarray
+        Levels in [0, 1].
+    black, white : float
+        Black and white points as fractions of full scale.
+    gamma : float
+        Gamma applied after the linear stretch; > 1 brightens.
+
+    Returns
+    -------
+    ndarray
+        Levels in [0, 1].
+    """
+    if abs(white - black) < MAGICK_EPSILON:
+        return np.clip(x, 0.0, 1.0)
+    t = np.clip((x - black) / (white - black), 0.0, 1.0)
+    return t if gamma == 1.0 else np.power(t, 1.0 / gamma)
+
+
+def log_tone_curve(x: np.ndarray, gain: float = 1.0, inverse: bool = False) -> np.ndarray:
+    """Logarithmic curve, as scikit-image ``exposure.adjust_log``.
+
+    ``out = gain * log2(1 + in)``, or ``out = gain * (2 ** in - 1)`` when ``inverse``;
+    the result is clipped to [0, 1].
+
+    Parameters
+    ----------
+    x : ndarray
+        Levels in [0, 1].
+    gain : float
+        Multiplier.
+    inverse : bool
+        Use the inverse (exponential) curve.
+
+    Returns
+    -------
+    ndarray
+    """
+    x = np.clip(x, 0.0, 1.0)
+    out = gain * (np.exp2(x) - 1.0) if inverse else gain * np.log2(1.0 + x)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _sigmoid(a: float, b: float, x):
+    # ImageMagick's tanh form; 1/(1+exp(-t)) = (1+tanh(t/2))/2 and the scaling below
+    # cancels the affine difference, so it equals the logistic curve.
+    return np.tanh(0.5 * a * (x - b))
+
+
+def sigmoid_curve(x: np.ndarray, contrast: float, midpoint: float = 0.5, inverse: bool = False) -> np.ndarray:
+    """ImageMagick ``-sigmoidal-contrast`` (and ``+sigmoidal-contrast`` when ``inverse``).
+
+    The scaled sigmoid ``(s(in) - s(0)) / (s(1) - s(0))`` with
+    ``s(u) = tanh(contrast / 2 * (u - midpoint))``, so 0 and 1 stay fixed. The inverse is
+    ``midpoint + 2 / contrast * atanh((s(1) - s(0)) * in + s(0))`` with the atanh argument
+    clamped to (-1, 1) by 1e-12, as ImageMagick does. A contrast below 1e-12 changes
+    nothing.
+
+    Parameters
+    ----------
+    x : ndarray
+        Levels in [0, 1].
+    contrast : float
+        Slope; 0 is none, 3 typical, 20 close to a threshold.
+    midpoint : float
+        Inflection point as a fraction of full scale.
+    inverse : bool
+        Apply the inverse curve (lowers contrast).
+
+    Returns
+    -------
+    ndarray
+        Levels in [0, 1].
+    """
+    x = np.clip(x, 0.0, 1.0)
+    if contrast < MAGICK_EPSILON:
+        return x
+    s0 = _sigmoid(contrast, midpoint, 0.0)
+    s1 = _sigmoid(contrast, midpoint, 1.0)
+    if not inverse:
+        out = (_sigmoid(contrast, midpoint, x) - s0) / (s1 - s0)
+    else:
+        arg = np.clip((s1 - s0) * x + s0, -1.0 + MAGICK_EPSILON, 1.0 - MAGICK_EPSILON)
+        out = midpoint + (2.0 / contrast) * np.arctanh(arg)
+    return np.clip(out, 0.0, 1.0)
+
+
+def pchip_slopes(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Node derivatives of the Fritsch-Carlson monotone cubic (PCHIP) through the points.
+
+    Interior nodes take the weighted harmonic mean of the neighbouring secant slopes
+    (zero where they differ in sign or either is zero); the end nodes use the one-sided
+    three-point formula, limited so it keeps the shape (Moler, *Numerical Computing with
+    MATLAB*, 3.6). Two points give a straight line.
+
+    Parameters
+    ----------
+    xs : ndarray
+        Strictly increasing abscissae, at least two.
+    ys : ndarray
+        Ordinates.
+
+    Returns
+    -------
+    ndarray
+        One derivative per point.
+    """
+    xs = np.asarray(xs, np.float64)
+    ys = np.asarray(ys, np.float64)
+    h = np.diff(xs)
+    m = np.diff(ys) / h
+    if xs.size == 2:
+        return np.array([m[0], m[0]])
+    d = np.zeros_like(ys)
+    flat = (np.sign(m[1:]) != np.sign(m[:-1])) | (m[1:] == 0) | (m[:-1] == 0)
+    w1 = 2 * h[1:] + h[:-1]
+    w2 = h[1:] + 2 * h[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        harmonic = (w1 + w2) / (w1 / m[:-1] + w2 / m[1:])
+    d[1:-1] = np.where(flat, 0.0, harmonic)
+    d[0] = _pchip_end_slope(h[0], h[1], m[0], m[1])
+    d[-1] = _pchip_end_slope(h[-1], h[-2], m[-1], m[-2])
+    return d
+
+
+def _pchip_end_slope(h0: float, h1: float, m0: float, m1: float) -> float:
+    d = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+    if np.sign(d) != np.sign(m0):
+        return 0.0
+    if np.sign(m0) != np.sign(m1) and abs(d) > 3 * abs(m0):
+        # A sign change next to the end: cap the slope so the end segment cannot overshoot.
+        return 3 * m0
+    return float(d)
+
+
+def curve_through(x: np.ndarray, points, interpolation: str = "monotone") -> np.ndarray:
+    """Tone curve through control points ``[[x, y], ...]``.
+
+    Between the points the curve is the monotone cubic (PCHIP, no overshoot) or straight
+    segments; outside the first and last point it stays level at their ``y``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Levels in [0, 1].
+    points : sequence of (x, y)
+        Control points, x strictly increasing.
+    interpolation : {"monotone", "linear"}
+
+    Returns
+    -------
+    ndarray
+        Levels in [0, 1].
+    """
+    pts = np.asarray(points, np.float64)
+    xs, ys = pts[:, 0], pts[:, 1]
+    u = np.clip(x, xs[0], xs[-1])
+    if interpolation == "linear":
+        return np.clip(np.interp(u, xs, ys), 0.0, 1.0)
+    d = pchip_slopes(xs, ys)
+    k = np.clip(np.searchsorted(xs, u, side="right") - 1, 0, xs.size - 2)
+    h = xs[k + 1] - xs[k]
+    t = (u - xs[k]) / h
+    t2, t3 = t * t, t * t * t
+    # Cubic Hermite basis on each segment.
+    out = (
+        (2 * t3 - 3 * t2 + 1) * ys[k]
+        + (t3 - 2 * t2 + t) * h * d[k]
+        + (-2 * t3 + 3 * t2) * ys[k + 1]
+        + (t3 - t2) * h * d[k + 1]
+    )
+    return np.clip(out, 0.0, 1.0)
+
+
+def stretch_points(levels: np.ndarray, counts: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """Black and white points of a contrast stretch, by ImageMagick 6.9's rule.
+
+    The black point is the lowest level at which the running count from the bottom
+    exceeds ``low`` percent of the pixels (strictly); the white point is the highest level
+    at which the running count from the top exceeds ``100 - high`` percent. So
+    ``low=1, high=99`` is ``-contrast-stretch 1%x1%`` and ``low=high=0`` (with
+    ``high=100``) gives the minimum and maximum present.
+
+    Parameters
+    ----------
+    levels : ndarray
+        Levels in [0, 1] (any order, repeats allowed).
+    counts : ndarray
+        Pixel count of each level.
+    low, high : float
+        Percentiles, 0 <= low < high <= 100.
+
+    Returns
+    -------
+    black, white : float
+    """
+    order = np.argsort(levels, kind="stable")
+    lv = np.asarray(levels, np.float64)[order]
+    ct = np.asarray(counts, np.float64)[order]
+    total = ct.sum()
+    below = low * (total / 100.0)
+    above = (100.0 - high) * (total / 100.0)
+    last = lv.size - 1
+    black = lv[min(int(np.searchsorted(np.cumsum(ct), below, side="right")), last)]
+    white = lv[::-1][min(int(np.searchsorted(np.cumsum(ct[::-1]), above, side="right")), last)]
+    return float(black), float(white)
+
+
+def linear_stretch(x: np.ndarray, black: float, white: float) -> np.ndarray:
+    """Map ``black`` to 0 and ``white`` to 1 linearly, clipping outside.
+
+    Equal points leave the levels unchanged (ImageMagick does not stretch a channel with
+    a single value).
+    """
+    if white - black < MAGICK_EPSILON:
+        return np.clip(x, 0.0, 1.0)
+    return np.clip((x - black) / (white - black), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def equalize_plane(plane: np.ndarray) -> np.ndarray:
+    """Histogram-equalise one uint8 or uint16 plane with OpenCV's ``equalizeHist`` rule.
+
+    ``out(v) = round((cdf(v) - cdf(vmin)) * top / (N - count(vmin)))`` with ``vmin`` the
+    lowest level present, ``top`` 255 or 65535 and round-half-even; a constant plane is
+    returned unchanged. On uint8 this is ``cv2.equalizeHist`` itself.
+
+    Parameters
+    ----------
+    plane : ndarray
+        2-D uint8 or uint16 array.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype.
+    """
+    if plane.dtype == np.uint8:
+        return cv2.equalizeHist(plane)
+    return equalize_lut(plane)
+
+
+def equalize_lut(plane: np.ndarray) -> np.ndarray:
+    """The equalisation of :func:`equalize_plane` computed in numpy on any integer depth."""
+    top = int(max_value(plane.dtype))
+    hist = np.bincount(plane.ravel(), minlength=top + 1)
+    first = int(np.flatnonzero(hist)[0])
+    total = int(hist.sum())
+    if hist[first] == total:
+        return plane.copy()
+    cdf = np.cumsum(hist) - hist[first]
+    lut = np.rint(np.clip(cdf, 0, None) * (top / (total - hist[first])))
+    return np.clip(lut, 0, top).astype(plane.dtype)[plane]
+
+
+def clahe_plane(plane: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of one uint8 or uint16 plane.
+
+    uint8 is ``cv2.createCLAHE(clip_limit, (tiles, tiles)).apply`` itself; uint16 is
+    :func:`clahe_levels`, the same algorithm with 256-level tile histograms, so the clip
+    limit means the same on both depths.
+    """
+    if plane.dtype == np.uint8:
+        return cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles)).apply(plane)
+    top = max_value(plane.dtype)
+    return np.clip(clahe_levels(plane, clip_limit, tiles) * top + 0.5, 0, top).astype(plane.dtype)
+
+
+def clahe_levels(plane: np.ndarray, clip_limit: float, tiles: int, rows_per_chunk: int = 256) -> np.ndarray:
+    """CLAHE with OpenCV's 8-bit algorithm on a plane of any integer depth, as float levels.
+
+    OpenCV's own 16-bit mode counts 65536-bin tile histograms and clips each bin at
+    ``max(int(clip_limit * tile_area / 65536), 1)`` pixels: on all but huge tiles that is
+    one pixel per bin whatever ``clip_limit`` is, and 8-bit data scaled by 257 comes out
+    tens of levels away from its 8-bit result. Here every pixel counts in the bin of its
+    nearest 8-bit level, as in ``cv2.createCLAHE`` on uint8: the image is padded the same
+    way (reflect-101, when the grid does not divide it), each tile histogram is clipped at
+    ``max(int(clip_limit * tile_area / 256), 1)`` and the excess spread evenly (the
+    remainder one pixel per ``256 // remainder`` bins from bin 0), and tile mappings are
+    the scaled cumulative histograms, blended bilinearly between tile centres. The
+    mappings are not rounded and are interpolated linearly between 8-bit levels, so
+    16-bit detail survives and 8-bit data scaled by 257 gives the 8-bit result within
+    rounding.
+
+    Parameters
+    ----------
+    plane : ndarray
+        2-D uint8 or uint16 array.
+    clip_limit : float
+        Clip as a multiple of the mean count of a 256-bin tile histogram (> 0).
+    tiles : int
+        Tiles per side of the grid.
+    rows_per_chunk : int
+        Rows blended at a time (bounds the temporary memory).
+
+    Returns
+    -------
+    ndarray
+        float64 levels in [0, 1], the shape of ``plane``.
+    """
+    top = int(max_value(plane.dtype))
+    h, w = plane.shape
+    # Position of every pixel on the 8-bit scale, and its nearest 8-bit level (v*257 -> v).
+    pos = plane.astype(np.float32) * np.float32(255.0 / top)
+    bins = ((plane.astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+    ext = bins
+    if h % tiles or w % tiles:
+        # OpenCV pads both axes by (tiles - size % tiles) when either does not divide.
+        ext = cv2.copyMakeBorder(bins, 0, tiles - h % tiles, 0, tiles - w % tiles, cv2.BORDER_REFLECT_101)
+    th, tw = ext.shape[0] // tiles, ext.shape[1] // tiles
+    area = th * tw
+    blocks = ext[: th * tiles, : tw * tiles].reshape(tiles, th, tiles, tw).transpose(0, 2, 1, 3)
+    keys = np.arange(tiles * tiles, dtype=np.int64).reshape(tiles, tiles, 1, 1) * 256 + blocks
+    hist = np.bincount(keys.ravel(), minlength=tiles * tiles * 256).reshape(tiles * tiles, 256)
+    limit = max(int(clip_limit * area / 256), 1)
+    excess = np.maximum(hist - limit, 0).sum(axis=1)
+    hist = np.minimum(hist, limit) + (excess // 256)[:, None]
+    for t in np.flatnonzero(excess % 256):
+        rest = int(excess[t] % 256)
+        hist[t, np.arange(0, 256, max(256 // rest, 1))[:rest]] += 1
+    lut = np.cumsum(hist, axis=1) * (1.0 / area)  # levels in [0, 1]
+    lut = np.concatenate([lut, lut[:, -1:]], axis=1).ravel()  # a 257th entry so k + 1 is valid
+
+    def axis_weights(n: int, size: int):
+        f = np.arange(n, dtype=np.float32) * np.float32(1.0 / size) - np.float32(0.5)
+        lo = np.floor(f)
+        frac = (f - lo).astype(np.float64)
+        lo = lo.astype(np.int64)
+        return np.maximum(lo, 0), np.minimum(lo + 1, tiles - 1), frac
+
+    y1, y2, ya = axis_weights(h, th)
+    x1, x2, xa = axis_weights(w, tw)
+    out = np.empty((h, w), np.float64)
+    for start in range(0, h, rows_per_chunk):
+        rows = slice(start, min(start + rows_per_chunk, h))
+        p = pos[rows].astype(np.float64)
+        k = np.minimum(p.astype(np.int64), 255)
+        f = p - k
+
+        yw = ya[rows, None]
+        top_row = _tile_value(lut, y1[rows], x1, k, f, tiles) * (1 - xa)
+        top_row += _tile_value(lut, y1[rows], x2, k, f, tiles) * xa
+        bottom_row = _tile_value(lut, y2[rows], x1, k, f, tiles) * (1 - xa)
+        bottom_row += _tile_value(lut, y2[rows], x2, k, f, tiles) * xa
+        out[rows] = top_row * (1 - yw) + bottom_row * yw
+    return np.clip(out, 0.0, 1.0)
+
+
+def _tile_value(lut, ty, tx, k, f, tiles):
+    # One tile's mapping at each pixel: its 8-bit level k plus the fraction f towards k + 1.
+    base = (ty[:, None] * tiles + tx[None, :]) * 257 + k
+    lo = lut[base]
+    return lo + f * (lut[base + 1] - lo)
+
+
+def _per_channel_copy(x: np.ndarray, channels: int) -> np.ndarray:
+    # per_channel returns images as they are: copy so the caller's array is never written.
+    out = per_channel(x, channels)
+    return out.copy() if out is x else out
+
+
+# --------------------------------------------------------------------------- operators
 
 
 @operator(
     "gamma",
     kind="pointwise",
-    summary="Power-law tone curve; value > 1 brightens the midtones.",
-    formula="out = in ** (1 / value)",
-    reference="ImageMagick -gamma",
+    summary="Power-law tone curve; value > 1 brightens the midtones (or auto: mean to mid-grey).",
+    formula="out = in ** (1 / value); auto: value = log(mean) / log(0.5), mean pooled over channels",
+    reference="ImageMagick -gamma / -auto-gamma",
     example={"value": 1.4},
 )
 def gamma(
@@ -20,6 +453,288 @@ def gamma(
     ctx,
     *,
     value: Param(float, 1.0, "exponent is 1/value; > 1 brightens, < 1 darkens", gt=0, le=10),
+    auto: Param(bool, False, "pick value so the mean level (all channels pooled) becomes 0.5; ignores value"),
 ) -> np.ndarray:
-    """Gamma curve with ImageMagick's convention: ``out = in ** (1 / value)``."""
-    return np.power(np.clip(x, 0.0, 1.0), 1.0 / value)
+    """Gamma curve with ImageMagick's convention: ``out = in ** (1 / value)``.
+
+    With ``auto`` the exponent follows ImageMagick 6.9 ``-auto-gamma`` with its default
+    channels: one gamma for all channels, from the mean of R, G and B pooled, so the
+    mean maps to mid-grey. The chosen value is reported as ``gamma``.
+    """
+    if auto:
+        value = auto_gamma_value(ctx.stats.mean(None))
+        ctx.record("gamma", round(value, 6))
+    return gamma_curve(x, value)
+
+
+@operator(
+    "levels",
+    kind="pointwise",
+    summary="Black point, white point and gamma, like ImageMagick -level.",
+    formula="out = clip((in - black) / (white - black)) ** (1 / gamma)",
+    reference="ImageMagick -level {100*black}%,{100*white}%,gamma",
+    example={"black": 0.05, "white": 0.95, "gamma": 1.2},
+    check=lambda p: "black must be < white" if p["black"] >= p["white"] else None,
+)
+def levels(
+    x: np.ndarray,
+    ctx,
+    *,
+    black: Param(float, 0.0, "level mapped to 0, as a fraction of full scale (IM: 100*black %)", ge=0, le=1),
+    white: Param(float, 1.0, "level mapped to full scale, as a fraction (IM: 100*white %)", ge=0, le=1),
+    gamma: Param(float, 1.0, "gamma after the stretch; > 1 brightens", gt=0, le=10),
+) -> np.ndarray:
+    """ImageMagick ``-level`` with black/white as fractions of full scale.
+
+    ``black=0.1, white=0.9, gamma=1.2`` is ``-level 10%,90%,1.2`` on any depth.
+    """
+    return level_curve(x, black, white, gamma)
+
+
+@operator(
+    "log_curve",
+    kind="pointwise",
+    summary="Logarithmic tone curve (or its exponential inverse), like skimage adjust_log.",
+    formula="out = gain * log2(1 + in); inverse: out = gain * (2 ** in - 1)",
+    reference="scikit-image exposure.adjust_log",
+    example={"gain": 1.0},
+)
+def log_curve(
+    x: np.ndarray,
+    ctx,
+    *,
+    gain: Param(float, 1.0, "multiplier applied after the curve", gt=0, le=10),
+    inverse: Param(bool, False, "use the inverse curve gain * (2 ** in - 1)"),
+) -> np.ndarray:
+    """Logarithmic correction as ``skimage.exposure.adjust_log`` (clipped to [0, 1])."""
+    return log_tone_curve(x, gain, inverse)
+
+
+@operator(
+    "sigmoid",
+    kind="pointwise",
+    summary="Sigmoidal contrast about a midpoint, keeping black and white fixed.",
+    formula="out = (s(in) - s(0)) / (s(1) - s(0)), s(u) = tanh(contrast/2 * (u - midpoint)); inverse: its inverse",
+    reference="ImageMagick -sigmoidal-contrast contrast,{100*midpoint}% (+sigmoidal-contrast for inverse)",
+    example={"contrast": 5.0, "midpoint": 0.5},
+)
+def sigmoid(
+    x: np.ndarray,
+    ctx,
+    *,
+    contrast: Param(float, 3.0, "slope: 0 none, 3 typical, 20 near a threshold", ge=0, le=100),
+    midpoint: Param(float, 0.5, "inflection point as a fraction of full scale", ge=0, le=1),
+    inverse: Param(bool, False, "apply the inverse curve (reduces contrast), IM +sigmoidal-contrast"),
+) -> np.ndarray:
+    """ImageMagick's scaled sigmoidal contrast, see :func:`sigmoid_curve`."""
+    return sigmoid_curve(x, contrast, midpoint, inverse)
+
+
+def _check_curve(p: dict) -> str | None:
+    pts = p["points"]
+    if len(pts) < 2:
+        return "points needs at least 2 [x, y] pairs"
+    if any(not (0.0 <= v <= 1.0) for pt in pts for v in pt):
+        return "points: every x and y must be in [0, 1]"
+    if any(b[0] <= a[0] for a, b in zip(pts, pts[1:], strict=False)):
+        return "points: x must be strictly increasing"
+    return None
+
+
+@operator(
+    "curve",
+    kind="pointwise",
+    summary="Tone curve through control points (monotone cubic or linear), on all or one channel.",
+    formula="out = f(in), f through points (PCHIP / piecewise linear), flat beyond the end points",
+    reference="scipy.interpolate.PchipInterpolator / numpy.interp",
+    example={"points": [[0.0, 0.0], [0.25, 0.2], [0.75, 0.85], [1.0, 1.0]]},
+    check=_check_curve,
+)
+def curve(
+    x: np.ndarray,
+    ctx,
+    *,
+    points: Param(
+        list, [[0.0, 0.0], [1.0, 1.0]], "control points [[x, y], ...], x increasing, in [0, 1]", item=list
+    ),
+    interpolation: Param(
+        str, "monotone", "monotone cubic (PCHIP, no overshoot) or linear", choices=("monotone", "linear")
+    ),
+    channel: Param(
+        str,
+        "all",
+        "channel the curve applies to (a grey image is left alone unless all)",
+        choices=("all", "red", "green", "blue"),
+    ),
+) -> np.ndarray:
+    """A tone curve through ``points``; see :func:`curve_through`.
+
+    A single-channel curve changes that channel of a colour image only; a grey image has
+    no separate red, green or blue and is left unchanged.
+    """
+    if channel == "all":
+        return curve_through(x, points, interpolation)
+    if not ctx.is_color:
+        return x
+    out = _per_channel_copy(x, ctx.channels)
+    c = CHANNEL_INDEX[channel]
+    out[..., c] = curve_through(out[..., c], points, interpolation)
+    return out
+
+
+def _stretch_map(x: np.ndarray, ctx, low: float, high: float, linked: bool, linked_channel) -> np.ndarray:
+    """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
+    if linked or not ctx.is_color:
+        black, white = stretch_points(*ctx.stats.histogram(linked_channel), low, high)
+        ctx.record("black_point", round(black, 6))
+        ctx.record("white_point", round(white, 6))
+        return linear_stretch(x, black, white)
+    out = _per_channel_copy(x, ctx.channels)
+    blacks, whites = {}, {}
+    for name, c in sorted(CHANNEL_INDEX.items(), key=lambda kv: -kv[1]):
+        black, white = stretch_points(*ctx.stats.histogram(c), low, high)
+        blacks[name], whites[name] = round(black, 6), round(white, 6)
+        out[..., c] = linear_stretch(out[..., c], black, white)
+    ctx.record("black_point", blacks)
+    ctx.record("white_point", whites)
+    return out
+
+
+@operator(
+    "stretch",
+    kind="pointwise",
+    summary="Linear contrast stretch between low/high percentiles, like ImageMagick -contrast-stretch.",
+    formula="out = clip((in - black) / (white - black)); black/white at the low/high percentiles",
+    reference="ImageMagick -contrast-stretch {low}%x{100-high}% (linked: false adds -channel RGB)",
+    example={"low": 1.0, "high": 99.0},
+    check=lambda p: "low must be < high" if p["low"] >= p["high"] else None,
+)
+def stretch(
+    x: np.ndarray,
+    ctx,
+    *,
+    low: Param(float, 1.0, "percent of pixels clipped to black", ge=0, lt=100),
+    high: Param(
+        float, 99.0, "percentile mapped to white (100 - high percent clipped to white)", gt=0, le=100
+    ),
+    linked: Param(bool, True, "one map from Rec.709 luma for all channels; false: one per channel"),
+) -> np.ndarray:
+    """Contrast stretch with ImageMagick 6.9's black/white point rule (see :func:`stretch_points`).
+
+    Linked, the histogram is the Rec. 709 luma of each pixel quantised to 65536 levels
+    (ImageMagick with default channels); otherwise each channel's own histogram
+    (``-channel RGB``). The points are reported as ``black_point``/``white_point``,
+    per channel when not linked.
+    """
+    return _stretch_map(x, ctx, low, high, linked, "luma")
+
+
+@operator(
+    "auto_level",
+    kind="pointwise",
+    summary="Stretch the darkest level to black and the brightest to white, like ImageMagick -auto-level.",
+    formula="out = (in - min) / (max - min); linked: min/max over all channels",
+    reference="ImageMagick -auto-level (linked: false adds -channel RGB)",
+    example={"linked": True},
+)
+def auto_level(
+    x: np.ndarray,
+    ctx,
+    *,
+    linked: Param(bool, True, "one min/max over all channels; false: each channel its own"),
+) -> np.ndarray:
+    """ImageMagick ``-auto-level``: min..max to 0..1, a channel with a single level unchanged.
+
+    Linked uses the minimum and maximum of all channels pooled (not luma), as ImageMagick
+    does with its default channels.
+    """
+    return _stretch_map(x, ctx, 0.0, 100.0, linked, None)
+
+
+@operator(
+    "brightness_contrast",
+    kind="pointwise",
+    summary="Linear gain and offset, saturating: out = alpha * in + beta.",
+    formula="out = clip(alpha * in + beta / 255)",
+    reference="cv2.convertScaleAbs(img, alpha=alpha, beta=beta) on uint8 (where non-negative)",
+    example={"alpha": 1.2, "beta": 10.0},
+)
+def brightness_contrast(
+    x: np.ndarray,
+    ctx,
+    *,
+    alpha: Param(float, 1.0, "contrast gain", ge=0, le=10),
+    beta: Param(
+        float, 0.0, "brightness offset in 8-bit levels (x257 on 16-bit, /255 on float)", ge=-255, le=255
+    ),
+) -> np.ndarray:
+    """``out = alpha * in + beta``, saturating, with ``beta`` in 8-bit levels on every depth.
+
+    On uint8 this is ``cv2.convertScaleAbs(img, alpha=alpha, beta=beta)`` wherever that is
+    non-negative (OpenCV takes the absolute value; this operator clips at 0).
+    """
+    return np.clip(alpha * x + beta / 255.0, 0.0, 1.0)
+
+
+@operator(
+    "equalize",
+    kind="native",
+    summary="Histogram equalisation; colour images on luma (Y of YCrCb), chroma kept.",
+    formula="out = round((cdf(in) - cdf(min)) * top / (N - count(min))) on grey or Y",
+    reference="cv2.equalizeHist (8-bit); the same rule on 65536 bins for 16-bit",
+)
+def equalize(img: np.ndarray, ctx) -> np.ndarray:
+    """Equalise grey images directly and colour images on the Y plane of YCrCb.
+
+    uint8 uses ``cv2.equalizeHist``; uint16 the same rule over 65536 levels
+    (:func:`equalize_lut`); float32 goes through uint16.
+    """
+    if img.dtype == np.float32:
+        return to_float(equalize(from_float(img, np.uint16), ctx))
+    if img.ndim == 2:
+        return equalize_plane(img)
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+    ycc[..., 0] = equalize_plane(np.ascontiguousarray(ycc[..., 0]))
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
+
+
+@operator(
+    "clahe",
+    kind="native",
+    summary="Contrast-limited adaptive histogram equalisation; colour images on Lab L.",
+    formula="per tile: 256-bin histogram clipped at clip_limit * mean bin, cumulated; bilinear between tiles",
+    reference="cv2.createCLAHE(clipLimit, (tiles, tiles)).apply (uint8; 16-bit: same algorithm on 256 bins)",
+    example={"clip_limit": 2.0, "tiles": 8},
+)
+def clahe(
+    img: np.ndarray,
+    ctx,
+    *,
+    clip_limit: Param(
+        float, 2.0, "clip as a multiple of the mean count of a 256-bin tile histogram", gt=0, le=100
+    ),
+    tiles: Param(int, 8, "tiles per side of the grid", ge=1, le=64),
+) -> np.ndarray:
+    """CLAHE: grey directly, colour on the L channel of Lab (a and b kept).
+
+    uint8 grey is ``cv2.createCLAHE`` itself. Colour goes through float Lab: L (0..100) is
+    quantised to 8-bit levels for ``cv2.createCLAHE`` on uint8 images, or to 16 bits for
+    :func:`clahe_levels` otherwise, and the result returns through float Lab. (OpenCV's
+    8-bit Lab is off by up to 1.3 levels in L and its round trip alone moves pixels by up
+    to 4 levels, so the float route is both truer and consistent across depths.) uint16
+    and float32 grey use :func:`clahe_levels`, OpenCV's algorithm on 256-level tile
+    histograms, because OpenCV's 16-bit mode clips 65536-bin histograms at one pixel per
+    bin on ordinary tile sizes and so ignores ``clip_limit``.
+    """
+    if img.ndim == 2:
+        if img.dtype == np.float32:
+            return clahe_levels(from_float(img, np.uint16), clip_limit, tiles).astype(np.float32)
+        return clahe_plane(img, clip_limit, tiles)
+    lab = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2Lab)
+    if img.dtype == np.uint8:
+        lum = np.clip(lab[..., 0] * np.float32(2.55) + np.float32(0.5), 0, 255).astype(np.uint8)
+        lab[..., 0] = clahe_plane(lum, clip_limit, tiles).astype(np.float32) * np.float32(100.0 / 255.0)
+    else:
+        lum = np.clip(lab[..., 0] * np.float32(655.35) + np.float32(0.5), 0, 65535).astype(np.uint16)
+        lab[..., 0] = (clahe_levels(lum, clip_limit, tiles) * 100.0).astype(np.float32)
+    return from_float(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), img.dtype)
