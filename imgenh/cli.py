@@ -81,7 +81,10 @@ def _read_list(source: str) -> list[str]:
 )
 @click.option("-r", "--recursive", is_flag=True, help="Walk folders recursively.")
 @click.option(
-    "--include", multiple=True, metavar="GLOB", help="Only inputs whose relative path or name matches."
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Only inputs whose relative path or name matches (case-insensitive).",
 )
 @click.option(
     "--exclude", multiple=True, metavar="GLOB", help="Leave out inputs whose relative path or name matches."
@@ -352,8 +355,6 @@ def ops(name, markdown):
         spec = get_op(name)
     except KeyError as exc:
         _fail(exc.args[0])
-    import yaml
-
     click.echo(f"{spec.name} ({spec.kind}): {spec.summary}")
     if spec.formula:
         click.echo(f"formula:   {spec.formula}")
@@ -363,8 +364,10 @@ def ops(name, markdown):
     for pname, param in spec.params.items():
         click.echo(_format_param_line(pname, param))
     click.echo("example step:")
-    text = yaml.safe_dump({"steps": [spec.example_step()]}, sort_keys=False, default_flow_style=False)
-    click.echo("".join("  " + line for line in text.splitlines(True)[1:]), nl=False)
+    step = spec.example_step()
+    click.echo(f"  - op: {step.pop('op')}")
+    for key, value in step.items():  # JSON is valid YAML and keeps lists on one line
+        click.echo(f"    {key}: {json.dumps(value)}")
 
 
 def operator_table() -> str:

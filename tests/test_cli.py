@@ -1,0 +1,279 @@
+"""The command line: exit codes, messages, input discovery, output layout, dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from imgenh import __version__
+from imgenh.cli import main, operator_table
+from imgenh.ops import REGISTRY
+
+GAMMA = "version: 1\nname: g\nsteps:\n  - op: gamma\n    value: 1.5\n"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def tree(tmp_path, photo8) -> Path:
+    """photos/{a.jpg, b.PNG, sub/c.jpeg, sub/deeper/d.png, notes.txt} and a pipeline file."""
+    root = tmp_path / "photos"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    cv2.imwrite(str(root / "a.jpg"), photo8)
+    cv2.imwrite(str(root / "b.PNG"), photo8[:, :, 0])
+    cv2.imwrite(str(root / "sub" / "c.jpeg"), photo8)
+    cv2.imwrite(str(root / "sub" / "deeper" / "d.png"), photo8)
+    (root / "notes.txt").write_text("not an image")
+    (tmp_path / "p.yaml").write_text(GAMMA)
+    return tmp_path
+
+
+def invoke(runner, args, cwd=None, **kw):
+    old = os.getcwd()
+    try:
+        if cwd:
+            os.chdir(cwd)
+        return runner.invoke(main, args, catch_exceptions=False, **kw)
+    finally:
+        os.chdir(old)
+
+
+def outputs(folder: Path) -> list[str]:
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and ".imgenh" not in p.parts
+    )
+
+
+def test_run_mirrors_folder_and_reports_summary(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "-j", "1"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["a.jpg", "b.PNG"]
+    assert "2 processed, 0 skipped, 0 failed" in res.stderr
+
+
+def test_recursive_mirrors_subfolders(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--recursive"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["a.jpg", "b.PNG", "sub/c.jpeg", "sub/deeper/d.png"]
+    img = cv2.imread(str(tree / "out" / "sub" / "deeper" / "d.png"), cv2.IMREAD_UNCHANGED)
+    src = cv2.imread(str(tree / "photos" / "sub" / "deeper" / "d.png"), cv2.IMREAD_UNCHANGED)
+    expected = np.rint(255 * (src / 255.0) ** (1 / 1.5))
+    assert np.abs(img - expected).max() <= 1
+
+
+def test_glob_include_exclude_and_case_insensitive_extensions(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos/**/*", "-o", "out", "--exclude", "d.*"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["a.jpg", "b.PNG", "sub/c.jpeg"]
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "out2", "--include", "*.png"], cwd=tree)
+    assert outputs(tree / "out2") == ["b.PNG", "sub/deeper/d.png"]
+
+
+def test_pattern_matching_nothing_warns_but_runs(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "nothing/*.jpg", "-o", "out"], cwd=tree)
+    assert res.exit_code == 0
+    assert "pattern 'nothing/*.jpg' matched no images" in res.stderr
+
+
+def test_no_images_at_all_is_exit_2(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "nothing/*.jpg", "-o", "out"], cwd=tree)
+    assert res.exit_code == 2
+    assert "no images found" in res.stderr
+
+
+def test_files_from_stdin(runner, tree):
+    res = invoke(
+        runner,
+        ["run", "p.yaml", "--files-from", "-", "-o", "out"],
+        cwd=tree,
+        input="photos/a.jpg\n# a comment\n\nphotos/sub/c.jpeg\n",
+    )
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["a.jpg", "c.jpeg"]
+
+
+def test_colliding_outputs_are_refused_before_any_work(runner, tree):
+    res = invoke(
+        runner,
+        [
+            "run",
+            "p.yaml",
+            "photos/a.jpg",
+            "photos/sub/c.jpeg",
+            "photos/sub/deeper/d.png",
+            "photos/b.PNG",
+            "-o",
+            "out",
+            "--format",
+            "png",
+        ],
+        cwd=tree,
+    )
+    assert res.exit_code == 0, "different stems do not collide"
+    (tree / "x").mkdir()
+    cv2.imwrite(str(tree / "x" / "a.png"), np.zeros((4, 4), np.uint8))
+    res = invoke(
+        runner, ["run", "p.yaml", "photos/a.jpg", "x/a.png", "-o", "out3", "--format", "png"], cwd=tree
+    )
+    assert res.exit_code == 2
+    assert "2 inputs would be written to the same output a.png" in res.stderr
+    assert not (tree / "out3").exists()
+
+
+def test_output_inside_input_is_refused_unless_in_place(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "photos/enhanced"], cwd=tree)
+    assert res.exit_code == 2
+    assert "is inside input folder" in res.stderr and "--in-place" in res.stderr
+    assert not (tree / "photos" / "enhanced").exists()
+
+
+def test_in_place_replaces_inputs(runner, tree):
+    before = cv2.imread(str(tree / "photos" / "a.jpg"))
+    res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "--in-place"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    after = cv2.imread(str(tree / "photos" / "a.jpg"))
+    assert after.mean() > before.mean() + 5  # gamma 1.5 brightened it
+    assert "--in-place" in res.stderr
+    assert not list((tree / "photos").glob(".*imgenh-tmp"))
+
+
+def test_existing_output_is_skipped_then_overwritten(runner, tree):
+    out = tree / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"mine")
+    res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "-o", "out"], cwd=tree)
+    assert res.exit_code == 0 and "0 processed, 1 skipped" in res.stderr
+    assert (out / "a.jpg").read_bytes() == b"mine"
+    res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "-o", "out", "--overwrite"], cwd=tree)
+    assert "1 processed" in res.stderr
+    assert cv2.imread(str(out / "a.jpg")) is not None
+
+
+def test_overrides_format_quality_suffix(runner, tree):
+    res = invoke(
+        runner,
+        [
+            "run",
+            "p.yaml",
+            "photos/a.jpg",
+            "-o",
+            "out",
+            "--format",
+            "webp",
+            "--quality",
+            "50",
+            "--suffix",
+            "_enh",
+        ],
+        cwd=tree,
+    )
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["a_enh.webp"]
+    res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "-o", "out", "--quality", "0"], cwd=tree)
+    assert res.exit_code == 2 and "--quality: must be >= 1 (got 0)" in res.stderr
+
+
+def test_dry_run_prints_plan_and_touches_nothing(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
+    assert res.exit_code == 0
+    assert f"process  photos{os.sep}a.jpg -> out{os.sep}a.jpg  (new)" in res.stdout
+    assert not (tree / "out").exists()
+
+
+def test_failed_image_gives_exit_1_and_others_still_done(runner, tree):
+    (tree / "photos" / "broken.jpg").write_text("<html>not a jpeg</html>")
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
+    assert res.exit_code == 1
+    assert "broken.jpg: not a supported image" in res.stderr
+    assert outputs(tree / "out") == ["a.jpg", "b.PNG"]
+    report = json.loads((tree / "r.json").read_text())
+    assert report["totals"]["failed"] == 1 and report["totals"]["ok"] == 2
+    assert report["imgenh_version"] == __version__
+
+
+def test_report_to_stdout_is_pure_json(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "-", "-v"], cwd=tree)
+    doc = json.loads(res.stdout)
+    assert {i["status"] for i in doc["images"]} == {"ok"}
+    assert "imgenh: INFO" in res.stderr
+
+
+def test_missing_output_and_bad_pipeline_are_usage_errors(runner, tree):
+    assert invoke(runner, ["run", "p.yaml", "photos"], cwd=tree).exit_code == 2
+    (tree / "bad.yaml").write_text("version: 1\nsteps:\n  - op: gamma\n    value: 0\n")
+    res = invoke(runner, ["run", "bad.yaml", "photos", "-o", "out"], cwd=tree)
+    assert res.exit_code == 2
+    assert "bad.yaml:4: steps[0] gamma.value: must be > 0 (got 0)" in res.stderr
+    assert invoke(runner, ["run", "nope.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 2
+
+
+def test_validate_exit_codes_and_messages(runner, tree):
+    (tree / "bad.yaml").write_text("version: 1\nsteps:\n  - op: gamm\n")
+    res = invoke(runner, ["validate", "p.yaml"], cwd=tree)
+    assert res.exit_code == 0 and "ok: p.yaml (1 steps: gamma)" in res.stdout
+    res = invoke(runner, ["validate", "p.yaml", "bad.yaml"], cwd=tree)
+    assert res.exit_code == 2
+    assert "bad.yaml:3: steps[0].op: unknown operator 'gamm'; did you mean 'gamma'?" in res.stderr
+
+
+def test_ops_lists_every_operator_and_shows_one(runner):
+    res = invoke(runner, ["ops"])
+    assert res.exit_code == 0
+    assert {line.split()[0] for line in res.stdout.splitlines()} == set(REGISTRY)
+    res = invoke(runner, ["ops", "gamma"])
+    assert "formula:" in res.stdout and "reference: ImageMagick -gamma" in res.stdout
+    assert "example step:" in res.stdout and "op: gamma" in res.stdout
+    res = invoke(runner, ["ops", "gama"])
+    assert res.exit_code == 2 and "did you mean 'gamma'" in res.stderr
+
+
+def test_every_operator_example_step_is_valid(runner, tmp_path):
+    import yaml
+
+    from imgenh.config import parse_pipeline
+
+    for name, spec in REGISTRY.items():
+        text = yaml.safe_dump({"version": 1, "steps": [spec.example_step()]})
+        assert parse_pipeline(text, name).steps[0].op.name == name
+
+
+def test_readme_operator_table_is_current():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- operators:start -->") + len("<!-- operators:start -->")
+    end = readme.index("<!-- operators:end -->")
+    assert readme[start:end].strip() == operator_table(), (
+        "README operator table is stale: run `imgenh ops --markdown`"
+    )
+
+
+def test_version_help_and_python_dash_m(runner):
+    assert invoke(runner, ["--version"]).output.strip() == f"imgenh, version {__version__}"
+    for cmd in (
+        ["--help"],
+        ["run", "--help"],
+        ["validate", "--help"],
+        ["ops", "--help"],
+        ["schema", "--help"],
+    ):
+        res = invoke(runner, cmd)
+        assert res.exit_code == 0 and "Example" in res.output or cmd == ["schema", "--help"]
+    proc = subprocess.run([sys.executable, "-m", "imgenh", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_schema_command_prints_json(runner):
+    doc = json.loads(invoke(runner, ["schema"]).stdout)
+    assert doc["required"] == ["version", "steps"]

@@ -1,0 +1,112 @@
+"""Every pipeline in configs/ validates, runs on sample_images, and does what its description says."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from imgenh import RunOptions, load_pipeline, run_batch
+from imgenh.io import read_image
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+EXPECTED = {"default", "low_light", "color_cast", "scanned_documents", "hdr_tone_map", "dataset_normalize"}
+
+
+def test_the_documented_configs_exist():
+    assert {c.stem for c in CONFIGS} >= EXPECTED
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("samples")
+    for p in (ROOT / "sample_images").iterdir():
+        if p.suffix.lower() in (".jpg", ".png"):
+            shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results(samples, tmp_path_factory) -> dict[str, Path]:
+    outs = {}
+    for config in CONFIGS:
+        out = tmp_path_factory.mktemp(config.stem)
+        summary = run_batch(load_pipeline(config), [str(samples)], out, RunOptions(jobs=1))
+        assert summary.exit_code == 0, [r.reason for r in summary.results if r.status == "failed"]
+        assert summary.count("ok") == len(list(samples.iterdir()))
+        outs[config.stem] = out
+    return outs
+
+
+def pixels(path: Path) -> np.ndarray:
+    return read_image(path).pixels.astype(np.float64) / (65535 if path.name.endswith("16bit.png") else 255)
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 2 else img @ np.array([0.072186, 0.715158, 0.212656])
+
+
+def cast(img: np.ndarray) -> float:
+    """Spread of the channel means relative to their average (0 = neutral on average)."""
+    means = img.reshape(-1, 3).mean(axis=0)
+    return float((means.max() - means.min()) / means.mean())
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+def test_config_outputs_decode_with_kept_layout(config, results, samples):
+    out = results[config.stem]
+    pipeline = load_pipeline(config)
+    for src in samples.iterdir():
+        name = src.name if pipeline.output.format == "keep" else src.stem + ".png"
+        before, after = read_image(src), read_image(out / name)
+        assert after.pixels.ndim == before.pixels.ndim
+        assert (after.alpha is None) == (before.alpha is None)
+        if config.stem != "dataset_normalize":
+            assert after.pixels.shape == before.pixels.shape
+            assert after.pixels.dtype == before.pixels.dtype
+
+
+def test_default_keeps_exposure_and_adds_contrast(results, samples):
+    for name in ("coffee.jpg", "chelsea.jpg", "astronaut.jpg"):
+        before, after = pixels(samples / name), pixels(results["default"] / name)
+        assert abs(luma(after).mean() - luma(before).mean()) < 0.08, name
+        assert luma(after).std() >= luma(before).std() * 0.98, name
+
+
+def test_low_light_brightens_the_dim_shot(results, samples):
+    before = pixels(samples / "rocket_dim_warm.jpg")
+    after = pixels(results["low_light"] / "rocket_dim_warm.jpg")
+    assert luma(after).mean() > 2 * luma(before).mean()
+
+
+def test_color_cast_reduces_the_warm_cast(results, samples):
+    before = pixels(samples / "rocket_dim_warm.jpg")
+    after = pixels(results["color_cast"] / "rocket_dim_warm.jpg")
+    assert cast(after) < 0.5 * cast(before)
+
+
+def test_scanned_documents_whitens_paper_as_png(results, samples):
+    out = results["scanned_documents"]
+    assert sorted(p.suffix for p in out.iterdir() if p.is_file()) == [".png"] * len(list(samples.iterdir()))
+    before, after = pixels(samples / "camera.png"), pixels(out / "camera.png")
+    assert np.percentile(after, 95) >= np.percentile(before, 95)
+    assert after.std() > before.std()
+
+
+def test_hdr_tone_map_opens_shadows(results, samples):
+    before = luma(pixels(samples / "rocket_dim_warm.jpg"))
+    after = luma(pixels(results["hdr_tone_map"] / "rocket_dim_warm.jpg"))
+    dark = before < np.percentile(before, 25)
+    assert after[dark].mean() > 3 * before[dark].mean()
+
+
+def test_dataset_normalize_sizes_and_strips(results, samples):
+    for src in samples.iterdir():
+        img = read_image(results["dataset_normalize"] / (src.stem + ".png"))
+        h, w = read_image(src).pixels.shape[:2]
+        assert max(img.pixels.shape[:2]) == min(512, max(h, w))
+        assert img.exif is None and img.icc is None
