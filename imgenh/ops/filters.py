@@ -1,1 +1,406 @@
-"""filters operators."""
+"""Neighbourhood filters: median, unsharp-mask sharpening and edge-preserving denoising.
+
+All of them are ``native`` operators: they work on the image at its own depth (uint8,
+uint16 or float32 in [0, 1]) and return the same dtype and shape. Borders are replicated
+(ImageMagick's default ``edge`` virtual-pixel method and scipy's ``mode="nearest"``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from imgenh.ops.registry import Param, operator
+from imgenh.pipeline import from_float, max_value, to_float
+
+# ---------------------------------------------------------------------------------------------
+# median
+# ---------------------------------------------------------------------------------------------
+
+# Rough per-pixel costs (ns) used to pick, tile by tile, the cheaper of the two exact methods
+# for 16-bit and float medians: one OpenCV 8-bit median pass (O(1) in the size) versus a
+# numpy partition (O(size**2)). Only the ratio matters.
+_BLUR_NS_PER_PIXEL = 12.0
+_PARTITION_NS_PER_ELEMENT = 0.8
+_TILE = 128
+_PARTITION_CHUNK_ELEMENTS = 4_000_000  # bounds the memory of one partition batch (~8-16 MB)
+
+
+def _rank_codes(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replace each value by its rank among the distinct values of the plane.
+
+    The median commutes with any non-decreasing map, so the median of the ranks, mapped
+    back through ``values``, is the median of the plane. Ranks are dense, so images with
+    few distinct levels (e.g. 8-bit data stored as 16-bit) need a single 8-bit pass.
+
+    Returns
+    -------
+    codes : ndarray of uint16 or uint32
+        Rank of each pixel, same shape as ``plane``.
+    values : ndarray
+        The distinct values in increasing order (``values[codes] == plane``).
+    """
+    if plane.dtype == np.uint16:
+        present = np.bincount(plane.ravel(), minlength=65536) > 0
+        lut = (np.cumsum(present) - 1).astype(np.uint16)
+        return lut[plane], np.flatnonzero(present).astype(np.uint16)
+    values, inverse = np.unique(plane, return_inverse=True)
+    dtype = np.uint16 if values.size <= 65536 else np.uint32
+    return inverse.reshape(plane.shape).astype(dtype), values
+
+
+def _partition_median(padded: np.ndarray, size: int, out: np.ndarray) -> None:
+    """Exact median of every ``size`` x ``size`` window of ``padded`` into ``out`` (row batches)."""
+    rows = max(1, _PARTITION_CHUNK_ELEMENTS // max(1, out.shape[1] * size * size))
+    mid = size * size // 2
+    for y0 in range(0, out.shape[0], rows):
+        y1 = min(y0 + rows, out.shape[0])
+        windows = sliding_window_view(padded[y0 : y1 + size - 1], (size, size))
+        flat = windows.reshape(y1 - y0, out.shape[1], size * size)
+        out[y0:y1] = np.partition(flat, mid, axis=-1)[..., mid]
+
+
+def _median_codes(codes: np.ndarray, nbits: int, size: int) -> np.ndarray:
+    """Exact ``size`` x ``size`` median (replicated border) of integer codes below ``2**nbits``.
+
+    The median commutes with non-decreasing maps, so for a constant ``c`` the 8-bit image
+    ``clip((codes >> s) - c, 0, 255)`` has median ``clip((median >> s) - c, 0, 255)``: one
+    OpenCV 8-bit median pass resolves the next 8 bits of every pixel whose median lies in
+    that band. The top byte comes from one pass over the whole image; the lower bytes are
+    resolved tile by tile, one pass per distinct higher prefix in the tile. Where a tile
+    would need more passes than a direct numpy partition costs, the partition is used.
+    """
+    r = size // 2
+    height, width = codes.shape
+    shift = max(nbits - 8, 0)
+    prefix = cv2.medianBlur((codes >> shift).astype(np.uint8), size)
+    if shift == 0:
+        return prefix.astype(codes.dtype)
+    padded = np.pad(codes, r, mode="edge")
+    levels = []
+    s = shift
+    while s > 0:
+        levels.append((s, max(s - 8, 0)))
+        s = max(s - 8, 0)
+    out = np.empty(codes.shape, codes.dtype)
+    partition_cost = _PARTITION_NS_PER_ELEMENT * size * size * (2 if codes.dtype == np.uint32 else 1)
+    tile = max(_TILE, 2 * size)  # keeps the window margin from dominating large sizes
+    for y0 in range(0, height, tile):
+        y1 = min(y0 + tile, height)
+        for x0 in range(0, width, tile):
+            x1 = min(x0 + tile, width)
+            region = padded[y0 : y1 + 2 * r, x0 : x1 + 2 * r]
+            tile_prefix = prefix[y0:y1, x0:x1].astype(np.int64)
+            margin = (y1 - y0 + 2 * r) * (x1 - x0 + 2 * r) / ((y1 - y0) * (x1 - x0))
+            done = False
+            for i, (old, new) in enumerate(levels):
+                distinct = np.unique(tile_prefix)
+                # Later levels have at least as many distinct prefixes as this one.
+                blur_cost = _BLUR_NS_PER_PIXEL * margin * distinct.size * (len(levels) - i)
+                if blur_cost > partition_cost:
+                    _partition_median(region, size, out[y0:y1, x0:x1])
+                    done = True
+                    break
+                shifted = region.astype(np.int64) >> new
+                step = old - new
+                refined = np.empty_like(tile_prefix)
+                for p in distinct:
+                    base = int(p) << step
+                    mask = tile_prefix == p
+                    # Only the bounding box of this prefix's pixels (plus the window margin) is needed.
+                    rows = np.flatnonzero(mask.any(axis=1))
+                    cols = np.flatnonzero(mask.any(axis=0))
+                    ty0, ty1, tx0, tx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                    band = np.clip(shifted[ty0 : ty1 + 2 * r, tx0 : tx1 + 2 * r] - base, 0, 255).astype(
+                        np.uint8
+                    )
+                    blurred = cv2.medianBlur(band, size)[r : r + ty1 - ty0, r : r + tx1 - tx0]
+                    sub = mask[ty0:ty1, tx0:tx1]
+                    refined[ty0:ty1, tx0:tx1][sub] = blurred[sub].astype(np.int64) + base
+                tile_prefix = refined
+            if not done:
+                out[y0:y1, x0:x1] = tile_prefix
+    return out
+
+
+def median_filter(img: np.ndarray, size: int) -> np.ndarray:
+    """Median of each ``size`` x ``size`` neighbourhood, per channel, border replicated.
+
+    Bit-identical to ``cv2.medianBlur`` where OpenCV supports the depth/size, to
+    ``scipy.ndimage.median_filter(img, size=(size, size[, 1]), mode="nearest")`` and to
+    ImageMagick ``-median size``.
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W) or (H, W, C) image, uint8, uint16 or float32.
+    size : int
+        Odd window side, >= 1.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``img``.
+    """
+    if size % 2 != 1:
+        raise ValueError(f"size must be odd (got {size})")
+    if size == 1:
+        return img.copy()
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if (img.dtype == np.uint8 or size <= 5) and channels in (1, 3, 4):
+        # OpenCV handles these natively (its 7+ sizes are uint8 only).
+        return cv2.medianBlur(img, size)
+    if img.ndim == 2:
+        return _median_plane(img, size)
+    out = np.empty_like(img)
+    for c in range(channels):
+        out[..., c] = _median_plane(np.ascontiguousarray(img[..., c]), size)
+    return out
+
+
+def _median_plane(plane: np.ndarray, size: int) -> np.ndarray:
+    if plane.dtype == np.uint8 or size <= 5:
+        return cv2.medianBlur(plane, size)
+    codes, values = _rank_codes(plane)
+    nbits = max(8, int(values.size - 1).bit_length())
+    return values[_median_codes(codes, nbits, size)]
+
+
+@operator(
+    "median",
+    kind="native",
+    summary="Median filter: removes salt-and-pepper noise, keeps edges.",
+    formula="out(p) = median of the size x size window around p (per channel, border replicated)",
+    reference='scipy.ndimage.median_filter(mode="nearest"), cv2.medianBlur, ImageMagick -median',
+    example={"size": 5},
+)
+def median(img: np.ndarray, ctx, *, size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True)):
+    """Median filter operator; see :func:`median_filter`."""
+    return median_filter(img, size)
+
+
+# ---------------------------------------------------------------------------------------------
+# sharpen (unsharp mask)
+# ---------------------------------------------------------------------------------------------
+
+# ImageMagick Q16's QuantumScale: auto kernel widths stop where the edge tap drops below it.
+_IM_QUANTUM_SCALE = 1.0 / 65535.0
+_IM_EPSILON = 1.0e-12
+_SUPERSAMPLE = 3
+
+
+def im_kernel_width(radius: float, sigma: float) -> int:
+    """Width of ImageMagick's 1-D blur kernel for ``radius`` x ``sigma``.
+
+    A radius of 1 or more gives ``2 * floor(radius) + 1`` taps. Below 1, ImageMagick 6.9
+    (``GetOptimalKernelWidth1D``) uses ``2 * ceil(radius) + 1`` for a positive radius and,
+    for radius 0, the widest odd width whose normalised edge tap is still at least 1/65535.
+    """
+    if radius >= 1.0:
+        return 2 * int(radius) + 1
+    if radius > _IM_EPSILON:
+        return 2 * math.ceil(radius) + 1
+    if sigma <= _IM_EPSILON:
+        return 3
+    alpha = 1.0 / (2.0 * sigma * sigma)
+    width = 5
+    while True:
+        half = (width - 1) // 2
+        taps = np.exp(-(np.arange(-half, half + 1, dtype=np.float64) ** 2) * alpha)
+        if taps[-1] / taps.sum() < _IM_QUANTUM_SCALE:
+            return width - 2
+        width += 2
+
+
+def im_blur_kernel(radius: float, sigma: float) -> np.ndarray:
+    """ImageMagick's normalised 1-D Gaussian blur kernel (``-blur`` / ``-unsharp``).
+
+    Each tap integrates the Gaussian numerically: the curve is sampled at 3 points per tap
+    (on a grid ``3 * width`` wide) and each group of 3 samples is summed into its tap, then
+    the taps are normalised to sum 1. For tiny sigmas this is closer to the true
+    integral than sampling the curve at tap centres, and it is what ImageMagick computes.
+
+    Parameters
+    ----------
+    radius : float
+        Kernel half-width in pixels; 0 picks it from ``sigma`` (see :func:`im_kernel_width`).
+    sigma : float
+        Gaussian standard deviation in pixels; 0 gives the identity kernel.
+
+    Returns
+    -------
+    ndarray
+        float64 taps, odd length, summing to 1.
+    """
+    width = im_kernel_width(radius, sigma)
+    kernel = np.zeros(width)
+    if sigma <= _IM_EPSILON:
+        kernel[width // 2] = 1.0
+        return kernel
+    half = (width * _SUPERSAMPLE - 1) // 2
+    u = np.arange(-half, half + 1)
+    s = sigma * _SUPERSAMPLE
+    np.add.at(kernel, (u + half) // _SUPERSAMPLE, np.exp(-(u.astype(np.float64) ** 2) / (2.0 * s * s)))
+    return kernel / kernel.sum()
+
+
+def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, threshold: float) -> np.ndarray:
+    """ImageMagick ``-unsharp radius x sigma + amount + threshold`` on an image of any depth.
+
+    ``blur`` is the image convolved (border replicated) with :func:`im_blur_kernel` along
+    rows and columns (for integer images each pass is rounded to 16-bit levels, as in
+    ImageMagick Q16). Where ``2 * |in - blur| >= threshold`` (levels normalised to [0, 1];
+    the factor 2 is ImageMagick's), ``out = in + amount * (in - blur)``; elsewhere
+    ``out = in``. The result is rounded and saturated to the input depth.
+
+    Parameters
+    ----------
+    img : ndarray
+        uint8, uint16 or float32 image, grey or colour.
+    radius, sigma : float
+        Blur kernel (see :func:`im_blur_kernel`).
+    amount : float
+        Gain applied to the difference.
+    threshold : float
+        Fraction of full scale below which (after doubling) differences are left alone.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``img``.
+    """
+    kernel = im_blur_kernel(radius, sigma).astype(np.float32)
+    one = np.ones(1, np.float32)
+    x = to_float(img)
+    if img.dtype == np.float32:
+        blur = cv2.sepFilter2D(x, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+    else:
+        # Integer images: like ImageMagick Q16, round each blur pass to 16-bit levels. This
+        # only matters where 2|d| sits right at the threshold, but there it flips the decision.
+        q16 = np.float32(65535.0)
+        horizontal = cv2.sepFilter2D(x * q16, cv2.CV_32F, kernel, one, borderType=cv2.BORDER_REPLICATE)
+        blur = cv2.sepFilter2D(np.rint(horizontal), cv2.CV_32F, one, kernel, borderType=cv2.BORDER_REPLICATE)
+        blur = np.rint(blur) / q16
+    diff = x - blur
+    gain = np.where(2.0 * np.abs(diff) >= np.float32(threshold), np.float32(amount), np.float32(0.0))
+    return from_float(x + gain * diff, img.dtype)
+
+
+@operator(
+    "sharpen",
+    kind="native",
+    summary="Unsharp mask: adds back amount x (image - Gaussian blur) where the difference passes threshold.",
+    formula="d = in - gauss(radius, sigma)(in); out = in + amount * d where 2|d| >= threshold, else in",
+    reference="ImageMagick -unsharp {radius}x{sigma}+{amount}+{threshold}",
+    example={"radius": 0, "sigma": 1.5, "amount": 0.8, "threshold": 0.02},
+    check=lambda p: "sharpen: radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
+)
+def sharpen(
+    img: np.ndarray,
+    ctx,
+    *,
+    radius: Param(
+        float, 0.0, "kernel half-width in pixels; 0 = automatic from sigma (as ImageMagick)", ge=0, le=100
+    ),
+    sigma: Param(float, 1.0, "Gaussian standard deviation in pixels", ge=0, le=50),
+    amount: Param(float, 1.0, "gain on the difference (1 = ImageMagick's default)", ge=0, le=20),
+    threshold: Param(
+        float, 0.05, "fraction of full scale; smaller (doubled) differences are untouched", ge=0, le=1
+    ),
+):
+    """Unsharp-mask operator; see :func:`unsharp_mask`."""
+    return unsharp_mask(img, radius, sigma, amount, threshold)
+
+
+# ---------------------------------------------------------------------------------------------
+# denoise
+# ---------------------------------------------------------------------------------------------
+
+
+def bilateral(img: np.ndarray, diameter: int, sigma_color: float, sigma_space: float) -> np.ndarray:
+    """``cv2.bilateralFilter`` at any depth, with ``sigma_color`` as a fraction of full scale.
+
+    uint8 and float32 go to OpenCV as they are (``sigmaColor = sigma_color * 255`` resp.
+    ``sigma_color``); uint16, which OpenCV does not take, is filtered as float32 in [0, 1]
+    and rounded back. Border: replicate.
+    """
+    if img.dtype == np.uint8:
+        return cv2.bilateralFilter(
+            img, diameter, sigma_color * 255.0, sigma_space, borderType=cv2.BORDER_REPLICATE
+        )
+    out = cv2.bilateralFilter(
+        to_float(img), diameter, sigma_color, sigma_space, borderType=cv2.BORDER_REPLICATE
+    )
+    return from_float(out, img.dtype)
+
+
+def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: int) -> np.ndarray:
+    """Non-local means (OpenCV ``fastNlMeansDenoising*``) at any depth.
+
+    ``h`` and ``h_color`` are fractions of full scale.
+
+    - uint8 grey: ``fastNlMeansDenoising(h * 255)``; uint8 colour:
+      ``fastNlMeansDenoisingColored(h * 255, h_color * 255)`` (OpenCV filters L with ``h``
+      and a*b* with ``h_color`` in CIE Lab).
+    - uint16: OpenCV only takes 16-bit with ``NORM_L1`` patch distances (and ``h`` as a
+      list), so those are used with ``h * 65535``. Colour mirrors the 8-bit scheme in
+      YCrCb, which OpenCV converts at 16 bits: Y with ``h``, Cr/Cb jointly with ``h_color``.
+      With L1 distances the weights fall off more gently, so the same ``h`` smooths a
+      little differently than on 8-bit.
+    - float32: quantised to uint16 and back (below 1/65535 this loses nothing visible).
+    """
+    if img.dtype == np.float32:
+        return to_float(nl_means(from_float(img, np.uint16), h, h_color, template, search))
+    if img.dtype == np.uint8:
+        if img.ndim == 2:
+            return cv2.fastNlMeansDenoising(img, None, h * 255.0, template, search)
+        return cv2.fastNlMeansDenoisingColored(img, None, h * 255.0, h_color * 255.0, template, search)
+    top = max_value(img.dtype)
+
+    def l1(plane: np.ndarray, strengths: list[float]) -> np.ndarray:
+        return cv2.fastNlMeansDenoising(
+            plane,
+            [v * top for v in strengths],
+            templateWindowSize=template,
+            searchWindowSize=search,
+            normType=cv2.NORM_L1,
+        )
+
+    if img.ndim == 2:
+        return l1(img, [h])
+    ycrcb = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+    out = np.empty_like(ycrcb)
+    out[..., 0] = l1(np.ascontiguousarray(ycrcb[..., 0]), [h])
+    out[..., 1:] = l1(np.ascontiguousarray(ycrcb[..., 1:]), [h_color, h_color])
+    return cv2.cvtColor(out, cv2.COLOR_YCrCb2BGR)
+
+
+@operator(
+    "denoise",
+    kind="native",
+    summary="Edge-preserving noise reduction: bilateral filter or non-local means (OpenCV).",
+    formula="bilateral: weights exp(-|dp|^2/2 sigma_space^2 - |dv|^2/2 sigma_color^2); "
+    "nlmeans: patch-similarity weighted mean, weights exp(-d^2/h^2)",
+    reference="cv2.bilateralFilter, cv2.fastNlMeansDenoising / fastNlMeansDenoisingColored",
+    example={"method": "nlmeans", "h": 0.03},
+)
+def denoise(
+    img: np.ndarray,
+    ctx,
+    *,
+    method: Param(str, "bilateral", "algorithm", choices=("bilateral", "nlmeans")),
+    diameter: Param(int, 9, "bilateral: neighbourhood diameter in pixels", ge=1, le=51),
+    sigma_color: Param(float, 0.1, "bilateral: range sigma, fraction of full scale", gt=0, le=1),
+    sigma_space: Param(float, 3.0, "bilateral: spatial sigma in pixels", gt=0, le=100),
+    h: Param(float, 0.03, "nlmeans: filter strength, fraction of full scale", gt=0, le=1),
+    h_color: Param(float, None, "nlmeans: strength for colour components (default: h)", gt=0, le=1),
+    template: Param(int, 7, "nlmeans: patch side in pixels", ge=1, le=21, odd=True),
+    search: Param(int, 21, "nlmeans: search window side in pixels", ge=3, le=51, odd=True),
+):
+    """Denoise operator; see :func:`bilateral` and :func:`nl_means`."""
+    if method == "bilateral":
+        return bilateral(img, diameter, sigma_color, sigma_space)
+    return nl_means(img, h, h if h_color is None else h_color, template, search)

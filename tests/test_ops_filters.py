@@ -1,0 +1,299 @@
+"""Filters: median, sharpen (unsharp mask) and denoise, each held to its reference implementation."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import assert_images_close, magick, requires_magick
+from scipy import ndimage
+
+from imgenh.ops import filters
+from imgenh.pipeline import from_float, run_op, to_float
+
+
+def _variant(photo8, photo16, dtype, layout):
+    """The fixture photo at a depth ('u8', 'u16', 'f32') and layout ('grey', 'colour')."""
+    img = photo8 if dtype == "u8" else photo16
+    if layout == "grey":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return to_float(img) if dtype == "f32" else img
+
+
+def _scipy_median(img, size):
+    return ndimage.median_filter(img, size=(size, size) + ((1,) * (img.ndim - 2)), mode="nearest")
+
+
+# ------------------------------------------------------------------------------------------ median
+
+
+@pytest.mark.parametrize("size", [3, 5, 7, 11])
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+@pytest.mark.parametrize("dtype", ["u8", "u16", "f32"])
+def test_median_matches_scipy_exactly(photo8, photo16, dtype, layout, size):
+    # Tolerance: none. The median of a window is one of its values, so any exact method agrees bit for bit.
+    img = _variant(photo8, photo16, dtype, layout)
+    before = img.copy()
+    out = run_op(img, "median", size=size)
+    assert out.dtype == img.dtype and out.shape == img.shape
+    np.testing.assert_array_equal(out, _scipy_median(img, size))
+    np.testing.assert_array_equal(img, before)  # input untouched
+
+
+@pytest.mark.parametrize("path", ["byte_bands", "partition"])
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_median_both_exact_paths(monkeypatch, path, dtype):
+    # Force each of the two exact methods (8-bit band passes / numpy partition) on every tile, with small tiles
+    # so tile edges and image borders are crossed; random data has the most distinct values (worst case).
+    monkeypatch.setattr(filters, "_TILE", 24)
+    monkeypatch.setattr(filters, "_BLUR_NS_PER_PIXEL", 0.0 if path == "byte_bands" else 1e9)
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 65536, (70, 57), dtype=np.uint16)
+    if dtype == np.float32:
+        img = rng.random((70, 57), dtype=np.float32)
+    for size in (7, 9, 25):
+        np.testing.assert_array_equal(filters.median_filter(img, size), _scipy_median(img, size))
+
+
+def test_median_float_more_than_16_bits_of_distinct_values(monkeypatch):
+    # > 65536 distinct floats: ranks need 17 bits, i.e. three byte levels.
+    monkeypatch.setattr(filters, "_TILE", 64)
+    monkeypatch.setattr(filters, "_BLUR_NS_PER_PIXEL", 0.0)
+    img = np.random.default_rng(4).random((270, 250), dtype=np.float32)
+    assert np.unique(img).size > 65536
+    np.testing.assert_array_equal(filters.median_filter(img, 7), _scipy_median(img, 7))
+
+
+def test_median_16bit_with_few_levels_and_flat_image(photo8):
+    # 8-bit data stored as 16-bit (<= 256 distinct values: one 8-bit pass) and a constant image.
+    img16 = photo8.astype(np.uint16) * 257
+    np.testing.assert_array_equal(run_op(img16, "median", size=9), _scipy_median(img16, 9))
+    flat = np.full((20, 30), 0.25, np.float32)
+    np.testing.assert_array_equal(run_op(flat, "median", size=15), flat)
+    np.testing.assert_array_equal(run_op(photo8, "median", size=1), photo8)
+
+
+@requires_magick
+@pytest.mark.imagemagick
+@pytest.mark.parametrize("size", [3, 7])
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+@pytest.mark.parametrize("dtype", ["u8", "u16"])
+def test_median_matches_imagemagick_exactly(photo8, photo16, dtype, layout, size):
+    img = _variant(photo8, photo16, dtype, layout)
+    np.testing.assert_array_equal(run_op(img, "median", size=size), magick(img, "-median", str(size)))
+
+
+def test_median_rejects_even_size(photo8):
+    with pytest.raises(ValueError, match=r"median\.size: must be odd"):
+        run_op(photo8, "median", size=4)
+    with pytest.raises(ValueError, match=r"median\.size"):
+        run_op(photo8, "median", size=0)
+
+
+# ----------------------------------------------------------------------------------------- sharpen
+
+
+def _reference_kernel(radius, sigma):
+    """ImageMagick's blur kernel, written out from its definition independently of the module."""
+    if radius >= 1:
+        width = 2 * int(radius) + 1
+    elif radius > 0:
+        width = 3
+    else:  # widest odd width whose normalised edge tap >= 1/65535 (ImageMagick Q16)
+        width = 5
+        while True:
+            taps = [np.exp(-(i * i) / (2 * sigma * sigma)) for i in range(-(width // 2), width // 2 + 1)]
+            if taps[-1] / sum(taps) < 1 / 65535:
+                width -= 2
+                break
+            width += 2
+    # Supersampled: 3 samples per tap on a grid of 3 * width points, Gaussian of sigma 3 * sigma.
+    kernel = np.zeros(width)
+    n = 3 * width
+    for j in range(n):
+        u = j - (n - 1) // 2
+        kernel[j // 3] += np.exp(-(u * u) / (2 * (3 * sigma) ** 2))
+    return kernel / kernel.sum()
+
+
+def _reference_unsharp(img, radius, sigma, amount, threshold):
+    """Float64 unsharp mask from the formula: out = in + amount (in - blur) where 2|in - blur| >= threshold."""
+    k = _reference_kernel(radius, sigma)
+    x = to_float(img).astype(np.float64)
+    blur = cv2.sepFilter2D(x, cv2.CV_64F, k, k, borderType=cv2.BORDER_REPLICATE)
+    d = x - blur
+    out = np.where(2 * np.abs(d) >= threshold, x + amount * d, x)
+    return from_float(out.astype(np.float32), img.dtype) if img.dtype != np.float32 else np.clip(out, 0, 1)
+
+
+SHARPEN_CASES = [
+    (0, 1.0, 1.0, 0.05),
+    (0, 1.5, 0.8, 0.02),
+    (2, 1.0, 1.5, 0.0),
+    (0, 0.5, 1.0, 0.0),
+    (3, 2.0, 2.0, 0.1),
+]
+
+
+@pytest.mark.parametrize(
+    ("radius", "sigma"), [(0, 0.3), (0, 1.0), (0, 2.5), (2, 1.0), (0.5, 0.7), (4.7, 3.0)]
+)
+def test_sharpen_kernel_is_imagemagicks_supersampled_gaussian(radius, sigma):
+    np.testing.assert_allclose(
+        filters.im_blur_kernel(radius, sigma), _reference_kernel(radius, sigma), rtol=1e-12
+    )
+    assert filters.im_kernel_width(0, 1.0) == 9  # ImageMagick's auto width for sigma 1 (Q16)
+
+
+@requires_magick
+@pytest.mark.imagemagick
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_sharpen_kernel_matches_imagemagick_blur_exactly(photo16, sigma):
+    # One horizontal pass on 16-bit: ImageMagick rounds once, so the kernel must reproduce it exactly (0 LSB).
+    img = cv2.cvtColor(photo16, cv2.COLOR_BGR2GRAY)
+    k = filters.im_blur_kernel(0, sigma)
+    ours = cv2.sepFilter2D(img.astype(np.float64), cv2.CV_64F, k, np.ones(1), borderType=cv2.BORDER_REPLICATE)
+    expected = magick(img, "-morphology", "Convolve", f"blur:0x{sigma}")
+    np.testing.assert_array_equal(np.floor(ours + 0.5).astype(np.uint16), expected)
+
+
+@pytest.mark.parametrize("case", SHARPEN_CASES)
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+@pytest.mark.parametrize("dtype", ["u8", "u16", "f32"])
+def test_sharpen_matches_formula(photo8, photo16, dtype, layout, case):
+    # Integer images round each blur pass to 16-bit levels (as ImageMagick Q16 does) and the float64 formula does
+    # not, which can flip the threshold decision of a pixel sitting right at it. Tolerance: 8-bit 1 LSB on all
+    # but 0.05 % of values; 16-bit 10 LSB on all but 0.5 %; float 1e-5 on all but 0.2 %.
+    img = _variant(photo8, photo16, dtype, layout)
+    before = img.copy()
+    out = run_op(img, "sharpen", radius=case[0], sigma=case[1], amount=case[2], threshold=case[3])
+    assert out.dtype == img.dtype and out.shape == img.shape
+    expected = _reference_unsharp(img, *case)
+    if dtype == "u8":
+        assert_images_close(out, expected, 1, "sharpen-u8", max_fraction=0.0005)
+    elif dtype == "u16":
+        assert_images_close(out, expected, 10, "sharpen-u16", max_fraction=0.005)
+    else:
+        assert_images_close(out, expected, 1e-5, "sharpen-f32", max_fraction=0.002)
+    np.testing.assert_array_equal(img, before)
+
+
+@requires_magick
+@pytest.mark.imagemagick
+@pytest.mark.parametrize("case", SHARPEN_CASES + [(0.5, 0.7, 1.0, 0.01), (0, 3.0, 1.0, 0.0)])
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+def test_sharpen_matches_imagemagick_unsharp(photo8, photo16, layout, case):
+    # Tolerance: within 1 LSB on every 8-bit pixel (ImageMagick 6.9 Q16 truncates when it writes 8 bits, we
+    # round); within 3 LSB on 16-bit (float32 arithmetic and round-half differences times the gain).
+    args = ("-unsharp", f"{case[0]}x{case[1]}+{case[2]}+{case[3]}")
+    for img, atol in (
+        (_variant(photo8, photo16, "u8", layout), 1),
+        (_variant(photo8, photo16, "u16", layout), 3),
+    ):
+        out = run_op(img, "sharpen", radius=case[0], sigma=case[1], amount=case[2], threshold=case[3])
+        assert_images_close(out, magick(img, *args), atol, f"sharpen-vs-im-{img.dtype}", max_fraction=0.0)
+
+
+def test_sharpen_threshold_is_doubled_difference():
+    # A step edge; with sigma 1 the difference next to the edge is known exactly, so pick thresholds just either
+    # side of twice it: the pixel must be sharpened for threshold <= 2|d| and untouched above.
+    img = np.zeros((9, 16), np.float32)
+    img[:, 8:] = 0.5
+    k = filters.im_blur_kernel(0, 1.0)
+    d = 0.5 - 0.5 * k[k.size // 2 :].sum()  # in - blur at the first bright column
+    below = run_op(img, "sharpen", sigma=1.0, amount=1.0, threshold=float(2 * d) * 0.999)
+    above = run_op(img, "sharpen", sigma=1.0, amount=1.0, threshold=float(2 * d) * 1.001)
+    assert below[4, 8] == pytest.approx(0.5 + d, abs=1e-6)
+    assert above[4, 8] == pytest.approx(0.5, abs=1e-7)
+
+
+def test_sharpen_validation(photo8):
+    with pytest.raises(ValueError, match="radius or sigma must be > 0"):
+        run_op(photo8, "sharpen", radius=0, sigma=0)
+    with pytest.raises(ValueError, match=r"sharpen\.amount: must be >= 0"):
+        run_op(photo8, "sharpen", amount=-1)
+    with pytest.raises(ValueError, match=r"sharpen\.threshold"):
+        run_op(photo8, "sharpen", threshold=1.5)
+    # sigma 0 with a radius is the identity blur: nothing to sharpen.
+    np.testing.assert_array_equal(run_op(photo8, "sharpen", radius=2, sigma=0), photo8)
+
+
+# ----------------------------------------------------------------------------------------- denoise
+
+
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+def test_denoise_bilateral_is_opencv_on_uint8(photo8, layout):
+    # Tolerance: none; the same OpenCV call with sigma_color scaled to 0..255.
+    img = _variant(photo8, None, "u8", layout)
+    out = run_op(img, "denoise", method="bilateral", diameter=7, sigma_color=0.12, sigma_space=2.5)
+    expected = cv2.bilateralFilter(img, 7, 0.12 * 255, 2.5, borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+def test_denoise_nlmeans_is_opencv_on_uint8(photo8, layout):
+    # Tolerance: none; fastNlMeansDenoising (grey) / fastNlMeansDenoisingColored (colour), h scaled to 0..255.
+    img = _variant(photo8, None, "u8", layout)
+    out = run_op(img, "denoise", method="nlmeans", h=0.04, h_color=0.06, template=5, search=11)
+    if layout == "grey":
+        expected = cv2.fastNlMeansDenoising(img, None, 0.04 * 255, 5, 11)
+    else:
+        expected = cv2.fastNlMeansDenoisingColored(img, None, 0.04 * 255, 0.06 * 255, 5, 11)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_denoise_16bit_and_float_follow_documented_construction(photo16):
+    # bilateral: float32 filter of the [0, 1] image, rounded (0 LSB). nlmeans colour: YCrCb with L1 distances,
+    # Y with h and Cr/Cb jointly with h_color (0 LSB); float goes through uint16 (within 1/65535).
+    out = run_op(photo16, "denoise", method="bilateral", diameter=5, sigma_color=0.1, sigma_space=2.0)
+    ref = cv2.bilateralFilter(to_float(photo16), 5, 0.1, 2.0, borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(out, from_float(ref, np.uint16))
+
+    out = run_op(photo16, "denoise", method="nlmeans", h=0.05, h_color=0.03, template=5, search=9)
+    ycc = cv2.cvtColor(photo16, cv2.COLOR_BGR2YCrCb)
+    y = cv2.fastNlMeansDenoising(np.ascontiguousarray(ycc[..., 0]), [0.05 * 65535], None, 5, 9, cv2.NORM_L1)
+    c = cv2.fastNlMeansDenoising(
+        np.ascontiguousarray(ycc[..., 1:]), [0.03 * 65535] * 2, None, 5, 9, cv2.NORM_L1
+    )
+    np.testing.assert_array_equal(out, cv2.cvtColor(np.dstack([y, c]), cv2.COLOR_YCrCb2BGR))
+
+    f = to_float(photo16)
+    out_f = run_op(f, "denoise", method="nlmeans", h=0.05, h_color=0.03, template=5, search=9)
+    assert out_f.dtype == np.float32
+    assert_images_close(out_f, to_float(out), 1.0 / 65535 + 1e-7, "denoise-float")
+
+
+def _smooth_and_noisy(dtype, layout):
+    yy, xx = np.mgrid[0:48, 0:64].astype(np.float32)
+    smooth = np.stack([0.2 + xx * 0.008, 0.3 + yy * 0.007, 0.25 + (xx + yy) * 0.004], axis=-1)
+    if layout == "grey":
+        smooth = smooth[..., 1]
+    noisy = np.clip(smooth + np.random.default_rng(7).normal(0, 0.05, smooth.shape), 0, 1).astype(np.float32)
+    return smooth, from_float(noisy, np.dtype(dtype))
+
+
+def _psnr(img, truth):
+    return 10 * np.log10(1.0 / np.mean((to_float(img).astype(np.float64) - truth) ** 2))
+
+
+@pytest.mark.parametrize("method", ["bilateral", "nlmeans"])
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_denoise_raises_psnr(dtype, layout, method):
+    # A smooth gradient plus Gaussian noise (sigma 5 % of full scale): denoising must gain >= 3 dB.
+    smooth, noisy = _smooth_and_noisy(dtype, layout)
+    params = {"h": 0.06} if method == "nlmeans" else {"sigma_color": 0.15, "sigma_space": 3.0}
+    before = noisy.copy()
+    out = run_op(noisy, "denoise", method=method, **params)
+    assert out.dtype == noisy.dtype and out.shape == noisy.shape
+    np.testing.assert_array_equal(noisy, before)
+    assert _psnr(out, smooth) >= _psnr(noisy, smooth) + 3.0
+
+
+def test_denoise_validation(photo8):
+    with pytest.raises(ValueError, match=r"denoise\.method: must be one of"):
+        run_op(photo8, "denoise", method="median")
+    with pytest.raises(ValueError, match=r"denoise\.template: must be odd"):
+        run_op(photo8, "denoise", method="nlmeans", template=6)
+    with pytest.raises(ValueError, match=r"denoise\.sigma_color"):
+        run_op(photo8, "denoise", sigma_color=0)
