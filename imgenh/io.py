@@ -34,6 +34,12 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 
 _MD_EXIF, _MD_XMP, _MD_ICC = cv2.IMAGE_METADATA_EXIF, cv2.IMAGE_METADATA_XMP, cv2.IMAGE_METADATA_ICCP
+# OpenCV hands JPEG XMP over with its APP1 namespace header and writes the blob as given;
+# it writes PNG XMP up to the first NUL (reading past the blob otherwise) and reads it back
+# with a stray byte. So: XMP is kept bare in memory (as PNG and WebP hold it), PNG's text
+# chunk is read here, and each writer gets the form it needs.
+_XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_XMP_PNG_KEYWORD = b"XML:com.adobe.xmp"
 
 
 class ImageError(Exception):
@@ -239,21 +245,47 @@ def _read_bytes(path: Path) -> bytes:
         raise ImageError(exc.strerror or str(exc)) from None
 
 
-def _is_truncated(data: bytes, fmt: str) -> bool:
-    tail = data.rstrip(b"\x00")[-16:]
-    if fmt == "jpeg":
-        return b"\xff\xd9" not in tail
-    if fmt == "png":
-        return b"IEND" not in tail
-    return False
+def _png_xmp(data: bytes) -> bytes | None:
+    """XMP from a PNG ``tEXt`` or uncompressed ``iTXt`` chunk before the pixel data."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            return None
+        keyword, _, text = data[pos + 8 : pos + 8 + length].partition(b"\x00")
+        if keyword == _XMP_PNG_KEYWORD:
+            if kind == b"tEXt":
+                return text
+            # iTXt: compression flag, method, language\0, translated keyword\0, text
+            if kind == b"iTXt" and text[:1] == b"\x00" and text[2:].count(b"\x00") >= 2:
+                return text[2:].split(b"\x00", 2)[2]
+        pos += 12 + length
+    return None
 
 
-def _has_trailing_data(data: bytes, fmt: str) -> bool:
+def _image_end(data: bytes, fmt: str) -> int | None:
+    """Offset just past the image's end marker, or None when the file stops before it.
+
+    Only JPEG (EOI after the last start-of-scan) and PNG (the IEND chunk) are checked; other
+    formats count as complete. Bytes after the end are trailing data, not truncation.
+    """
     if fmt == "jpeg":
-        return not data.endswith(b"\xff\xd9")
+        # Entropy-coded data cannot hold FF D9 (FF is byte-stuffed), so the first EOI after
+        # the last SOS ends the main image; an EXIF thumbnail's EOI comes before that SOS.
+        sos = data.rfind(b"\xff\xda")
+        eoi = data.find(b"\xff\xd9", sos) if sos >= 0 else -1
+        return None if eoi < 0 else eoi + 2
     if fmt == "png":
-        return not data.endswith(b"IEND\xaeB`\x82")
-    return False
+        pos = 8
+        while pos + 8 <= len(data):
+            (length,) = struct.unpack(">I", data[pos : pos + 4])
+            if pos + 12 + length > len(data):
+                return None
+            if data[pos + 4 : pos + 8] == b"IEND":
+                return pos + 12 + length
+            pos += 12 + length
+        return None
+    return len(data)
 
 
 def read_image(
@@ -299,12 +331,14 @@ def read_image(
             f"--max-pixels {max_pixels / 1e6:g} MP (checked before decoding)"
         )
     notes = []
-    truncated = _is_truncated(data, fmt)
+    end = _image_end(data, fmt)
+    truncated = end is None
     if truncated and fail_on != "none":
         raise ImageError(
             f"truncated {fmt.upper()} (file ends before the image data does); --fail-on none accepts it"
         )
-    if fail_on == "error" and not truncated and _has_trailing_data(data, fmt):
+    # Zero padding after the end is common (cameras, disk images) and harmless.
+    if fail_on == "error" and not truncated and data[end:].strip(b"\x00"):
         raise ImageError(f"unexpected data after the end of the {fmt.upper()} image (--fail-on error)")
     buf = np.frombuffer(data, np.uint8)
     try:
@@ -342,7 +376,10 @@ def read_image(
         notes.append(f"EXIF orientation {orientation} applied to the pixels")
     if exif:
         exif = reset_orientation(exif)
-    return Image(pixels, alpha, exif, meta.get(_MD_XMP), meta.get(_MD_ICC), fmt, notes)
+    xmp = _png_xmp(data) if fmt == "png" else meta.get(_MD_XMP)
+    if xmp:
+        xmp = xmp.removeprefix(_XMP_JPEG_HEADER)
+    return Image(pixels, alpha, exif, xmp or None, meta.get(_MD_ICC), fmt, notes)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -392,7 +429,12 @@ def encode(image: Image, ext: str, *, quality: int = 92, metadata: str = "keep")
         params = [cv2.IMWRITE_WEBP_QUALITY, quality]
     blobs = []
     if metadata == "keep":
-        blobs = [(t, b) for t, b in ((_MD_EXIF, image.exif), (_MD_XMP, image.xmp), (_MD_ICC, image.icc)) if b]
+        xmp = image.xmp
+        if xmp and ext in (".jpg", ".jpeg"):
+            xmp = _XMP_JPEG_HEADER + xmp
+        elif xmp and ext == ".png":
+            xmp = xmp + b"\x00"  # OpenCV's PNG writer reads it as a C string: stop it at the end
+        blobs = [(t, b) for t, b in ((_MD_EXIF, image.exif), (_MD_XMP, xmp), (_MD_ICC, image.icc)) if b]
         if blobs and ext not in METADATA_FORMATS:
             notes.append(f"metadata (EXIF/XMP/ICC) not written: OpenCV does not write it to {ext}")
             blobs = []
@@ -426,7 +468,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARKER, dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path} (in its folder): {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -438,7 +480,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputError(f"cannot write {path.name}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_image(path: str | Path, image: Image, *, quality: int = 92, metadata: str = "keep") -> list[str]:

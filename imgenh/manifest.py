@@ -2,9 +2,12 @@
 
 The manifest lives in ``OUT/.imgenh/``: ``manifest.jsonl`` is a journal with one JSON line
 per finished image, appended (and fsynced) only after the image is in place. A run killed
-mid-line leaves a torn last line, which is ignored when reading; the newest record for an
-output wins. At the end of a run the journal is compacted to one line per output and
-swapped in atomically.
+mid-line leaves a torn last line, which is ignored when reading (and closed with a newline
+before the next append, so it cannot swallow the next record); the newest record for an
+output wins. Before work starts, every image about to be processed gets a ``pending`` line,
+so an output renamed into place just before a kill is known to be imgenh's and redone,
+not mistaken for a file someone else put there. At the end of a run the journal is
+compacted to one line per output and swapped in atomically.
 
 The lock is an ``flock`` on ``OUT/.imgenh/lock``: the kernel drops it when its process
 dies, so a run killed with SIGKILL never blocks the next cron run.
@@ -12,6 +15,7 @@ dies, so a run killed with SIGKILL never blocks the next cron run.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -47,7 +51,7 @@ class Record:
     version : str
         imgenh version that wrote it.
     status : str
-        ``ok`` or ``failed``.
+        ``ok``, ``failed``, or ``pending`` (started by a run that did not record the end).
     """
 
     output: str
@@ -120,28 +124,70 @@ class Manifest:
         fh.flush()
         self._lock_fh = fh
 
-    def append(self, rec: Record) -> None:
-        """Record one finished image (after its output is in place)."""
+    def _open(self):
         if self._fh is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
-        self._fh.write(json.dumps(asdict(rec), separators=(",", ":")) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+            fh = open(self.path, "a+b")  # noqa: SIM115 (kept open for the run)
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")  # end a line torn by a kill, so the next record stays whole
+            self._fh = fh
+        return self._fh
+
+    def _write(self, recs: list[Record], sync: bool) -> None:
+        fh = self._open()
+        fh.write(b"".join(json.dumps(asdict(r), separators=(",", ":")).encode() + b"\n" for r in recs))
+        fh.flush()
+        if sync:
+            os.fsync(fh.fileno())
+
+    def start(self, recs: list[Record]) -> None:
+        """Mark images as ``pending`` before they are processed (one write, no fsync).
+
+        A kill leaves them pending, so the next run redoes them even when the output
+        was renamed into place before the kill; the flush is enough for that, since
+        the kernel keeps written data when a process dies.
+        """
+        if recs:
+            self._write(recs, sync=False)
+            self.records.update((r.output, r) for r in recs)
+
+    def append(self, rec: Record) -> None:
+        """Record one finished image (after its output is in place).
+
+        Raises
+        ------
+        OSError
+            When the journal cannot be written (e.g. disk full); the record is still kept
+            in memory for the compaction at :meth:`close`.
+        """
         self.records[rec.output] = rec
+        self._write([rec], sync=True)
 
     def close(self) -> None:
-        """Compact the journal to one line per output, atomically, and release the lock."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-            tmp = self.path.with_name(JOURNAL + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for rec in self.records.values():
-                    fh.write(json.dumps(asdict(rec), separators=(",", ":")) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        if self._lock_fh is not None:
-            self._lock_fh.close()
-            self._lock_fh = None
+        """Compact the journal to one line per output, atomically, and release the lock.
+
+        If the compacted copy cannot be written (disk full), the journal stays as it is:
+        longer, but complete up to the last line that could be written.
+        """
+        try:
+            if self._fh is not None:
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+                self._fh = None
+                tmp = self.path.with_name(JOURNAL + ".tmp")
+                try:
+                    with open(tmp, "w", encoding="utf-8") as fh:
+                        for rec in self.records.values():
+                            fh.write(json.dumps(asdict(rec), separators=(",", ":")) + "\n")
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    os.replace(tmp, self.path)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+        finally:
+            if self._lock_fh is not None:
+                self._lock_fh.close()
+                self._lock_fh = None

@@ -81,8 +81,13 @@ def is_image_name(name: str) -> bool:
 
 
 def _filtered(rel: PurePosixPath, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    # Case-insensitive, like the extension match: --include '*.jpg' also takes IMG_1.JPG.
+    path, name = str(rel).lower(), rel.name.lower()
+
     def matches(patterns):
-        return any(fnmatch.fnmatch(str(rel), p) or fnmatch.fnmatch(rel.name, p) for p in patterns)
+        return any(
+            fnmatch.fnmatchcase(path, p.lower()) or fnmatch.fnmatchcase(name, p.lower()) for p in patterns
+        )
 
     return (not include or matches(include)) and not matches(exclude)
 
@@ -287,20 +292,20 @@ def _incremental(
     source: Path, target: Path, key: str, pipeline_hash: str, manifest: Manifest | None, overwrite: bool
 ) -> tuple[str | None, str]:
     """(skip reason or None, why processed) for one output, without decoding anything."""
+    rec = manifest.records.get(key) if manifest else None
+    unfinished = {"failed": "retry (failed before)", "pending": "redo (interrupted before)"}
     if not os.path.lexists(target):
-        rec = manifest.records.get(key) if manifest else None
-        if rec is not None and rec.status == "failed":
-            return None, "retry (failed before)"
-        return None, "new" if rec is None else "output missing"
+        if rec is None:
+            return None, "new"
+        return None, unfinished.get(rec.status, "output missing")
     if overwrite:
         return None, "--overwrite"
-    rec = manifest.records.get(key) if manifest else None
     if rec is None:
         return "output exists (not made by imgenh here; --overwrite replaces it)", ""
     if rec.pipeline != pipeline_hash:
         return None, "pipeline changed"
     if rec.status != "ok":
-        return None, "retry (failed before)"
+        return None, unfinished.get(rec.status, "retry")
     try:
         st = os.stat(source)
     except OSError:

@@ -7,6 +7,7 @@ the batch down. The parent keeps the progress bar, the manifest and the report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -29,7 +30,7 @@ from imgenh.io import (
     write_image,
 )
 from imgenh.manifest import Manifest, Record, file_sha256
-from imgenh.plan import Job, Plan, build_plan, find_inputs
+from imgenh.plan import Job, Plan, PlanError, build_plan, find_inputs
 from imgenh.report import Result, Summary
 
 # Starting a process pool costs ~0.5 s; below about this much input a single process wins.
@@ -129,8 +130,18 @@ def choose_workers(jobs: list[Job], requested: int | None) -> int:
     return max(n, 1)
 
 
+class PoolBroken(Exception):
+    """The worker pool failed as a whole (a worker died: crash, out of memory, killed)."""
+
+
 def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]:
-    """Run jobs and yield results as they finish (in-process when ``n_workers == 1``)."""
+    """Run jobs and yield results as they finish (in-process when ``n_workers == 1``).
+
+    Raises
+    ------
+    PoolBroken
+        When the pool cannot go on; the jobs not yet yielded were not finished.
+    """
     if n_workers <= 1:
         for job in jobs:
             yield worker(job)
@@ -139,7 +150,10 @@ def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]
 
     worker.single_thread = True
     parallel = Parallel(n_jobs=n_workers, backend="loky", return_as="generator_unordered", batch_size=1)
-    yield from parallel(delayed(worker)(job) for job in jobs)
+    try:
+        yield from parallel(delayed(worker)(job) for job in jobs)
+    except Exception as exc:  # Worker never raises, so this is the pool itself (TerminatedWorkerError...)
+        raise PoolBroken(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
 def remove_temp_files(folders: set[Path]) -> int:
@@ -160,8 +174,12 @@ def remove_temp_files(folders: set[Path]) -> int:
     return removed
 
 
-class Terminated(Exception):
-    """SIGTERM arrived; handled like Ctrl-C."""
+class Terminated(BaseException):
+    """SIGTERM arrived; handled like Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so the in-process worker's catch-all for
+    per-image errors does not swallow it and go on with the batch.
+    """
 
 
 @dataclass
@@ -263,25 +281,32 @@ def run_batch(
     if on_plan:
         on_plan(plan, n_workers)
     if manifest is not None:
-        manifest.lock()
+        try:
+            manifest.lock()
+        except OSError as exc:  # e.g. a read-only output folder: nothing can be written
+            raise PlanError([f"cannot write in output folder {out_path}: {exc.strerror or exc}"]) from None
     folders = {j.output.parent for j in plan.jobs}
     remove_temp_files(folders)
+
+    def record(result: Result) -> Record:
+        return Record(
+            result.key,
+            os.path.abspath(result.source),
+            result.size,
+            result.mtime_ns,
+            result.sha256,
+            summary.pipeline_hash,
+            __version__,
+            result.status,
+        )
 
     def emit(result: Result) -> None:
         summary.results.append(result)
         if manifest is not None and result.status in ("ok", "failed"):
-            manifest.append(
-                Record(
-                    result.key,
-                    os.path.abspath(result.source),
-                    result.size,
-                    result.mtime_ns,
-                    result.sha256,
-                    summary.pipeline_hash,
-                    __version__,
-                    result.status,
-                )
-            )
+            try:
+                manifest.append(record(result))
+            except OSError as exc:  # e.g. disk full: the image itself is fine; say so, go on
+                result.notes.append(f"not recorded in {manifest.path}: {exc.strerror or exc}")
         if on_result:
             on_result(result)
 
@@ -297,6 +322,10 @@ def run_batch(
                 emit(Result(str(job.source), str(job.output), job.key, "skipped", reason=job.skip))
             elif job.error is not None:
                 emit(Result(str(job.source), str(job.output), job.key, "failed", reason=job.error))
+        if manifest is not None:
+            pending = [Result(str(j.source), str(j.output), j.key, "pending") for j in todo]
+            with contextlib.suppress(OSError):  # best effort: only refines the next run's plan
+                manifest.start([record(r) for r in pending])
         results = execute(
             todo, Worker(pipeline, max_pixels=options.max_pixels, fail_on=options.fail_on), n_workers
         )
@@ -307,6 +336,13 @@ def run_batch(
             if options.max_failures and failures >= options.max_failures:
                 summary.stopped_early = f"--max-failures {options.max_failures} reached"
                 break
+    except PoolBroken as exc:
+        # Report what did not finish instead of losing the whole run; a re-run retries it.
+        done = {r.key for r in summary.results}
+        for job in todo:
+            if job.key not in done:
+                reason = f"not processed: a worker process died ({exc})"
+                emit(Result(str(job.source), str(job.output), job.key, "failed", reason=reason))
     except KeyboardInterrupt:
         summary.interrupted = signal.SIGINT
     except Terminated:

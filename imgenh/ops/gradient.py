@@ -223,7 +223,7 @@ def gradient_normalize(
     saturation: Param(float, 0.6, "colour exponent s in (C/L)^s * L_out; 1 keeps ratios", ge=0, le=2),
     low: Param(float, 0.5, "percentile of the new luminance mapped to 0", ge=0, lt=100),
     high: Param(float, 99.5, "percentile of the new luminance mapped to 1", gt=0, le=100),
-    eps: Param(float, 0.004, "added to luminance before the log (~1 level of 8 bits)", gt=0, le=1),
+    eps: Param(float, 0.004, "added to luminance before the log (~1 level of 8 bits)", ge=1e-6, le=1),
     min_size: Param(int, 32, "shorter side of the coarsest pyramid level", ge=2),
 ) -> np.ndarray:
     """Compress the dynamic range in the gradient domain (Fattal, Lischinski and Werman 2002).
@@ -235,7 +235,10 @@ def gradient_normalize(
     normalise) keeps its luminance.
     """
     lum = _luma(img).astype(np.float32, copy=False)
-    out_lum = np.exp(compress_log_luminance(lum, alpha, beta, eps, min_size).astype(np.float32))
+    log_lum = compress_log_luminance(lum, alpha, beta, eps, min_size)
+    # Subtract the maximum before exp: the solve fixes I only up to a constant, which the
+    # percentile normalisation below removes anyway, and a large I would overflow float32.
+    out_lum = np.exp(log_lum - log_lum.max()).astype(np.float32)
     lo, hi = np.percentile(out_lum, [low, high])
     ctx.record("percentiles", [float(lo), float(hi)])
     # Below float32 resolution the spread is round-off, not image content.

@@ -1,0 +1,305 @@
+"""Crash safety: kill -9 at several points, SIGINT/SIGTERM, and two runs on one output tree.
+
+Each trial runs the real CLI in a subprocess over a few dozen small images, kills it when a
+given number of outputs has appeared, checks that no output under its final name is torn,
+re-runs, and checks the batch is complete, every output decodes, no temp file is left and
+the inputs are byte-for-byte and mtime-for-mtime unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from imgenh.io import TEMP_MARKER
+from imgenh.manifest import Manifest
+
+N_IMAGES = 48
+# A few steps so each image takes a few milliseconds and a kill lands mid-batch.
+PIPELINE = """version: 1
+steps:
+  - op: gamma
+    value: 1.2
+  - op: clahe
+  - op: saturation
+    factor: 1.2
+"""
+
+
+class Started:
+    """A CLI run in the background, in its own process group (so its pool workers can be reaped)."""
+
+    def __init__(self, cwd: Path, *args: str):
+        self.log = cwd / f"stderr-{time.monotonic_ns()}.txt"
+        with open(self.log, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "imgenh", "run", "p.yaml", "in", "-o", "out", *args],
+                cwd=cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def poll(self):
+        return self.proc.poll()
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        """SIGKILL the imgenh process itself (what `kill -9 PID` does) and wait for it."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def signal(self, sig) -> str:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+        return self.log.read_text()
+
+    def wait(self, timeout: float = 60) -> str:
+        self.proc.wait(timeout=timeout)
+        return self.log.read_text()
+
+    def reap(self) -> None:
+        """Kill what is left of the run's process group (orphaned pool workers idle for minutes)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def start(cwd: Path, *args: str) -> Started:
+    return Started(cwd, *args)
+
+
+def run(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgenh", "run", "p.yaml", "in", "-o", "out", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def outputs(out: Path) -> list[Path]:
+    if not out.is_dir():
+        return []
+    return [p for p in out.rglob("*.png") if not p.name.startswith(".")]
+
+
+def temp_files(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.name.endswith(TEMP_MARKER)] if out.is_dir() else []
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Content hash and mtime_ns of every input file."""
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def wait_for(predicate, timeout: float = 30, step: float = 0.002) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.fixture
+def batch(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(N_IMAGES):
+        sub = "sub/" if i % 3 == 0 else ""
+        img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{sub}img{i:03d}.png"), cv2.GaussianBlur(img, (5, 5), 0))
+    (tmp_path / "p.yaml").write_text(PIPELINE)
+    return tmp_path
+
+
+def assert_whole(out: Path) -> None:
+    """Every output under its final name decodes to the full size."""
+    for p in outputs(out):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        assert img is not None and img.shape == (48, 64, 3), f"torn output {p}"
+
+
+def expected_outputs(batch: Path) -> set[str]:
+    return {str(p.relative_to(batch / "in")) for p in (batch / "in").rglob("*.png")}
+
+
+@pytest.mark.parametrize(("jobs", "after"), [("1", 1), ("1", 12), ("1", 30), ("2", 3), ("2", 25)])
+def test_kill9_then_rerun_completes(batch, jobs, after):
+    before = snapshot(batch / "in")
+    out = batch / "out"
+    proc = start(batch, "-j", jobs, "-r")
+    reached = wait_for(lambda: len(outputs(out)) >= after or proc.poll() is not None)
+    proc.kill9()
+    proc.reap()
+    assert reached
+    done_at_kill = len(outputs(out))
+    print(f"kill -9 (-j {jobs}, target {after}): {done_at_kill}/{N_IMAGES} outputs in place")
+    if done_at_kill >= N_IMAGES:
+        pytest.skip(f"the run finished before the kill ({done_at_kill} outputs); machine too fast")
+    assert_whole(out)  # nothing torn under a final name, even right after the kill
+
+    proc = run(batch, "-j", jobs, "-r", "--report", "r.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((batch / "r.json").read_text())
+    assert report["totals"]["failed"] == 0
+    assert report["totals"]["ok"] + report["totals"]["skipped"] == N_IMAGES
+    # Outputs the killed run finished but did not record are redone, not taken for foreign files.
+    assert not any("not made by imgenh" in r["reason"] for r in report["images"])
+    assert {str(p.relative_to(out)) for p in outputs(out)} == expected_outputs(batch)
+    assert_whole(out)
+    assert not temp_files(out)
+    assert not (out / ".imgenh" / "manifest.jsonl.tmp").exists()
+    assert snapshot(batch / "in") == before
+    # ...and a third run has nothing left to do.
+    proc = run(batch, "-j", jobs, "-r", "--report", "r3.json")
+    totals = json.loads((batch / "r3.json").read_text())["totals"]
+    assert (proc.returncode, totals["ok"], totals["skipped"]) == (0, 0, N_IMAGES)
+
+
+def test_kill9_at_random_moments(batch):
+    """Five kills at random delays on the same tree, then one run to finish: still complete and whole."""
+    out = batch / "out"
+    before = snapshot(batch / "in")
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        proc = start(batch, "-j", "1", "-r")
+        time.sleep(float(rng.uniform(0.2, 0.9)))
+        proc.kill9()
+        assert_whole(out)
+    proc = run(batch, "-j", "1", "-r")
+    assert proc.returncode == 0, proc.stderr
+    assert {str(p.relative_to(out)) for p in outputs(out)} == expected_outputs(batch)
+    assert_whole(out)
+    assert not temp_files(out)
+    assert snapshot(batch / "in") == before
+
+
+def test_leftover_temp_files_are_cleaned(batch):
+    out = batch / "out"
+    (out / "sub").mkdir(parents=True)
+    stale = [out / f".img001.png.x1{TEMP_MARKER}", out / "sub" / f".img000.png.x2{TEMP_MARKER}"]
+    for p in stale:
+        p.write_bytes(b"half an image")
+    proc = run(batch, "-j", "1", "-r")
+    assert proc.returncode == 0, proc.stderr
+    assert not temp_files(out)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_signal_stops_writes_report_and_exits(batch, sig, code, jobs):
+    out = batch / "out"
+    proc = start(batch, "-j", jobs, "-r", "--report", "r.json")
+    assert wait_for(lambda: len(outputs(out)) >= 2 or proc.poll() is not None)
+    stderr = proc.signal(sig)
+    proc.reap()
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert "; interrupted" in stderr
+    report = json.loads((batch / "r.json").read_text())
+    assert report["totals"]["interrupted"] is True
+    assert report["totals"]["exit_code"] == code
+    # with a pool, outputs on disk may not have reached the parent yet: ok can be 0
+    assert report["totals"]["ok"] < N_IMAGES
+    assert not temp_files(out)
+    assert_whole(out)
+    proc = run(batch, "-j", "1", "-r")
+    assert proc.returncode == 0, proc.stderr
+    assert {str(p.relative_to(out)) for p in outputs(out)} == expected_outputs(batch)
+
+
+def test_second_run_on_locked_tree_exits_75(batch):
+    holder = Manifest(batch / "out")
+    holder.lock()  # an imgenh run in this process holds the tree
+    try:
+        t0 = time.monotonic()
+        proc = run(batch, "-j", "1", "-r")
+        assert time.monotonic() - t0 < 10
+        assert proc.returncode == 75
+        assert f"imgenh: error: out is in use by another imgenh run (pid {os.getpid()} on " in proc.stderr
+        assert "wait for it to finish or choose another output folder" in proc.stderr
+        assert outputs(batch / "out") == []
+    finally:
+        holder.close()
+    assert run(batch, "-j", "1", "-r").returncode == 0
+
+
+def test_two_concurrent_cli_runs(batch):
+    out = batch / "out"
+    first = start(batch, "-j", "1", "-r")
+    assert wait_for(lambda: len(outputs(out)) >= 1 or first.poll() is not None)
+    second = run(batch, "-j", "1", "-r", timeout=20)
+    still_running = first.poll() is None
+    err = first.wait()
+    assert first.returncode == 0, err
+    if still_running:
+        assert second.returncode == 75, second.stderr
+        assert "is in use by another imgenh run" in second.stderr
+    else:
+        assert second.returncode in (0, 75)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_lock_of_killed_run_does_not_block(batch, jobs):
+    out = batch / "out"
+    proc = start(batch, "-j", jobs, "-r")
+    assert wait_for(lambda: len(outputs(out)) >= 1 or proc.poll() is not None)
+    proc.kill9()
+    try:
+        # the lock file stays, but the kernel dropped the flock with the process; with -j 2
+        # its orphaned pool workers are still alive here and must not hold it either
+        assert (out / ".imgenh" / "lock").exists()
+        second = run(batch, "-j", "1", "-r")
+    finally:
+        proc.reap()
+    assert second.returncode == 0, second.stderr
+    assert len(outputs(out)) == N_IMAGES
+
+
+class _DiesOnSecond:
+    """A worker that kills its own process on one image, as the OOM killer would."""
+
+    def __init__(self, worker):
+        self.worker = worker
+
+    def __call__(self, job):
+        if job.key.endswith("img001.png"):
+            os._exit(137)
+        return self.worker(job)
+
+
+def test_dead_pool_worker_is_reported_not_a_traceback(batch, monkeypatch):
+    from imgenh import pipeline_from_steps, runner
+
+    real = runner.Worker
+    monkeypatch.setattr(runner, "Worker", lambda *a, **k: _DiesOnSecond(real(*a, **k)))
+    pipe = pipeline_from_steps([{"op": "gamma", "value": 1.2}])
+    summary = runner.run_batch(pipe, [str(batch / "in")], batch / "out", runner.RunOptions(jobs=2))
+    assert summary.exit_code == 1
+    failed = [r for r in summary.results if r.status == "failed"]
+    assert failed and all("a worker process died" in r.reason for r in failed)
+    assert len(summary.results) == N_IMAGES - N_IMAGES // 3  # top folder only; each reported once
+    assert not temp_files(batch / "out")
