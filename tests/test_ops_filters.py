@@ -242,25 +242,109 @@ def test_denoise_nlmeans_is_opencv_on_uint8(photo8, layout):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_denoise_16bit_and_float_follow_documented_construction(photo16):
-    # bilateral: float32 filter of the [0, 1] image, rounded (0 LSB). nlmeans colour: YCrCb with L1 distances,
-    # Y with h and Cr/Cb jointly with h_color (0 LSB); float goes through uint16 (within 1/65535).
+def test_denoise_bilateral_16bit_and_float_follow_documented_construction(photo16):
+    # bilateral: float32 filter of the [0, 1] image, rounded (0 LSB).
     out = run_op(photo16, "denoise", method="bilateral", diameter=5, sigma_color=0.1, sigma_space=2.0)
     ref = cv2.bilateralFilter(to_float(photo16), 5, 0.1, 2.0, borderType=cv2.BORDER_REPLICATE)
     np.testing.assert_array_equal(out, from_float(ref, np.uint16))
 
-    out = run_op(photo16, "denoise", method="nlmeans", h=0.05, h_color=0.03, template=5, search=9)
-    ycc = cv2.cvtColor(photo16, cv2.COLOR_BGR2YCrCb)
-    y = cv2.fastNlMeansDenoising(np.ascontiguousarray(ycc[..., 0]), [0.05 * 65535], None, 5, 9, cv2.NORM_L1)
-    c = cv2.fastNlMeansDenoising(
-        np.ascontiguousarray(ycc[..., 1:]), [0.03 * 65535] * 2, None, 5, 9, cv2.NORM_L1
-    )
-    np.testing.assert_array_equal(out, cv2.cvtColor(np.dstack([y, c]), cv2.COLOR_YCrCb2BGR))
 
-    f = to_float(photo16)
-    out_f = run_op(f, "denoise", method="nlmeans", h=0.05, h_color=0.03, template=5, search=9)
+def _nlm_direct(planes, h, template, search):
+    """Non-local means written out from OpenCV's NORM_L2 weights, in float64, one offset at a time.
+
+    For every offset o of the search window: D = floor(sum over the patch and planes of (a - b)^2 / 2^k)
+    * 2^k / template^2 (OpenCV's table index, 2^k >= template^2), w = exp(-D / (h^2 * planes)), 0 below
+    0.001; out = sum(w * value) / sum(w). Borders reflect (BORDER_REFLECT_101).
+    """
+    t2, s2 = template // 2, search // 2
+    border = t2 + s2
+    rows, cols = planes[0].shape
+    step = 2.0 ** np.ceil(np.log2(template * template))
+    pad = [cv2.copyMakeBorder(p.astype(np.float64), *[border] * 4, cv2.BORDER_REFLECT_101) for p in planes]
+    num = [np.zeros((rows, cols)) for _ in planes]
+    den = np.zeros((rows, cols))
+    for dy in range(-s2, s2 + 1):
+        for dx in range(-s2, s2 + 1):
+            sq = sum(
+                (p[s2 + dy : s2 + dy + rows + 2 * t2, s2 + dx : s2 + dx + cols + 2 * t2] - p[s2:-s2, s2:-s2])
+                ** 2
+                for p in pad
+            )
+            sums = np.lib.stride_tricks.sliding_window_view(sq, (template, template)).sum(axis=(-2, -1))
+            w = np.exp(-np.floor(sums / step) * step / template**2 / (h * h * len(planes)))
+            w[w < 0.001] = 0
+            den += w
+            for n, p in zip(num, pad, strict=True):
+                n += w * p[border + dy : border + dy + rows, border + dx : border + dx + cols]
+    return [n / den for n in num]
+
+
+@pytest.mark.parametrize("template,search", [(7, 21), (5, 11), (3, 5)])
+def test_denoise_nlmeans_weights_are_opencv_l2(photo8, template, search):
+    # The direct formula reproduces cv2.fastNlMeansDenoising on 8-bit grey and 2-channel planes (it
+    # rounds its estimate and uses integer weights): within 1 level, and on >= 99.5 % of pixels exactly.
+    grey = cv2.cvtColor(photo8, cv2.COLOR_BGR2GRAY)[:40, :48]
+    ab = np.ascontiguousarray(cv2.cvtColor(photo8, cv2.COLOR_LBGR2Lab)[:40, :48, 1:])
+    for img, planes in [(grey, [grey]), (ab, [ab[..., 0], ab[..., 1]])]:
+        expected = cv2.fastNlMeansDenoising(img, None, 0.05 * 255, template, search)
+        direct = np.dstack(_nlm_direct(planes, 0.05 * 255, template, search)).reshape(img.shape)
+        assert_images_close(
+            from_float(direct / 255, np.uint8), expected, 1, "nlmeans-direct", max_fraction=0.005
+        )
+        # the vectorised helper gives the direct formula to float32 rounding
+        fast = filters.nl_means_l2([p.astype(np.float32) for p in planes], 0.05 * 255, template, search)
+        assert_images_close(np.dstack(fast).reshape(img.shape), direct, 1e-3, "nlmeans-l2-vs-direct")
+
+
+def test_denoise_nlmeans_tiles_and_symmetry_are_exact(photo16, monkeypatch):
+    # Tiny tiles put tile edges, image borders and both halves of the search window everywhere:
+    # the result must equal the direct formula on fractional (16-bit) values within float32 rounding.
+    monkeypatch.setattr(filters, "_NLM_TILE_ROWS", 7)
+    monkeypatch.setattr(filters, "_NLM_TILE_COLS", 11)
+    planes = [(p / 257.0).astype(np.float32) for p in cv2.split(photo16[:30, :41])]
+    fast = filters.nl_means_l2(planes, 0.04 * 255, 5, 13)
+    direct = _nlm_direct(planes, 0.04 * 255, 5, 13)
+    assert_images_close(np.dstack(fast), np.dstack(direct), 1e-3, "nlmeans-tiled")
+
+
+def test_denoise_nlmeans_16bit_and_float_follow_documented_construction(photo16):
+    # uint16: the direct L2 formula on values / 257 (8-bit units, h * 255), rounded; colour through float
+    # Lab (L * 2.55 with h, a*b* jointly with h_color). Tolerance: 1 LSB on >= 99 % of pixels and 4 LSB
+    # everywhere, because a float32 patch sum can land on the other side of one of OpenCV's distance-table
+    # steps (measured: 2 LSB on 0.16 % of pixels). float32: the same on the [0, 1] values * 255 (within
+    # 1/65535 of the uint16 result).
+    img = photo16[:32, :40]
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    out = run_op(grey, "denoise", method="nlmeans", h=0.05, template=5, search=9)
+    (ref,) = _nlm_direct([grey / 257.0], 0.05 * 255, 5, 9)
+    assert_images_close(out, from_float(ref / 255, np.uint16), 1, "denoise-nlmeans-u16-grey", 0.01)
+    assert_images_close(out, from_float(ref / 255, np.uint16), 4, "denoise-nlmeans-u16-grey")
+
+    out = run_op(img, "denoise", method="nlmeans", h=0.05, h_color=0.03, template=5, search=9)
+    lab = cv2.split(cv2.cvtColor(to_float(img), cv2.COLOR_LBGR2Lab))
+    (lum,) = _nlm_direct([lab[0] * 2.55], 0.05 * 255, 5, 9)
+    a, b = _nlm_direct(lab[1:], 0.03 * 255, 5, 9)
+    ref = cv2.cvtColor(np.dstack([lum / 2.55, a, b]).astype(np.float32), cv2.COLOR_Lab2LBGR)
+    assert_images_close(out, from_float(ref, np.uint16), 1, "denoise-nlmeans-u16-colour", 0.01)
+    assert_images_close(out, from_float(ref, np.uint16), 4, "denoise-nlmeans-u16-colour")
+
+    out_f = run_op(to_float(img), "denoise", method="nlmeans", h=0.05, h_color=0.03, template=5, search=9)
     assert out_f.dtype == np.float32
-    assert_images_close(out_f, to_float(out), 1.0 / 65535 + 1e-7, "denoise-float")
+    assert_images_close(out_f, to_float(out), 1.0 / 65535 + 1e-6, "denoise-float")
+
+
+@pytest.mark.parametrize("layout", ["grey", "colour"])
+def test_denoise_nlmeans_16bit_matches_8bit(photo8, layout):
+    # 8-bit data scaled by 257 gives the 8-bit result: grey within rounding (measured mean 0.22, max 0.5
+    # levels); colour within OpenCV's 8-bit Lab quantisation, which alone moves an 8-bit Lab round trip by
+    # up to 4 levels (measured mean 0.70, max 4.4). Bounds: grey mean 0.35 / max 1, colour mean 1.0 / max 6.
+    img = photo8 if layout == "colour" else cv2.cvtColor(photo8, cv2.COLOR_BGR2GRAY)
+    for params in ({"h": 0.03}, {"h": 0.06}, {"h": 0.04, "h_color": 0.06, "template": 5, "search": 11}):
+        out8 = run_op(img, "denoise", method="nlmeans", **params)
+        out16 = run_op(img.astype(np.uint16) * 257, "denoise", method="nlmeans", **params)
+        diff = np.abs(out16 / 257.0 - out8)
+        mean_bound, max_bound = (1.0, 6.0) if layout == "colour" else (0.35, 1.0)
+        assert diff.mean() < mean_bound and diff.max() <= max_bound, (params, diff.mean(), diff.max())
 
 
 def _smooth_and_noisy(dtype, layout):

@@ -8,13 +8,14 @@ uint16 or float32 in [0, 1]) and return the same dtype and shape. Borders are re
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from imgenh.ops.registry import Param, operator
-from imgenh.pipeline import from_float, max_value, to_float
+from imgenh.pipeline import from_float, to_float
 
 # ---------------------------------------------------------------------------------------------
 # median
@@ -337,45 +338,147 @@ def bilateral(img: np.ndarray, diameter: int, sigma_color: float, sigma_space: f
     return from_float(out, img.dtype)
 
 
+# OpenCV's fastNlMeansDenoising (NORM_L2, 8-bit) compares patches by their mean squared difference
+# summed over channels, D = sum_patch,channels (a - b)^2 / template^2, and weights a candidate by
+# w = exp(-D / (h^2 * channels)), set to 0 below 0.001; the estimate is sum(w * value) / sum(w).
+# It reads D from a lookup table indexed by floor(sum / 2^k), 2^k the power of two >= template^2.
+# Its only 16-bit mode is NORM_L1, w = exp(-(mean |a - b|)^2 / (h^2 * channels)), which falls
+# off differently (mean|d|^2 <= mean d^2), so the same h smooths 16-bit images differently. For
+# 16-bit and float images the L2 weights are therefore evaluated here, on planes in 8-bit units.
+_NLM_WEIGHT_FLOOR = 0.001
+_NLM_TILE_ROWS = 128  # tiles keep the per-offset buffers small (~1-2 MB) whatever the image size
+_NLM_TILE_COLS = 2048
+
+
+def _nl_means_tile(
+    padded: list[np.ndarray],
+    out: list[np.ndarray],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    h: float,
+    template: int,
+    search: int,
+) -> None:
+    """Non-local means of one output tile, written into ``out``; see :func:`nl_means_l2`."""
+    (y0, y1), (x0, x1) = rows, cols
+    t2, s2 = template // 2, search // 2
+    border = t2 + s2
+    step = float(1 << math.ceil(math.log2(template * template)))
+    coef = -(step / (template * template)) / (h * h * len(padded))
+    acc = [np.zeros((y1 - y0, x1 - x0), np.float32) for _ in padded]
+    wsum = np.zeros((y1 - y0, x1 - x0), np.float32)
+    shape = (y1 - y0 + s2 + 2 * t2, x1 - x0 + 2 * s2 + 2 * t2)
+    diff, sq, box = (np.empty(shape, np.float32) for _ in range(3))
+    # The distance is symmetric: w(p, p + o) = w(q, q - o) with q = p + o. So each offset o of one
+    # half of the search window gives the weights of both o (at p) and -o (at p - o): the patch
+    # distances are computed once over the tile grown by o.
+    for dy in range(s2 + 1):
+        for dx in range(-s2 if dy else 0, s2 + 1):
+            # centres q whose weight is needed: the tile (for +o) and the tile moved by -o (for -o)
+            qy0, qx0, qx1 = y0 - dy, x0 - max(dx, 0), x1 - min(dx, 0)
+            # the patches around them, in padded coordinates
+            py0, py1, px0, px1 = qy0 - t2 + border, y1 + t2 + border, qx0 - t2 + border, qx1 + t2 + border
+            d, s, b = (a[: py1 - py0, : px1 - px0] for a in (diff, sq, box))
+            for c, plane in enumerate(padded):
+                d = cv2.subtract(
+                    plane[py0 + dy : py1 + dy, px0 + dx : px1 + dx], plane[py0:py1, px0:px1], dst=d
+                )
+                # squares / 2^k (exact: a power of two), so the patch sums below are OpenCV's table index
+                sq2 = cv2.multiply(d, d, dst=s if c else b, scale=1.0 / step)
+                if c:
+                    b = cv2.add(b, sq2, dst=b)
+            s = cv2.boxFilter(b, -1, (template, template), dst=s, normalize=False)
+            w = s[t2 : s.shape[0] - t2, t2 : s.shape[1] - t2]  # patch sums for centres q (valid part)
+            np.floor(w, out=w)
+            np.multiply(w, np.float32(coef), out=w)  # numpy: cv2 takes a scalar as an array on 1x1 tiles
+            w = cv2.exp(w, dst=w)
+            _, w = cv2.threshold(w, _NLM_WEIGHT_FLOOR, 0, cv2.THRESH_TOZERO, dst=w)
+            pairs = [(w[dy:, x0 - qx0 : x1 - qx0], dy, dx)]
+            if dy or dx:
+                pairs.append((w[: y1 - y0, x0 - dx - qx0 : x1 - dx - qx0], -dy, -dx))
+            for wt, oy, ox in pairs:
+                cv2.accumulate(wt, wsum)
+                for c, plane in enumerate(padded):
+                    src = plane[y0 + border + oy : y1 + border + oy, x0 + border + ox : x1 + border + ox]
+                    cv2.accumulateProduct(wt, src, acc[c])
+    for c, plane_out in enumerate(out):
+        np.divide(acc[c], wsum, out=plane_out[y0:y1, x0:x1])
+
+
+def nl_means_l2(planes: list[np.ndarray], h: float, template: int, search: int) -> list[np.ndarray]:
+    """Non-local means with OpenCV's 8-bit ``NORM_L2`` weights, on float planes of any precision.
+
+    Parameters
+    ----------
+    planes : list of ndarray
+        Float32 (H, W) planes filtered jointly (patch distances summed over them), in 8-bit units
+        (0..255, fractions allowed) so that ``h`` and OpenCV's distance table mean the same as in
+        ``cv2.fastNlMeansDenoising`` on 8-bit data.
+    h : float
+        Filter strength in the same units.
+    template, search : int
+        Odd patch and search-window sides.
+
+    Returns
+    -------
+    list of ndarray
+        The filtered float32 planes, unrounded. Borders are reflected (``BORDER_REFLECT_101``)
+        as OpenCV does. On 8-bit data this equals OpenCV's result before its final rounding,
+        up to its integer weights (rounded, it differs from OpenCV on < 0.1 % of pixels by 1).
+    """
+    rows, cols = planes[0].shape
+    border = template // 2 + search // 2
+    padded = [cv2.copyMakeBorder(p, border, border, border, border, cv2.BORDER_REFLECT_101) for p in planes]
+    out = [np.empty((rows, cols), np.float32) for _ in planes]
+    tiles = [
+        ((y, min(rows, y + _NLM_TILE_ROWS)), (x, min(cols, x + _NLM_TILE_COLS)))
+        for y in range(0, rows, _NLM_TILE_ROWS)
+        for x in range(0, cols, _NLM_TILE_COLS)
+    ]
+
+    def run(tile):
+        _nl_means_tile(padded, out, *tile, h, template, search)
+
+    # OpenCV releases the GIL, so tiles run in parallel; honour cv2.setNumThreads (the runner's
+    # single-thread mode sets 1).
+    workers = min(len(tiles), max(1, cv2.getNumThreads()))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, tiles))
+    else:
+        for tile in tiles:
+            run(tile)
+    return out
+
+
 def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: int) -> np.ndarray:
     """Non-local means (OpenCV ``fastNlMeansDenoising*``) at any depth.
 
     ``h`` and ``h_color`` are fractions of full scale.
 
     - uint8 grey: ``fastNlMeansDenoising(h * 255)``; uint8 colour:
-      ``fastNlMeansDenoisingColored(h * 255, h_color * 255)`` (OpenCV filters L with ``h``
-      and a*b* with ``h_color`` in CIE Lab).
-    - uint16: OpenCV only takes 16-bit with ``NORM_L1`` patch distances (and ``h`` as a
-      list), so those are used with ``h * 65535``. Colour mirrors the 8-bit scheme in
-      YCrCb, which OpenCV converts at 16 bits: Y with ``h``, Cr/Cb jointly with ``h_color``.
-      With L1 distances the weights fall off more gently, so the same ``h`` smooths a
-      little differently than on 8-bit.
-    - float32: quantised to uint16 and back (below 1/65535 this loses nothing visible).
+      ``fastNlMeansDenoisingColored(h * 255, h_color * 255)``, which converts BGR to CIE Lab
+      (``COLOR_LBGR2Lab``, L scaled to 0..255) and filters L with ``h`` and a*b* jointly with
+      ``h_color``.
+    - uint16 and float32: the same filter with the same weights (:func:`nl_means_l2`, 8-bit
+      units, so ``h`` means the same) on the unrounded values; colour goes through float Lab
+      with the same scaling. On 8-bit data scaled by 257 the result is the 8-bit one within
+      rounding (grey) and within the 8-bit Lab quantisation (colour), with 16-bit precision.
     """
-    if img.dtype == np.float32:
-        return to_float(nl_means(from_float(img, np.uint16), h, h_color, template, search))
     if img.dtype == np.uint8:
         if img.ndim == 2:
             return cv2.fastNlMeansDenoising(img, None, h * 255.0, template, search)
         return cv2.fastNlMeansDenoisingColored(img, None, h * 255.0, h_color * 255.0, template, search)
-    top = max_value(img.dtype)
-
-    def l1(plane: np.ndarray, strengths: list[float]) -> np.ndarray:
-        return cv2.fastNlMeansDenoising(
-            plane,
-            [v * top for v in strengths],
-            templateWindowSize=template,
-            searchWindowSize=search,
-            normType=cv2.NORM_L1,
-        )
-
     if img.ndim == 2:
-        return l1(img, [h])
-    ycrcb = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
-    out = np.empty_like(ycrcb)
-    out[..., 0] = l1(np.ascontiguousarray(ycrcb[..., 0]), [h])
-    out[..., 1:] = l1(np.ascontiguousarray(ycrcb[..., 1:]), [h_color, h_color])
-    return cv2.cvtColor(out, cv2.COLOR_YCrCb2BGR)
+        # uint16 / 257 is exact for 8-bit data scaled by 257, so OpenCV's table index is too
+        plane = img / np.float32(257.0) if img.dtype == np.uint16 else img * np.float32(255.0)
+        (out,) = nl_means_l2([plane.astype(np.float32, copy=False)], h * 255.0, template, search)
+        return from_float(out * np.float32(1.0 / 255.0), img.dtype)
+    lab = list(cv2.split(cv2.cvtColor(to_float(img), cv2.COLOR_LBGR2Lab)))  # L 0..100, a*b* about +-127
+    (lum,) = nl_means_l2([lab[0] * np.float32(2.55)], h * 255.0, template, search)
+    lab[0] = lum * np.float32(1.0 / 2.55)
+    lab[1:] = nl_means_l2(lab[1:], h_color * 255.0, template, search)
+    return from_float(cv2.cvtColor(cv2.merge(lab), cv2.COLOR_Lab2LBGR), img.dtype)
 
 
 @operator(
@@ -383,7 +486,7 @@ def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: i
     kind="native",
     summary="Edge-preserving noise reduction: bilateral filter or non-local means (OpenCV).",
     formula="bilateral: weights exp(-|dp|^2/2 sigma_space^2 - |dv|^2/2 sigma_color^2); "
-    "nlmeans: patch-similarity weighted mean, weights exp(-d^2/h^2)",
+    "nlmeans: sum(w v) / sum(w), w = exp(-mean patch |a-b|^2 / (h^2 channels)) (OpenCV NORM_L2 at every depth)",
     reference="cv2.bilateralFilter, cv2.fastNlMeansDenoising / fastNlMeansDenoisingColored",
     example={"method": "nlmeans", "h": 0.03},
 )
