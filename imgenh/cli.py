@@ -16,11 +16,12 @@ import click
 
 from imgenh import __version__
 from imgenh.config import ConfigError, Pipeline, load_pipeline, pipeline_schema
-from imgenh.io import DEFAULT_MAX_PIXELS, FAIL_ON
-from imgenh.manifest import LockedError, Manifest
+from imgenh.errors import UsageError
+from imgenh.io import DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
+from imgenh.manifest import LockedError
 from imgenh.ops import REGISTRY, get_op
 from imgenh.plan import Plan, PlanError
-from imgenh.report import Result, write_report
+from imgenh.report import Result, Summary, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
@@ -44,7 +45,11 @@ def _setup_logging(level: str) -> None:
     log.propagate = False
 
 
-def _fail(lines: list[str] | str, code: int = 2) -> None:
+def _fail(lines: list[str] | str | UsageError, code: int = 2) -> None:
+    if isinstance(lines, UsageError):
+        for warning in lines.warnings:  # they often say why, e.g. a pattern that matched nothing
+            click.echo(f"imgenh: warning: {warning}", err=True)
+        lines = lines.errors
     for line in [lines] if isinstance(lines, str) else lines:
         click.echo(f"imgenh: error: {line}", err=True)
     sys.exit(code)
@@ -64,13 +69,26 @@ def main() -> None:
 
 
 def _read_list(source: str) -> list[str]:
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
-    try:
-        lines = [line.strip() for line in stream]
-    finally:
-        if stream is not sys.stdin:
-            stream.close()
+    """Paths from a file or stdin, one per line; blank lines and # comments are skipped.
+
+    Bytes that are not UTF-8 are kept as they are (surrogateescape), the way Python names
+    such files, so any name the file system holds can be listed.
+    """
+    if source == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    else:
+        with open(source, "rb") as fh:
+            data = fh.read()
+    lines = [line.strip() for line in data.decode("utf-8", "surrogateescape").splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def _check_report_target(report: str | None) -> None:
+    """Refuse, before any work, a report path whose folder does not exist."""
+    if report and report != "-":
+        folder = Path(report).parent
+        if not folder.is_dir():
+            _fail(f"--report {report}: folder {folder} does not exist")
 
 
 @main.command()
@@ -182,7 +200,7 @@ def run(
     try:
         pipeline = pipeline.with_output(format=fmt, quality=quality, suffix=suffix, metadata=metadata)
     except ConfigError as exc:
-        _fail(exc.errors)
+        _fail(exc)
     inputs = list(inputs)
     if files_from:
         try:
@@ -207,14 +225,16 @@ def run(
         max_failures=max_failures,
     )
     out_path = Path(out) if out else None
+    _check_report_target(report)
 
     if dry_run:
-        manifest = Manifest(out_path).load() if out_path and out_path.exists() else None
         try:
-            plan = make_plan(pipeline, inputs, out_path, options, manifest)
+            plan = make_plan(pipeline, inputs, out_path, options)
         except PlanError as exc:
-            _fail(exc.errors)
-        _print_plan(plan)
+            _fail(exc)
+        _print_plan(plan, to_stdout=report != "-")
+        if report:
+            _write_report_or_log(report, plan_summary(pipeline, plan))
         return
 
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
@@ -262,39 +282,63 @@ def run(
     try:
         summary = run_batch(pipeline, inputs, out_path, options, on_plan=on_plan, on_result=on_result)
     except PlanError as exc:
-        _fail(exc.errors)
+        _fail(exc)
     except LockedError as exc:
         _fail(str(exc), EXIT_LOCKED)
     finally:
         if bar is not None:
             bar.close()
-    if report:
-        try:
-            write_report(report, summary)
-        except OSError as exc:
-            log.error("cannot write report %s: %s", report, exc)
+    code = summary.exit_code
+    if report and not _write_report_or_log(report, summary):
+        code = max(code, 1)  # a report was asked for and is missing: not a clean run
     if not quiet:
         click.echo(f"imgenh: {summary.line()}", err=True)
-    sys.exit(summary.exit_code)
+    sys.exit(code)
+
+
+def _write_report_or_log(report: str, summary: Summary) -> bool:
+    try:
+        write_report(report, summary)
+    except (OSError, OutputError) as exc:
+        log.error("cannot write report %s: %s", report, exc)
+        return False
+    return True
+
+
+def plan_summary(pipeline: Pipeline, plan: Plan) -> Summary:
+    """A dry run's plan in report form: status ``planned``, ``skipped`` or ``failed`` per image."""
+    results = []
+    for job in plan.jobs:
+        status, reason = (
+            ("failed", job.error)
+            if job.error
+            else ("skipped", job.skip)
+            if job.skip
+            else ("planned", job.why)
+        )
+        results.append(Result(str(job.source), str(job.output), job.key, status, reason=reason))
+    return Summary(pipeline.hash(), pipeline.name, results, warnings=plan.warnings)
 
 
 def _load_or_exit(path: str) -> Pipeline:
     try:
         return load_pipeline(path)
     except ConfigError as exc:
-        _fail(exc.errors)
+        _fail(exc)
 
 
-def _print_plan(plan: Plan) -> None:
+def _print_plan(plan: Plan, to_stdout: bool = True) -> None:
+    """The plan, one line per image (on stderr when stdout carries the JSON report)."""
     for warning in plan.warnings:
         log.warning(warning)
     for job in plan.jobs:
         if job.error:
-            click.echo(f"fail     {job.source}  ({job.error})")
+            line = f"fail     {job.source}  ({job.error})"
         elif job.skip:
-            click.echo(f"skip     {job.source}  ({job.skip})")
+            line = f"skip     {job.source}  ({job.skip})"
         else:
-            click.echo(f"process  {job.source} -> {job.output}  ({job.why})")
+            line = f"process  {job.source} -> {job.output}  ({job.why})"
+        click.echo(line, err=not to_stdout)
     todo = len(plan.to_process)
     click.echo(f"dry run: {todo} to process, {len(plan.jobs) - todo} to skip; nothing written", err=True)
 

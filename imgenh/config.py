@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from imgenh.errors import UsageError
 from imgenh.ops import REGISTRY, get_op
 from imgenh.ops.registry import Param, did_you_mean
 from imgenh.pipeline import Step, apply_steps
@@ -34,12 +35,8 @@ OUTPUT_PARAMS: dict[str, Param] = {
 TOP_KEYS = ("version", "name", "description", "steps", "output")
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A pipeline file (or CLI override) is invalid; ``errors`` holds one line per problem."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ it into place, so no reader ever sees a half-written image under the final name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import secrets
 import stat
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,6 @@ TEMP_MARKER = ".imgenh-tmp"
 FAIL_ON = ("none", "truncated", "error")
 DEFAULT_MAX_PIXELS = 250_000_000
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 
 _MD_EXIF, _MD_XMP, _MD_ICC = cv2.IMAGE_METADATA_EXIF, cv2.IMAGE_METADATA_XMP, cv2.IMAGE_METADATA_ICCP
 # OpenCV hands JPEG XMP over with its APP1 namespace header and writes the blob as given;
@@ -66,6 +65,8 @@ class Image:
         Detected container: jpeg, png, tiff, webp or bmp.
     notes : list of str
         Things worth a line in the log (orientation applied, damaged data accepted...).
+    sha256 : str
+        Hash of the file bytes that were decoded (for the manifest).
     """
 
     pixels: np.ndarray
@@ -75,6 +76,7 @@ class Image:
     icc: bytes | None = None
     format: str = ""
     notes: list[str] = field(default_factory=list)
+    sha256: str = ""
 
 
 # --- container sniffing and header sizes ------------------------------------------------
@@ -379,7 +381,8 @@ def read_image(
     xmp = _png_xmp(data) if fmt == "png" else meta.get(_MD_XMP)
     if xmp:
         xmp = xmp.removeprefix(_XMP_JPEG_HEADER)
-    return Image(pixels, alpha, exif, xmp or None, meta.get(_MD_ICC), fmt, notes)
+    digest = hashlib.sha256(data).hexdigest()
+    return Image(pixels, alpha, exif, xmp or None, meta.get(_MD_ICC), fmt, notes, digest)
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -466,7 +469,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARKER, dir=path.parent)
+        # O_EXCL with mode 0666: the kernel applies the umask, as for any new file.
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_MARKER}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise OutputError(f"cannot write {path} (in its folder): {exc.strerror or exc}") from None
     try:
@@ -474,13 +479,26 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        # mkstemp creates the file 0600; give it the permissions a normal new file gets.
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        _keep_permissions(path, tmp)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _keep_permissions(path: Path, tmp: Path) -> None:
+    """Give a replacement the mode (and, where allowed, the owner) of the file it replaces.
+
+    So ``--in-place`` and ``--overwrite`` never make a private photo world-readable.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+    with contextlib.suppress(OSError):  # only root may give a file away
+        os.chown(tmp, st.st_uid, st.st_gid)
 
 
 def write_image(path: str | Path, image: Image, *, quality: int = 92, metadata: str = "keep") -> list[str]:

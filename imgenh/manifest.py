@@ -104,6 +104,14 @@ class Manifest:
             pass
         return self
 
+    def stamp(self) -> tuple[int, int] | None:
+        """Size and mtime of the journal (None if absent): tells whether another run wrote to it."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
     def lock(self) -> None:
         """Take the output tree's lock or raise :class:`LockedError` at once."""
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -12,18 +12,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from imgenh.errors import UsageError
 from imgenh.io import FORMAT_EXTENSION, IMAGE_EXTENSIONS
 from imgenh.manifest import Manifest, file_sha256
 
 GLOB_CHARS = set("*?[")
 
 
-class PlanError(Exception):
+class PlanError(UsageError):
     """The inputs and output cannot make a valid batch (exit code 2); one line per problem."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -135,14 +132,32 @@ def _is_ancestor(link: Path, top: Path) -> bool:
     return top_real == target or target in top_real.parents
 
 
-def _glob_base(pattern: str) -> Path:
+def _any_case(pattern: str) -> str:
+    """Let letters outside ``[...]`` classes match either case: ``*.JPG`` -> ``*.[jJ][pP][gG]``."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        end = pattern.find("]", i + 2) if char == "[" else -1
+        if end != -1:  # keep a character class as written
+            out.append(pattern[i : end + 1])
+            i = end + 1
+            continue
+        out.append(f"[{char.lower()}{char.upper()}]" if char.lower() != char.upper() else char)
+        i += 1
+    return "".join(out)
+
+
+def _glob(pattern: str) -> tuple[Path, list[str]]:
+    """Base folder of a pattern (its parts before the first wildcard) and its matches.
+
+    Like the extension match, the wildcard part is case-insensitive: ``'shots/**/*.JPG'``
+    also finds ``shots/a/b.jpg``; the base folder is taken as written.
+    """
     parts = Path(pattern).parts
-    base = []
-    for part in parts:
-        if GLOB_CHARS & set(part):
-            break
-        base.append(part)
-    return Path(*base) if base else Path(".")
+    cut = next((i for i, part in enumerate(parts) if GLOB_CHARS & set(part)), len(parts))
+    base = Path(*parts[:cut]) if cut else Path(".")
+    wild = _any_case(str(Path(*parts[cut:]))) if cut < len(parts) else ""
+    return base, sorted(glob.glob(os.path.join(*parts[:cut], wild) if cut else wild, recursive=True))
 
 
 def find_inputs(
@@ -159,15 +174,16 @@ def find_inputs(
     found : list
         Each image with its path relative to the folder it was found in.
     warnings : list of str
-        Patterns that matched nothing, paths that do not exist, names that are not images.
+        Patterns that matched nothing, folders without images, names that are not images.
+        A named file that does not exist is returned with an error instead, so it is
+        reported as failed.
     """
     found: list[_Found] = []
     warnings: list[str] = []
     for arg in inputs:
         path = Path(arg)
         if GLOB_CHARS & set(arg) and not os.path.lexists(arg):
-            base = _glob_base(arg)
-            matches = sorted(glob.glob(arg, recursive=True))
+            base, matches = _glob(arg)
             hits = [
                 _Found(Path(m), PurePosixPath(Path(m).relative_to(base).as_posix()), base)
                 for m in matches
@@ -187,7 +203,9 @@ def find_inputs(
             else:
                 warnings.append(f"{arg}: not an image name ({', '.join(IMAGE_EXTENSIONS)}); skipped")
         else:
-            warnings.append(f"{arg}: no such file or folder")
+            # A named input that is gone is a failure, not a warning: a cron job fed a file
+            # list must notice (exit 1, and a line in the report).
+            found.append(_Found(path, PurePosixPath(path.name), None, "no such file or folder"))
     kept = [f for f in found if _filtered(f.rel, include, exclude)]
     return kept, warnings
 
@@ -209,6 +227,7 @@ def build_plan(
     fmt: str = "keep",
     suffix: str = "",
     pipeline_hash: str = "",
+    version: str = "",
     manifest: Manifest | None = None,
     overwrite: bool = False,
     in_place: bool = False,
@@ -225,6 +244,8 @@ def build_plan(
         Output format (``keep`` or an extension name) and file-name suffix.
     pipeline_hash : str
         Hash of the pipeline, compared with the manifest for incremental runs.
+    version : str
+        imgenh version; outputs written by another version are redone (operators may have changed).
     manifest : Manifest, optional
         Records of earlier runs into ``out``.
     overwrite : bool
@@ -258,12 +279,15 @@ def build_plan(
 
     by_output: dict[str, list[_Found]] = {}
     for f in found:
-        key = f.path.as_posix() if in_place else output_name(f.rel, fmt, suffix).as_posix()
+        # In place, a file named twice (a symlink, ../x/a.jpg) is one job on its real path.
+        key = os.path.realpath(f.path) if in_place else output_name(f.rel, fmt, suffix).as_posix()
         sources = by_output.setdefault(key, [])
-        if not any(os.path.abspath(s.path) == os.path.abspath(f.path) for s in sources):
+        if in_place or not any(os.path.abspath(s.path) == os.path.abspath(f.path) for s in sources):
             sources.append(f)
     for key, sources in sorted(by_output.items()):
-        if len(sources) > 1:
+        if in_place:
+            del sources[1:]  # the same file reached by several names
+        elif len(sources) > 1:
             names = ", ".join(str(s.path) for s in sources)
             errors.append(f"{len(sources)} inputs would be written to the same output {key}: {names}")
     if errors:
@@ -273,7 +297,8 @@ def build_plan(
     jobs = []
     for key, (f,) in sorted(by_output.items()):
         if in_place:
-            jobs.append(Job(f.path, f.path, key, error=f.error, why="--in-place"))
+            # Write to the real file, so a symlink stays a symlink to the enhanced image.
+            jobs.append(Job(f.path, Path(key), key, error=f.error, why="--in-place"))
             continue
         target = out / key
         if os.path.realpath(target) in sources_real:
@@ -283,13 +308,19 @@ def build_plan(
         if f.error:
             jobs.append(Job(f.path, target, key, error=f.error))
             continue
-        skip, why = _incremental(f.path, target, key, pipeline_hash, manifest, overwrite)
+        skip, why = _incremental(f.path, target, key, pipeline_hash, version, manifest, overwrite)
         jobs.append(Job(f.path, target, key, skip=skip, why=why))
     return Plan(jobs)
 
 
 def _incremental(
-    source: Path, target: Path, key: str, pipeline_hash: str, manifest: Manifest | None, overwrite: bool
+    source: Path,
+    target: Path,
+    key: str,
+    pipeline_hash: str,
+    version: str,
+    manifest: Manifest | None,
+    overwrite: bool,
 ) -> tuple[str | None, str]:
     """(skip reason or None, why processed) for one output, without decoding anything."""
     rec = manifest.records.get(key) if manifest else None
@@ -304,6 +335,8 @@ def _incremental(
         return "output exists (not made by imgenh here; --overwrite replaces it)", ""
     if rec.pipeline != pipeline_hash:
         return None, "pipeline changed"
+    if version and rec.version != version:
+        return None, f"made by imgenh {rec.version}"
     if rec.status != "ok":
         return None, unfinished.get(rec.status, "retry")
     try:

@@ -67,6 +67,7 @@ class Summary:
     seconds: float = 0.0
     interrupted: int = 0  # signal number that stopped the run, 0 if none
     stopped_early: str = ""  # e.g. "--max-failures 5 reached"
+    warnings: list[str] = field(default_factory=list)  # e.g. patterns that matched nothing
 
     def count(self, status: str) -> int:
         """Number of results with ``status``."""
@@ -120,6 +121,7 @@ def write_report(target: str, summary: Summary) -> None:
         "imgenh_version": __version__,
         "pipeline": summary.pipeline_name,
         "pipeline_hash": summary.pipeline_hash,
+        "warnings": summary.warnings,
     }
     if target.endswith(".jsonl"):
         lines = [json.dumps({"type": "image", **r.to_json()}) for r in summary.results]

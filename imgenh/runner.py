@@ -29,7 +29,7 @@ from imgenh.io import (
     sniff_format,
     write_image,
 )
-from imgenh.manifest import Manifest, Record, file_sha256
+from imgenh.manifest import Manifest, Record
 from imgenh.plan import Job, Plan, PlanError, build_plan, find_inputs
 from imgenh.report import Result, Summary
 
@@ -76,15 +76,15 @@ class Worker:
             pass
         try:
             image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
-            result.sha256 = file_sha256(job.source)
+            result.sha256 = image.sha256  # of the very bytes decoded
             pixels, result.values = self.pipeline.apply(image.pixels)
             if image.alpha is not None and pixels.shape[:2] != image.alpha.shape:
-                # A geometry step changed the size: alpha follows with the same interpolation rule.
-                shrink = pixels.shape[0] < image.alpha.shape[0]
+                # A geometry step changed the size. Alpha follows: area averaging when it
+                # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
+                h, w = pixels.shape[:2]
+                shrink = h * w < image.alpha.size
                 interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                image.alpha = cv2.resize(
-                    image.alpha, (pixels.shape[1], pixels.shape[0]), interpolation=interp
-                )
+                image.alpha = cv2.resize(image.alpha, (w, h), interpolation=interp)
             image.pixels = pixels
             out = self.pipeline.output
             result.notes = image.notes + write_image(
@@ -114,6 +114,9 @@ def _input_pixels(jobs: list[Job], limit: int) -> int:
         size = header_size(head, fmt) if fmt else None
         if size:
             total += size[0] * size[1]
+        else:  # e.g. a JPEG whose size comes after 64 KiB of EXIF: ~0.3 bytes per pixel
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(job.source) * 3
         if total > limit:
             break
     return total
@@ -207,20 +210,37 @@ def make_plan(
     options: RunOptions,
     manifest: Manifest | None = None,
 ) -> Plan:
-    """Find the inputs and plan the jobs (see :mod:`imgenh.plan`); touches nothing."""
+    """Find the inputs and plan the jobs (see :mod:`imgenh.plan`); touches nothing.
+
+    Parameters
+    ----------
+    manifest : Manifest, optional
+        Records of earlier runs into ``out``; read from ``out`` when not given.
+
+    Raises
+    ------
+    imgenh.plan.PlanError
+        Carrying the warnings met while finding inputs (they often explain the error).
+    """
     found, warnings = find_inputs(
         inputs, recursive=options.recursive, include=options.include, exclude=options.exclude
     )
-    plan = build_plan(
-        found,
-        out,
-        fmt=pipeline.output.format,
-        suffix=pipeline.output.suffix,
-        pipeline_hash=pipeline.hash(),
-        manifest=manifest,
-        overwrite=options.overwrite,
-        in_place=options.in_place,
-    )
+    if manifest is None and out is not None and not options.in_place:
+        manifest = Manifest(out).load()
+    try:
+        plan = build_plan(
+            found,
+            out,
+            fmt=pipeline.output.format,
+            suffix=pipeline.output.suffix,
+            pipeline_hash=pipeline.hash(),
+            version=__version__,
+            manifest=manifest,
+            overwrite=options.overwrite,
+            in_place=options.in_place,
+        )
+    except PlanError as exc:
+        raise PlanError(exc.errors, warnings) from None
     plan.warnings[:0] = warnings
     return plan
 
@@ -269,22 +289,24 @@ def run_batch(
     """
     options = options or RunOptions()
     out_path = Path(out) if out is not None and not options.in_place else None
-    manifest = None
-    if out_path is not None:
-        manifest = Manifest(out_path)
-        if out_path.exists():
-            manifest.load()
+    manifest = Manifest(out_path).load() if out_path is not None else None
+    # Plan first (a refused batch writes nothing, not even OUT/.imgenh), then lock; if
+    # another run finished in between, its records are read again and the plan redone.
     plan = make_plan(pipeline, inputs, out_path, options, manifest)
-    summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name)
-    todo = [j for j in plan.jobs if j.skip is None and j.error is None]
-    n_workers = choose_workers(todo, options.jobs)
-    if on_plan:
-        on_plan(plan, n_workers)
     if manifest is not None:
+        seen = manifest.stamp()
         try:
             manifest.lock()
         except OSError as exc:  # e.g. a read-only output folder: nothing can be written
             raise PlanError([f"cannot write in output folder {out_path}: {exc.strerror or exc}"]) from None
+        if manifest.stamp() != seen:
+            manifest.records.clear()
+            plan = make_plan(pipeline, inputs, out_path, options, manifest.load())
+    summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name, warnings=plan.warnings)
+    todo = [j for j in plan.jobs if j.skip is None and j.error is None]
+    n_workers = choose_workers(todo, options.jobs)
+    if on_plan:
+        on_plan(plan, n_workers)
     folders = {j.output.parent for j in plan.jobs}
     remove_temp_files(folders)
 

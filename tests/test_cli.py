@@ -277,3 +277,96 @@ def test_version_help_and_python_dash_m(runner):
 def test_schema_command_prints_json(runner):
     doc = json.loads(invoke(runner, ["schema"]).stdout)
     assert doc["required"] == ["version", "steps"]
+
+
+def test_in_place_keeps_permissions_and_symlinks_and_processes_each_file_once(runner, tree):
+    photos = tree / "photos"
+    os.chmod(photos / "a.jpg", 0o600)
+    (photos / "link.jpg").symlink_to("a.jpg")
+    before = cv2.imread(str(photos / "a.jpg")).astype(float)
+    res = invoke(
+        runner,
+        [
+            "run",
+            "p.yaml",
+            "photos/a.jpg",
+            "photos/link.jpg",
+            "../" + tree.name + "/photos/a.jpg",
+            "--in-place",
+            "-j",
+            "1",
+        ],
+        cwd=tree,
+    )
+    assert res.exit_code == 0, res.output
+    assert "1 processed" in res.stderr
+    assert (photos / "link.jpg").is_symlink()
+    assert oct(os.stat(photos / "a.jpg").st_mode & 0o777) == "0o600"
+    after = cv2.imread(str(photos / "a.jpg")).astype(float)
+    once = np.rint(255 * (before / 255) ** (1 / 1.5))
+    twice = np.rint(255 * (before / 255) ** (1 / 2.25))
+    assert np.abs(after - once).mean() < 0.5 * np.abs(after - twice).mean()  # JPEG noise aside
+
+
+def test_glob_extension_is_case_insensitive(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos/*.JPG", "photos/*.png", "-o", "out"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["a.jpg", "b.PNG"]
+
+
+def test_missing_named_input_fails_that_image(runner, tree):
+    res = invoke(
+        runner,
+        ["run", "p.yaml", "photos/a.jpg", "photos/gone.jpg", "-o", "out", "--report", "r.json"],
+        cwd=tree,
+    )
+    assert res.exit_code == 1
+    assert "gone.jpg: no such file or folder" in res.stderr
+    report = json.loads((tree / "r.json").read_text())
+    assert [i["status"] for i in report["images"] if i["source"].endswith("gone.jpg")] == ["failed"]
+
+
+def test_plan_error_shows_the_warnings_that_explain_it(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos/*.gif", "-o", "out"], cwd=tree)
+    assert res.exit_code == 2
+    assert "warning: pattern 'photos/*.gif' matched no images" in res.stderr
+    assert "error: no images found" in res.stderr
+
+
+def test_report_folder_must_exist_and_failed_report_is_not_success(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "nope/r.json"], cwd=tree)
+    assert res.exit_code == 2 and "folder nope does not exist" in res.stderr
+    assert not (tree / "out").exists()
+    (tree / "r.json").mkdir()  # a folder where the report file should go: the write fails
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
+    assert res.exit_code == 1 and "cannot write report r.json" in res.stderr
+
+
+def test_files_from_accepts_names_that_are_not_utf8(runner, tree):
+    name = b"caf\xe9.jpg"  # Latin-1
+    (tree / "photos").joinpath(os.fsdecode(name)).write_bytes((tree / "photos" / "a.jpg").read_bytes())
+    (tree / "list.txt").write_bytes(b"photos/" + name + b"\n")
+    res = invoke(runner, ["run", "p.yaml", "--files-from", "list.txt", "-o", "out"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert os.listdir(os.fsencode(tree / "out")) == [b".imgenh", name] or sorted(
+        os.listdir(os.fsencode(tree / "out"))
+    ) == sorted([b".imgenh", name])
+
+
+def test_dry_run_report_is_json_plan(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run", "--report", "-"], cwd=tree)
+    doc = json.loads(res.stdout)
+    assert {i["status"] for i in doc["images"]} == {"planned"}
+    assert not (tree / "out").exists()
+
+
+def test_numbers_written_without_a_dot_are_numbers(runner, tree):
+    (tree / "e.yaml").write_text("version: 1\nsteps:\n  - op: gamma\n    value: 1e0\n")
+    assert invoke(runner, ["validate", "e.yaml"], cwd=tree).exit_code == 0
+
+
+def test_outputs_of_another_imgenh_version_are_redone(runner, tree, monkeypatch):
+    assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
+    monkeypatch.setattr("imgenh.runner.__version__", "9.9.9")
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
+    assert "(made by imgenh 0.1.0)" in res.stdout

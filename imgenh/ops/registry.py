@@ -179,6 +179,12 @@ class Param:
 
 
 def _as_number(value: Any, kind: type) -> float | int | None:
+    if kind is float and isinstance(value, str):
+        # YAML 1.1 reads `1e-4` (no dot) as a string; accept what is plainly a number.
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "+inf") else None
+        except ValueError:
+            return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if kind is int:
