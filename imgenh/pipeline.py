@@ -14,80 +14,80 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from imgenh.levels import (
+    LUMA_BGR,
+    LUMA_BINS,
+    apply_table,
+    from_float,
+    level_counts,
+    luma,
+    max_value,
+    quantised_counts,
+    to_float,
+)
+
 if TYPE_CHECKING:  # imgenh.ops imports this module; import only for type checkers
     from imgenh.ops.registry import OpSpec
-
-# Rec. 709 luma weights, the ones ImageMagick uses for linked (luminance) statistics.
-LUMA_BGR = np.array([0.072186, 0.715158, 0.212656])
-
-
-def max_value(dtype: np.dtype) -> float:
-    """Largest level of an integer dtype; 1.0 for float images."""
-    dtype = np.dtype(dtype)
-    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
-
-
-def to_float(img: np.ndarray) -> np.ndarray:
-    """Integer image -> float32 in [0, 1] (a float image is returned as it is)."""
-    if img.dtype == np.float32:
-        return img
-    return img.astype(np.float32) * np.float32(1.0 / max_value(img.dtype))
-
-
-def from_float(img: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Float image in [0, 1] -> ``dtype``, rounding to nearest and saturating."""
-    dtype = np.dtype(dtype)
-    if dtype == np.float32:
-        return np.clip(img, 0.0, 1.0, dtype=np.float32)
-    top = max_value(dtype)
-    scaled = np.clip(img * np.float32(top) + np.float32(0.5), 0, top)
-    return scaled.astype(dtype)
-
-
-def luma(img: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of a BGR float image (a grey image is its own luma)."""
-    if img.ndim == 2:
-        return img
-    out = cv2.transform(img, LUMA_BGR.reshape(1, 3).astype(np.float32))
-    return out if out.ndim == 2 else out[..., 0]
 
 
 class Stats:
     """Histogram statistics of an image as it stands after a pending lookup table.
 
-    Pointwise operators ask for percentiles and means here. For integer images the
-    per-channel histograms are counted once and remapped through the pending table,
-    so no pixel is scanned twice; luminance statistics need the pixels themselves and
-    materialise the image only when asked.
+    Pointwise operators ask for means and histograms here. For integer images the
+    per-channel histograms are counted once per fused group of steps (``raw_counts`` is
+    shared between them) and remapped through the pending table, so no pixel is scanned
+    twice; luminance statistics need the pixels themselves and are counted when asked.
 
     Parameters
     ----------
     image : ndarray
         The image before the pending table (integer) or the current float image.
     table : ndarray, optional
-        Pending levels, shape ``(N,)`` or ``(N, C)``, for an integer image.
+        Pending levels, shape ``(N,)`` or ``(N, C)``, for an integer image; None is the
+        identity.
+    raw_counts : dict, optional
+        Cache of the per-channel level counts of ``image``, shared by every ``Stats`` of
+        the same image.
     """
 
-    FLOAT_BINS = 65536
+    FLOAT_BINS = LUMA_BINS
 
-    def __init__(self, image: np.ndarray, table: np.ndarray | None = None):
+    def __init__(self, image: np.ndarray, table: np.ndarray | None = None, raw_counts: dict | None = None):
         self._image = image
         self._table = table
+        self._raw = {} if raw_counts is None else raw_counts
         self.channels = 1 if image.ndim == 2 else image.shape[2]
         self._hist: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
+    def _plane(self, channel: int) -> np.ndarray:
+        return self._image if self._image.ndim == 2 else self._image[..., channel]
+
     def _raw_counts(self, channel: int) -> np.ndarray:
-        plane = self._image if self._image.ndim == 2 else self._image[..., channel]
-        if self._image.dtype.kind in "ui":
-            bins = int(max_value(self._image.dtype)) + 1
-            return np.bincount(plane.ravel(), minlength=bins)
-        q = np.clip(plane * (self.FLOAT_BINS - 1) + 0.5, 0, self.FLOAT_BINS - 1).astype(np.uint32)
-        return np.bincount(q.ravel(), minlength=self.FLOAT_BINS)
+        if channel not in self._raw:
+            if self._image.dtype.kind in "ui":
+                self._raw[channel] = level_counts(self._image, channel=channel)
+            else:
+                self._raw[channel] = quantised_counts(self._plane(channel), self.FLOAT_BINS)
+        return self._raw[channel]
 
     def _levels(self, channel: int, bins: int) -> np.ndarray:
         if self._table is None:
             return np.linspace(0.0, 1.0, bins)
         return self._table if self._table.ndim == 1 else self._table[:, channel]
+
+    def _luma_counts(self) -> np.ndarray:
+        """Counts of the Rec. 709 luma rounded to 65536 levels (ImageMagick's intensity histogram)."""
+        if self._image.dtype.kind not in "ui":
+            return quantised_counts(luma(self.materialise()), self.FLOAT_BINS)
+        # Integer images: the levels as 16-bit values (ImageMagick Q16's quanta), then a 16-bit
+        # cv2.transform, which rounds the weighted sum to the nearest 16-bit level itself.
+        if self._table is not None:
+            q16 = apply_table(self._image, self._table, np.uint16)
+        elif self._image.dtype == np.uint8:
+            q16 = cv2.LUT(self._image, (np.arange(256, dtype=np.uint16) * 257))
+        else:
+            q16 = self._image
+        return level_counts(cv2.transform(q16, LUMA_BGR.reshape(1, 3).astype(np.float32)))
 
     def materialise(self) -> np.ndarray:
         """The current image as float32 in [0, 1] (pending table applied)."""
@@ -112,10 +112,7 @@ class Stats:
         if channel in self._hist:
             return self._hist[channel]
         if channel == "luma" and self.channels >= 3:
-            y = luma(self.materialise())
-            q = np.clip(y * (self.FLOAT_BINS - 1) + 0.5, 0, self.FLOAT_BINS - 1).astype(np.uint32)
-            counts = np.bincount(q.ravel(), minlength=self.FLOAT_BINS)
-            result = (np.linspace(0.0, 1.0, self.FLOAT_BINS), counts)
+            result = (np.linspace(0.0, 1.0, self.FLOAT_BINS), self._luma_counts())
         elif channel is None or channel == "luma":
             parts = [self.histogram(c) for c in range(self.channels)]
             result = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
@@ -125,63 +122,10 @@ class Stats:
         self._hist[channel] = result
         return result
 
-    def percentile(self, q: float, channel: int | str | None = None) -> float:
-        """Smallest level at or below which ``q`` percent of the pixels lie."""
-        levels, counts = self.histogram(channel)
-        order = np.argsort(levels, kind="stable")
-        cum = np.cumsum(counts[order])
-        idx = int(np.searchsorted(cum, q / 100.0 * cum[-1], side="left"))
-        return float(levels[order][min(idx, len(order) - 1)])
-
     def mean(self, channel: int | str | None = None) -> float:
         """Mean level of a channel (see :meth:`histogram` for ``channel``)."""
         levels, counts = self.histogram(channel)
         return float(np.dot(levels, counts) / max(counts.sum(), 1))
-
-
-def per_channel(x: np.ndarray, channels: int) -> np.ndarray:
-    """Give a pointwise operator's input one column per channel.
-
-    A shared table ``(N,)`` becomes ``(N, C)`` for a colour image, so a per-channel curve
-    can set each column; tables ``(N, C)`` and images are returned as they are. Grey
-    images (``channels == 1``) are left alone.
-    """
-    if channels > 1 and x.ndim == 1:
-        return np.repeat(x[:, None], channels, axis=1)
-    return x
-
-
-def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-    """Map an integer image through a table of levels in [0, 1].
-
-    Parameters
-    ----------
-    img : ndarray
-        uint8 or uint16 image.
-    table : ndarray
-        Shape ``(N,)`` (all channels) or ``(N, C)`` (per channel), N = 256 or 65536.
-    dtype : dtype, optional
-        Output dtype; the image's own by default (levels rounded and saturated).
-    """
-    dtype = np.dtype(dtype or img.dtype)
-    top = max_value(dtype)
-    if dtype == np.float32:
-        lut = np.clip(table, 0.0, 1.0).astype(np.float32)
-    else:
-        lut = np.clip(np.rint(table * top), 0, top).astype(dtype)
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    if img.dtype == np.uint8 and dtype == np.uint8:
-        if lut.ndim == 1 or channels == 1:
-            return cv2.LUT(img, lut if lut.ndim == 1 else lut[:, 0])
-        return cv2.LUT(img, lut.reshape(256, 1, channels))
-    if lut.ndim == 1:
-        return lut[img]
-    if channels == 1:
-        return lut[:, 0][img]
-    out = np.empty(img.shape, dtype)
-    for c in range(channels):
-        out[..., c] = lut[:, c][img[..., c]]
-    return out
 
 
 @dataclass
@@ -219,6 +163,10 @@ class OpContext:
         self.values[key] = value
 
 
+class StepError(Exception):
+    """An operator failed on an image; the message names the step (``steps[i] name: why``)."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One validated step of a pipeline: the operator and all its parameter values."""
@@ -231,6 +179,18 @@ class Step:
     def label(self) -> str:
         """``steps[i] name``, the way error messages name a step."""
         return f"steps[{self.index}] {self.op.name}"
+
+    def __call__(self, x: np.ndarray, ctx: OpContext) -> np.ndarray:
+        """Run the operator, turning any failure into a :class:`StepError` that names this step.
+
+        MemoryError passes through as it is, so callers can still tell it apart.
+        """
+        try:
+            return self.op.func(x, ctx, **self.params)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise StepError(f"{self.label}: {exc}") from exc
 
 
 def _stages(steps: list[Step]) -> list[list[Step]]:
@@ -259,6 +219,12 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
         The result, in the input's dtype.
     reports : list of dict
         ``{"step": i, "op": name, ...values}`` for each step that reported values.
+
+    Raises
+    ------
+    StepError
+        An operator failed; the message starts with the step's label, e.g.
+        ``steps[0] white_balance: white_balance.white_at: [5000, 10] is outside the 600x400 image``.
     """
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):
         raise TypeError(f"unsupported pixel type {pixels.dtype}; expected uint8, uint16 or float32")
@@ -276,14 +242,15 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
             if img.dtype == np.float32:
                 for step in stage:
                     ctx = context(img, Stats(img))
-                    img = np.asarray(step.op.func(img, ctx, **step.params), dtype=np.float32)
+                    img = np.asarray(step(img, ctx), dtype=np.float32)
                     contexts.append((step, ctx))
             else:
                 bins = int(max_value(img.dtype)) + 1
                 table = np.linspace(0.0, 1.0, bins)
-                for step in stage:
-                    ctx = context(img, Stats(img, table))
-                    table = np.asarray(step.op.func(table, ctx, **step.params), dtype=np.float64)
+                raw_counts: dict = {}  # the image's level counts, counted once for the whole group
+                for i, step in enumerate(stage):
+                    ctx = context(img, Stats(img, table if i else None, raw_counts))
+                    table = np.asarray(step(table, ctx), dtype=np.float64)
                     contexts.append((step, ctx))
                 img = apply_table(img, table)
         else:
@@ -291,7 +258,7 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
             if step.op.kind == "float":
                 img = to_float(img)
             ctx = context(img)
-            img = step.op.func(img, ctx, **step.params)
+            img = step(img, ctx)
             contexts.append((step, ctx))
         for step, ctx in contexts:
             if ctx.values:
@@ -317,6 +284,13 @@ def run_op(pixels: np.ndarray, name: str, **params: Any) -> np.ndarray:
     -------
     ndarray
         The result, same dtype as ``pixels``.
+
+    Raises
+    ------
+    ValueError
+        A parameter is invalid (the message names it).
+    StepError
+        The operator failed on these pixels.
 
     Examples
     --------

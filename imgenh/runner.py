@@ -30,6 +30,7 @@ from imgenh.io import (
     write_image,
 )
 from imgenh.manifest import Manifest, Record
+from imgenh.pipeline import StepError
 from imgenh.plan import Job, Plan, PlanError, build_plan, find_inputs
 from imgenh.report import Result, Summary
 
@@ -91,8 +92,8 @@ class Worker:
                 job.output, image, quality=out.quality, metadata=out.metadata
             )
             result.status = "ok"
-        except (ImageError, OutputError) as exc:
-            result.reason = str(exc)
+        except (ImageError, OutputError, StepError) as exc:
+            result.reason = str(exc)  # a StepError names the step: "steps[0] white_balance: ..."
         except MemoryError:
             result.reason = "out of memory"
         except Exception as exc:  # a bug or an operator limit: report it, keep the batch going

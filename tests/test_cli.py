@@ -370,3 +370,12 @@ def test_outputs_of_another_imgenh_version_are_redone(runner, tree, monkeypatch)
     monkeypatch.setattr("imgenh.runner.__version__", "9.9.9")
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
     assert "(made by imgenh 0.1.0)" in res.stdout
+
+
+def test_operator_error_names_the_image_and_the_step(runner, tree):
+    (tree / "wb.yaml").write_text(
+        "version: 1\nsteps:\n  - op: white_balance\n    method: manual\n    white_at: [5000, 1]\n"
+    )
+    res = invoke(runner, ["run", "wb.yaml", "photos/a.jpg", "-o", "out"], cwd=tree)
+    assert res.exit_code == 1
+    assert "a.jpg: steps[0] white_balance: " in res.stderr and "internal error" not in res.stderr

@@ -8,8 +8,9 @@ import pytest
 from helpers import assert_images_close, magick, requires_magick
 from scipy import ndimage
 
+from imgenh.levels import from_float, to_float
 from imgenh.ops import filters
-from imgenh.pipeline import from_float, run_op, to_float
+from imgenh.pipeline import run_op
 
 
 def _variant(photo8, photo16, dtype, layout):

@@ -16,6 +16,7 @@ import scipy.sparse.linalg as spla
 import skimage.filters
 from helpers import assert_images_close
 
+from imgenh.levels import LUMA_BGR
 from imgenh.ops.gradient import (
     attenuation,
     compress_log_luminance,
@@ -23,7 +24,7 @@ from imgenh.ops.gradient import (
     forward_gradient,
     solve_poisson_neumann,
 )
-from imgenh.pipeline import LUMA_BGR, run_op
+from imgenh.pipeline import run_op
 
 SHAPES = [(48, 64), (47, 64), (48, 63), (31, 45), (1, 9), (9, 1), (2, 3), (1, 1)]
 

@@ -10,16 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Module import, not names: imgenh.pipeline imports imgenh.ops (which imports this module),
-# so its names exist only once it has finished loading.
-from imgenh import pipeline
+from imgenh.levels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 from imgenh.ops.registry import Param, operator
 
 # --------------------------------------------------------------------------------------
 # sRGB transfer function and CIE colorimetry (IEC 61966-2-1, CIE 15)
-
-# Rec. 709 / sRGB luminance weights in R, G, B order.
-LUMA_RGB = np.array([0.212671, 0.715160, 0.072169])
 
 # Linear sRGB (R, G, B) -> CIE XYZ, D65; the matrix scikit-image and ImageMagick use.
 XYZ_FROM_RGB = np.array(
@@ -56,16 +51,33 @@ def srgb_to_linear(v: np.ndarray) -> np.ndarray:
 
 
 def linear_to_srgb(v: np.ndarray) -> np.ndarray:
-    """Encode linear light in [0, 1] to sRGB levels (inverse of :func:`srgb_to_linear`)."""
-    v = np.asarray(v, dtype=np.result_type(v, np.float32))
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(np.maximum(v, 0.0031308), 1 / 2.4) - 0.055)
+    """Encode linear light to sRGB levels (inverse of :func:`srgb_to_linear`), clipping to [0, 1] first.
 
+    Parameters
+    ----------
+    v : ndarray
+        Linear values; float32 stays float32 (other input gives float64).
 
-def _encode_f32(v: np.ndarray) -> np.ndarray:
-    """sRGB encode of a float32 image, with cv2.pow for speed on large images."""
-    v = np.clip(v, 0.0, 1.0)
-    high = cv2.pow(np.maximum(v, np.float32(0.0031308)), 1 / 2.4)
-    return np.where(v <= 0.0031308, v * np.float32(12.92), high * np.float32(1.055) - np.float32(0.055))
+    Returns
+    -------
+    ndarray
+        Encoded levels in [0, 1], same shape.
+    """
+    dtype = np.result_type(v, np.float32)
+    shape = np.shape(v)
+    lin = np.clip(np.asarray(v, dtype=dtype).reshape(-1), 0.0, 1.0)  # 1-D at least, for the in-place steps
+    # The curve is 12.92 v up to 0.0031308 and 1.055 v ** (1/2.4) - 0.055 above, where the power
+    # branch is the smaller one (its slope at the knee, 12.7, is below 12.92) and below, where the
+    # power branch held at the knee is larger: so it is the minimum of the two, with no mask.
+    out = np.maximum(lin, dtype.type(0.0031308))
+    if dtype == np.float32:
+        cv2.pow(out, 1 / 2.4, dst=out)  # faster than np.power on large float32 images
+    else:
+        np.power(out, 1 / 2.4, out=out)
+    out *= dtype.type(1.055)
+    out -= dtype.type(0.055)
+    lin *= dtype.type(12.92)
+    return np.minimum(out, lin, out=out).reshape(shape)
 
 
 def _bgr_matrix(m: np.ndarray) -> np.ndarray:
@@ -143,8 +155,16 @@ def usable_mask(img: np.ndarray, saturated: float = 0.98, dark: float = 0.02) ->
     -------
     ndarray of bool, shape (H, W)
     """
+    lo, hi = _level(dark, img.dtype), _level(saturated, img.dtype)
+    if img.dtype.kind in "ui":
+        # Integer levels: "all channels <= hi - 1" minus "all channels <= lo - 1" (a subset of it),
+        # two vectorised cv2.inRange passes instead of a per-pixel maximum.
+        zeros = (0.0,) * img.shape[2]
+        below_hi = cv2.inRange(img, zeros, (hi - 1.0,) * img.shape[2])
+        below_lo = cv2.inRange(img, zeros, (lo - 1.0,) * img.shape[2])
+        return cv2.bitwise_and(cv2.subtract(below_hi, below_lo), 1).view(bool)
     brightest = _brightest(img)
-    return (brightest >= _level(dark, img.dtype)) & (brightest < _level(saturated, img.dtype))
+    return (brightest >= lo) & (brightest < hi)
 
 
 def _brightest(img: np.ndarray) -> np.ndarray:
@@ -154,40 +174,43 @@ def _brightest(img: np.ndarray) -> np.ndarray:
 
 def _level(fraction: float, dtype: np.dtype) -> float:
     """A threshold in stored levels; for integers "at or above 0.98 * 255" means >= 250."""
-    top = pipeline.max_value(dtype)
+    top = max_value(dtype)
     return float(np.ceil(fraction * top - 1e-9)) if np.dtype(dtype).kind in "ui" else fraction
 
 
 def _levels(dtype: np.dtype, linear: bool) -> np.ndarray:
     """Working value of every integer level (float64)."""
-    x = np.linspace(0.0, 1.0, int(pipeline.max_value(dtype)) + 1)
+    x = np.linspace(0.0, 1.0, int(max_value(dtype)) + 1)
     return srgb_to_linear(x) if linear else x
 
 
 def _working(img: np.ndarray, linear: bool) -> np.ndarray:
     """The image as float32 working values (linear light or as stored)."""
     if img.dtype.kind in "ui":
-        return pipeline.apply_table(img, _levels(img.dtype, linear), np.float32)
+        return apply_table(img, _levels(img.dtype, linear), np.float32)
     return srgb_to_linear(img).astype(np.float32) if linear else img.astype(np.float32)
 
 
 def _pixel_stats(img: np.ndarray, mask: np.ndarray, linear: bool, kind: str, value: float) -> np.ndarray:
     """Per-channel mean of ``v ** value`` (kind "norm") or the ``value`` percentile (kind "percentile")."""
-    pixels = img[mask]  # (n, 3), one pass for all channels
     out = np.zeros(3)
-    if pixels.shape[0] == 0:
-        return out
     if img.dtype.kind in "ui":
         # Exact statistics from per-channel histograms of the masked pixels: no float image needed.
         levels = _levels(img.dtype, linear)
         for c in range(3):
-            counts = np.bincount(pixels[:, c], minlength=levels.size)
+            counts = level_counts(img, mask, channel=c)
+            total = counts.sum()
+            if total == 0:
+                return out
             if kind == "norm":
-                out[c] = np.dot(counts, levels**value) / pixels.shape[0]
+                out[c] = np.dot(counts, levels**value) / total
             else:
                 cum = np.cumsum(counts)
                 idx = int(np.searchsorted(cum, value / 100.0 * cum[-1], side="left"))
                 out[c] = levels[min(idx, levels.size - 1)]
+        return out
+    pixels = img[mask]  # (n, 3), one pass for all channels
+    if pixels.shape[0] == 0:
         return out
     values = pixels.astype(np.float64)
     if linear:
@@ -348,7 +371,7 @@ def gains_from_illuminant(illuminant_bgr: np.ndarray) -> np.ndarray:
     e = np.asarray(illuminant_bgr, dtype=np.float64)
     e = np.maximum(e, MIN_ILLUMINANT_RATIO * e.max())
     gains = 1.0 / e
-    return gains / np.dot(LUMA_RGB[::-1], gains)
+    return gains / np.dot(LUMA_BGR, gains)
 
 
 def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> np.ndarray:
@@ -363,10 +386,10 @@ def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> 
         table = np.clip(levels[:, None] * gains[None, :], 0.0, 1.0)
         if linear:
             table = linear_to_srgb(table)
-        return pipeline.apply_table(img, table)
+        return apply_table(img, table)
     work = _working(img, linear) * gains.astype(np.float32)
     work = np.clip(work, 0.0, 1.0)
-    return (_encode_f32(work) if linear else work).astype(np.float32)
+    return linear_to_srgb(work) if linear else work
 
 
 # --------------------------------------------------------------------------------------
@@ -526,14 +549,21 @@ def white_balance(
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
-    """CIE Lab companding f(t) on float32 (t >= 0)."""
-    cube = cv2.pow(np.maximum(t, np.float32(0.0)), 1.0 / 3.0)
-    return np.where(t > _EPS, cube, t * np.float32(_KAPPA) + np.float32(4.0 / 29.0))
+    """CIE Lab companding f(t) on float32: ``t ** (1/3)`` above ``(6/29) ** 3``, linear below."""
+    out = cv2.pow(cv2.max(t, 0.0), 1.0 / 3.0)
+    linear = t * np.float32(_KAPPA)
+    linear += np.float32(4.0 / 29.0)
+    # cv2.copyTo with a mask instead of np.where: no boolean array, one pass.
+    return cv2.copyTo(linear, cv2.compare(t, _EPS, cv2.CMP_LE), out)
 
 
 def _lab_finv(f: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_lab_f` (may be negative for out-of-gamut colours)."""
-    return np.where(f > 6.0 / 29.0, f * f * f, (f - np.float32(4.0 / 29.0)) / np.float32(_KAPPA))
+    """Inverse of :func:`_lab_f` on float32 (may be negative for out-of-gamut colours)."""
+    out = f * f
+    out *= f
+    linear = f - np.float32(4.0 / 29.0)
+    linear *= np.float32(1.0 / _KAPPA)
+    return cv2.copyTo(linear, cv2.compare(f, 6.0 / 29.0, cv2.CMP_LE), out)
 
 
 def scale_chroma(linear_bgr: np.ndarray, factor: float) -> np.ndarray:
@@ -546,14 +576,15 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float) -> np.ndarray:
     """
     m_bgr = _bgr_matrix(XYZ_FROM_RGB) / WHITE_XYZ[::-1, None]  # rows: Z/Zn, Y/Yn, X/Xn
     t = cv2.transform(linear_bgr, m_bgr.astype(np.float32))
-    fz, fy, fx = cv2.split(_lab_f(t).astype(np.float32))
-    k = np.float32(factor)
-    x = _lab_finv(fy + k * (fx - fy))
-    z = _lab_finv(np.maximum(fy + k * (fz - fy), np.float32(0.0)))
-    y = cv2.split(t)[1]
-    back = np.linalg.inv(m_bgr).astype(np.float32)
-    out = cv2.transform(cv2.merge([z.astype(np.float32), y, x.astype(np.float32)]), back)
-    return np.clip(out, 0.0, 1.0)
+    k = float(factor)
+    # (fz, fy, fx) -> (fy + k (fz - fy), fy, fy + k (fx - fy)) is linear: one cv2.transform, no split.
+    mix = np.array([[k, 1.0 - k, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0 - k, k]], np.float32)
+    g = cv2.transform(_lab_f(t), mix)
+    np.maximum(g[..., 0], np.float32(0.0), out=g[..., 0])  # Z only, as scikit-image
+    xyz = _lab_finv(g)
+    xyz[..., 1] = t[..., 1]  # Y exactly (not the cube of its cube root)
+    out = cv2.transform(xyz, np.linalg.inv(m_bgr).astype(np.float32))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 @operator(
@@ -580,8 +611,4 @@ def saturation(
     if not ctx.is_color:
         return img.copy()
     work = _working(img, linear=True)
-    out = _encode_f32(scale_chroma(work, factor))
-    if img.dtype == np.float32:
-        return out.astype(np.float32)
-    top = np.float32(pipeline.max_value(img.dtype))
-    return (out * top + np.float32(0.5)).astype(img.dtype)
+    return from_float(linear_to_srgb(scale_chroma(work, factor)), img.dtype)

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from imgenh.levels import from_float, max_value, to_float
 from imgenh.ops.registry import Param, operator
-from imgenh.pipeline import from_float, to_float
 
 # ---------------------------------------------------------------------------------------------
 # median
@@ -275,19 +275,32 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
     """
     kernel = im_blur_kernel(radius, sigma).astype(np.float32)
     one = np.ones(1, np.float32)
-    x = to_float(img)
+    border = cv2.BORDER_REPLICATE
     if img.dtype == np.float32:
-        blur = cv2.sepFilter2D(x, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+        x, scale = img, 1.0
+        blur = cv2.sepFilter2D(x, cv2.CV_32F, kernel, kernel, borderType=border)
     else:
-        # Integer images: like ImageMagick Q16, round each blur pass to 16-bit levels. This
-        # only matters where 2|d| sits right at the threshold, but there it flips the decision.
-        q16 = np.float32(65535.0)
-        horizontal = cv2.sepFilter2D(x * q16, cv2.CV_32F, kernel, one, borderType=cv2.BORDER_REPLICATE)
-        blur = cv2.sepFilter2D(np.rint(horizontal), cv2.CV_32F, one, kernel, borderType=cv2.BORDER_REPLICATE)
-        blur = np.rint(blur) / q16
-    diff = x - blur
-    gain = np.where(2.0 * np.abs(diff) >= np.float32(threshold), np.float32(amount), np.float32(0.0))
-    return from_float(x + gain * diff, img.dtype)
+        # Integer images work on ImageMagick Q16's scale (0..65535) and, like it, round each
+        # blur pass to 16-bit levels. This only matters where 2|d| sits right at the
+        # threshold, but there it flips the decision.
+        scale = 65535.0
+        if img.dtype == np.uint8:
+            x = cv2.LUT(img, np.arange(256, dtype=np.float32) * np.float32(257.0))
+        else:
+            x = img.astype(np.float32)
+        blur = cv2.sepFilter2D(x, cv2.CV_32F, kernel, one, borderType=border)
+        np.rint(blur, out=blur)
+        blur = cv2.sepFilter2D(blur, cv2.CV_32F, one, kernel, borderType=border)
+        np.rint(blur, out=blur)
+    # Pixels whose doubled difference is below the threshold keep their value.
+    keep = cv2.compare(cv2.absdiff(x, blur), float(threshold * scale / 2.0), cv2.CMP_LT)
+    # out = in + amount * (in - blur), straight to the output depth (rounded, saturated).
+    top = max_value(img.dtype)
+    depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(img.dtype, cv2.CV_32F)
+    out = cv2.addWeighted(x, (1.0 + amount) * top / scale, blur, -amount * top / scale, 0.0, dtype=depth)
+    if img.dtype == np.float32:
+        np.clip(out, 0.0, 1.0, out=out)
+    return cv2.copyTo(img, keep, out)
 
 
 @operator(

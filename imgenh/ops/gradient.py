@@ -17,24 +17,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# A module import (not `from imgenh.pipeline import luma`): imgenh.pipeline imports imgenh.ops,
-# so it may still be initialising when this module is registered.
-from imgenh import pipeline as _pipeline
+from imgenh.levels import luma
 from imgenh.ops.registry import Param, operator
 
 # Gradients below this fraction of alpha are treated as this size, so the attenuation
 # factor (|grad| / alpha) ** (beta - 1) stays finite in flat regions.
 _GRAD_FLOOR = 0.01
-
-
-def _luma(img: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma (imgenh.pipeline.LUMA_BGR weights) of a BGR float image; grey is its own luma."""
-    if img.ndim == 2:
-        return img
-    weights = _pipeline.LUMA_BGR.reshape(1, 3).astype(np.float32)
-    out = cv2.transform(img, weights)
-    # cv2.transform returns (H, W) for a one-channel result; pipeline.luma's [..., 0] assumes (H, W, 1).
-    return out if out.ndim == 2 else out[..., 0]
 
 
 def _eigenvalues(n: int) -> np.ndarray:
@@ -234,7 +222,7 @@ def gradient_normalize(
     ``C_out = (C_in / L_in) ** saturation * L_out``. A flat image (no spread to
     normalise) keeps its luminance.
     """
-    lum = _luma(img).astype(np.float32, copy=False)
+    lum = luma(img).astype(np.float32, copy=False)
     log_lum = compress_log_luminance(lum, alpha, beta, eps, min_size)
     # Subtract the maximum before exp: the solve fixes I only up to a constant, which the
     # percentile normalisation below removes anyway, and a large I would overflow float32.
@@ -280,7 +268,7 @@ def gradient_magnitude(
     Borders use OpenCV's default reflection (``gfedcb|abcdefgh|gfedcba``). A flat
     image gives all zeros. The output is a grey ``(H, W)`` float32 map in [0, 1].
     """
-    return sobel_magnitude(_luma(img), ksize, percentile)
+    return sobel_magnitude(luma(img), ksize, percentile)
 
 
 def sobel_magnitude(lum: np.ndarray, ksize: int = 3, percentile: float = 100.0) -> np.ndarray:

@@ -16,8 +16,8 @@ import math
 import cv2
 import numpy as np
 
+from imgenh.levels import from_float, max_value, per_channel, to_float
 from imgenh.ops.registry import Param, operator
-from imgenh.pipeline import from_float, max_value, per_channel, to_float
 
 # ImageMagick's MagickEpsilon: below it a range or a contrast counts as zero.
 MAGICK_EPSILON = 1.0e-12
@@ -340,8 +340,7 @@ def clahe_plane(plane: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
     """
     if plane.dtype == np.uint8:
         return cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles)).apply(plane)
-    top = max_value(plane.dtype)
-    return np.clip(clahe_levels(plane, clip_limit, tiles) * top + 0.5, 0, top).astype(plane.dtype)
+    return from_float(clahe_levels(plane, clip_limit, tiles), plane.dtype)
 
 
 def clahe_levels(plane: np.ndarray, clip_limit: float, tiles: int, rows_per_chunk: int = 256) -> np.ndarray:
@@ -732,9 +731,9 @@ def clahe(
         return clahe_plane(img, clip_limit, tiles)
     lab = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2Lab)
     if img.dtype == np.uint8:
-        lum = np.clip(lab[..., 0] * np.float32(2.55) + np.float32(0.5), 0, 255).astype(np.uint8)
+        lum = from_float(lab[..., 0], np.uint8, full_scale=100.0)  # L* 0..100 to levels
         lab[..., 0] = clahe_plane(lum, clip_limit, tiles).astype(np.float32) * np.float32(100.0 / 255.0)
     else:
-        lum = np.clip(lab[..., 0] * np.float32(655.35) + np.float32(0.5), 0, 65535).astype(np.uint16)
+        lum = from_float(lab[..., 0], np.uint16, full_scale=100.0)
         lab[..., 0] = (clahe_levels(lum, clip_limit, tiles) * 100.0).astype(np.float32)
     return from_float(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), img.dtype)

@@ -1,0 +1,164 @@
+"""Levels of pixels: depths, float conversion, lookup tables and Rec. 709 luma.
+
+The one home of the helpers the pipeline and the operators share. It imports only numpy
+and OpenCV, so any module (operators included) can import names from it directly.
+
+Pixels are numpy arrays in OpenCV channel order (BGR), shape ``(H, W)`` or ``(H, W, C)``,
+dtype uint8, uint16 or float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Rec. 709 luma weights (B, G, R), the digits ImageMagick uses for linked (luminance) statistics.
+LUMA_BGR = np.array([0.072186, 0.715158, 0.212656])
+
+# Luma is binned to this many levels (ImageMagick Q16's histogram of intensities).
+LUMA_BINS = 65536
+
+
+def max_value(dtype: np.dtype) -> float:
+    """Largest level of an integer dtype; 1.0 for float images."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """Integer image -> float32 in [0, 1] (a float image is returned as it is)."""
+    if img.dtype == np.float32:
+        return img
+    return img.astype(np.float32) * np.float32(1.0 / max_value(img.dtype))
+
+
+def from_float(img: np.ndarray, dtype: np.dtype, full_scale: float = 1.0) -> np.ndarray:
+    """Float image in [0, ``full_scale``] -> ``dtype``, rounding half up and saturating.
+
+    Parameters
+    ----------
+    img : ndarray
+        Float levels; values outside [0, ``full_scale``] are clipped.
+    dtype : dtype
+        uint8, uint16 or float32 (float32 output is divided by ``full_scale``).
+    full_scale : float
+        The input value that maps to the largest level (e.g. 100 for Lab L*).
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        x = img if full_scale == 1.0 else img * np.float32(1.0 / full_scale)
+        return np.clip(x, 0.0, 1.0, dtype=np.float32)
+    top = max_value(dtype)
+    # One float32 factor, so a level k / top * full_scale comes back as k exactly.
+    scaled = np.clip(img * np.float32(top / full_scale) + np.float32(0.5), 0, top)
+    return scaled.astype(dtype)
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma (:data:`LUMA_BGR`) of a BGR float image (a grey image is its own luma)."""
+    if img.ndim == 2:
+        return img
+    out = cv2.transform(img, LUMA_BGR.reshape(1, 3).astype(np.float32))
+    # cv2.transform drops the channel axis of a one-channel result.
+    return out if out.ndim == 2 else out[..., 0]
+
+
+def per_channel(x: np.ndarray, channels: int) -> np.ndarray:
+    """Give a pointwise operator's input one column per channel.
+
+    A shared table ``(N,)`` becomes ``(N, C)`` for a colour image, so a per-channel curve
+    can set each column; tables ``(N, C)`` and images are returned as they are. Grey
+    images (``channels == 1``) are left alone.
+    """
+    if channels > 1 and x.ndim == 1:
+        return np.repeat(x[:, None], channels, axis=1)
+    return x
+
+
+def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    """Map an integer image through a table of levels in [0, 1].
+
+    Parameters
+    ----------
+    img : ndarray
+        uint8 or uint16 image.
+    table : ndarray
+        Shape ``(N,)`` (all channels) or ``(N, C)`` (per channel), N = 256 or 65536.
+    dtype : dtype, optional
+        Output dtype; the image's own by default (levels rounded and saturated).
+    """
+    dtype = np.dtype(dtype or img.dtype)
+    top = max_value(dtype)
+    if dtype == np.float32:
+        lut = np.clip(table, 0.0, 1.0).astype(np.float32)
+    else:
+        lut = np.clip(np.rint(table * top), 0, top).astype(dtype)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if img.dtype == np.uint8 and channels <= 4:
+        # cv2.LUT takes an 8-bit image and a table of any depth (the output takes the table's).
+        if lut.ndim == 1 or channels == 1:
+            return cv2.LUT(img, lut if lut.ndim == 1 else np.ascontiguousarray(lut[:, 0]))
+        return cv2.LUT(img, np.ascontiguousarray(lut).reshape(256, 1, channels))
+    if lut.ndim == 1:
+        return lut[img]
+    if channels == 1:
+        return lut[:, 0][img]
+    out = np.empty(img.shape, dtype)
+    for c in range(channels):
+        out[..., c] = lut[:, c][img[..., c]]
+    return out
+
+
+def level_counts(img: np.ndarray, mask: np.ndarray | None = None, channel: int = 0) -> np.ndarray:
+    """Pixel count of every level of one channel of an integer image (optionally only where ``mask``).
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W) or (H, W, C) uint8 or uint16 array.
+    mask : ndarray, optional
+        (H, W) bool or uint8 array; only non-zero positions count.
+    channel : int
+        The channel counted (0 for a grey image).
+
+    Returns
+    -------
+    ndarray of int64, shape (256,) or (65536,)
+    """
+    bins = int(max_value(img.dtype)) + 1
+    m = None if mask is None else mask.view(np.uint8) if mask.dtype == bool else mask
+    # cv2.calcHist counts integer levels exactly and far faster than np.bincount, and reads one
+    # channel of an interleaved image in place (no plane copy).
+    hist = cv2.calcHist([np.ascontiguousarray(img)], [channel], m, [bins], [0, bins])
+    return hist.ravel().astype(np.int64)
+
+
+def quantised_counts(values: np.ndarray, bins: int = LUMA_BINS) -> np.ndarray:
+    """Counts of float levels in [0, 1] rounded to ``bins`` evenly spaced levels.
+
+    A value ``v`` counts at level ``floor(v * (bins - 1) + 0.5)``, clipped to the range.
+
+    Parameters
+    ----------
+    values : ndarray
+        float32 levels, any shape.
+    bins : int
+        Number of levels (65536 for ImageMagick Q16).
+
+    Returns
+    -------
+    ndarray of int64, shape (bins,)
+    """
+    top = bins - 1
+    plane = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, 1)
+    # Bins of width 1 on the scale v * top, centred on the integers: bin k holds [k - 0.5, k + 0.5).
+    scaled = plane * np.float32(top)
+    hist = cv2.calcHist([scaled], [0], None, [bins], [-0.5, top + 0.5])
+    counts = hist.ravel().astype(np.int64)
+    # calcHist drops values outside the range; clipping puts them in the end bins.
+    lo, hi, _, _ = cv2.minMaxLoc(scaled)
+    if lo < -0.5:
+        counts[0] += int(np.count_nonzero(scaled < -0.5))
+    if hi >= top + 0.5:
+        counts[-1] += int(np.count_nonzero(scaled >= top + 0.5))
+    return counts
