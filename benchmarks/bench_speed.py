@@ -15,6 +15,7 @@ machines; seconds depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -99,7 +100,8 @@ def main() -> None:
         def floor():
             out = tmp / "floor"
             out.mkdir()
-            with ProcessPoolExecutor(args.jobs) as pool:
+            # spawn, not fork: a child forked after OpenCV started its thread pool can hang.
+            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 list(pool.map(_floor_one, [(f, out / f.name) for f in files]))
 
         results["floor (decode+encode)"] = timed(floor)
