@@ -379,3 +379,12 @@ def test_operator_error_names_the_image_and_the_step(runner, tree):
     res = invoke(runner, ["run", "wb.yaml", "photos/a.jpg", "-o", "out"], cwd=tree)
     assert res.exit_code == 1
     assert "a.jpg: steps[0] white_balance: " in res.stderr and "internal error" not in res.stderr
+
+
+def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--progress", "-v"], cwd=tree)
+    assert res.exit_code == 0
+    assert "2/2" in res.stderr and "img/s" in res.stderr  # tqdm's bar, though stderr is no terminal
+    assert "2 to process with 1 worker," in res.stderr  # too small a batch for a pool
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out2", "--no-progress"], cwd=tree)
+    assert "img/s" not in res.stderr
