@@ -29,6 +29,9 @@ from imgenh.pipeline import run_op
 SHAPES = [(48, 64), (47, 64), (48, 63), (31, 45), (1, 9), (9, 1), (2, 3), (1, 1)]
 
 
+EPS = 0.004  # gradient_normalize's default eps, also used in its colour ratios
+
+
 def _luma64(img: np.ndarray) -> np.ndarray:
     """Rec. 709 luma of a BGR/grey image in [0, 1], float64 (independent of the operator's code)."""
     x = img.astype(np.float64)
@@ -204,23 +207,22 @@ def test_gradient_normalize_beta1_is_linear_map_of_luminance(fixture, request):
 
 
 def test_gradient_normalize_beta1_colour_with_saturation_one(photo16):
-    """Colour, beta = 1, s = 1, min/max: C_out = C / L * (L - min) / (max - min); within 1 LSB at 16 bits."""
+    """Colour, beta = 1, s = 1, min/max: C_out = (C+e)/(L+e) * (L - min)/(max - min); 1 LSB at 16 bits."""
     lum = _luma64(photo16)
     c = photo16.astype(np.float64) / 65535
     out_l = (lum - lum.min()) / (lum.max() - lum.min())
-    ratio = np.divide(c, lum[..., None], out=np.zeros_like(c), where=lum[..., None] > 0)
+    ratio = (c + EPS) / (lum[..., None] + EPS)
     expected = np.clip(np.rint(ratio * out_l[..., None] * 65535), 0, 65535).astype(np.uint16)
     got = run_op(photo16, "gradient_normalize", beta=1.0, low=0.0, high=100.0, saturation=1.0)
     assert_images_close(got, expected, atol=1, name="gradient_normalize-beta1-colour")
 
 
 def test_gradient_normalize_colour_ratio_formula(photo8):
-    """C_out = (C_in / L_in)^s * L_out, with L_out the result on the luma image alone; atol 1e-5 (float32)."""
+    """C_out = ((C+e)/(L+e))^s * L_out, L_out the result on the luma image alone; atol 1e-5 (float32)."""
     img = photo8.astype(np.float32) / 255
     lum = _luma64(img)
     grey_out = run_op(lum.astype(np.float32), "gradient_normalize").astype(np.float64)
-    # Black pixels (L = 0, so every channel is 0) have ratio 0.
-    ratio = np.divide(img, lum[..., None], out=np.zeros(img.shape), where=lum[..., None] > 0)
+    ratio = (img + EPS) / (lum[..., None] + EPS)
     for s in (0.0, 0.6, 1.0):
         got = run_op(img, "gradient_normalize", saturation=s)
         expected = np.clip(ratio**s * grey_out[..., None], 0, 1)
@@ -333,3 +335,23 @@ def test_gradient_magnitude_validation():
         run_op(img, "gradient_magnitude", ksize=9)
     with pytest.raises(ValueError, match="percentile"):
         run_op(img, "gradient_magnitude", percentile=0.0)
+
+
+def test_gradient_normalize_does_not_turn_near_black_noise_into_colour():
+    """Dark pixels whose channels differ by a level or two (sensor/JPEG noise) stay near grey when lifted.
+
+    Plain C / L ratios multiply that noise by the shadow lift; (C + eps) / (L + eps) with the
+    default eps (one 8-bit level) shrinks the colour spread of levels 3-5 by about 20%.
+    """
+    rng = np.random.default_rng(3)
+    img = np.full((64, 64, 3), 200, np.uint8)
+    img[:, :32] = 3 + rng.integers(0, 3, (64, 32, 3))  # near-black with chroma noise
+    x = img.astype(np.float32) / 255
+    lum = _luma64(x)
+    lum_out = run_op(lum.astype(np.float32), "gradient_normalize").astype(np.float64)
+    plain = np.clip(x / lum[..., None] * lum_out[..., None], 0, 1)[:, 4:28] * 255
+    got = run_op(img, "gradient_normalize", saturation=1.0).astype(np.float64)[:, 4:28]
+    assert got.mean() > 10  # the shadow was lifted
+    spread = got.max(axis=2) - got.min(axis=2)
+    plain_spread = plain.max(axis=2) - plain.min(axis=2)
+    assert spread.mean() < 0.85 * plain_spread.mean()

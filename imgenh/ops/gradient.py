@@ -197,7 +197,7 @@ def compress_log_luminance(
     kind="float",
     summary="Gradient-domain dynamic range compression (Fattal et al. 2002): large log-luma gradients shrink",
     formula="I = poisson(div(grad log(L+eps) * Phi)), Phi = prod_k up((|grad H_k|/(alpha*mean))^(beta-1)); "
-    "L_out = pct_norm(exp I); C_out = (C/L)^s * L_out",
+    "L_out = pct_norm(exp I); C_out = ((C+eps)/(L+eps))^s * L_out",
     reference="Fattal, Lischinski, Werman 2002 (formula; DCT solver checked against a sparse direct solve)",
     example={"alpha": 0.1, "beta": 0.85, "saturation": 0.6},
     check=lambda p: None if p["low"] < p["high"] else "low must be below high",
@@ -219,7 +219,8 @@ def gradient_normalize(
     The luminance (Rec. 709 luma of the stored values) is compressed by
     :func:`compress_log_luminance`; ``exp(I)`` is mapped linearly so its ``low`` and
     ``high`` percentiles become 0 and 1; colour is restored with
-    ``C_out = (C_in / L_in) ** saturation * L_out``. A flat image (no spread to
+    ``C_out = ((C_in + eps) / (L_in + eps)) ** saturation * L_out`` (``eps`` keeps the
+    noise of near-black pixels from turning into colour). A flat image (no spread to
     normalise) keeps its luminance.
     """
     lum = luma(img).astype(np.float32, copy=False)
@@ -238,8 +239,11 @@ def gradient_normalize(
         out_lum = lum.copy()
     if img.ndim == 2:
         return out_lum
-    # Ratios C / L; black pixels (L = 0 means every channel is 0) get ratio 0.
-    ratio = np.divide(img, lum[..., None], out=np.zeros(img.shape, np.float32), where=lum[..., None] > 0)
+    # Ratios (C + eps) / (L + eps): in near-black areas, where C and L are mostly sensor or
+    # JPEG noise, the ratio tends to 1 (grey) instead of blowing the noise up into colour
+    # blotches once the shadows are lifted; elsewhere it is C / L to within eps / L.
+    lum_eps = lum + np.float32(eps)
+    ratio = (img + np.float32(eps)) / lum_eps[..., None]
     if saturation != 1.0:
         np.power(ratio, np.float32(saturation), out=ratio)
     ratio *= out_lum[..., None]
