@@ -231,7 +231,7 @@ def gradient_normalize(
     lo, hi = np.percentile(out_lum, [low, high])
     ctx.record("percentiles", [float(lo), float(hi)])
     # Below float32 resolution the spread is round-off, not image content.
-    if hi - lo > 1e-6 * abs(hi):
+    if hi - lo > max(1e-6 * abs(hi), 1e-30):  # 1e-30: a larger 1 / (hi - lo) overflows float32
         out_lum -= lo
         out_lum *= 1.0 / (hi - lo)
         out_lum = np.clip(out_lum, 0.0, 1.0).astype(np.float32)
