@@ -424,7 +424,12 @@ def operator_table() -> str:
 
 @main.command()
 def schema():
-    """Print the JSON Schema of pipeline files (for editor completion and CI checks)."""
+    """Print the JSON Schema of pipeline files (for editor completion and CI checks).
+
+    \b
+    Example:
+      imgenh schema > pipeline.schema.json   # then point your editor's YAML plugin at it
+    """
     click.echo(json.dumps(pipeline_schema(), indent=2))
 
 
