@@ -37,9 +37,18 @@ class _TqdmAwareHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
+class _Formatter(logging.Formatter):
+    """``imgenh: warning: ...``: lower-case levels, like the ``imgenh: error:`` usage lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
 def _setup_logging(level: str) -> None:
     handler = _TqdmAwareHandler()
-    handler.setFormatter(logging.Formatter("imgenh: %(levelname)s: %(message)s"))
+    handler.setFormatter(_Formatter("imgenh: %(levelname)s: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(level.upper())
     log.propagate = False
@@ -83,12 +92,19 @@ def _read_list(source: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def _check_report_target(report: str | None) -> None:
-    """Refuse, before any work, a report path whose folder does not exist."""
-    if report and report != "-":
-        folder = Path(report).parent
-        if not folder.is_dir():
-            _fail(f"--report {report}: folder {folder} does not exist")
+def _check_report_target(report: str | None, out: Path | None) -> None:
+    """Refuse, before any work, a report path that cannot be written (a folder, or in a missing folder)."""
+    if not report or report == "-":
+        return
+    target = Path(report)
+    if target.is_dir():
+        _fail(f"--report {report} is a folder; give a file name such as {target / 'report.json'}")
+    folder = target.parent
+    will_exist = out is not None and (
+        folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
+    )
+    if not folder.is_dir() and not will_exist:
+        _fail(f"--report {report}: folder {folder} does not exist")
 
 
 @main.command()
@@ -140,7 +156,7 @@ def _check_report_target(report: str | None) -> None:
     type=click.Choice(FAIL_ON),
     default="truncated",
     show_default=True,
-    help="Decoding strictness: none accepts truncated files, error also refuses trailing data.",
+    help="Decoding strictness: none accepts truncated files; error also refuses trailing data and any decoder warning.",
 )
 @click.option(
     "--max-failures", type=click.IntRange(min=0), default=0, help="Stop after N failed images (0: never)."
@@ -202,12 +218,13 @@ def run(
     except ConfigError as exc:
         _fail(exc)
     inputs = list(inputs)
+    listed: list[str] = []
     if files_from:
         try:
-            inputs += _read_list(files_from)
+            listed = _read_list(files_from)
         except OSError as exc:
             _fail(f"--files-from {files_from}: {exc.strerror or exc}")
-    if not inputs:
+    if not inputs and not listed:
         _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
     if in_place and out:
         _fail("--in-place writes over the inputs; leave out -o/--output")
@@ -223,9 +240,12 @@ def run(
         max_pixels=max_pixels,
         fail_on=fail_on,
         max_failures=max_failures,
+        listed=tuple(listed),
     )
     out_path = Path(out) if out else None
-    _check_report_target(report)
+    _check_report_target(report, out_path)
+    if not pipeline.steps:
+        log.warning("%s has no steps: images are only re-encoded", pipeline_file)
 
     if dry_run:
         try:
@@ -235,7 +255,8 @@ def run(
         _print_plan(plan, to_stdout=report != "-")
         if report:
             _write_report_or_log(report, plan_summary(pipeline, plan))
-        return
+        # As the real run would: 1 when some images are already known to fail.
+        sys.exit(1 if any(job.error for job in plan.jobs) else 0)
 
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
     bar = None
@@ -259,6 +280,8 @@ def run(
         if show_bar:
             from tqdm import tqdm
 
+            # No monitor thread: its writes to stderr could land in a decode's captured output.
+            tqdm.monitor_interval = 0
             bar = tqdm(total=todo, unit="img", file=sys.stderr, dynamic_ncols=True, desc="imgenh")
 
     def on_result(result: Result) -> None:
@@ -271,7 +294,7 @@ def run(
         for note in result.notes:
             if note.startswith("EXIF orientation"):
                 log.debug("%s: %s", result.source, note)
-            elif note.startswith("truncated"):
+            elif note.startswith(("truncated", "decoder warning")):  # about this file: say which
                 log.warning("%s: %s", result.source, note)
             elif note not in seen_notes:
                 seen_notes.add(note)
@@ -339,8 +362,10 @@ def _print_plan(plan: Plan, to_stdout: bool = True) -> None:
         else:
             line = f"process  {job.source} -> {job.output}  ({job.why})"
         click.echo(line, err=not to_stdout)
-    todo = len(plan.to_process)
-    click.echo(f"dry run: {todo} to process, {len(plan.jobs) - todo} to skip; nothing written", err=True)
+    failing = sum(1 for job in plan.jobs if job.error)
+    todo = len(plan.to_process) - failing
+    skip = len(plan.jobs) - todo - failing
+    click.echo(f"dry run: {todo} to process, {skip} to skip, {failing} failing; nothing written", err=True)
 
 
 @main.command()
@@ -365,7 +390,10 @@ def validate(files):
                 click.echo(f"imgenh: error: {line}", err=True)
             continue
         names = ", ".join(s.op.name for s in pipeline.steps) or "no steps"
-        click.echo(f"ok: {path} ({len(pipeline.steps)} steps: {names})")
+        count = len(pipeline.steps)
+        click.echo(f"ok: {path} ({count} step{'s' * (count != 1)}: {names})")
+        if not count:
+            click.echo(f"imgenh: warning: {path} has no steps: images would only be re-encoded", err=True)
     sys.exit(2 if bad else 0)
 
 

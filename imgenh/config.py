@@ -107,7 +107,7 @@ class Pipeline:
             if value is None:
                 continue
             try:
-                values[key] = OUTPUT_PARAMS[key].coerce(value)
+                values[key] = OUTPUT_PARAMS[key].coerce(_output_value(key, value))
             except ValueError as exc:
                 errors.append(f"--{key}: {exc}")
         if "suffix" in values:
@@ -117,10 +117,22 @@ class Pipeline:
         return replace(self, output=replace(self.output, **values))
 
 
+FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+
+
+def _output_value(key: str, value: Any) -> Any:
+    """Formats and metadata modes in any case, with the usual aliases (JPEG -> jpg, tif -> tiff)."""
+    if key in ("format", "metadata") and isinstance(value, str):
+        value = value.strip().lower()
+        return FORMAT_ALIASES.get(value, value) if key == "format" else value
+    return value
+
+
 def _suffix_problems(suffix: str) -> list[str]:
     bad = [c for c in suffix if c in '/\\:*?"<>|\0' or ord(c) < 32]
     if bad:
-        return [f"may not contain path separators or {''.join(sorted(set(bad)))!r} (got {suffix!r})"]
+        shown = " ".join(sorted(set(bad)))
+        return [f"may not contain path separators or special characters ({shown}) (got {suffix!r})"]
     return []
 
 
@@ -230,7 +242,7 @@ def _build(tree: _Node | None, source: str) -> Pipeline:
     for key in ("name", "description"):
         node = doc.get(key)
         if node is not None and node.value is not None and not isinstance(node.value, str):
-            err(node, key, f"must be a string (got {node.value!r})")
+            err(node, key, f"must be a string (got {_plain(node)!r})")
         text_fields[key] = node.value if node is not None and isinstance(node.value, str) else ""
 
     steps: list[Step] = []
@@ -259,7 +271,7 @@ def _build(tree: _Node | None, source: str) -> Pipeline:
                     err(node, f"output.{key}", f"unknown key{hint} (allowed: {', '.join(OUTPUT_PARAMS)})")
                     continue
                 try:
-                    values[key] = param.coerce(node.value)
+                    values[key] = param.coerce(_output_value(key, node.value))
                 except ValueError as exc:
                     err(node, f"output.{key}", str(exc))
                     continue
@@ -296,6 +308,8 @@ def _build_step(node: _Node, index: int, err) -> Step | None:
     for key, message in problems:
         line_of = fields.get(key, node)
         label = f"{where} {spec.name}.{key}" if key else f"{where} {spec.name}"
+        if message.startswith(f"{spec.name}: "):  # an operator's own check may name itself
+            message = message[len(spec.name) + 2 :]
         err(line_of, label, message)
     if problems:
         return None

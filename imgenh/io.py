@@ -3,6 +3,9 @@
 Reading goes through bytes (so any file name works and a truncated JPEG is caught rather
 than returned half grey), checks the header's pixel count before decoding, splits alpha
 off, applies EXIF orientation to the pixels and keeps EXIF/XMP/ICC beside them.
+What the decoders print (libjpeg, libpng, libtiff, OpenCV's log) is captured per decode
+and turned into a note or, with ``fail_on="error"``, a refusal, so it reaches the user with
+the file's name instead of as a bare line on stderr.
 Writing encodes in memory, writes a temp file in the target folder, fsyncs it and renames
 it into place, so no reader ever sees a half-written image under the final name.
 """
@@ -12,9 +15,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import stat
 import struct
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +272,97 @@ def _png_xmp(data: bytes) -> bytes | None:
     return None
 
 
+# --- what the decoders print --------------------------------------------------------------
+
+# libjpeg, libpng and libtiff (through OpenCV's log) write warnings straight to file
+# descriptor 2, with no file name and past any logging setup. Each decode runs with fd 2
+# pointed at an in-memory file; what lands there becomes a note or a refusal.
+_CAPTURE_LOCK = threading.Lock()
+# "[ WARN:0@0.032] global grfmt_tiff.cpp:123 TIFF_Warning " before OpenCV's log messages.
+_CV_LOG_PREFIX = re.compile(r"^\[\s*[A-Z]+:[^\]]*\]\s+(?:\S+\s+)?\S+:\d+\s+(?:\S+\s+)?")
+# "OpenCV(5.0.0) /io/opencv/modules/imgcodecs/src/bitstrm.cpp:59: error: (-2:Unspecified error) "
+_CV_ERROR_PREFIX = re.compile(r"OpenCV\([^)]*\)\s+\S+:\d+:\s+error:\s+\([^)]*\)\s+")
+_CV_FUNCTION_SUFFIX = re.compile(r"\s+in function '[^']*'$")
+# Messages that say nothing about the file's health. OpenCV's own TIFF writer labels an
+# alpha channel in a way its reader then warns about, for every RGBA TIFF it writes.
+_HARMLESS = ("Sum of Photometric type-related color channels and ExtraSamples doesn't match",)
+_MESSAGE_MAX = 300
+
+
+def _new_capture_fd() -> int:
+    """A readable, writable fd with no name: a memfd on Linux, else an unlinked temp file."""
+    try:
+        return os.memfd_create("imgenh-decoder-messages", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        fd, name = tempfile.mkstemp(prefix="imgenh-decoder-")
+        os.unlink(name)
+        return fd
+
+
+class _DecoderMessages:
+    """Context manager: file descriptor 2 goes to an in-memory file while the block runs.
+
+    After the block ``text`` holds what was written there. The real fd 2 is restored in
+    every case (exceptions included); a closed fd 2 is closed again. Captures in one
+    process take turns (a lock): fd 2 is process-wide, so threads decoding at the same
+    time would otherwise read each other's messages.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __enter__(self) -> _DecoderMessages:
+        _CAPTURE_LOCK.acquire()
+        try:
+            if sys.stderr is not None:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()  # what Python buffered goes out first
+            try:
+                self._saved: int | None = os.dup(2)
+            except OSError:  # fd 2 closed: capture anyway (it may be the capture fd itself)
+                self._saved = None
+            self._fd = _new_capture_fd()
+            if self._fd != 2:
+                os.dup2(self._fd, 2)
+        except BaseException:
+            _CAPTURE_LOCK.release()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if self._saved is not None:
+                os.dup2(self._saved, 2)
+                os.close(self._saved)
+            elif self._fd != 2:
+                os.close(2)
+            size = os.lseek(self._fd, 0, os.SEEK_END)
+            self.text = os.pread(self._fd, min(size, 1 << 16), 0).decode("utf-8", "replace")
+        finally:
+            os.close(self._fd)
+            _CAPTURE_LOCK.release()
+
+
+def decoder_messages(text: str) -> list[str]:
+    """The distinct messages in what a decoder printed, without OpenCV's log prefixes.
+
+    Known-harmless messages (see ``_HARMLESS``) are left out.
+    """
+    messages: list[str] = []
+    for line in text.splitlines():
+        line = _CV_ERROR_PREFIX.sub("", _CV_LOG_PREFIX.sub("", line.strip()))
+        line = _CV_FUNCTION_SUFFIX.sub("", line).strip()
+        line = line.removeprefix("imdecode_(''): ")
+        if line and line not in messages and not any(h in line for h in _HARMLESS):
+            messages.append(line)
+    return messages
+
+
+def _one_line(messages: list[str]) -> str:
+    text = "; ".join(messages)
+    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 3].rstrip() + "..."
+
+
 def _image_end(data: bytes, fmt: str) -> int | None:
     """Offset just past the image's end marker, or None when the file stops before it.
 
@@ -302,9 +400,20 @@ def read_image(
     max_pixels : int
         Refuse images whose header claims more pixels, before decoding them.
     fail_on : {"none", "truncated", "error"}
-        How strict decoding is (as libvips' ``fail_on``): ``none`` accepts a truncated JPEG
-        decoded as far as it goes (missing rows grey); ``truncated`` refuses truncated files;
-        ``error`` also refuses files with data after the image's end marker.
+        How strict decoding is, as libvips' ``fail_on`` (whose ``warning`` level is folded
+        into ``error`` here):
+
+        - ``none`` accepts anything decodable, a truncated JPEG decoded as far as it goes
+          (missing rows grey);
+        - ``truncated`` (the default) refuses truncated files, nothing else: damaged but
+          decodable data ("Corrupt JPEG data: ...") is accepted, as libvips does;
+        - ``error`` refuses anything the decoder complains about: truncation, data after
+          the image's end marker, and any warning the decoder prints.
+
+        What the decoder prints (libjpeg, libpng, libtiff, OpenCV) never reaches stderr:
+        under ``error`` it is the refusal's reason, otherwise it becomes a note starting
+        ``"decoder warning: "``. Messages known to be harmless (OpenCV's reader warning about
+        the alpha channel of every RGBA TIFF its writer makes) are dropped.
 
     Returns
     -------
@@ -343,18 +452,30 @@ def read_image(
     if fail_on == "error" and not truncated and data[end:].strip(b"\x00"):
         raise ImageError(f"unexpected data after the end of the {fmt.upper()} image (--fail-on error)")
     buf = np.frombuffer(data, np.uint8)
+    printed = _DecoderMessages()
     try:
-        pixels, types, blobs = cv2.imdecodeWithMetadata(buf, cv2.IMREAD_UNCHANGED)
+        with printed:
+            pixels, types, blobs = cv2.imdecodeWithMetadata(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         raise ImageError(f"cannot decode {fmt.upper()}: {exc.err or exc}") from None
+    messages = decoder_messages(printed.text)
     if pixels is None and truncated:
         # OpenCV's in-memory decoder gives up on a truncated JPEG; its file reader decodes
         # what is there and fills the rest with grey, which is what fail_on=none asks for.
-        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        printed = _DecoderMessages()
+        with printed:
+            pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         types, blobs = (), ()
         notes.append(f"truncated {fmt.upper()} accepted (--fail-on none): missing rows are grey")
+        # libjpeg's "Premature end of JPEG file" says what the note above already says.
+        messages = [m for m in decoder_messages(printed.text) if m != "Premature end of JPEG file"]
     if pixels is None:
-        raise ImageError(f"corrupt {fmt.upper()} data (the decoder could not read it)")
+        said = f": {_one_line(messages)}" if messages else ""
+        raise ImageError(f"corrupt {fmt.upper()} data (the decoder could not read it){said}")
+    if messages and fail_on == "error":
+        raise ImageError(f"decoder reported damage: {_one_line(messages)} (--fail-on error)")
+    if messages:
+        notes.append(f"decoder warning: {_one_line(messages)}")
     meta = {int(t): np.asarray(b).tobytes() for t, b in zip(types, blobs, strict=False)}
 
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):

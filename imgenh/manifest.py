@@ -52,6 +52,9 @@ class Record:
         imgenh version that wrote it.
     status : str
         ``ok``, ``failed``, or ``pending`` (started by a run that did not record the end).
+    out_size, out_mtime_ns : int
+        The output file as written (0 if unknown): a different file there now was
+        changed by someone else and is not overwritten without ``--overwrite``.
     """
 
     output: str
@@ -62,6 +65,36 @@ class Record:
     pipeline: str
     version: str
     status: str
+    out_size: int = 0
+    out_mtime_ns: int = 0
+
+
+def lock_folders(folders: set[Path]) -> list[int]:
+    """Lock input folders for ``--in-place`` (flock on the folders themselves: nothing is written).
+
+    Returns
+    -------
+    list of int
+        Open descriptors holding the locks; closing them (or the process dying) releases them.
+
+    Raises
+    ------
+    LockedError
+        When another imgenh run works in place in one of the folders.
+    """
+    fds: list[int] = []
+    for folder in sorted(folders):
+        fd = os.open(folder, os.O_RDONLY)
+        fds.append(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            for held in fds:
+                os.close(held)
+            raise LockedError(
+                f"{folder} is being changed in place by another imgenh run; try again later"
+            ) from None
+    return fds
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

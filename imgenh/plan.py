@@ -92,10 +92,15 @@ def _filtered(rel: PurePosixPath, include: tuple[str, ...], exclude: tuple[str, 
 def _walk(folder: Path, recursive: bool, warnings: list[str]) -> list[_Found]:
     found: list[_Found] = []
     if not recursive:
+        subfolders = 0
         with os.scandir(folder) as entries:
             for entry in entries:
                 if is_image_name(entry.name):
                     found.append(_Found(Path(entry.path), PurePosixPath(entry.name), folder))
+                elif entry.is_dir() and not entry.name.startswith("."):
+                    subfolders += 1
+        if subfolders:
+            warnings.append(f"folder '{folder}' has {subfolders} subfolder(s) not searched (add --recursive)")
         return found
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -111,7 +116,12 @@ def _walk(folder: Path, recursive: bool, warnings: list[str]) -> list[_Found]:
                 continue
             if (sst.st_dev, sst.st_ino) in seen or _is_ancestor(sub, folder):
                 found.append(
-                    _Found(sub, rel_dir / name, folder, "symlink loop (folder links back to itself); skipped")
+                    _Found(
+                        sub,
+                        rel_dir / name,
+                        folder,
+                        "symlink loop: folder links back to itself (not followed)",
+                    )
                 )
             else:
                 keep.append(name)
@@ -163,11 +173,23 @@ def _glob(pattern: str) -> tuple[Path, list[str]]:
 def find_inputs(
     inputs: list[str],
     *,
+    listed: list[str] = (),
     recursive: bool = False,
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
 ) -> tuple[list[_Found], list[str]]:
     """Expand files, folders and glob patterns into image paths.
+
+    Parameters
+    ----------
+    inputs : list of str
+        Files (mirrored by name), folders and glob patterns (mirrored relative to themselves).
+    listed : list of str
+        Paths read from ``--files-from``: like ``inputs``, except that a relative file path
+        keeps its folders under the output (``shots/a/x.jpg`` -> ``OUT/shots/a/x.jpg``),
+        as ``rsync --files-from`` does, so same-named files in different folders coexist.
+    recursive, include, exclude
+        As the ``imgenh run`` flags.
 
     Returns
     -------
@@ -180,7 +202,8 @@ def find_inputs(
     """
     found: list[_Found] = []
     warnings: list[str] = []
-    for arg in inputs:
+    from_list = len(inputs)
+    for number, arg in enumerate([*inputs, *listed]):
         path = Path(arg)
         if GLOB_CHARS & set(arg) and not os.path.lexists(arg):
             base, matches = _glob(arg)
@@ -199,15 +222,28 @@ def find_inputs(
             found += hits
         elif os.path.lexists(path):
             if is_image_name(path.name):
-                found.append(_Found(path, PurePosixPath(path.name), None))
+                found.append(_Found(path, _named_rel(path, number >= from_list), None))
             else:
                 warnings.append(f"{arg}: not an image name ({', '.join(IMAGE_EXTENSIONS)}); skipped")
         else:
             # A named input that is gone is a failure, not a warning: a cron job fed a file
             # list must notice (exit 1, and a line in the report).
-            found.append(_Found(path, PurePosixPath(path.name), None, "no such file or folder"))
+            found.append(_Found(path, _named_rel(path, number >= from_list), None, "no such file or folder"))
     kept = [f for f in found if _filtered(f.rel, include, exclude)]
+    if found and not kept:
+        warnings.append(
+            f"--include/--exclude left none of the {len(found)} images found (patterns match the path "
+            "relative to each input folder, or the file name)"
+        )
     return kept, warnings
+
+
+def _named_rel(path: Path, keep_folders: bool) -> PurePosixPath:
+    """Where a named file lands under OUT: by name, or by its relative path for listed files."""
+    norm = PurePosixPath(os.path.normpath(path).replace(os.sep, "/"))
+    if keep_folders and not norm.is_absolute() and ".." not in norm.parts:
+        return norm
+    return PurePosixPath(path.name)
 
 
 def output_name(rel: PurePosixPath, fmt: str, suffix: str) -> PurePosixPath:
@@ -263,8 +299,16 @@ def build_plan(
         raise PlanError(["no images found in the given inputs"])
     errors: list[str] = []
     if in_place:
-        if fmt != "keep" or suffix:
-            errors.append("--in-place replaces each input, so --format and --suffix cannot change its name")
+        if fmt != "keep":
+            errors.append(
+                f"--in-place keeps each file's name and format, but the output format is {fmt!r} "
+                "(output.format in the pipeline, or --format); pass --format keep"
+            )
+        if suffix:
+            errors.append(
+                f"--in-place keeps each file's name, but the output suffix is {suffix!r} "
+                "(output.suffix in the pipeline, or --suffix); pass --suffix ''"
+            )
     else:
         out_real = out.resolve()
         roots = {f.root.resolve() for f in found if f.root is not None}
@@ -277,6 +321,17 @@ def build_plan(
     if errors:
         raise PlanError(errors)
 
+    if not in_place:
+        # Overlapping inputs (photos and photos/a, with -r) reach one file twice: keep the
+        # first. (A symlink is a name of its own and is mirrored under that name.)
+        seen_files: set[str] = set()
+        unique = []
+        for f in found:
+            real = os.path.abspath(f.path)
+            if real not in seen_files or f.error:
+                unique.append(f)
+                seen_files.add(real)
+        found = unique
     by_output: dict[str, list[_Found]] = {}
     for f in found:
         # In place, a file named twice (a symlink, ../x/a.jpg) is one job on its real path.
@@ -298,7 +353,8 @@ def build_plan(
     for key, (f,) in sorted(by_output.items()):
         if in_place:
             # Write to the real file, so a symlink stays a symlink to the enhanced image.
-            jobs.append(Job(f.path, Path(key), key, error=f.error, why="--in-place"))
+            error = f.error or _in_place_problem(f, Path(key))
+            jobs.append(Job(f.path, Path(key), key, error=error, why="--in-place"))
             continue
         target = out / key
         if os.path.realpath(target) in sources_real:
@@ -313,6 +369,27 @@ def build_plan(
     return Plan(jobs)
 
 
+def _changed(path: Path, size: int, mtime_ns: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (size, mtime_ns)
+
+
+def _in_place_problem(f: _Found, real: Path) -> str | None:
+    """Why a file must not be replaced in place, or None."""
+    try:
+        links = os.stat(real).st_nlink
+    except OSError:
+        return None  # the worker reports it (missing, unreadable...)
+    if links > 1:
+        return f"has {links} hard links; replacing it in place would split them (use -o instead)"
+    if f.root is not None and not _inside(real, f.root.resolve()):
+        return f"symlink to {real}, outside input folder {f.root}; not replaced in place"
+    return None
+
+
 def _incremental(
     source: Path,
     target: Path,
@@ -324,7 +401,7 @@ def _incremental(
 ) -> tuple[str | None, str]:
     """(skip reason or None, why processed) for one output, without decoding anything."""
     rec = manifest.records.get(key) if manifest else None
-    unfinished = {"failed": "retry (failed before)", "pending": "redo (interrupted before)"}
+    unfinished = {"failed": "retry: failed before", "pending": "redo: interrupted before"}
     if not os.path.lexists(target):
         if rec is None:
             return None, "new"
@@ -333,6 +410,9 @@ def _incremental(
         return None, "--overwrite"
     if rec is None:
         return "output exists (not made by imgenh here; --overwrite replaces it)", ""
+    if rec.status == "ok" and rec.out_size and _changed(target, rec.out_size, rec.out_mtime_ns):
+        # Someone edited or replaced the output since imgenh wrote it: never overwrite their work.
+        return "output changed since imgenh wrote it (--overwrite replaces it)", ""
     if rec.pipeline != pipeline_hash:
         return None, "pipeline changed"
     if version and rec.version != version:

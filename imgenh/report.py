@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,12 +48,16 @@ class Result:
     size: int = 0
     mtime_ns: int = 0
     sha256: str = ""
+    out_size: int = 0
+    out_mtime_ns: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The result as it appears in the report (identity fields left out)."""
         data = asdict(self)
-        for key in ("size", "mtime_ns", "sha256"):
+        for key in ("size", "mtime_ns", "sha256", "out_size", "out_mtime_ns"):
             data.pop(key)
+        for key in ("source", "output"):  # names that are not UTF-8 stay readable and valid
+            data[key] = os.fsencode(data[key]).decode("utf-8", "backslashreplace")
         data["seconds"] = round(self.seconds, 4)
         return data
 
@@ -123,7 +128,7 @@ def write_report(target: str, summary: Summary) -> None:
         "pipeline_hash": summary.pipeline_hash,
         "warnings": summary.warnings,
     }
-    if target.endswith(".jsonl"):
+    if target.lower().endswith(".jsonl"):
         lines = [json.dumps({"type": "image", **r.to_json()}) for r in summary.results]
         lines.append(json.dumps({"type": "totals", **head, **summary.totals()}))
         text = "\n".join(lines) + "\n"

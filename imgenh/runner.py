@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from imgenh.io import (
     sniff_format,
     write_image,
 )
-from imgenh.manifest import Manifest, Record
+from imgenh.manifest import Manifest, Record, lock_folders
 from imgenh.pipeline import StepError
 from imgenh.plan import Job, Plan, PlanError, build_plan, find_inputs
 from imgenh.report import Result, Summary
@@ -91,6 +92,8 @@ class Worker:
             result.notes = image.notes + write_image(
                 job.output, image, quality=out.quality, metadata=out.metadata
             )
+            written = os.stat(job.output)  # so a later run can tell if someone changed it
+            result.out_size, result.out_mtime_ns = written.st_size, written.st_mtime_ns
             result.status = "ok"
         except (ImageError, OutputError, StepError) as exc:
             result.reason = str(exc)  # a StepError names the step: "steps[0] white_balance: ..."
@@ -202,6 +205,7 @@ class RunOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     fail_on: str = "truncated"
     max_failures: int = 0
+    listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
 
 
 def make_plan(
@@ -223,8 +227,12 @@ def make_plan(
     imgenh.plan.PlanError
         Carrying the warnings met while finding inputs (they often explain the error).
     """
-    found, warnings = find_inputs(
-        inputs, recursive=options.recursive, include=options.include, exclude=options.exclude
+    found, found_warnings = find_inputs(
+        inputs,
+        listed=options.listed,
+        recursive=options.recursive,
+        include=options.include,
+        exclude=options.exclude,
     )
     if manifest is None and out is not None and not options.in_place:
         manifest = Manifest(out).load()
@@ -241,8 +249,8 @@ def make_plan(
             in_place=options.in_place,
         )
     except PlanError as exc:
-        raise PlanError(exc.errors, warnings) from None
-    plan.warnings[:0] = warnings
+        raise PlanError(exc.errors, found_warnings) from None
+    plan.warnings[:0] = found_warnings
     return plan
 
 
@@ -289,6 +297,9 @@ def run_batch(
     >>> summary = run_batch(load_pipeline("configs/default.yaml"), ["sample_images"], "out")  # doctest: +SKIP
     """
     options = options or RunOptions()
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]  # one folder or file, not a sequence of characters
+    inputs = [os.fspath(i) for i in inputs]
     out_path = Path(out) if out is not None and not options.in_place else None
     manifest = Manifest(out_path).load() if out_path is not None else None
     # Plan first (a refused batch writes nothing, not even OUT/.imgenh), then lock; if
@@ -303,6 +314,9 @@ def run_batch(
         if manifest.stamp() != seen:
             manifest.records.clear()
             plan = make_plan(pipeline, inputs, out_path, options, manifest.load())
+    # In place there is no output tree to lock: lock the input folders instead (flock on the
+    # folders themselves), so two runs never enhance the same files twice.
+    folder_locks = lock_folders({j.output.parent for j in plan.jobs}) if options.in_place else []
     summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name, warnings=plan.warnings)
     todo = [j for j in plan.jobs if j.skip is None and j.error is None]
     n_workers = choose_workers(todo, options.jobs)
@@ -321,6 +335,8 @@ def run_batch(
             summary.pipeline_hash,
             __version__,
             result.status,
+            result.out_size,
+            result.out_mtime_ns,
         )
 
     def emit(result: Result) -> None:
@@ -372,10 +388,23 @@ def run_batch(
         summary.interrupted = signal.SIGTERM
     finally:
         if results is not None:
-            results.close()  # stops dispatching; a pool discards work in flight
+            with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
+                warnings.simplefilter("ignore", UserWarning)
+                results.close()  # stops dispatching; a pool discards work in flight
         signal.signal(signal.SIGTERM, previous)
         summary.seconds = time.perf_counter() - start
         remove_temp_files(folders)
         if manifest is not None:
             manifest.close()
+        for fd in folder_locks:
+            os.close(fd)
+    # Everything planned appears in the report: what a stop left undone is listed as such.
+    done = {r.key for r in summary.results}
+    why = "interrupted" if summary.interrupted else summary.stopped_early
+    for job in todo:
+        if job.key not in done:
+            reason = f"not finished: {why} (done on the next run)"
+            summary.results.append(
+                Result(str(job.source), str(job.output), job.key, "skipped", reason=reason)
+            )
     return summary

@@ -102,7 +102,8 @@ def test_files_from_stdin(runner, tree):
         input="photos/a.jpg\n# a comment\n\nphotos/sub/c.jpeg\n",
     )
     assert res.exit_code == 0, res.output
-    assert outputs(tree / "out") == ["a.jpg", "c.jpeg"]
+    # Relative paths keep their folders (like rsync --files-from), so same names never collide.
+    assert outputs(tree / "out") == ["photos/a.jpg", "photos/sub/c.jpeg"]
 
 
 def test_colliding_outputs_are_refused_before_any_work(runner, tree):
@@ -208,7 +209,7 @@ def test_report_to_stdout_is_pure_json(runner, tree):
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "-", "-v"], cwd=tree)
     doc = json.loads(res.stdout)
     assert {i["status"] for i in doc["images"]} == {"ok"}
-    assert "imgenh: INFO" in res.stderr
+    assert "imgenh: info" in res.stderr
 
 
 def test_missing_output_and_bad_pipeline_are_usage_errors(runner, tree):
@@ -223,7 +224,7 @@ def test_missing_output_and_bad_pipeline_are_usage_errors(runner, tree):
 def test_validate_exit_codes_and_messages(runner, tree):
     (tree / "bad.yaml").write_text("version: 1\nsteps:\n  - op: gamm\n")
     res = invoke(runner, ["validate", "p.yaml"], cwd=tree)
-    assert res.exit_code == 0 and "ok: p.yaml (1 steps: gamma)" in res.stdout
+    assert res.exit_code == 0 and "ok: p.yaml (1 step: gamma)" in res.stdout
     res = invoke(runner, ["validate", "p.yaml", "bad.yaml"], cwd=tree)
     assert res.exit_code == 2
     assert "bad.yaml:3: steps[0].op: unknown operator 'gamm'; did you mean 'gamma'?" in res.stderr
@@ -337,7 +338,19 @@ def test_report_folder_must_exist_and_failed_report_is_not_success(runner, tree)
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "nope/r.json"], cwd=tree)
     assert res.exit_code == 2 and "folder nope does not exist" in res.stderr
     assert not (tree / "out").exists()
-    (tree / "r.json").mkdir()  # a folder where the report file should go: the write fails
+    (tree / "r.json").mkdir()  # a folder where the report file should go
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
+    assert res.exit_code == 2 and "--report r.json is a folder" in res.stderr
+    # A report inside the output folder a first run creates is fine.
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "new", "--report", "new/r.json"], cwd=tree)
+    assert res.exit_code == 0 and (tree / "new" / "r.json").is_file()
+
+
+def test_a_report_that_cannot_be_written_is_not_success(runner, tree, monkeypatch):
+    def full_disk(target, summary):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("imgenh.cli.write_report", full_disk)
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
     assert res.exit_code == 1 and "cannot write report r.json" in res.stderr
 
@@ -348,9 +361,7 @@ def test_files_from_accepts_names_that_are_not_utf8(runner, tree):
     (tree / "list.txt").write_bytes(b"photos/" + name + b"\n")
     res = invoke(runner, ["run", "p.yaml", "--files-from", "list.txt", "-o", "out"], cwd=tree)
     assert res.exit_code == 0, res.output
-    assert os.listdir(os.fsencode(tree / "out")) == [b".imgenh", name] or sorted(
-        os.listdir(os.fsencode(tree / "out"))
-    ) == sorted([b".imgenh", name])
+    assert os.listdir(os.fsencode(tree / "out" / "photos")) == [name]
 
 
 def test_dry_run_report_is_json_plan(runner, tree):
@@ -388,3 +399,82 @@ def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):
     assert "2 to process with 1 worker," in res.stderr  # too small a batch for a pool
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out2", "--no-progress"], cwd=tree)
     assert "img/s" not in res.stderr
+
+
+def test_in_place_runs_lock_the_folders(runner, tree):
+    from imgenh.manifest import lock_folders
+
+    fds = lock_folders({(tree / "photos").resolve()})
+    try:
+        res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "--in-place"], cwd=tree)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert res.exit_code == 75 and "being changed in place by another imgenh run" in res.stderr
+
+
+def test_in_place_refuses_hard_links_and_symlinks_leaving_the_folder(runner, tree):
+    photos = tree / "photos"
+    os.link(photos / "a.jpg", photos / "hard.jpg")
+    (tree / "elsewhere").mkdir()
+    cv2.imwrite(str(tree / "elsewhere" / "e.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (photos / "out.jpg").symlink_to(tree / "elsewhere" / "e.jpg")
+    before = (tree / "elsewhere" / "e.jpg").read_bytes()
+    res = invoke(runner, ["run", "p.yaml", "photos", "--in-place"], cwd=tree)
+    assert res.exit_code == 1
+    assert "hard.jpg: has 2 hard links" in res.stderr
+    assert "outside input folder" in res.stderr
+    assert (tree / "elsewhere" / "e.jpg").read_bytes() == before
+    assert os.stat(photos / "a.jpg").st_nlink == 2  # the link was not split
+
+
+def test_an_output_changed_by_someone_else_is_not_overwritten(runner, tree):
+    assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
+    (tree / "out" / "a.jpg").write_bytes(b"retouched by hand")
+    (tree / "p.yaml").write_text(GAMMA.replace("1.5", "1.6"))  # even when the pipeline changes
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
+    assert "(output changed since imgenh wrote it (--overwrite replaces it))" in res.stdout
+    assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
+    assert (tree / "out" / "a.jpg").read_bytes() == b"retouched by hand"
+
+
+def test_discovery_hints(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
+    assert "folder 'photos' has 1 subfolder(s) not searched (add --recursive)" in res.stderr
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "out", "--include", "photos/*"], cwd=tree)
+    assert res.exit_code == 2 and "--include/--exclude left none of the 4 images found" in res.stderr
+    res = invoke(runner, ["run", "p.yaml", "photos", "photos/sub", "-r", "-o", "out"], cwd=tree)
+    assert "4 processed" in res.stderr  # photos/sub is inside photos: each file once
+
+
+def test_dry_run_exit_code_counts_known_failures(runner, tree):
+    res = invoke(
+        runner, ["run", "p.yaml", "photos/a.jpg", "photos/gone.jpg", "-o", "out", "--dry-run"], cwd=tree
+    )
+    assert res.exit_code == 1
+    assert "dry run: 1 to process, 0 to skip, 1 failing; nothing written" in res.stderr
+
+
+def test_forgiving_spelling_in_pipelines_and_flags(runner, tree):
+    (tree / "q.yaml").write_text(
+        "version: 1\nsteps:\n  - op: clahe\n    tiles: '8'\n  - op: GAMMA\n    value: 1e400\n"
+        "description: [1]\n"
+    )
+    res = invoke(runner, ["validate", "q.yaml"], cwd=tree)
+    assert "steps[1].op: unknown operator 'GAMMA'; did you mean 'gamma'?" in res.stderr
+    assert "tiles" not in res.stderr  # a quoted whole number is a number
+    assert "description: must be a string (got [1])" in res.stderr
+    res = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "-o", "out", "--format", "JPEG"], cwd=tree)
+    assert res.exit_code == 0 and outputs(tree / "out") == ["a.jpg"]
+    (tree / "r.yaml").write_text("version: 1\nsteps:\n  - op: resize\n")
+    res = invoke(runner, ["validate", "r.yaml"], cwd=tree)
+    assert "steps[0] resize: set exactly one of" in res.stderr
+
+
+def test_python_api_takes_one_folder_as_a_string(tree):
+    from imgenh import RunOptions, load_pipeline, run_batch
+
+    summary = run_batch(
+        load_pipeline(tree / "p.yaml"), str(tree / "photos"), tree / "api", RunOptions(jobs=1)
+    )
+    assert summary.count("ok") == 2 and summary.exit_code == 0

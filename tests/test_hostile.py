@@ -164,7 +164,7 @@ def test_hostile_corpus_reported_one_by_one(shared):
         assert rec["status"] == "failed", (name, rec)
         assert reason in rec["reason"], (name, rec["reason"])
         # stderr names the file and gives the same reason
-        assert f"imgenh: ERROR: in/{name}: {rec['reason']}" in proc.stderr, name
+        assert f"imgenh: error: in/{name}: {rec['reason']}" in proc.stderr, name
     for name in ("good1.png", "good2.jpg"):
         assert by_name[name]["status"] == "ok"
         assert decodes(out / name)
@@ -195,7 +195,7 @@ def test_symlink_loop_and_image_named_folder_in_recursive_walk(tmp_path):
     assert set(failed) == {"sub/loop", "sub/top"}
     for key in failed:
         assert "symlink loop" in failed[key]
-        assert f"imgenh: ERROR: in/{key}: symlink loop" in proc.stderr
+        assert f"imgenh: error: in/{key}: symlink loop" in proc.stderr
     ok = sorted(r["key"] for r in report["images"] if r["status"] == "ok")
     assert ok == ["a.png", "album.jpg/c.png", "sub/b.png"]
 
@@ -295,12 +295,173 @@ def test_max_failures_stops_early(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["totals"]["failed"] == 2
     assert report["totals"]["stopped_early"] == "--max-failures 2 reached"
-    assert len(report["images"]) == 2  # bad0, bad1 come first (sorted); nothing after them ran
+    # bad0, bad1 come first (sorted); nothing after them ran, and the report lists it as such
+    assert [i["status"] for i in report["images"]][:2] == ["failed", "failed"]
+    rest = report["images"][2:]
+    assert rest and all(i["status"] == "skipped" and i["reason"].startswith("not finished") for i in rest)
     assert "stopped early: --max-failures 2 reached" in proc.stderr
     # the next run picks up where it stopped
     proc = cli("run", "p.yaml", "in", "-o", "out", "-j", "1", "--report", "r2.json", cwd=tmp_path)
     totals = json.loads((tmp_path / "r2.json").read_text())["totals"]
     assert (totals["ok"], totals["failed"]) == (6, 6)
+
+
+# --- what the decoders print ----------------------------------------------------------------
+
+
+def damaged_scan_jpeg(seed: int = 0) -> bytes:
+    """A JPEG with 20 random bytes written over the middle of its scan data.
+
+    OpenCV still decodes it (libjpeg resynchronises), but libjpeg prints "Corrupt JPEG data: ...".
+    """
+    rng = np.random.default_rng(seed)
+    smooth = cv2.GaussianBlur(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), (5, 5), 0)
+    data = bytearray(cv2.imencode(".jpg", smooth)[1].tobytes())
+    sos, eoi = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    mid = (sos + eoi) // 2
+    data[mid : mid + 20] = rng.integers(0, 255, 20, dtype=np.uint8).tobytes()  # no 0xFF: no fake markers
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED) is not None
+    return bytes(data)
+
+
+def png_with_bad_text_crc() -> bytes:
+    """A PNG whose tEXt chunk has a wrong CRC: libpng warns and decodes the pixels anyway."""
+    png = cv2.imencode(".png", image(6))[1].tobytes()
+    text = b"tEXt" + b"Comment\x00hello"
+    bad = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) ^ 1)
+    return png[:33] + bad + png[33:]
+
+
+@pytest.mark.parametrize("fail_on", ["none", "truncated", "error"])
+def test_damaged_jpeg_data(tmp_path, capfd, fail_on):
+    path = write(tmp_path / "damaged.jpg", damaged_scan_jpeg())
+    assert "Corrupt JPEG data" in capfd.readouterr().err  # libjpeg does complain (to fd 2)...
+    if fail_on == "error":
+        with pytest.raises(ImageError) as info:
+            read_image(path, fail_on=fail_on)
+        message = str(info.value)
+        assert message.startswith("decoder reported damage: Corrupt JPEG data: ")
+        assert message.endswith(" (--fail-on error)")
+        assert "\n" not in message and "WARN" not in message
+    else:
+        # libvips semantics: "truncated" refuses truncation only; damaged but decodable data is let
+        # through, and said out loud.
+        img = read_image(path, fail_on=fail_on)
+        assert img.pixels.shape == (64, 96, 3)
+        [note] = img.notes
+        assert note.startswith("decoder warning: Corrupt JPEG data: ")
+        assert "\n" not in note
+    assert capfd.readouterr() == ("", "")  # ...but not during read_image: nothing on fd 1 or 2
+
+
+def test_truncated_jpeg_accepted_prints_nothing(tmp_path, capfd):
+    jpeg = cv2.imencode(".jpg", image(5, 32, 48))[1].tobytes()
+    path = write(tmp_path / "truncated.jpg", jpeg[: int(len(jpeg) * 0.6)])
+    img = read_image(path, fail_on="none")
+    # libjpeg's "Premature end of JPEG file" is what the truncation note already says
+    assert img.notes == ["truncated JPEG accepted (--fail-on none): missing rows are grey"]
+    assert capfd.readouterr() == ("", "")
+
+
+def test_libpng_warning(tmp_path, capfd):
+    path = write(tmp_path / "crc.png", png_with_bad_text_crc())
+    assert read_image(path).notes == ["decoder warning: libpng warning: tEXt: CRC error"]
+    with pytest.raises(
+        ImageError, match=r"^decoder reported damage: libpng warning: tEXt: CRC error \(--fail-on error\)$"
+    ):
+        read_image(path, fail_on="error")
+    assert capfd.readouterr() == ("", "")
+
+
+def test_decoder_error_text_in_reason(tmp_path, capfd):
+    bad = bytearray(cv2.imencode(".png", image(0))[1].tobytes())
+    idat = bad.index(b"IDAT")
+    bad[idat + 8 : idat + 40] = bytes(32)
+    bmp = cv2.imencode(".bmp", image(0))[1].tobytes()
+    with pytest.raises(
+        ImageError, match=r"^corrupt PNG data \(the decoder could not read it\): libpng error: IDAT"
+    ):
+        read_image(write(tmp_path / "bad.png", bytes(bad)))
+    # OpenCV's log prefix, source path and function name are trimmed off
+    with pytest.raises(ImageError) as info:
+        read_image(write(tmp_path / "short.bmp", bmp[:1000]))
+    assert str(info.value) == (
+        "corrupt BMP data (the decoder could not read it): can't read data: Unexpected end of input stream"
+    )
+    assert capfd.readouterr() == ("", "")
+
+
+def test_opencv_rgba_tiff_reads_cleanly(tmp_path, capfd):
+    """OpenCV's TIFF reader warns about the ExtraSamples its own writer sets: harmless, dropped."""
+    path = tmp_path / "rgba.tif"
+    cv2.imwrite(str(path), np.dstack([image(7), image(8)[..., 0]]))
+    img = read_image(path, fail_on="error")
+    assert img.alpha is not None
+    assert img.notes == []
+    assert capfd.readouterr() == ("", "")
+
+
+READ_AND_REPORT = """
+import os, sys
+from imgenh.io import read_image
+img = read_image(sys.argv[1], fail_on="none")
+print(img.notes)
+try:
+    os.fstat(2)
+    os.write(2, b"fd 2 is back\\n")
+except OSError:
+    print("fd 2 still closed")
+"""
+
+
+@pytest.mark.parametrize("stderr", ["pipe", "closed"])
+def test_capture_with_fd2_pipe_or_closed(tmp_path, stderr):
+    path = write(tmp_path / "damaged.jpg", damaged_scan_jpeg())
+    proc = subprocess.run(
+        [sys.executable, "-c", READ_AND_REPORT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=(lambda: os.close(2)) if stderr == "closed" else None,
+    )
+    assert proc.returncode == 0
+    assert "decoder warning: Corrupt JPEG data: " in proc.stdout
+    if stderr == "pipe":
+        assert proc.stderr == "fd 2 is back\n"  # restored, and nothing of libjpeg's on it
+    else:
+        assert "fd 2 still closed" in proc.stdout
+        assert proc.stderr == ""
+
+
+def test_damaged_jpeg_through_cli(tmp_path):
+    write(tmp_path / "in" / "damaged.jpg", damaged_scan_jpeg())
+    write(tmp_path / "in" / "damaged2.jpg", damaged_scan_jpeg())  # same damage, same message
+    cv2.imwrite(str(tmp_path / "in" / "good.png"), image(0))
+    (tmp_path / "p.yaml").write_text(PIPELINE)
+
+    # -q: the damage is accepted (default --fail-on truncated) and nothing is printed at all
+    proc = cli("run", "p.yaml", "in", "-o", "out", "-q", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert decodes(tmp_path / "out" / "damaged.jpg")
+
+    # without -q the warning is logged with each file's name, even when the text repeats
+    proc = cli("run", "p.yaml", "in", "-o", "out2", "-j", "1", cwd=tmp_path)
+    assert proc.returncode == 0
+    lines = [ln for ln in proc.stderr.splitlines() if "decoder warning" in ln]
+    assert len(lines) == 2 and "in/damaged.jpg" in lines[0] and "in/damaged2.jpg" in lines[1]
+    assert all("decoder warning: Corrupt JPEG data: " in ln for ln in lines)
+    assert all(ln.startswith("imgenh: ") for ln in proc.stderr.splitlines()), proc.stderr
+
+    # --fail-on error -q: refused, named, one line; the good image is written
+    proc = cli("run", "p.yaml", "in", "-o", "out3", "-q", "--fail-on", "error", cwd=tmp_path)
+    assert proc.returncode == 1
+    line = proc.stderr.splitlines()[0]
+    assert len(proc.stderr.splitlines()) == 2  # one line per damaged file
+    assert line.startswith("imgenh: ")
+    assert ": in/damaged.jpg: decoder reported damage: Corrupt JPEG data: " in line
+    assert line.endswith(" (--fail-on error)")
+    assert decodes(tmp_path / "out3" / "good.png")
+    assert not (tmp_path / "out3" / "damaged.jpg").exists()
 
 
 # --- output errors --------------------------------------------------------------------------
@@ -321,7 +482,7 @@ def test_read_only_output_subfolder(shared):
     )
     assert proc.returncode == 1, proc.stderr
     assert (
-        "imgenh: ERROR: in/locked/a.png: cannot write out/locked/a.png (in its folder): Permission denied"
+        "imgenh: error: in/locked/a.png: cannot write out/locked/a.png (in its folder): Permission denied"
         in (proc.stderr)
     )
     report = json.loads((shared / "r.json").read_text())

@@ -140,7 +140,7 @@ def test_failed_before_is_retried(tree):
     bad.write_bytes(b"oops")
     summary = go(tree)
     assert statuses(summary)["b.png"][0] == "failed"
-    assert whys(tree)["b.png"] == "retry (failed before)"
+    assert whys(tree)["b.png"] == "retry: failed before"
     bad.write_bytes(good)
     summary = go(tree)
     assert statuses(summary)["b.png"] == ("ok", "")
@@ -154,7 +154,7 @@ def test_failed_with_stale_output_is_retried(tree):
     good = bad.read_bytes()
     bad.write_bytes(b"broken!")
     assert statuses(go(tree))["a.png"][0] == "failed"
-    assert whys(tree)["a.png"] == "retry (failed before)"
+    assert whys(tree)["a.png"] == "retry: failed before"
     bad.write_bytes(good)
     assert statuses(go(tree))["a.png"] == ("ok", "")
 
@@ -203,7 +203,7 @@ def test_output_renamed_before_the_kill_is_redone(tree):
     rec["status"] = "pending"
     with open(journal, "a") as fh:
         fh.write(json.dumps(rec) + "\n")
-    assert whys(tree)[rec["output"]] == "redo (interrupted before)"
+    assert whys(tree)[rec["output"]] == "redo: interrupted before"
     assert statuses(go(tree))[rec["output"]] == ("ok", "")
 
 

@@ -290,7 +290,7 @@ def test_report_stdout_is_only_json(reported):
     proc = cli(reported, "p.yaml", "in", "-o", "out", "--report", "-", "-v")
     doc = json.loads(proc.stdout)  # nothing else on stdout
     assert doc["totals"]["failed"] == 1
-    assert "imgenh: ERROR: in/bad.jpg: not a supported image" in proc.stderr
+    assert "imgenh: error: in/bad.jpg: not a supported image" in proc.stderr
     assert "1 processed, 0 skipped, 1 failed" in proc.stderr
 
 

@@ -322,7 +322,11 @@ def sharpen(
     sigma: Param(float, 1.0, "Gaussian standard deviation in pixels", ge=0, le=50),
     amount: Param(float, 1.0, "gain on the difference (1 = ImageMagick's default)", ge=0, le=20),
     threshold: Param(
-        float, 0.05, "fraction of full scale; smaller (doubled) differences are untouched", ge=0, le=1
+        float,
+        0.05,
+        "pixels where 2 * |in - blur| is below this fraction of full scale stay unchanged",
+        ge=0,
+        le=1,
     ),
 ):
     """Unsharp-mask operator; see :func:`unsharp_mask`."""

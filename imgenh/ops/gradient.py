@@ -195,7 +195,7 @@ def compress_log_luminance(
 @operator(
     "gradient_normalize",
     kind="float",
-    summary="Gradient-domain dynamic range compression (Fattal et al. 2002): large log-luma gradients shrink",
+    summary="Gradient-domain tone mapping (Fattal et al. 2002): compresses large luminance steps, keeps detail.",
     formula="I = poisson(div(grad log(L+eps) * Phi)), Phi = prod_k up((|grad H_k|/(alpha*mean))^(beta-1)); "
     "L_out = pct_norm(exp I); C_out = ((C+eps)/(L+eps))^s * L_out",
     reference="Fattal, Lischinski, Werman 2002 (formula; DCT solver checked against a sparse direct solve)",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,13 +180,14 @@ class Param:
 
 
 def _as_number(value: Any, kind: type) -> float | int | None:
-    if kind is float and isinstance(value, str):
-        # YAML 1.1 reads `1e-4` (no dot) as a string; accept what is plainly a number.
+    if isinstance(value, str):
+        # YAML 1.1 reads `1e-4` (no dot) as a string, and people quote numbers: accept what
+        # is plainly a finite number.
         try:
-            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "+inf") else None
+            value = float(value)
         except ValueError:
             return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
@@ -195,7 +197,11 @@ def _as_number(value: Any, kind: type) -> float | int | None:
 
 
 def did_you_mean(name: str, candidates) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    """``; did you mean 'x'?`` for the nearest candidates (case-insensitive), or ``""``."""
+    by_lower = {str(c).lower(): c for c in candidates}
+    close = [
+        by_lower[c] for c in difflib.get_close_matches(str(name).lower(), list(by_lower), n=3, cutoff=0.6)
+    ]
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 

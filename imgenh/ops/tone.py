@@ -653,7 +653,7 @@ def auto_level(
 @operator(
     "brightness_contrast",
     kind="pointwise",
-    summary="Linear gain and offset, saturating: out = alpha * in + beta.",
+    summary="Linear gain and offset, saturating: out = alpha * in + beta (beta in 8-bit levels).",
     formula="out = clip(alpha * in + beta / 255)",
     reference="cv2.convertScaleAbs(img, alpha=alpha, beta=beta) on uint8 (where non-negative)",
     example={"alpha": 1.2, "beta": 10.0},
