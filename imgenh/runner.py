@@ -156,7 +156,15 @@ def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]
     from joblib import Parallel, delayed
 
     worker.single_thread = True
-    parallel = Parallel(n_jobs=n_workers, backend="loky", return_as="generator_unordered", batch_size=1)
+    # A short idle timeout: workers orphaned by a killed run (kill -9) exit within seconds
+    # instead of loky's default five minutes.
+    parallel = Parallel(
+        n_jobs=n_workers,
+        backend="loky",
+        return_as="generator_unordered",
+        batch_size=1,
+        idle_worker_timeout=10,
+    )
     try:
         yield from parallel(delayed(worker)(job) for job in jobs)
     except Exception as exc:  # Worker never raises, so this is the pool itself (TerminatedWorkerError...)
