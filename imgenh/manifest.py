@@ -184,11 +184,13 @@ class Manifest:
             os.fsync(fh.fileno())
 
     def start(self, recs: list[Record]) -> None:
-        """Mark images as ``pending`` before they are processed (one write, no fsync).
+        """Write a batch of records in one go (one write, no fsync).
 
-        A kill leaves them pending, so the next run redoes them even when the output
-        was renamed into place before the kill; the flush is enough for that, since
-        the kernel keeps written data when a process dies.
+        Used to mark images ``pending`` before they are processed: a kill leaves them
+        pending, so the next run redoes them even when the output was renamed into place
+        before the kill; the flush is enough for that, since the kernel keeps written
+        data when a process dies. Also used to refresh the identity of inputs whose mtime
+        changed but whose content did not, so they are not hashed again on every run.
         """
         if recs:
             self._write(recs, sync=False)

@@ -17,6 +17,7 @@ from imgenh.io import FORMAT_EXTENSION, IMAGE_EXTENSIONS
 from imgenh.manifest import Manifest, file_sha256
 
 GLOB_CHARS = set("*?[")
+SAME_CONTENT = "up to date (same content, new mtime)"
 
 
 class PlanError(UsageError):
@@ -426,5 +427,5 @@ def _incremental(
     if st.st_size == rec.size and st.st_mtime_ns == rec.mtime_ns:
         return "up to date", ""
     if st.st_size == rec.size and file_sha256(source) == rec.sha256:
-        return "up to date (same content, new mtime)", ""
+        return SAME_CONTENT, ""
     return None, "input changed"

@@ -13,7 +13,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -32,7 +32,7 @@ from imgenh.io import (
 )
 from imgenh.manifest import Manifest, Record, lock_folders
 from imgenh.pipeline import StepError
-from imgenh.plan import Job, Plan, PlanError, build_plan, find_inputs
+from imgenh.plan import SAME_CONTENT, Job, Plan, PlanError, build_plan, find_inputs
 from imgenh.report import Result, Summary
 
 # Starting a process pool costs ~0.5 s; below about this much input a single process wins.
@@ -169,6 +169,17 @@ def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]
         yield from parallel(delayed(worker)(job) for job in jobs)
     except Exception as exc:  # Worker never raises, so this is the pool itself (TerminatedWorkerError...)
         raise PoolBroken(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+
+
+def _refreshed(plan: Plan, manifest: Manifest) -> list[Record]:
+    """Records with the new mtime of inputs that were touched but not changed (hashed once)."""
+    recs = []
+    for job in plan.jobs:
+        if job.skip == SAME_CONTENT:
+            with contextlib.suppress(OSError):
+                st = os.stat(job.source)
+                recs.append(replace(manifest.records[job.key], size=st.st_size, mtime_ns=st.st_mtime_ns))
+    return recs
 
 
 def remove_temp_files(folders: set[Path]) -> int:
@@ -370,9 +381,9 @@ def run_batch(
             elif job.error is not None:
                 emit(Result(str(job.source), str(job.output), job.key, "failed", reason=job.error))
         if manifest is not None:
-            pending = [Result(str(j.source), str(j.output), j.key, "pending") for j in todo]
+            pending = [record(Result(str(j.source), str(j.output), j.key, "pending")) for j in todo]
             with contextlib.suppress(OSError):  # best effort: only refines the next run's plan
-                manifest.start([record(r) for r in pending])
+                manifest.start(pending + _refreshed(plan, manifest))
         results = execute(
             todo, Worker(pipeline, max_pixels=options.max_pixels, fail_on=options.fail_on), n_workers
         )

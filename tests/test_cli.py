@@ -478,3 +478,13 @@ def test_python_api_takes_one_folder_as_a_string(tree):
         load_pipeline(tree / "p.yaml"), str(tree / "photos"), tree / "api", RunOptions(jobs=1)
     )
     assert summary.count("ok") == 2 and summary.exit_code == 0
+
+
+def test_a_touched_input_is_hashed_once_then_known_again(runner, tree):
+    assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
+    os.utime(tree / "photos" / "a.jpg", ns=(1, 1))
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
+    assert "a.jpg  (up to date (same content, new mtime))" in res.stdout
+    assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
+    assert f"skip     photos{os.sep}a.jpg  (up to date)" in res.stdout
