@@ -247,7 +247,7 @@ def gradient_normalize(
     if saturation != 1.0:
         np.power(ratio, np.float32(saturation), out=ratio)
     ratio *= out_lum[..., None]
-    # Saturated colours overshoot 1; clip here too (the pipeline does not for float32 input).
+    # Saturated colours overshoot 1; clip so the kernel is usable on its own, outside a pipeline.
     return np.clip(ratio, 0.0, 1.0, out=ratio)
 
 
