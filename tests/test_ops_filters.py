@@ -382,3 +382,12 @@ def test_denoise_validation(photo8):
         run_op(photo8, "denoise", method="nlmeans", template=6)
     with pytest.raises(ValueError, match=r"denoise\.sigma_color"):
         run_op(photo8, "denoise", sigma_color=0)
+
+
+@pytest.mark.parametrize("fixture", ["photo8", "photo16"])
+def test_sharpen_threshold_holds_back_every_channel(request, fixture):
+    # A threshold above every local difference leaves the image as it is, in all three channels
+    # (OpenCV 5.1 applies a bare float scalar to the first channel only).
+    img = request.getfixturevalue(fixture)
+    out = run_op(img, "sharpen", sigma=1.0, amount=2.0, threshold=1.0)
+    np.testing.assert_array_equal(out, img)

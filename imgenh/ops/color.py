@@ -546,15 +546,18 @@ def white_balance(
 
 # --------------------------------------------------------------------------------------
 # Saturation in CIE Lab
+#
+# Scalars given to cv2 element-wise functions are written as 4-tuples: OpenCV 5.1 reads a bare
+# Python float as Scalar(v, 0, 0, 0), so only the first channel would see the value.
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
     """CIE Lab companding f(t) on float32: ``t ** (1/3)`` above ``(6/29) ** 3``, linear below."""
-    out = cv2.pow(cv2.max(t, 0.0), 1.0 / 3.0)
+    out = cv2.pow(cv2.max(t, (0.0,) * 4), 1.0 / 3.0)
     linear = t * np.float32(_KAPPA)
     linear += np.float32(4.0 / 29.0)
     # cv2.copyTo with a mask instead of np.where: no boolean array, one pass.
-    return cv2.copyTo(linear, cv2.compare(t, _EPS, cv2.CMP_LE), out)
+    return cv2.copyTo(linear, cv2.compare(t, (_EPS,) * 4, cv2.CMP_LE), out)
 
 
 def _lab_finv(f: np.ndarray) -> np.ndarray:
@@ -563,7 +566,7 @@ def _lab_finv(f: np.ndarray) -> np.ndarray:
     out *= f
     linear = f - np.float32(4.0 / 29.0)
     linear *= np.float32(1.0 / _KAPPA)
-    return cv2.copyTo(linear, cv2.compare(f, 6.0 / 29.0, cv2.CMP_LE), out)
+    return cv2.copyTo(linear, cv2.compare(f, (6.0 / 29.0,) * 4, cv2.CMP_LE), out)
 
 
 def scale_chroma(linear_bgr: np.ndarray, factor: float) -> np.ndarray:
