@@ -322,7 +322,38 @@ class BoostedTrees:
             raise ValueError(f"X must have shape (n, {self.n_features}), got {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("X must be finite (no NaN or infinity)")
-        return np.stack([self._apply_tree(t, X) for t in self.trees], axis=1)
+        feature, threshold, left, right, value = self._packed()
+        # Walk every tree at once: node[i, t] is sample i's node in tree t.
+        trees = np.arange(len(self.trees))[None, :]
+        rows = np.arange(X.shape[0])[:, None]
+        node = np.zeros((X.shape[0], len(self.trees)), dtype=np.int64)
+        for _ in range(feature.shape[1]):
+            f = feature[trees, node]
+            inner = f >= 0
+            if not inner.any():
+                break
+            go_left = X[rows, np.maximum(f, 0)] <= threshold[trees, node]
+            node = np.where(inner, np.where(go_left, left[trees, node], right[trees, node]), node)
+        return value[trees, node]
+
+    def _packed(self) -> tuple[np.ndarray, ...]:
+        """The trees as padded (trees, nodes) arrays, built once (prediction walks them together)."""
+        if getattr(self, "_pack_of", None) is not self.trees:
+            size = max(len(t["feature"]) for t in self.trees)
+
+            def pad(key: str, fill, dtype) -> np.ndarray:
+                rows = [np.asarray(t[key], dtype=dtype) for t in self.trees]
+                shape = (len(rows), size) + rows[0].shape[1:]
+                out = np.full(shape, fill, dtype=dtype)
+                for i, r in enumerate(rows):
+                    out[i, : len(r)] = r
+                return out
+
+            keys = (("feature", -1, np.int64), ("threshold", 0.0, np.float64), ("left", -1, np.int64))
+            keys += (("right", -1, np.int64), ("value", 0.0, np.float64))
+            self._pack = tuple(pad(*k) for k in keys)
+            self._pack_of = self.trees
+        return self._pack
 
     def predict_quantiles(self, X: np.ndarray, quantiles=(0.25, 0.5, 0.75)) -> np.ndarray:
         """Weighted quantiles of the trees' predictions, shape (len(quantiles), n, outputs).

@@ -401,6 +401,8 @@ def _param_schema(param: Param) -> dict[str, Any]:
         ):
             if bound is not None:
                 schema[key] = bound
+    if param.words:
+        schema = {"anyOf": [schema, {"enum": list(param.words)}], "description": param.help}
     if not param.required and param.default is not None:
         schema["default"] = param.default
     if param.default is None:

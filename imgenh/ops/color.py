@@ -7,9 +7,16 @@ functions, so they can be used from Python without the pipeline.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from imgenh.boost import BoostedTrees
 from imgenh.levels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 from imgenh.ops.registry import Param, operator
 
@@ -162,7 +169,9 @@ def usable_mask(img: np.ndarray, saturated: float = 0.98, dark: float = 0.02) ->
         zeros = (0.0,) * img.shape[2]
         below_hi = cv2.inRange(img, zeros, (hi - 1.0,) * img.shape[2])
         below_lo = cv2.inRange(img, zeros, (lo - 1.0,) * img.shape[2])
-        return cv2.bitwise_and(cv2.subtract(below_hi, below_lo), 1).view(bool)
+        usable = cv2.subtract(below_hi, below_lo)  # 255 or 0
+        # np.minimum, not cv2.bitwise_and(x, 1): OpenCV reads a scalar beside a 1x1 array as an array.
+        return np.minimum(usable, 1, out=usable).view(bool)
     brightest = _brightest(img)
     return (brightest >= lo) & (brightest < hi)
 
@@ -191,10 +200,14 @@ def _working(img: np.ndarray, linear: bool) -> np.ndarray:
     return srgb_to_linear(img).astype(np.float32) if linear else img.astype(np.float32)
 
 
+_FEW_PIXELS = 64
+
+
 def _pixel_stats(img: np.ndarray, mask: np.ndarray, linear: bool, kind: str, value: float) -> np.ndarray:
     """Per-channel mean of ``v ** value`` (kind "norm") or the ``value`` percentile (kind "percentile")."""
     out = np.zeros(3)
-    if img.dtype.kind in "ui":
+    # Few pixels: the direct path (cv2.calcHist also rejects a 1x1 image's mask).
+    if img.dtype.kind in "ui" and img.shape[0] * img.shape[1] >= _FEW_PIXELS:
         # Exact statistics from per-channel histograms of the masked pixels: no float image needed.
         levels = _levels(img.dtype, linear)
         for c in range(3):
@@ -213,6 +226,8 @@ def _pixel_stats(img: np.ndarray, mask: np.ndarray, linear: bool, kind: str, val
     if pixels.shape[0] == 0:
         return out
     values = pixels.astype(np.float64)
+    if img.dtype.kind in "ui":
+        values /= max_value(img.dtype)
     if linear:
         values = srgb_to_linear(values)
     for c in range(3):
@@ -393,11 +408,341 @@ def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> 
 
 
 # --------------------------------------------------------------------------------------
+# Learned estimator: image features -> boosted regression trees -> illuminant chromaticity
+#
+# Features follow Cheng, Price, Cohen & Brown 2015 ("Effective learning-based illuminant
+# estimation using simple features", CVPR): the chromaticity of the mean, of the brightest
+# pixels, of the dominant colour and of the chromaticity-histogram mode, plus the classic
+# estimates and how much they disagree. Chromaticities are log ratios u = log(G/R),
+# v = log(G/B). All from a copy at most FEATURE_SIDE pixels a side, in linear light.
+
+FEATURE_SIDE = 128
+MODEL_PATH = Path(__file__).resolve().parent / "data" / "white_balance_model.json"
+MODEL_FORMAT = "imgenh.white_balance_model"
+_ESTIMATE_NAMES = (
+    "gray_world",
+    "white_patch",
+    "shades_of_gray_2",
+    "shades_of_gray_6",
+    "gray_edge_1",
+    "gray_edge_2",
+    "brightest",
+    "dominant",
+    "chroma_mode",
+)
+_CLASSIC = ("gray_world", "white_patch", "shades_of_gray_6", "gray_edge_1")
+_BASE = "shades_of_gray_6"  # the learned model corrects this estimate
+# Directions in the (u, v) plane along which the spread of pixel chromaticities is measured:
+# the edges of the scene's gamut say where the light can be (gamut mapping's cue).
+_DIRECTIONS = {"u": (1.0, 0.0), "v": (0.0, 1.0), "u+v": (0.7071, 0.7071), "u-v": (0.7071, -0.7071)}
+_PERCENTILES = (2, 25, 50, 75, 98)
+FEATURE_NAMES = (
+    "base_u",
+    "base_v",
+    *(f"{name}_d{axis}" for name in _ESTIMATE_NAMES if name != _BASE for axis in "uv"),
+    *(f"pixels_{d}_p{q}" for d in _DIRECTIONS for q in _PERCENTILES),
+    "classic_spread_u",
+    "classic_spread_v",
+    "classic_disagreement_deg",
+    "pixel_spread_u",
+    "pixel_spread_v",
+    "usable_fraction",
+    "clipped_fraction",
+    "log_mean_level",
+    "log_pixels",
+    "decoded_srgb",
+    *(f"hist_{i}_{j}" for i in range(6) for j in range(6)),
+)
+_TINY = 1e-6
+
+
+class ModelFileError(ValueError):
+    """A white-balance model file that is missing, not JSON, or fails validation (names file and field)."""
+
+
+def log_chroma(bgr: np.ndarray) -> np.ndarray:
+    """(u, v) = (log(G/R), log(G/B)) of B, G, R vectors (last axis); channels floored at 1e-6 of the largest."""
+    e = np.asarray(bgr, dtype=np.float64)
+    e = np.maximum(e, np.maximum(e.max(axis=-1, keepdims=True) * _TINY, 1e-30))
+    return np.stack([np.log(e[..., 1] / e[..., 2]), np.log(e[..., 1] / e[..., 0])], axis=-1)
+
+
+def from_log_chroma(uv: np.ndarray) -> np.ndarray:
+    """B, G, R vector (summing to 1) of a log chromaticity (u, v); inverse of :func:`log_chroma`."""
+    u, v = np.asarray(uv, dtype=np.float64)[..., 0], np.asarray(uv, dtype=np.float64)[..., 1]
+    bgr = np.stack([np.exp(-v), np.ones_like(u), np.exp(-u)], axis=-1)
+    return bgr / bgr.sum(axis=-1, keepdims=True)
+
+
+def _feature_copy(img: np.ndarray, linear: bool, saturated: float, dark: float):
+    """(linear float32 BGR copy at most FEATURE_SIDE a side, usable mask, clipped mask)."""
+    h, w = img.shape[:2]
+    scale = FEATURE_SIDE / max(h, w)
+    small = img
+    if scale < 1:
+        size = (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1))
+        small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)  # on stored levels: no float copy of img
+    small = small.reshape(small.shape[0], small.shape[1], 3)
+    clipped = _brightest(small) >= _level(saturated, small.dtype)
+    return _working(small, linear), usable_mask(small, saturated, dark), clipped
+
+
+def _mode_mean(pixels: np.ndarray, coords: np.ndarray, bins: int) -> np.ndarray:
+    """Mean of the pixels in the most populated cell of a histogram of ``coords`` (values in [0, 1])."""
+    cells = np.minimum((coords * bins).astype(np.int64), bins - 1)
+    flat = np.ravel_multi_index(tuple(cells.T), (bins,) * coords.shape[1])
+    counts = np.bincount(flat)
+    return pixels[flat == int(np.argmax(counts))].mean(axis=0)
+
+
+def _classic_estimates(work: np.ndarray, mask: np.ndarray, saturated: float) -> dict[str, np.ndarray]:
+    """Every estimate named in _ESTIMATE_NAMES (B, G, R; zeros where undefined)."""
+    px = work[mask].astype(np.float64)
+    zero = np.zeros(3)
+    if px.shape[0] == 0:
+        return dict.fromkeys(_ESTIMATE_NAMES, zero)
+    top = max(float(px.max()), _TINY)
+    scaled = px / top  # powers of values near 0 underflow less
+    brightness = px.sum(axis=1)
+    bright = px[brightness >= np.quantile(brightness, 0.965)]
+    chroma = px / np.maximum(brightness[:, None], _TINY)
+    out = {
+        "gray_world": px.mean(axis=0),
+        "white_patch": np.quantile(px, 0.99, axis=0, method="inverted_cdf"),
+        "shades_of_gray_2": np.sqrt(np.mean(scaled**2, axis=0)) * top,
+        "shades_of_gray_6": np.mean(scaled**6, axis=0) ** (1 / 6) * top,
+        "brightest": bright.mean(axis=0),
+        "dominant": _mode_mean(px, scaled, 8),
+        "chroma_mode": _mode_mean(px, chroma[:, 1:], 16),
+    }
+    for order in (1, 2):
+        edge = gray_edge(work, mask, linear=False, order=order, sigma=1.0, p=6.0, saturated=saturated)
+        out[f"gray_edge_{order}"] = edge if edge.max() > 0 else zero
+    return out
+
+
+def _chroma_histogram(duv: np.ndarray, bins: int = 6, reach: float = 0.6) -> np.ndarray:
+    """Fraction of pixels in each cell of a bins x bins grid of (du, dv) in [-reach, reach] (edges clamp)."""
+    cells = np.clip(((duv + reach) / (2 * reach) * bins).astype(np.int64), 0, bins - 1)
+    counts = np.bincount(cells[:, 0] * bins + cells[:, 1], minlength=bins * bins)
+    return counts / max(duv.shape[0], 1)
+
+
+def illuminant_features(
+    img: np.ndarray, linear: bool = True, saturated: float = 0.98, dark: float = 0.02
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Features of a BGR image for the learned estimator, and the estimates they come from.
+
+    Parameters
+    ----------
+    img : ndarray
+        BGR image, uint8/uint16 or float32 in [0, 1]; any size from 1x1.
+    linear, saturated, dark
+        As for :func:`estimate_illuminant`.
+
+    Returns
+    -------
+    features : ndarray, shape (len(FEATURE_NAMES),)
+        Always finite: an estimate that is undefined (no usable pixels, an image too small
+        for derivatives) falls back to the gray-world estimate, or to neutral.
+    estimates : dict
+        Name -> B, G, R estimate (zeros where undefined).
+    """
+    work, mask, clipped = _feature_copy(img, linear, saturated, dark)
+    estimates = _classic_estimates(work, mask, saturated)
+    fallback = estimates["gray_world"] if estimates["gray_world"].max() > 0 else np.ones(3)
+    uv = {k: log_chroma(e if e.max() > 0 else fallback) for k, e in estimates.items()}
+    classic = np.array([uv[k] for k in _CLASSIC])
+    units = np.array([from_log_chroma(c) for c in classic])
+    units /= np.linalg.norm(units, axis=1, keepdims=True)
+    disagreement = np.degrees(np.arccos(np.clip(units @ units.T, -1.0, 1.0))).max()
+    px = work[mask].astype(np.float64)
+    pixel_uv = log_chroma(np.maximum(px, 1e-3)) if px.shape[0] else uv[_BASE][None, :]
+    directions = np.array(list(_DIRECTIONS.values())).T  # (2, 4)
+    gamut = np.percentile((pixel_uv - uv[_BASE]) @ directions, _PERCENTILES, axis=0).T.ravel()
+    level = float(px.mean()) if px.shape[0] else float(work.mean())
+    features = np.concatenate(
+        [
+            uv[_BASE],
+            np.concatenate([uv[k] - uv[_BASE] for k in _ESTIMATE_NAMES if k != _BASE]),
+            gamut,
+            classic.std(axis=0),
+            [disagreement],
+            np.minimum(pixel_uv.std(axis=0), 3.0),
+            [mask.mean(), clipped.mean(), np.log10(max(level, 1e-4)), np.log10(px.shape[0] + 1.0)],
+            [float(linear)],
+            _chroma_histogram(pixel_uv - uv[_BASE]),
+        ]
+    )
+    return np.clip(features, -90.0, 90.0), estimates
+
+
+@dataclass(frozen=True)
+class WhiteBalanceModel:
+    """The learned estimator: trees for the illuminant and for the expected error, and confidence rules.
+
+    Attributes
+    ----------
+    illuminant : BoostedTrees
+        Features -> correction (du, dv) added to the shades-of-gray p 6 estimate's (u, v).
+    error : BoostedTrees
+        Features -> log10 of the expected angular error in degrees (trained on out-of-fold
+        errors, so it knows when the classic estimates disagree or the scene is one colour).
+    confidence : dict
+        ``good_deg``, ``bad_deg`` (expected errors mapped to confidence 1 and 0),
+        ``min_pixels`` and ``min_pixel_spread`` (below them confidence falls to 0).
+    """
+
+    illuminant: BoostedTrees
+    error: BoostedTrees
+    confidence: dict
+    path: str = ""
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """(illuminant B, G, R summing to 1, expected error in degrees, confidence 0..1) of one image."""
+        x = np.asarray(features, dtype=np.float64)[None, :]
+        uv = x[0, :2] + self.illuminant.predict(x)[0]  # base_u, base_v: the shades-of-gray estimate
+        expected = float(10.0 ** self.error.predict(x)[0])
+        return from_log_chroma(uv), expected, self._confidence(expected, x[0])
+
+    def _confidence(self, expected: float, x: np.ndarray) -> float:
+        rules = self.confidence
+        score = (rules["bad_deg"] - expected) / (rules["bad_deg"] - rules["good_deg"])
+        pixels = 10.0 ** x[FEATURE_NAMES.index("log_pixels")] - 1.0
+        spread = float(
+            np.hypot(x[FEATURE_NAMES.index("pixel_spread_u")], x[FEATURE_NAMES.index("pixel_spread_v")])
+        )
+        # Too few pixels, or one colour: nothing tells the light from the surface.
+        score *= min(pixels / rules["min_pixels"], 1.0) * min(spread / rules["min_pixel_spread"], 1.0)
+        return float(np.clip(score, 0.0, 1.0))
+
+    def to_dict(self, training: dict | None = None) -> dict:
+        """The model file's content (JSON-safe)."""
+        return {
+            "format": MODEL_FORMAT,
+            "version": 1,
+            "feature_side": FEATURE_SIDE,
+            "features": list(FEATURE_NAMES),
+            "confidence": dict(self.confidence),
+            "illuminant": self.illuminant.to_dict(),
+            "error": self.error.to_dict(),
+            "training": training or {},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str = "") -> WhiteBalanceModel:
+        """Validate a model file's content; ModelFileError names ``path`` and the bad field."""
+
+        def fail(field: str, message: str) -> ModelFileError:
+            return ModelFileError(f"{path or '<model>'}: {field}: {message}")
+
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise fail("format", f"must be {MODEL_FORMAT!r} (not a white-balance model file)")
+        if data.get("version") != 1:
+            raise fail("version", "must be 1")
+        if data.get("feature_side") != FEATURE_SIDE or data.get("features") != list(FEATURE_NAMES):
+            raise fail("features", "do not match this imgenh version's features; retrain the model")
+        rules = data.get("confidence")
+        keys = ("good_deg", "bad_deg", "min_pixels", "min_pixel_spread")
+        if not isinstance(rules, dict) or not all(_positive(rules.get(k)) for k in keys):
+            raise fail("confidence", f"must map {', '.join(keys)} to positive numbers")
+        if not rules["good_deg"] < rules["bad_deg"]:
+            raise fail("confidence", "good_deg must be below bad_deg")
+        trees = {}
+        for name, outputs, inputs in (
+            ("illuminant", 2, len(FEATURE_NAMES)),
+            ("error", 1, len(FEATURE_NAMES)),
+        ):
+            try:
+                trees[name] = BoostedTrees.from_dict(data.get(name))
+            except ValueError as exc:
+                raise fail(name, str(exc)) from None
+            if trees[name].n_outputs != outputs or trees[name].n_features != inputs:
+                raise fail(name, f"must map {inputs} features to {outputs} outputs")
+        return cls(trees["illuminant"], trees["error"], {k: float(rules[k]) for k in keys}, path)
+
+
+def _positive(value) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_white_balance_model(path: str | Path = MODEL_PATH) -> WhiteBalanceModel:
+    """Read and validate a model file, once per process and path.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and the field: missing file, bad JSON, wrong format or shapes.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the white-balance model ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    return WhiteBalanceModel.from_dict(data, str(path))
+
+
+def estimate_learned(
+    img: np.ndarray, *, linear: bool = True, saturated: float = 0.98, dark: float = 0.02, model=None
+) -> tuple[np.ndarray, dict]:
+    """Illuminant (B, G, R, summing to 1) by the learned model, and what it is sure of.
+
+    Returns
+    -------
+    illuminant : ndarray, shape (3,)
+    info : dict
+        ``confidence`` (0..1), ``expected_error`` (degrees) and ``disagreement`` (largest
+        angle between the classic estimates, degrees).
+    """
+    model = model or load_white_balance_model()
+    features, _ = illuminant_features(img, linear, saturated, dark)
+    illuminant, expected, confidence = model.predict(features)
+    disagreement = float(features[FEATURE_NAMES.index("classic_disagreement_deg")])
+    level = 10.0 ** float(features[FEATURE_NAMES.index("log_mean_level")])
+    info = {
+        "confidence": confidence,
+        "expected_error": expected,
+        "disagreement": disagreement,
+        "level": level,
+    }
+    return illuminant, info
+
+
+# strength: auto also leaves the part of a cast that a viewer would not discount either:
+# chromatic adaptation is incomplete in dim light and under lights far warmer than
+# tungsten (CIECAM02's degree of adaptation falls with luminance; flames and sodium lamps
+# still look warm). Mean linear level at or below DIM_LEVEL[0] counts fully dim, at or above
+# DIM_LEVEL[1] not at all; log(R/B) of the light (linear working space) at or above
+# WARM_LOG_RB[1] (a 2200 K light is 3.6 relative to D65, a 2000 K flame 4.8) counts fully
+# warm, at or below WARM_LOG_RB[0] (2850 K tungsten is 2.1) not at all. The stronger of the
+# two lowers the strength to ADAPTATION_FLOOR at most.
+DIM_LEVEL = (0.01, 0.06)
+WARM_LOG_RB = (2.3, 3.5)
+ADAPTATION_FLOOR = 0.3
+
+
+def adaptation(illuminant_bgr: np.ndarray, level: float) -> float:
+    """Share of the cast to remove (ADAPTATION_FLOOR..1) for a light and the mean linear level."""
+    e = np.maximum(np.asarray(illuminant_bgr, dtype=np.float64), 1e-6)
+    warm = (np.log(e[2] / e[0]) - WARM_LOG_RB[0]) / (WARM_LOG_RB[1] - WARM_LOG_RB[0])
+    dim = np.log(DIM_LEVEL[1] / max(level, 1e-6)) / np.log(DIM_LEVEL[1] / DIM_LEVEL[0])
+    return float(1.0 - (1.0 - ADAPTATION_FLOOR) * np.clip(max(warm, dim), 0.0, 1.0))
+
+
+# --------------------------------------------------------------------------------------
 # The white_balance operator
 
-# Chosen by measurement (see white_balance's docstring): estimated in linear light whatever
-# ``linear`` says, then converted to the working space.
-AUTO = {"method": "shades_of_gray", "p": 12.0, "linear": True}
+# What `method: auto` means: the learned estimator, which beat every classic estimator on the
+# held-out scenes of benchmarks/white_balance_eval.py (numbers in the docstring below).
+AUTO = {"method": "learned"}
 
 _MANUAL = ("gains", "white", "white_at", "kelvin")
 
@@ -409,6 +754,8 @@ def _check_white_balance(p: dict) -> str | None:
         return f"method manual needs exactly one of gains, white, white_at, kelvin (got {got})"
     if p["method"] != "manual" and given:
         return f"{', '.join(given)} only apply to method manual (method is {p['method']})"
+    if p["method"] == "manual" and p["strength"] == "auto":
+        return "strength auto needs an estimated light (any method but manual); give a number"
     if p["dark"] >= p["saturated"]:
         return f"dark ({p['dark']:g}) must be below saturated ({p['saturated']:g})"
     return None
@@ -425,13 +772,51 @@ def _window_mean(img: np.ndarray, x: float, y: float, window: int, linear: bool)
     return _working(patch, linear).reshape(-1, 3).astype(np.float64).mean(axis=0)
 
 
+def _manual_illuminant(img: np.ndarray, linear: bool, white, white_at, window: int, kelvin) -> np.ndarray:
+    """The light (B, G, R, working space) that method manual's white, white_at or kelvin names."""
+    if white is not None:
+        illuminant = np.asarray(white[::-1], dtype=np.float64)
+        return srgb_to_linear(illuminant) if linear else illuminant
+    if white_at is not None:
+        return _window_mean(img, white_at[0], white_at[1], window, linear)
+    illuminant = kelvin_to_rgb(kelvin)[::-1]
+    return illuminant if linear else linear_to_srgb(illuminant)
+
+
+def _estimated_illuminant(
+    img: np.ndarray, ctx, method: str, want_confidence: bool, options: dict
+) -> tuple[np.ndarray, float | None]:
+    """(light B, G, R, strength auto would use or None) by ``method``; records the confidence."""
+    linear, saturated, dark = options.pop("linear"), options.pop("saturated"), options.pop("dark")
+    info = None
+    if method in ("auto", "learned"):
+        if method == "auto":
+            ctx.record("estimator", dict(AUTO))
+        illuminant, info = estimate_learned(img, linear=linear, saturated=saturated, dark=dark)
+    else:
+        illuminant = estimate_illuminant(
+            img, method, linear=linear, saturated=saturated, dark=dark, **options
+        )
+        if want_confidence:
+            _, info = estimate_learned(img, linear=linear, saturated=saturated, dark=dark)
+    if info is not None:
+        ctx.record("confidence", round(info["confidence"], 4))
+        ctx.record("expected_error", round(info["expected_error"], 3))
+        ctx.record("disagreement", round(info["disagreement"], 3))
+    if not want_confidence:
+        return illuminant, None
+    share = adaptation(illuminant, info["level"])
+    ctx.record("adaptation", round(share, 4))
+    return illuminant, info["confidence"] * share
+
+
 @operator(
     "white_balance",
     kind="native",
     summary="Remove a colour cast: estimate the illuminant (or take it as given), apply per-channel gains.",
     formula="out_c = gain_c * in_c (linear light), gain_c ~ 1 / illuminant_c, Rec.709 luma(gains) = 1",
     reference="van de Weijer et al. 2007 estimators (gray world, max-RGB, shades of gray, gray edge); "
-    "gains checked against ImageMagick -evaluate multiply",
+    "learned: Cheng et al. 2015 features, boosted trees; gains checked against ImageMagick -evaluate multiply",
     example={"method": "auto"},
     check=_check_white_balance,
 )
@@ -443,12 +828,19 @@ def white_balance(
         str,
         "auto",
         "illuminant estimator, or manual",
-        choices=("auto", "gray_world", "white_patch", "shades_of_gray", "gray_edge", "manual"),
+        choices=("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge", "manual"),
     ),
     percentile: Param(float, 99.0, "white_patch: percentile taken as the white", gt=50, le=100),
     p: Param(float, 6.0, "shades_of_gray, gray_edge: Minkowski norm (1 = mean)", ge=1, le=64),
     order: Param(int, 1, "gray_edge: derivative order, 1 or 2", ge=1, le=2),
-    sigma: Param(float, 1.0, "gray_edge: Gaussian scale in pixels", gt=0, le=20),
+    sigma: Param(
+        float,
+        1.0,
+        "gray_edge: Gaussian scale in pixels; 1 measured best on 8-bit JPEGs (2-3 on 16-bit linear), "
+        "see benchmarks/train_white_balance.py --gray-edge",
+        gt=0,
+        le=20,
+    ),
     gains: Param(list, None, "manual: gains [r, g, b], applied as given", item=float, length=3, gt=0, le=16),
     white: Param(
         list,
@@ -464,7 +856,14 @@ def white_balance(
     kelvin: Param(float, None, "manual: colour temperature of the light, in kelvin", ge=1667, le=25000),
     saturated: Param(float, 0.98, "pixels with a channel at or above this level are ignored", gt=0, le=1),
     dark: Param(float, 0.02, "pixels with all channels below this level are ignored", ge=0, lt=1),
-    strength: Param(float, 1.0, "0 = unchanged, 1 = full correction", ge=0, le=1),
+    strength: Param(
+        float,
+        1.0,
+        "0 = unchanged, 1 = full correction; auto = the learned estimator's confidence (less when unsure)",
+        ge=0,
+        le=1,
+        words=("auto",),
+    ),
     linear: Param(bool, True, "estimate and apply on linear light (sRGB decoded)"),
 ) -> np.ndarray:
     """White balance: estimate the illuminant, then divide it out with per-channel gains.
@@ -482,61 +881,60 @@ def white_balance(
       should be neutral), ``white_at`` (mean of a ``window`` x ``window`` patch around pixel
       column x, row y) or ``kelvin`` (colour of a black body below 4500 K, CIE daylight above
       5500 K, blended between; converted to linear sRGB, so 6504 K is neutral).
-    - ``auto``: shades of gray, p 12, estimated in linear light whatever ``linear`` says
-      (then encoded when ``linear`` is false). Chosen by mean angular error of the
-      illuminant, averaged over two sets, each under 10 casts (light of 2500-10000 K,
-      green, magenta, cyan and yellow tints) applied to linear light with 1.3x exposure so
-      highlights clip, then 8-bit: 5 sample photos (astronaut, coffee, chelsea, rocket,
-      coffee_16bit at 256 px; taken as neutral, which they are only roughly) and 6 random
-      Mondrians (neutral by construction). Mean error in degrees, photos / Mondrians,
-      linear light: shades of gray p 12 9.9 / 0.4 (best average), white patch 99.5
-      10.5 / 0.5, gray edge (order 2, sigma 3, p 6) 9.6 / 1.6, white patch 99 11.6 / 0.8,
-      shades of gray p 6 13.0 / 0.5, gray edge (1, 1, 6) 12.6 / 1.3, gray world
-      22.3 / 1.4; on stored values gray edge (2, 1, 2) is best on the photos, 6.4, but
-      4.8 (up to 12) on the Mondrians, gray world 26.7 / 1.9.
+    - ``learned``: boosted regression trees (:mod:`imgenh.boost`, model shipped in
+      ``imgenh/ops/data/white_balance_model.json``) predict the light's chromaticity from
+      features of a copy at most 128 pixels a side: the gray-world, white-patch,
+      shades-of-gray, gray-edge, brightest-pixel, dominant-colour and chromaticity-mode
+      estimates (Cheng et al. 2015's features and more), how much they disagree, and the
+      spread of the pixels' chromaticities. Trained on spectrally rendered scenes
+      (``python benchmarks/train_white_balance.py``); on held-out cameras, lights and seeds
+      (``python benchmarks/white_balance_eval.py``) its mean / worst-25% angular error is
+      HELD_LEARNED deg against HELD_SOG for shades of gray p 6 (README has the table).
+    - ``auto``: the best measured estimator, now ``learned`` (it was shades of gray p 12).
+
+    Every estimator uses ``linear`` as given: with ``linear: false`` the stored values are
+    taken as linear light (the learned model included).
 
     Gains are ``1 / e`` scaled so their Rec. 709 luma is 1 (a neutral grey keeps its
     luminance), then blended toward 1 by ``strength``. ``linear`` (default true) estimates
     and applies in linear light: a light's colour multiplies linear values (von Kries), and
     the pixel-statistic estimators measured better there (photos: gray world 22.3 vs 26.7
     deg, shades of gray p 6 13.0 vs 16.3, p 12 9.9 vs 13.6).
+    ``strength: auto`` is the learned model's confidence times the share of the cast a viewer
+    would discount (:func:`adaptation`): less correction where the estimate is likely wrong
+    (one colour filling the frame, too few pixels) and where the cast is part of the scene (a
+    dim or night scene, a candle-lit room meant to be warm), since a cast left alone is better
+    than one removed wrongly. The confidence maps the model's expected error (a second tree
+    model, trained on held-back errors) from the training median (1) to its 95th percentile
+    (0), and falls to 0 with fewer than 64 usable pixels or nearly one colour.
     Reports ``method``, ``illuminant`` (R, G, B, summing to 1, in the working space) and
-    ``gains`` (R, G, B). Grey images pass unchanged (reported as skipped).
+    ``gains`` (R, G, B); with the learned model also ``confidence`` (0..1),
+    ``expected_error`` (degrees) and ``disagreement`` (largest angle between the classic
+    estimates, degrees), and ``adaptation`` and ``strength`` when strength is auto. Grey images pass unchanged
+    (reported as skipped).
     """
     ctx.record("method", method)
     if not ctx.is_color:
         ctx.record("skipped", "grey image: white balance needs colour channels")
         return img.copy()
+    confidence = None
     if method == "manual" and gains is not None:
         gains_bgr = np.asarray(gains[::-1], dtype=np.float64)
         illuminant = 1.0 / gains_bgr
     else:
         if method == "manual":
-            if white is not None:
-                illuminant = np.asarray(white[::-1], dtype=np.float64)
-                if linear:
-                    illuminant = srgb_to_linear(illuminant)
-            elif white_at is not None:
-                illuminant = _window_mean(img, white_at[0], white_at[1], window, linear)
-            else:
-                illuminant = kelvin_to_rgb(kelvin)[::-1]
-                if not linear:
-                    illuminant = linear_to_srgb(illuminant)
+            illuminant = _manual_illuminant(img, linear, white, white_at, window, kelvin)
         else:
-            options = {"percentile": percentile, "p": p, "order": order, "sigma": sigma, "linear": linear}
-            estimator = method
-            if method == "auto":
-                estimator = AUTO["method"]
-                options.update({k: v for k, v in AUTO.items() if k != "method"})
-                ctx.record("estimator", dict(AUTO))
-            illuminant = estimate_illuminant(img, estimator, saturated=saturated, dark=dark, **options)
-            if options["linear"] != linear and illuminant.max() > 0:
-                scaled = illuminant / illuminant.max()  # a colour in [0, 1], so the curve applies
-                illuminant = linear_to_srgb(scaled) if options["linear"] else srgb_to_linear(scaled)
+            options = {"percentile": percentile, "p": p, "order": order, "sigma": sigma}
+            options.update(linear=linear, saturated=saturated, dark=dark)
+            illuminant, confidence = _estimated_illuminant(img, ctx, method, strength == "auto", options)
         if not np.max(illuminant) > 0:
             ctx.record("skipped", "no usable pixels (all clipped or near black)")
             illuminant = np.ones(3)
         gains_bgr = gains_from_illuminant(illuminant)
+    if strength == "auto":
+        strength = confidence
+        ctx.record("strength", round(strength, 4))
     gains_bgr = 1.0 + strength * (gains_bgr - 1.0)
     ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
     ctx.record("gains", gains_bgr[::-1])

@@ -54,6 +54,8 @@ class Param:
         Type of each item of a ``list`` parameter (``float`` or ``list`` for pairs).
     length : int or tuple of int, optional
         Allowed list length(s).
+    words : sequence of str, optional
+        Words a number parameter also accepts in place of a number (e.g. ``auto``).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Param:
         odd: bool = False,
         item: type | None = None,
         length: int | tuple[int, ...] | None = None,
+        words: tuple[str, ...] | None = None,
     ):
         self.type = type
         self.default = default
@@ -79,6 +82,7 @@ class Param:
         self.odd = odd
         self.item = item
         self.length = (length,) if isinstance(length, int) else length
+        self.words = tuple(words) if words else None
 
     @property
     def required(self) -> bool:
@@ -95,6 +99,8 @@ class Param:
             if self.length:
                 text += " (" + " or ".join(str(n) for n in self.length) + " items)"
             return text
+        if self.words:
+            return " or ".join((self.type.__name__, *self.words))
         return self.type.__name__
 
     def range_text(self) -> str:
@@ -107,7 +113,8 @@ class Param:
                 parts.append(f"{sym} {bound:g}")
         if self.odd:
             parts.append("odd")
-        return " and ".join(parts)
+        text = " and ".join(parts)
+        return " or ".join([text, *self.words]) if self.words else text
 
     def _check_number(self, value: float) -> str | None:
         if self.gt is not None and not value > self.gt:
@@ -138,9 +145,13 @@ class Param:
                 raise ValueError(f"must be true or false {got}")
             return value
         if self.type in (int, float):
+            if self.words and value in self.words:
+                return value
             number = _as_number(value, self.type)
             if number is None:
-                raise ValueError(f"must be {'an integer' if self.type is int else 'a number'} {got}")
+                kind = "an integer" if self.type is int else "a number"
+                words = "".join(f" or {w}" for w in self.words or ())
+                raise ValueError(f"must be {kind}{words} {got}")
             problem = self._check_number(number)
             if problem:
                 raise ValueError(f"{problem} {got}")
