@@ -34,10 +34,12 @@ from functools import cache
 import cv2
 import numpy as np
 
+_PRINT_OPTIONS = np.get_printoptions()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour warns that matplotlib is missing
     import colour
     from colour.quality.datasets import SDS_TCS, SDS_VS
+np.set_printoptions(**_PRINT_OPTIONS)  # colour switches numpy to legacy printing, which breaks doctests
 
 SHAPE = colour.SpectralShape(400, 700, 10)
 SCENE_TYPES = ("patches", "textured", "specular", "two_light", "dominant", "dim")

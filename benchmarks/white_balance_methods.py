@@ -8,7 +8,8 @@ highlights clip, and quantised to 8 bits:
   photos     the sample photos, downscaled (they are only roughly neutral themselves)
   synthetic  scenes of random flat patches, neutral by construction
 Prints the mean angular error (degrees) between each estimate and the true light, per set and
-averaged; `auto` in imgenh/ops/color.py is the estimator with the lowest average.
+averaged. This chose shades of gray p 12 as `auto` before the learned estimator; `auto` is now
+`learned`, chosen on spectrally rendered held-out scenes (benchmarks/white_balance_eval.py).
 """
 
 from __future__ import annotations

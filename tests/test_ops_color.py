@@ -148,8 +148,10 @@ def test_white_balance_gray_edge_equals_scipy_gaussian_derivatives(photo8, order
     ("method", "bound"),
     # Bounds in degrees: the errors measured on this seed (estimate / corrected result:
     # gray world 1.7 / 1.5, white patch 0.4 / 0.8, shades of gray 0.4 / 0.6, gray edge
-    # 2.7 / 2.4, auto 0.4 / 0.5; they are sampling noise of 192 random tiles) plus margin.
-    [("gray_world", 2.5), ("white_patch", 1.5), ("shades_of_gray", 1.5), ("gray_edge", 3.5), ("auto", 1.5)],
+    # 2.7 / 2.4; they are sampling noise of 192 random tiles) plus margin. auto (learned)
+    # 3.3 / 4.3: tiles with independent random channels average to grey by construction,
+    # which the pixel statistics exploit exactly, while the model has learned real surfaces.
+    [("gray_world", 2.5), ("white_patch", 1.5), ("shades_of_gray", 1.5), ("gray_edge", 3.5), ("auto", 5.0)],
 )
 def test_white_balance_recovers_known_illuminant(method, bound):
     scene = mondrian()
@@ -176,6 +178,12 @@ def test_white_balance_ignores_clipped_and_dark_pixels(method):
     band[:, 12:] = (3, 4, 2)
     wider = np.concatenate([cast, band], axis=1)
     _, after = wb(wider, method=method)
+    if method == "auto":
+        # The learned model sees a downscaled copy (no small pixel that averages a clipped one
+        # counts) and how much of the frame is clipped or dark, so it moves, a little: measured
+        # 2.6 deg (8.9 before clipped pixels were kept out of the downscaled copy).
+        assert angle(after["illuminant"], before["illuminant"]) < 3.5
+        return
     # The same pixels are used (for gray edge: the same pixels, with kernels that do not
     # reach the bands): the same estimate to float precision (gray edge runs in float32).
     np.testing.assert_allclose(
@@ -300,7 +308,7 @@ def test_white_balance_reports_rgb_order():
     assert ill[0] > ill[1] > ill[2]  # warm light: R > G > B
     assert gains[2] > gains[1] > gains[0]
     _, auto = wb(cast)
-    assert auto["method"] == "auto" and auto["estimator"]["method"] == "shades_of_gray"
+    assert auto["method"] == "auto" and auto["estimator"]["method"] == "learned"
 
 
 @pytest.mark.parametrize("method", [*METHODS, "manual"])
