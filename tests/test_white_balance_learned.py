@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -258,3 +259,23 @@ def test_strength_auto_is_refused_for_manual_and_bad_words():
     assert errors and "strength auto needs an estimated light" in errors[0][1]
     _, errors = spec.resolve({"strength": "half"})
     assert errors == [("strength", "must be a number or auto (got 'half')")]
+
+
+def test_cli_report_json_has_confidence_beside_illuminant_and_gains(tmp_path):
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(
+        str(tmp_path / "in" / "cast.png"), cast_photo(photo("coffee.jpg", 96), CASTS["green"], 1.0)[0]
+    )
+    (tmp_path / "p.yaml").write_text("version: 1\nsteps:\n  - op: white_balance\n    strength: auto\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "imgenh", "run", "p.yaml", "in", "-o", "out", "--report", "r.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (image,) = json.loads((tmp_path / "r.json").read_text())["images"]
+    (values,) = [v for v in image["values"] if v.get("op") == "white_balance"]
+    assert {"illuminant", "gains", "confidence", "expected_error", "adaptation", "strength"} <= set(values)
+    assert values["estimator"] == {"method": "learned"} and 0 <= values["strength"] <= 1
