@@ -114,26 +114,39 @@ def split_holdout(count: int, holdout: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(count)[:holdout])
 
 
-def _folds(count: int, seed: int) -> list[np.ndarray]:
-    if count <= LEAVE_ONE_OUT_MAX:
-        return [np.array([i]) for i in range(count)]
-    order = np.random.default_rng(seed + 1).permutation(count)
-    return [np.sort(order[k::K_FOLDS]) for k in range(K_FOLDS)]
+def _folds(groups: Sequence[str], seed: int) -> list[np.ndarray]:
+    """Folds of pair indices; pairs of one group (e.g. one scene) always fall in the same fold."""
+    names = sorted(set(groups))
+    if len(names) > LEAVE_ONE_OUT_MAX:
+        order = np.random.default_rng(seed + 1).permutation(len(names))
+        names = [[names[i] for i in order[k::K_FOLDS]] for k in range(K_FOLDS)]
+    else:
+        names = [[n] for n in names]
+    return [np.array([i for i, g in enumerate(groups) if g in fold]) for fold in names]
 
 
 def _stack(samples: Sequence[_Samples]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([s.before for s in samples]), np.concatenate([s.after for s in samples])
 
 
-def cross_validate(samples: Sequence[_Samples], ladder: Sequence[Complexity], seed: int) -> dict[str, float]:
-    """Mean held-out CIEDE2000 of each rung, over folds of pairs (each pair's mean weighs the same)."""
+def cross_validate(
+    samples: Sequence[_Samples], ladder: Sequence[Complexity], seed: int, groups: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Mean held-out CIEDE2000 of each rung, over folds of pairs (each pair's mean weighs the same).
+
+    ``groups`` names each pair's group (default: every pair its own); a group is never split
+    between fitting and checking, so pictures of one scene do not flatter a complex model.
+    """
     scores: dict[str, list[float]] = {level.name: [] for level in ladder}
-    for fold in _folds(len(samples), seed):
+    groups = [s.key for s in samples] if groups is None else list(groups)
+    if len(set(groups)) < 2:
+        raise ValueError("cross-validation needs pairs from at least 2 groups")
+    for fold in _folds(groups, seed):
         inside = [s for i, s in enumerate(samples) if i not in set(fold.tolist())]
         x, y = _stack(inside)
-        model = None
+        bases: dict = {}
         for level in ladder:
-            model = fit_model(x, y, level, base=model)
+            model = fit_model(x, y, level, bases)
             for i in fold:
                 out = model.apply_rgb(samples[i].before)
                 scores[level.name].append(float(rgb_delta_e(out, samples[i].after).mean()))
@@ -173,6 +186,7 @@ def fit_look(
     seed: int = 0,
     ladder: Sequence[Complexity] = LADDER,
     samples_per_pair: int = SAMPLES_PER_PAIR,
+    groups: Sequence[str] | None = None,
 ) -> FitResult:
     """Learn the look of before/after pairs as pipeline steps.
 
@@ -188,6 +202,9 @@ def fit_look(
         Rungs cross-validation chooses from, simplest first.
     samples_per_pair : int
         Pixels sampled from each pair for fitting.
+    groups : sequence of str, optional
+        A group name per pair (same scene, same burst): cross-validation keeps a group
+        together. Default: each pair is its own group.
 
     Returns
     -------
@@ -203,7 +220,8 @@ def fit_look(
     held = set(split_holdout(len(pairs), holdout, seed).tolist())
     rng = np.random.default_rng(seed)
     train = [sample_pair(p, samples_per_pair, rng) for i, p in enumerate(pairs) if i not in held]
-    cv_errors = cross_validate(train, ladder, seed)
+    train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
+    cv_errors = cross_validate(train, ladder, seed, train_groups)
     level = choose_complexity(cv_errors, ladder)
     model = fit_model(*_stack(train), level)
     steps = model.steps()
