@@ -15,9 +15,13 @@ from imgenh.levels import LUMA_BGR
 from imgenh.ops.lut import interpolate_rgb
 from imgenh.pipeline import StepError, run_op
 
+_PRINT_OPTIONS = np.get_printoptions()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour warns that matplotlib is missing
     import colour
+# colour-science switches numpy to 1.13-style printing on import, which breaks the doctests that
+# run after this module is collected: put it back.
+np.set_printoptions(**_PRINT_OPTIONS)
 
 IMAGEMAGICK = "/usr/bin/convert"
 
