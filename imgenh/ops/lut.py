@@ -105,40 +105,50 @@ def color_matrix(
 # 3D colour table
 
 
-def _tetrahedral(table: np.ndarray, idx: np.ndarray, frac: np.ndarray, n: int) -> np.ndarray:
-    """Interpolate in the tetrahedron of the cell ``idx`` that holds ``frac`` (Kasson et al. 1995).
+def _tetrahedral(planes: list, base: np.ndarray, f: tuple, n: int) -> list:
+    """Interpolate in the tetrahedron of the cell that holds the fractions (Kasson et al. 1995).
 
     With the fractions sorted ``f1 >= f2 >= f3`` along axes ``a1, a2, a3``, the result is
-    ``(1 - f1) c000 + (f1 - f2) c[a1] + (f2 - f3) c[a1 + a2] + f3 c111``.
+    ``(1 - f1) c000 + (f1 - f2) c[a1] + (f2 - f3) c[a1 + a2] + f3 c111``; ``c[a1 + a2]`` is
+    the far corner less the smallest axis. Ties pick the largest axis in r, g, b order and
+    the smallest in b, g, r order, so the two always differ.
     """
-    strides = np.array([n * n, n, 1], np.int32)
-    base = idx @ strides
-    order = np.argsort(-frac, axis=1, kind="stable")
-    f = np.take_along_axis(frac, order, axis=1)
-    step = strides[order]
-    corner1 = base + step[:, 0]
-    corner2 = corner1 + step[:, 1]
-    corner3 = base + strides.sum()
-    out = table[base] * (1 - f[:, 0:1])
-    out += table[corner1] * (f[:, 0:1] - f[:, 1:2])
-    out += table[corner2] * (f[:, 1:2] - f[:, 2:3])
-    out += table[corner3] * f[:, 2:3]
+    fr, fg, fb = f
+    sr, sg = n * n, n
+    # Node steps picked through 4-entry tables indexed by comparison bits (np.where with
+    # scalars is several times slower).
+    r_max = ((fr >= fg) & (fr >= fb)).view(np.uint8)
+    step_max = np.array([1, sg, sr, sr], np.int32)[r_max * np.uint8(2) + (fg >= fb).view(np.uint8)]
+    b_min = ((fb <= fg) & (fb <= fr)).view(np.uint8)
+    step_min = np.array([sr, sg, 1, 1], np.int32)[b_min * np.uint8(2) + (fg <= fr).view(np.uint8)]
+    f1 = np.maximum(np.maximum(fr, fg), fb)
+    f3 = np.minimum(np.minimum(fr, fg), fb)
+    f2 = fr + fg + fb - f1 - f3
+    far = sr + sg + 1
+    corners = (base, base + step_max, base + (far - step_min), base + far)
+    weights = (1 - f1, f1 - f2, f2 - f3, f3)
+    out = []
+    for plane in planes:  # one 1-D gather per channel and corner: contiguous, no broadcasting
+        acc = plane[corners[0]] * weights[0]
+        for corner, weight in zip(corners[1:], weights[1:], strict=True):
+            acc += plane[corner] * weight
+        out.append(acc)
     return out
 
 
-def _trilinear(table: np.ndarray, idx: np.ndarray, frac: np.ndarray, n: int) -> np.ndarray:
+def _trilinear(planes: list, base: np.ndarray, f: tuple, n: int) -> list:
     """Trilinear interpolation: three rounds of linear blends between the cell's 8 corners."""
-    base = idx @ np.array([n * n, n, 1], np.int32)
-    fr, fg, fb = frac[:, 0:1], frac[:, 1:2], frac[:, 2:3]
-    rg = []
-    for dr in (0, n * n):
-        for dg in (0, n):
-            lo = table[base + dr + dg]
-            hi = table[base + dr + dg + 1]
-            rg.append(lo + (hi - lo) * fb)
-    g0 = rg[0] + (rg[1] - rg[0]) * fg
-    g1 = rg[2] + (rg[3] - rg[2]) * fg
-    return g0 + (g1 - g0) * fr
+    fr, fg, fb = f
+    out = []
+    for plane in planes:
+        blends = []
+        for offset in (0, n, n * n, n * n + n):  # (r, g) corners: blend along b first
+            lo = plane[base + offset]
+            blends.append(lo + (plane[base + offset + 1] - lo) * fb)
+        g0 = blends[0] + (blends[1] - blends[0]) * fg
+        g1 = blends[2] + (blends[3] - blends[2]) * fg
+        out.append(g0 + (g1 - g0) * fr)
+    return out
 
 
 def interpolate_rgb(
@@ -147,36 +157,46 @@ def interpolate_rgb(
     domain_min=(0.0, 0.0, 0.0),
     domain_max=(1.0, 1.0, 1.0),
     method="tetrahedral",
+    bgr: bool = False,
 ) -> np.ndarray:
-    """Look up ``(P, 3)`` R, G, B colours in a 3D table.
+    """Look up ``(P, 3)`` colours in a 3D table.
 
     Parameters
     ----------
     rgb : ndarray
-        float32 colours, shape ``(P, 3)``, R, G, B; values outside the domain are clamped
-        to it (the table's edge extends, as Resolve and ffmpeg do).
+        float32 colours, shape ``(P, 3)``, R, G, B (B, G, R when ``bgr``); values outside the
+        domain are clamped to it (the table's edge extends, as Resolve and ffmpeg do).
     table : ndarray
         Shape ``(N, N, N, 3)`` indexed ``[r, g, b]``.
     domain_min, domain_max : sequence of 3 floats
-        Inputs mapped to the first and the last node of each axis.
+        Inputs mapped to the first and the last node of each axis (R, G, B).
     method : {"tetrahedral", "trilinear"}
+    bgr : bool
+        Colours in and out are B, G, R (an OpenCV image's pixels, no reordered copy).
 
     Returns
     -------
     ndarray
-        float32, shape ``(P, 3)``.
+        float32, shape ``(P, 3)``, in the order of the input.
     """
     n = table.shape[0]
-    flat = np.ascontiguousarray(table, np.float32).reshape(-1, 3)
+    planes = [np.ascontiguousarray(table[..., c], np.float32).ravel() for c in range(3)]
     lo = np.asarray(domain_min, np.float32)
     scale = (n - 1) / (np.asarray(domain_max, np.float32) - lo)
+    axes = (2, 1, 0) if bgr else (0, 1, 2)  # input columns holding r, g, b
     kernel = _tetrahedral if method == "tetrahedral" else _trilinear
     out = np.empty((rgb.shape[0], 3), np.float32)
     for start in range(0, rgb.shape[0], _BLOCK):
-        pos = (rgb[start : start + _BLOCK] - lo) * scale
-        np.clip(pos, 0, n - 1, out=pos)
-        idx = np.minimum(pos.astype(np.int32), n - 2)  # the last node belongs to the cell below it
-        out[start : start + _BLOCK] = kernel(flat, idx, pos - idx, n)
+        block = rgb[start : start + _BLOCK]
+        cells, fracs = [], []
+        for c, col in enumerate(axes):
+            pos = np.clip((block[:, col] - lo[c]) * scale[c], 0, n - 1)
+            cell = np.minimum(pos.astype(np.int32), n - 2)  # the last node belongs to the cell below
+            cells.append(cell)
+            fracs.append(pos - cell)
+        base = (cells[0] * n + cells[1]) * n + cells[2]
+        for col, values in zip(axes, kernel(planes, base, tuple(fracs), n), strict=True):
+            out[start : start + _BLOCK, col] = values
     return out
 
 
@@ -197,10 +217,10 @@ def apply_lut(img: np.ndarray, lut: CubeLut, method: str = "tetrahedral") -> np.
         float32, same shape; not clipped (the pipeline clips at its end).
     """
     grey = img.ndim == 2
-    rgb = np.repeat(img.reshape(-1, 1), 3, axis=1) if grey else img[..., ::-1].reshape(-1, 3)
-    out = interpolate_rgb(rgb, lut.table, lut.domain_min, lut.domain_max, method)
-    bgr = out[:, ::-1].reshape(img.shape[:2] + (3,))
-    return luma(np.ascontiguousarray(bgr)) if grey else np.ascontiguousarray(bgr)
+    pixels = np.repeat(img.reshape(-1, 1), 3, axis=1) if grey else img.reshape(-1, 3)
+    out = interpolate_rgb(pixels, lut.table, lut.domain_min, lut.domain_max, method, bgr=True)
+    bgr = out.reshape(img.shape[:2] + (3,))
+    return luma(bgr) if grey else bgr
 
 
 @lru_cache(maxsize=8)
