@@ -16,42 +16,17 @@ import click
 
 from imgenh import __version__
 from imgenh.config import ConfigError, Pipeline, load_pipeline, pipeline_schema
+from imgenh.console import ConsoleReporter, print_plan, setup_logging
 from imgenh.errors import UsageError
-from imgenh.io import DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
-from imgenh.manifest import LockedError
+from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import REGISTRY, get_op
-from imgenh.plan import Plan, PlanError
-from imgenh.report import Result, Summary, write_report
+from imgenh.plan import PlanError, Status
+from imgenh.report import Summary, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
+from imgenh.state import LockedError
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
 log = logging.getLogger("imgenh")
-
-
-class _TqdmAwareHandler(logging.Handler):
-    """Log lines to stderr without breaking a progress bar."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(self.format(record), file=sys.stderr)
-
-
-class _Formatter(logging.Formatter):
-    """``imgenh: warning: ...``: lower-case levels, like the ``imgenh: error:`` usage lines."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        record = logging.makeLogRecord(record.__dict__)
-        record.levelname = record.levelname.lower()
-        return super().format(record)
-
-
-def _setup_logging(level: str) -> None:
-    handler = _TqdmAwareHandler()
-    handler.setFormatter(_Formatter("imgenh: %(levelname)s: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level.upper())
-    log.propagate = False
 
 
 def _fail(lines: list[str] | str | UsageError, code: int = 2) -> None:
@@ -154,7 +129,7 @@ def _check_report_target(report: str | None, out: Path | None) -> None:
 @click.option(
     "--fail-on",
     type=click.Choice(FAIL_ON),
-    default="truncated",
+    default=DEFAULT_FAIL_ON,
     show_default=True,
     help="Decoding strictness: none accepts truncated files; error also refuses trailing data and any decoder warning.",
 )
@@ -211,19 +186,14 @@ def run(
       imgenh run low.yaml 'shots/**/*.JPG' -o out -j 4 --format jpg --quality 90
       find shots -name '*.png' | imgenh run p.yaml --files-from - -o out --report -
     """
-    _setup_logging(log_level or ("error" if quiet else "info" if verbose else "warning"))
+    setup_logging(log_level or ("error" if quiet else "info" if verbose else "warning"))
     pipeline = _load_or_exit(pipeline_file)
     try:
         pipeline = pipeline.with_output(format=fmt, quality=quality, suffix=suffix, metadata=metadata)
     except ConfigError as exc:
         _fail(exc)
     inputs = list(inputs)
-    listed: list[str] = []
-    if files_from:
-        try:
-            listed = _read_list(files_from)
-        except OSError as exc:
-            _fail(f"--files-from {files_from}: {exc.strerror or exc}")
+    listed = _listed_inputs(files_from)
     if not inputs and not listed:
         _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
     if in_place and out:
@@ -246,77 +216,47 @@ def run(
     _check_report_target(report, out_path)
     if not pipeline.steps:
         log.warning("%s has no steps: images are only re-encoded", pipeline_file)
-
     if dry_run:
-        try:
-            plan = make_plan(pipeline, inputs, out_path, options)
-        except PlanError as exc:
-            _fail(exc)
-        _print_plan(plan, to_stdout=report != "-")
-        if report:
-            _write_report_or_log(report, plan_summary(pipeline, plan))
-        # As the real run would: 1 when some images are already known to fail.
-        sys.exit(1 if any(job.error for job in plan.jobs) else 0)
-
-    show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
-    bar = None
-    seen_notes: set[str] = set()
-
-    def on_plan(plan: Plan, n_workers: int) -> None:
-        nonlocal bar
-        for warning in plan.warnings:
-            log.warning(warning)
-        todo = len(plan.to_process)
-        log.info(
-            "%d images: %d to process with %d worker%s, %d to skip",
-            len(plan.jobs),
-            todo,
-            n_workers,
-            "s" * (n_workers != 1),
-            len(plan.jobs) - todo,
-        )
-        if in_place:
-            log.warning("--in-place: the inputs themselves are being replaced")
-        if show_bar:
-            from tqdm import tqdm
-
-            # No monitor thread: its writes to stderr could land in a decode's captured output.
-            tqdm.monitor_interval = 0
-            bar = tqdm(total=todo, unit="img", file=sys.stderr, dynamic_ncols=True, desc="imgenh")
-
-    def on_result(result: Result) -> None:
-        if result.status == "failed":
-            log.error("%s: %s", result.source, result.reason)
-        elif result.status == "ok":
-            log.info("%s -> %s (%.2f s)", result.source, result.output, result.seconds)
-        else:
-            log.debug("%s: skipped: %s", result.source, result.reason)
-        for note in result.notes:
-            if note.startswith("EXIF orientation"):
-                log.debug("%s: %s", result.source, note)
-            elif note.startswith(("truncated", "decoder warning")):  # about this file: say which
-                log.warning("%s: %s", result.source, note)
-            elif note not in seen_notes:
-                seen_notes.add(note)
-                log.warning("%s (first: %s)", note, result.source)
-        if bar is not None and result.status != "skipped":
-            bar.update(1)
-
+        _dry_run(pipeline, inputs, out_path, options, report)
+    console = ConsoleReporter((sys.stderr.isatty() if progress is None else progress) and not quiet, in_place)
     try:
-        summary = run_batch(pipeline, inputs, out_path, options, on_plan=on_plan, on_result=on_result)
+        summary = run_batch(
+            pipeline, inputs, out_path, options, on_plan=console.on_plan, on_result=console.on_result
+        )
     except PlanError as exc:
         _fail(exc)
     except LockedError as exc:
         _fail(str(exc), EXIT_LOCKED)
     finally:
-        if bar is not None:
-            bar.close()
+        console.close()
     code = summary.exit_code
     if report and not _write_report_or_log(report, summary):
         code = max(code, 1)  # a report was asked for and is missing: not a clean run
     if not quiet:
         click.echo(f"imgenh: {summary.line()}", err=True)
     sys.exit(code)
+
+
+def _listed_inputs(files_from: str | None) -> list[str]:
+    if not files_from:
+        return []
+    try:
+        return _read_list(files_from)
+    except OSError as exc:
+        _fail(f"--files-from {files_from}: {exc.strerror or exc}")
+
+
+def _dry_run(pipeline: Pipeline, inputs: list[str], out: Path | None, options: RunOptions, report) -> None:
+    """Print the plan (and write its report); exit 1 when images are already known to fail, as a run would."""
+    try:
+        plan = make_plan(pipeline, inputs, out, options)
+    except PlanError as exc:
+        _fail(exc)
+    to_stdout = report != "-"  # stdout carries the JSON report otherwise
+    print_plan(plan, lambda line, err=False: click.echo(line, err=err or not to_stdout))
+    if report:
+        _write_report_or_log(report, Summary.from_plan(plan, pipeline.hash(), pipeline.name))
+    sys.exit(1 if plan.counts[Status.FAILED] else 0)
 
 
 def _write_report_or_log(report: str, summary: Summary) -> bool:
@@ -328,44 +268,11 @@ def _write_report_or_log(report: str, summary: Summary) -> bool:
     return True
 
 
-def plan_summary(pipeline: Pipeline, plan: Plan) -> Summary:
-    """A dry run's plan in report form: status ``planned``, ``skipped`` or ``failed`` per image."""
-    results = []
-    for job in plan.jobs:
-        status, reason = (
-            ("failed", job.error)
-            if job.error
-            else ("skipped", job.skip)
-            if job.skip
-            else ("planned", job.why)
-        )
-        results.append(Result(str(job.source), str(job.output), job.key, status, reason=reason))
-    return Summary(pipeline.hash(), pipeline.name, results, warnings=plan.warnings)
-
-
 def _load_or_exit(path: str) -> Pipeline:
     try:
         return load_pipeline(path)
     except ConfigError as exc:
         _fail(exc)
-
-
-def _print_plan(plan: Plan, to_stdout: bool = True) -> None:
-    """The plan, one line per image (on stderr when stdout carries the JSON report)."""
-    for warning in plan.warnings:
-        log.warning(warning)
-    for job in plan.jobs:
-        if job.error:
-            line = f"fail     {job.source}  ({job.error})"
-        elif job.skip:
-            line = f"skip     {job.source}  ({job.skip})"
-        else:
-            line = f"process  {job.source} -> {job.output}  ({job.why})"
-        click.echo(line, err=not to_stdout)
-    failing = sum(1 for job in plan.jobs if job.error)
-    todo = len(plan.to_process) - failing
-    skip = len(plan.jobs) - todo - failing
-    click.echo(f"dry run: {todo} to process, {skip} to skip, {failing} failing; nothing written", err=True)
 
 
 @main.command()

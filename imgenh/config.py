@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import yaml
 
 from imgenh.errors import UsageError
+from imgenh.io import Image
 from imgenh.ops import REGISTRY, get_op
 from imgenh.ops.registry import Param, did_you_mean
 from imgenh.pipeline import Step, apply_steps
@@ -74,6 +76,26 @@ class Pipeline:
             Values the operators reported (e.g. white-balance illuminant), one dict per step.
         """
         return apply_steps(pixels, self.steps)
+
+    def apply_image(self, image: Image) -> tuple[Image, list[dict]]:
+        """Apply the steps to a read image; alpha follows any size change, metadata is kept.
+
+        Returns
+        -------
+        image : Image
+            A new Image (the input is not modified).
+        reports : list of dict
+            As :meth:`apply`.
+        """
+        pixels, reports = apply_steps(image.pixels, self.steps)
+        alpha = image.alpha
+        if alpha is not None and pixels.shape[:2] != alpha.shape:
+            # A geometry step changed the size. Alpha follows: area averaging when it
+            # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
+            h, w = pixels.shape[:2]
+            interp = cv2.INTER_AREA if h * w < alpha.size else cv2.INTER_LINEAR
+            alpha = cv2.resize(alpha, (w, h), interpolation=interp)
+        return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), reports
 
     def canonical(self) -> dict[str, Any]:
         """The pipeline as plain data with every default filled in (what the hash covers)."""

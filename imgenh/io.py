@@ -36,6 +36,8 @@ NO_ALPHA = (".jpg", ".jpeg", ".bmp")
 METADATA_FORMATS = (".jpg", ".jpeg", ".png", ".webp")
 TEMP_MARKER = ".imgenh-tmp"
 FAIL_ON = ("none", "truncated", "error")
+DEFAULT_FAIL_ON = "truncated"
+DEFAULT_QUALITY = 92
 DEFAULT_MAX_PIXELS = 250_000_000
 
 
@@ -634,3 +636,19 @@ def write_image(path: str | Path, image: Image, *, quality: int = 92, metadata: 
     data, notes = encode(image, path.suffix, quality=quality, metadata=metadata)
     atomic_write(path, data)
     return notes
+
+
+def remove_temp_files(folders: set[Path]) -> int:
+    """Delete leftover temp files of :func:`atomic_write` (from a killed run) in ``folders``; return the count."""
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(TEMP_MARKER):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from imgenh import __version__
 from imgenh.io import atomic_write
+from imgenh.plan import Job, Plan, Status
+from imgenh.state import FileStamps
 
 
 @dataclass
@@ -21,45 +23,54 @@ class Result:
     ----------
     source, output, key : str
         Input path, output path, and the output relative to the output root.
-    status : str
-        ``ok``, ``skipped`` or ``failed``.
+    status : Status
+        ``ok``, ``skipped`` or ``failed`` (``planned`` in a dry run).
     reason : str
-        Why it was skipped or failed (empty when ok).
+        Why it was skipped or failed, or why it is planned (empty when ok).
     seconds : float
         Time spent on it in the worker (read, process, write).
     values : list of dict
         Values operators reported, e.g. ``{"step": 0, "op": "white_balance", "illuminant": [...]}``.
     notes : list of str
         Conversions and fixes worth knowing (orientation applied, 16-bit written as 8-bit...).
-    size, mtime_ns : int
-        Input identity as read, for the manifest.
-    sha256 : str
-        Input content hash, for the manifest.
+    stamps : FileStamps or None
+        Input and output identity for the manifest; not part of the report.
     """
 
     source: str
     output: str
     key: str
-    status: str
+    status: Status
     reason: str = ""
     seconds: float = 0.0
     values: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    size: int = 0
-    mtime_ns: int = 0
-    sha256: str = ""
-    out_size: int = 0
-    out_mtime_ns: int = 0
+    stamps: FileStamps | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_job(cls, job: Job, status: Status | None = None, reason: str | None = None) -> Result:
+        """A result for ``job``: by default its planned status and reason (``failed``, ``skipped``, ``planned``)."""
+        return cls(
+            str(job.source),
+            str(job.output),
+            job.key,
+            job.status if status is None else status,
+            job.reason if reason is None else reason,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        """The result as it appears in the report (identity fields left out)."""
-        data = asdict(self)
-        for key in ("size", "mtime_ns", "sha256", "out_size", "out_mtime_ns"):
-            data.pop(key)
-        for key in ("source", "output"):  # names that are not UTF-8 stay readable and valid
-            data[key] = os.fsencode(data[key]).decode("utf-8", "backslashreplace")
-        data["seconds"] = round(self.seconds, 4)
-        return data
+        """The result as it appears in the report."""
+        return {
+            # Names that are not UTF-8 stay readable and valid JSON.
+            "source": os.fsencode(self.source).decode("utf-8", "backslashreplace"),
+            "output": os.fsencode(self.output).decode("utf-8", "backslashreplace"),
+            "key": self.key,
+            "status": str(self.status),
+            "reason": self.reason,
+            "seconds": round(self.seconds, 4),
+            "values": self.values,
+            "notes": self.notes,
+        }
 
 
 @dataclass
@@ -73,6 +84,12 @@ class Summary:
     interrupted: int = 0  # signal number that stopped the run, 0 if none
     stopped_early: str = ""  # e.g. "--max-failures 5 reached"
     warnings: list[str] = field(default_factory=list)  # e.g. patterns that matched nothing
+
+    @classmethod
+    def from_plan(cls, plan: Plan, pipeline_hash: str = "", pipeline_name: str = "") -> Summary:
+        """A dry run's plan in report form: status ``planned``, ``skipped`` or ``failed`` per image."""
+        results = [Result.from_job(job) for job in plan.jobs]
+        return cls(pipeline_hash, pipeline_name, results, warnings=plan.warnings)
 
     def count(self, status: str) -> int:
         """Number of results with ``status``."""

@@ -1,8 +1,10 @@
-"""Jobs -> results, in parallel: the worker reads, processes and writes one image itself.
+"""Jobs -> results through one executor seam; the parent keeps the manifest and the report.
 
-No pixels cross process boundaries: the parent sends a job (two paths) and gets a
-:class:`~imgenh.report.Result` back. The worker never raises; one bad image never takes
-the batch down. The parent keeps the progress bar, the manifest and the report.
+No pixels cross process boundaries: the parent sends a job (two paths) to a
+:class:`~imgenh.worker.Worker` and gets a :class:`~imgenh.report.Result` back. A run goes
+through fixed phases (:class:`Runner`): plan, lock, emit what is known before any work
+(skips, failures found while planning), drain results as they finish, finish (close the
+manifest, remove temp files, list what a stop left undone).
 """
 
 from __future__ import annotations
@@ -13,96 +15,39 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-import cv2
 
 from imgenh import __version__
 from imgenh.config import Pipeline
-from imgenh.io import (
-    DEFAULT_MAX_PIXELS,
-    TEMP_MARKER,
-    ImageError,
-    OutputError,
-    header_size,
-    read_image,
-    sniff_format,
-    write_image,
-)
-from imgenh.manifest import Manifest, Record, lock_folders
-from imgenh.pipeline import StepError
-from imgenh.plan import SAME_CONTENT, Job, Plan, PlanError, build_plan, find_inputs
+from imgenh.discover import find_inputs
+from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, header_size, remove_temp_files, sniff_format
+from imgenh.plan import Job, Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary
+from imgenh.state import Manifest, lock_folders
+from imgenh.worker import Worker
 
 # Starting a process pool costs ~0.5 s; below about this much input a single process wins.
 POOL_MIN_PIXELS = 80_000_000
 
 
-class Worker:
-    """Process one job: read, apply the pipeline, write. Picklable; built once in the parent.
+@dataclass
+class RunOptions:
+    """Everything about a run except the pipeline and the inputs.
 
-    Parameters
-    ----------
-    pipeline : Pipeline
-    max_pixels : int
-        Refuse inputs whose header claims more pixels.
-    fail_on : {"none", "truncated", "error"}
-        Decoding strictness (see :func:`imgenh.io.read_image`).
-    single_thread : bool
-        Limit OpenCV to one thread, so N workers do not oversubscribe the cores.
+    Attributes mirror the ``imgenh run`` flags.
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        fail_on: str = "truncated",
-        single_thread: bool = False,
-    ):
-        self.pipeline = pipeline
-        self.max_pixels = max_pixels
-        self.fail_on = fail_on
-        self.single_thread = single_thread
-
-    def __call__(self, job: Job) -> Result:
-        if self.single_thread:
-            cv2.setNumThreads(1)
-        start = time.perf_counter()
-        result = Result(str(job.source), str(job.output), job.key, "failed")
-        try:
-            st = os.stat(job.source)
-            result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
-        except OSError:
-            pass
-        try:
-            image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
-            result.sha256 = image.sha256  # of the very bytes decoded
-            pixels, result.values = self.pipeline.apply(image.pixels)
-            if image.alpha is not None and pixels.shape[:2] != image.alpha.shape:
-                # A geometry step changed the size. Alpha follows: area averaging when it
-                # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
-                h, w = pixels.shape[:2]
-                shrink = h * w < image.alpha.size
-                interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                image.alpha = cv2.resize(image.alpha, (w, h), interpolation=interp)
-            image.pixels = pixels
-            out = self.pipeline.output
-            result.notes = image.notes + write_image(
-                job.output, image, quality=out.quality, metadata=out.metadata
-            )
-            written = os.stat(job.output)  # so a later run can tell if someone changed it
-            result.out_size, result.out_mtime_ns = written.st_size, written.st_mtime_ns
-            result.status = "ok"
-        except (ImageError, OutputError, StepError) as exc:
-            result.reason = str(exc)  # a StepError names the step: "steps[0] white_balance: ..."
-        except MemoryError:
-            result.reason = "out of memory"
-        except Exception as exc:  # a bug or an operator limit: report it, keep the batch going
-            result.reason = f"internal error: {type(exc).__name__}: {exc}"
-        result.seconds = time.perf_counter() - start
-        return result
+    recursive: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    jobs: int | None = None
+    overwrite: bool = False
+    in_place: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    fail_on: str = DEFAULT_FAIL_ON
+    max_failures: int = 0
+    listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
 
 
 def _input_pixels(jobs: list[Job], limit: int) -> int:
@@ -141,18 +86,31 @@ class PoolBroken(Exception):
     """The worker pool failed as a whole (a worker died: crash, out of memory, killed)."""
 
 
-def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]:
-    """Run jobs and yield results as they finish (in-process when ``n_workers == 1``).
+class Terminated(BaseException):
+    """SIGTERM arrived; handled like Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so the in-process worker's catch-all for
+    per-image errors does not swallow it and go on with the batch.
+    """
+
+
+# --- executors: each runs a worker over jobs and yields results as they finish -------------
+
+
+def run_in_process(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
+    """Run the jobs one after the other in this process."""
+    for job in jobs:
+        yield worker(job)
+
+
+def run_loky(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
+    """Run the jobs in a loky process pool of ``n_workers``, yielding results as they finish.
 
     Raises
     ------
     PoolBroken
         When the pool cannot go on; the jobs not yet yielded were not finished.
     """
-    if n_workers <= 1:
-        for job in jobs:
-            yield worker(job)
-        return
     from joblib import Parallel, delayed
 
     worker.single_thread = True
@@ -171,60 +129,10 @@ def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]
         raise PoolBroken(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
-def _refreshed(plan: Plan, manifest: Manifest) -> list[Record]:
-    """Records with the new mtime of inputs that were touched but not changed (hashed once)."""
-    recs = []
-    for job in plan.jobs:
-        if job.skip == SAME_CONTENT:
-            with contextlib.suppress(OSError):
-                st = os.stat(job.source)
-                recs.append(replace(manifest.records[job.key], size=st.st_size, mtime_ns=st.st_mtime_ns))
-    return recs
-
-
-def remove_temp_files(folders: set[Path]) -> int:
-    """Delete leftover ``*.imgenh-tmp`` files (from a killed run) in ``folders``; return the count."""
-    removed = 0
-    for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_MARKER):
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except OSError:
-                    pass
-    return removed
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived; handled like Ctrl-C.
-
-    A BaseException, like KeyboardInterrupt, so the in-process worker's catch-all for
-    per-image errors does not swallow it and go on with the batch.
-    """
-
-
-@dataclass
-class RunOptions:
-    """Everything about a run except the pipeline and the inputs.
-
-    Attributes mirror the ``imgenh run`` flags.
-    """
-
-    recursive: bool = False
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    jobs: int | None = None
-    overwrite: bool = False
-    in_place: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    fail_on: str = "truncated"
-    max_failures: int = 0
-    listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
+def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]:
+    """Run jobs through the executor that fits: in-process for one worker, else loky."""
+    executor = run_in_process if n_workers <= 1 else run_loky
+    return executor(worker, jobs, n_workers)
 
 
 def make_plan(
@@ -238,6 +146,8 @@ def make_plan(
 
     Parameters
     ----------
+    out : Path or None
+        Output root; None (or ``options.in_place``) replaces the inputs.
     manifest : Manifest, optional
         Records of earlier runs into ``out``; read from ``out`` when not given.
 
@@ -253,24 +163,173 @@ def make_plan(
         include=options.include,
         exclude=options.exclude,
     )
-    if manifest is None and out is not None and not options.in_place:
+    out = None if options.in_place else out
+    if manifest is None and out is not None:
         manifest = Manifest(out).load()
+    if manifest is not None:  # the run's identity, which records of earlier runs are compared with
+        manifest.pipeline_hash, manifest.version = pipeline.hash(), __version__
     try:
         plan = build_plan(
             found,
             out,
             fmt=pipeline.output.format,
             suffix=pipeline.output.suffix,
-            pipeline_hash=pipeline.hash(),
-            version=__version__,
             manifest=manifest,
             overwrite=options.overwrite,
-            in_place=options.in_place,
         )
     except PlanError as exc:
         raise PlanError(exc.errors, found_warnings) from None
     plan.warnings[:0] = found_warnings
     return plan
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+class Runner:
+    """One run of a pipeline over inputs, in phases: plan, lock, emit known, drain, finish.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    inputs : list of str
+        Files, folders and glob patterns.
+    out : Path or None
+        Output root (ignored with ``options.in_place``).
+    options : RunOptions
+    on_plan : callable, optional
+        ``on_plan(plan, n_workers)``, before work starts.
+    on_result : callable, optional
+        ``on_result(result)``, in the parent, as each result arrives (progress bars, logs).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        inputs: list[str],
+        out: Path | None,
+        options: RunOptions,
+        on_plan: Callable[[Plan, int], None] | None = None,
+        on_result: Callable[[Result], None] | None = None,
+    ):
+        self.pipeline = pipeline
+        self.inputs = inputs
+        self.options = options
+        self.out = Path(out) if out is not None and not options.in_place else None
+        self.on_plan = on_plan
+        self.on_result = on_result
+        self.manifest = Manifest(self.out).load() if self.out else None
+        self.summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name)
+        self._folder_locks: list[int] = []
+
+    def run(self) -> Summary:
+        """Run the batch; see :func:`run_batch`."""
+        plan = self._plan_and_lock()
+        self.summary.warnings = plan.warnings
+        n_workers = choose_workers(plan.todo, self.options.jobs)
+        if self.on_plan:
+            self.on_plan(plan, n_workers)
+        folders = {j.output.parent for j in plan.jobs}
+        remove_temp_files(folders)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        start = time.perf_counter()
+        results = None
+        try:
+            self._emit_known(plan)
+            opts = self.options
+            worker = Worker(self.pipeline, max_pixels=opts.max_pixels, fail_on=opts.fail_on)
+            results = execute(plan.todo, worker, n_workers)
+            self._drain(results)
+        except PoolBroken as exc:
+            # Report what did not finish instead of losing the whole run; a re-run retries it.
+            self._emit_unfinished(plan, Status.FAILED, f"not processed: a worker process died ({exc})")
+        except KeyboardInterrupt:
+            self.summary.interrupted = signal.SIGINT
+        except Terminated:
+            self.summary.interrupted = signal.SIGTERM
+        finally:
+            if results is not None:
+                with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
+                    warnings.simplefilter("ignore", UserWarning)
+                    results.close()  # stops dispatching; a pool discards work in flight
+            signal.signal(signal.SIGTERM, previous)
+            self.summary.seconds = time.perf_counter() - start
+            remove_temp_files(folders)
+            self._release()
+        # Everything planned appears in the report: what a stop left undone is listed as such.
+        why = "interrupted" if self.summary.interrupted else self.summary.stopped_early
+        self._emit_unfinished(plan, Status.SKIPPED, f"not finished: {why} (done on the next run)", log=False)
+        return self.summary
+
+    def _plan_and_lock(self) -> Plan:
+        """Plan, then lock the output tree (or, in place, the input folders).
+
+        A refused batch writes nothing, not even OUT/.imgenh. If another run finished
+        between planning and locking, its records are read again and the plan redone.
+        """
+        plan = make_plan(self.pipeline, self.inputs, self.out, self.options, self.manifest)
+        if self.manifest is not None:
+            seen = self.manifest.stamp()
+            try:
+                self.manifest.lock()
+            except OSError as exc:  # e.g. a read-only output folder: nothing can be written
+                raise PlanError(
+                    [f"cannot write in output folder {self.out}: {exc.strerror or exc}"]
+                ) from None
+            if self.manifest.stamp() != seen:
+                self.manifest.records.clear()
+                plan = make_plan(self.pipeline, self.inputs, self.out, self.options, self.manifest.load())
+        else:
+            # In place there is no output tree to lock: lock the input folders themselves, so
+            # two runs never enhance the same files twice.
+            self._folder_locks = lock_folders({j.output.parent for j in plan.jobs})
+        return plan
+
+    def _emit(self, result: Result, log: bool = True) -> None:
+        self.summary.results.append(result)
+        if not log:
+            return
+        if self.manifest is not None and result.status in (Status.OK, Status.FAILED):
+            try:
+                self.manifest.append(self.manifest.record(result))
+            except OSError as exc:  # e.g. disk full: the image itself is fine; say so, go on
+                result.notes.append(f"not recorded in {self.manifest.path}: {exc.strerror or exc}")
+        if self.on_result:
+            self.on_result(result)
+
+    def _emit_known(self, plan: Plan) -> None:
+        """Results known before any work (skips, failures found while planning); mark the rest pending."""
+        for job in plan.jobs:
+            if job.status is not Status.PLANNED:
+                self._emit(Result.from_job(job))
+        if self.manifest is not None:
+            pending = [Result.from_job(j, Status.PENDING) for j in plan.todo]
+            self.manifest.begin(pending, [j for j in plan.jobs if j.touched])
+
+    def _drain(self, results: Iterator[Result]) -> None:
+        """Take results as they finish, stopping at ``--max-failures``."""
+        failures = self.summary.count(Status.FAILED)
+        limit = self.options.max_failures
+        for result in results:
+            self._emit(result)
+            failures += result.status == Status.FAILED
+            if limit and failures >= limit:
+                self.summary.stopped_early = f"--max-failures {limit} reached"
+                break
+
+    def _emit_unfinished(self, plan: Plan, status: Status, reason: str, log: bool = True) -> None:
+        done = {r.key for r in self.summary.results}
+        for job in plan.todo:
+            if job.key not in done:
+                self._emit(Result.from_job(job, status, reason), log=log)
+
+    def _release(self) -> None:
+        if self.manifest is not None:
+            self.manifest.close()
+        for fd in self._folder_locks:
+            os.close(fd)
+        self._folder_locks = []
 
 
 def run_batch(
@@ -287,7 +346,7 @@ def run_batch(
     Parameters
     ----------
     pipeline : Pipeline
-        From :func:`imgenh.config.load_pipeline`.
+        From :func:`imgenh.load_pipeline`.
     inputs : list of str
         Files, folders and glob patterns.
     out : str or Path or None
@@ -307,7 +366,7 @@ def run_batch(
     ------
     imgenh.plan.PlanError
         Unusable inputs or output (nothing was written).
-    imgenh.manifest.LockedError
+    imgenh.state.LockedError
         Another run holds the output tree.
 
     Examples
@@ -319,111 +378,5 @@ def run_batch(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]  # one folder or file, not a sequence of characters
     inputs = [os.fspath(i) for i in inputs]
-    out_path = Path(out) if out is not None and not options.in_place else None
-    manifest = Manifest(out_path).load() if out_path is not None else None
-    # Plan first (a refused batch writes nothing, not even OUT/.imgenh), then lock; if
-    # another run finished in between, its records are read again and the plan redone.
-    plan = make_plan(pipeline, inputs, out_path, options, manifest)
-    if manifest is not None:
-        seen = manifest.stamp()
-        try:
-            manifest.lock()
-        except OSError as exc:  # e.g. a read-only output folder: nothing can be written
-            raise PlanError([f"cannot write in output folder {out_path}: {exc.strerror or exc}"]) from None
-        if manifest.stamp() != seen:
-            manifest.records.clear()
-            plan = make_plan(pipeline, inputs, out_path, options, manifest.load())
-    # In place there is no output tree to lock: lock the input folders instead (flock on the
-    # folders themselves), so two runs never enhance the same files twice.
-    folder_locks = lock_folders({j.output.parent for j in plan.jobs}) if options.in_place else []
-    summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name, warnings=plan.warnings)
-    todo = [j for j in plan.jobs if j.skip is None and j.error is None]
-    n_workers = choose_workers(todo, options.jobs)
-    if on_plan:
-        on_plan(plan, n_workers)
-    folders = {j.output.parent for j in plan.jobs}
-    remove_temp_files(folders)
-
-    def record(result: Result) -> Record:
-        return Record(
-            result.key,
-            os.path.abspath(result.source),
-            result.size,
-            result.mtime_ns,
-            result.sha256,
-            summary.pipeline_hash,
-            __version__,
-            result.status,
-            result.out_size,
-            result.out_mtime_ns,
-        )
-
-    def emit(result: Result) -> None:
-        summary.results.append(result)
-        if manifest is not None and result.status in ("ok", "failed"):
-            try:
-                manifest.append(record(result))
-            except OSError as exc:  # e.g. disk full: the image itself is fine; say so, go on
-                result.notes.append(f"not recorded in {manifest.path}: {exc.strerror or exc}")
-        if on_result:
-            on_result(result)
-
-    def on_term(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    start = time.perf_counter()
-    results = None
-    try:
-        for job in plan.jobs:
-            if job.skip is not None:
-                emit(Result(str(job.source), str(job.output), job.key, "skipped", reason=job.skip))
-            elif job.error is not None:
-                emit(Result(str(job.source), str(job.output), job.key, "failed", reason=job.error))
-        if manifest is not None:
-            pending = [record(Result(str(j.source), str(j.output), j.key, "pending")) for j in todo]
-            with contextlib.suppress(OSError):  # best effort: only refines the next run's plan
-                manifest.start(pending + _refreshed(plan, manifest))
-        results = execute(
-            todo, Worker(pipeline, max_pixels=options.max_pixels, fail_on=options.fail_on), n_workers
-        )
-        failures = summary.count("failed")
-        for result in results:
-            emit(result)
-            failures += result.status == "failed"
-            if options.max_failures and failures >= options.max_failures:
-                summary.stopped_early = f"--max-failures {options.max_failures} reached"
-                break
-    except PoolBroken as exc:
-        # Report what did not finish instead of losing the whole run; a re-run retries it.
-        done = {r.key for r in summary.results}
-        for job in todo:
-            if job.key not in done:
-                reason = f"not processed: a worker process died ({exc})"
-                emit(Result(str(job.source), str(job.output), job.key, "failed", reason=reason))
-    except KeyboardInterrupt:
-        summary.interrupted = signal.SIGINT
-    except Terminated:
-        summary.interrupted = signal.SIGTERM
-    finally:
-        if results is not None:
-            with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
-                warnings.simplefilter("ignore", UserWarning)
-                results.close()  # stops dispatching; a pool discards work in flight
-        signal.signal(signal.SIGTERM, previous)
-        summary.seconds = time.perf_counter() - start
-        remove_temp_files(folders)
-        if manifest is not None:
-            manifest.close()
-        for fd in folder_locks:
-            os.close(fd)
-    # Everything planned appears in the report: what a stop left undone is listed as such.
-    done = {r.key for r in summary.results}
-    why = "interrupted" if summary.interrupted else summary.stopped_early
-    for job in todo:
-        if job.key not in done:
-            reason = f"not finished: {why} (done on the next run)"
-            summary.results.append(
-                Result(str(job.source), str(job.output), job.key, "skipped", reason=reason)
-            )
-    return summary
+    out_path = Path(out) if out is not None else None
+    return Runner(pipeline, inputs, out_path, options, on_plan, on_result).run()

@@ -402,7 +402,7 @@ def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):
 
 
 def test_in_place_runs_lock_the_folders(runner, tree):
-    from imgenh.manifest import lock_folders
+    from imgenh.state import lock_folders
 
     fds = lock_folders({(tree / "photos").resolve()})
     try:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from imgenh.io import TEMP_MARKER
-from imgenh.manifest import Manifest
+from imgenh.state import Manifest
 
 N_IMAGES = 48
 # A few steps so each image takes a few milliseconds and a kill lands mid-batch.
