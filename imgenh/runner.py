@@ -22,11 +22,11 @@ from imgenh import __version__
 from imgenh.config import Pipeline
 from imgenh.io import (
     DEFAULT_MAX_PIXELS,
-    TEMP_MARKER,
     ImageError,
     OutputError,
     header_size,
     read_image,
+    remove_temp_files,
     sniff_format,
     write_image,
 )
@@ -180,24 +180,6 @@ def _refreshed(plan: Plan, manifest: Manifest) -> list[Record]:
                 st = os.stat(job.source)
                 recs.append(replace(manifest.records[job.key], size=st.st_size, mtime_ns=st.st_mtime_ns))
     return recs
-
-
-def remove_temp_files(folders: set[Path]) -> int:
-    """Delete leftover ``*.imgenh-tmp`` files (from a killed run) in ``folders``; return the count."""
-    removed = 0
-    for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_MARKER):
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except OSError:
-                    pass
-    return removed
 
 
 class Terminated(BaseException):
