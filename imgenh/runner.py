@@ -277,6 +277,7 @@ class Runner:
                 raise PlanError(
                     [f"cannot write in output folder {self.out}: {exc.strerror or exc}"]
                 ) from None
+            remove_temp_files({self.manifest.dir})  # a compaction cut short by a kill
             if self.manifest.stamp() != seen:
                 self.manifest.records.clear()
                 plan = make_plan(self.pipeline, self.inputs, self.out, self.options, self.manifest.load())

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imgenh.io import OutputError, atomic_writer
+
 if TYPE_CHECKING:  # only for annotations: the plan and the report import this module
     from imgenh.plan import Job
     from imgenh.report import Result
@@ -341,17 +343,9 @@ class Manifest:
                 with contextlib.suppress(OSError):
                     self._fh.close()
                 self._fh = None
-                tmp = self.path.with_name(JOURNAL + ".tmp")
-                try:
-                    with open(tmp, "w", encoding="utf-8") as fh:
-                        for rec in self.records.values():
-                            fh.write(json.dumps(asdict(rec), separators=(",", ":")) + "\n")
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    os.replace(tmp, self.path)
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
+                with contextlib.suppress(OutputError), atomic_writer(self.path) as fh:
+                    for rec in self.records.values():
+                        fh.write(json.dumps(asdict(rec), separators=(",", ":")).encode() + b"\n")
         finally:
             if self._lock_fh is not None:
                 self._lock_fh.close()
