@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from imgenh.levels import (
+from imgenh.pixels import (
     LUMA_BGR,
     LUMA_BINS,
     apply_table,
@@ -70,7 +70,7 @@ class Stats:
                 self._raw[channel] = quantised_counts(self._plane(channel), self.FLOAT_BINS)
         return self._raw[channel]
 
-    def _levels(self, channel: int, bins: int) -> np.ndarray:
+    def _table_levels(self, channel: int, bins: int) -> np.ndarray:
         if self._table is None:
             return np.linspace(0.0, 1.0, bins)
         return self._table if self._table.ndim == 1 else self._table[:, channel]
@@ -118,7 +118,7 @@ class Stats:
             result = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
         else:
             counts = self._raw_counts(int(channel))
-            result = (self._levels(int(channel), counts.size), counts)
+            result = (self._table_levels(int(channel), counts.size), counts)
         self._hist[channel] = result
         return result
 

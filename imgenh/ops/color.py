@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from imgenh.levels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 
 # --------------------------------------------------------------------------------------
 # sRGB transfer function and CIE colorimetry (IEC 61966-2-1, CIE 15)
@@ -178,7 +178,7 @@ def _level(fraction: float, dtype: np.dtype) -> float:
     return float(np.ceil(fraction * top - 1e-9)) if np.dtype(dtype).kind in "ui" else fraction
 
 
-def _levels(dtype: np.dtype, linear: bool) -> np.ndarray:
+def _level_values(dtype: np.dtype, linear: bool) -> np.ndarray:
     """Working value of every integer level (float64)."""
     x = np.linspace(0.0, 1.0, int(max_value(dtype)) + 1)
     return srgb_to_linear(x) if linear else x
@@ -187,7 +187,7 @@ def _levels(dtype: np.dtype, linear: bool) -> np.ndarray:
 def _working(img: np.ndarray, linear: bool) -> np.ndarray:
     """The image as float32 working values (linear light or as stored)."""
     if img.dtype.kind in "ui":
-        return apply_table(img, _levels(img.dtype, linear), np.float32)
+        return apply_table(img, _level_values(img.dtype, linear), np.float32)
     return srgb_to_linear(img).astype(np.float32) if linear else img.astype(np.float32)
 
 
@@ -196,7 +196,7 @@ def _pixel_stats(img: np.ndarray, mask: np.ndarray, linear: bool, kind: str, val
     out = np.zeros(3)
     if img.dtype.kind in "ui":
         # Exact statistics from per-channel histograms of the masked pixels: no float image needed.
-        levels = _levels(img.dtype, linear)
+        levels = _level_values(img.dtype, linear)
         for c in range(3):
             counts = level_counts(img, mask, channel=c)
             total = counts.sum()
@@ -382,7 +382,7 @@ def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> 
     """
     gains = np.asarray(gains_bgr, dtype=np.float64)
     if img.dtype.kind in "ui":
-        levels = _levels(img.dtype, linear)
+        levels = _level_values(img.dtype, linear)
         table = np.clip(levels[:, None] * gains[None, :], 0.0, 1.0)
         if linear:
             table = linear_to_srgb(table)

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from imgenh.levels import from_float, max_value, to_float
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import from_float, max_value, to_float
 
 # ---------------------------------------------------------------------------------------------
 # median

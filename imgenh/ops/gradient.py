@@ -17,8 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from imgenh.levels import luma
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import luma
 
 # Gradients below this fraction of alpha are treated as this size, so the attenuation
 # factor (|grad| / alpha) ** (beta - 1) stays finite in flat regions.

@@ -16,8 +16,8 @@ import math
 import cv2
 import numpy as np
 
-from imgenh.levels import from_float, max_value, per_channel, to_float
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import from_float, max_value, per_channel, to_float
 
 # ImageMagick's MagickEpsilon: below it a range or a contrast counts as zero.
 MAGICK_EPSILON = 1.0e-12
