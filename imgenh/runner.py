@@ -19,7 +19,6 @@ from pathlib import Path
 import cv2
 
 from imgenh import __version__
-from imgenh.config import Pipeline
 from imgenh.io import (
     DEFAULT_MAX_PIXELS,
     TEMP_MARKER,
@@ -31,7 +30,7 @@ from imgenh.io import (
     write_image,
 )
 from imgenh.manifest import Manifest, Record, lock_folders
-from imgenh.pipeline import StepError
+from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import SAME_CONTENT, Job, Plan, PlanError, build_plan, find_inputs
 from imgenh.report import Result, Summary
 
@@ -79,15 +78,7 @@ class Worker:
         try:
             image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
             result.sha256 = image.sha256  # of the very bytes decoded
-            pixels, result.values = self.pipeline.apply(image.pixels)
-            if image.alpha is not None and pixels.shape[:2] != image.alpha.shape:
-                # A geometry step changed the size. Alpha follows: area averaging when it
-                # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
-                h, w = pixels.shape[:2]
-                shrink = h * w < image.alpha.size
-                interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                image.alpha = cv2.resize(image.alpha, (w, h), interpolation=interp)
-            image.pixels = pixels
+            image, result.values = self.pipeline.apply_image(image)
             out = self.pipeline.output
             result.notes = image.notes + write_image(
                 job.output, image, quality=out.quality, metadata=out.metadata
@@ -287,7 +278,7 @@ def run_batch(
     Parameters
     ----------
     pipeline : Pipeline
-        From :func:`imgenh.config.load_pipeline`.
+        From :func:`imgenh.load_pipeline`.
     inputs : list of str
         Files, folders and glob patterns.
     out : str or Path or None

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from imgenh.config import ConfigError, load_pipeline, parse_pipeline, pipeline_from_steps, pipeline_schema
 from imgenh.ops import REGISTRY
+from imgenh.ops.describe import pipeline_schema
+from imgenh.pipeline_file import ConfigError, load_pipeline, parse_pipeline, pipeline_from_steps
 
 
 def errors_of(text: str, source: str = "p.yaml") -> list[str]:
