@@ -390,7 +390,7 @@ def test_operator_error_names_the_image_and_the_step(runner, tree):
     )
     res = invoke(runner, ["run", "wb.yaml", "photos/a.jpg", "-o", "out"], cwd=tree)
     assert res.exit_code == 1
-    assert "a.jpg: steps[0] white_balance: " in res.stderr and "internal error" not in res.stderr
+    assert "a.jpg: steps[0] white_balance.white_at: " in res.stderr and "internal error" not in res.stderr
 
 
 def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):

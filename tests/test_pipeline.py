@@ -21,9 +21,7 @@ def test_operator_error_names_the_step():
     steps = [_step("white_balance", 0, method="manual", white_at=[5000, 10])]
     with pytest.raises(StepError) as info:
         apply_steps(img, steps)
-    assert str(info.value) == (
-        "steps[0] white_balance: white_balance.white_at: [5000, 10] is outside the 600x400 image"
-    )
+    assert str(info.value) == "steps[0] white_balance.white_at: [5000, 10] is outside the 600x400 image"
     assert isinstance(info.value.__cause__, ValueError)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from imgenh.ops.contract import ParamError
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 
@@ -419,7 +420,7 @@ def _window_mean(img: np.ndarray, x: float, y: float, window: int, linear: bool)
     h, w = img.shape[:2]
     col, row = int(round(x)), int(round(y))
     if not (0 <= col < w and 0 <= row < h):
-        raise ValueError(f"white_balance.white_at: [{x:g}, {y:g}] is outside the {w}x{h} image")
+        raise ParamError("white_at", f"[{x:g}, {y:g}] is outside the {w}x{h} image")
     half = window // 2
     patch = img[max(row - half, 0) : row + half + 1, max(col - half, 0) : col + half + 1]
     return _working(patch, linear).reshape(-1, 3).astype(np.float64).mean(axis=0)

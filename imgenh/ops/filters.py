@@ -310,7 +310,7 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
     formula="d = in - gauss(radius, sigma)(in); out = in + amount * d where 2|d| >= threshold, else in",
     reference="ImageMagick -unsharp {radius}x{sigma}+{amount}+{threshold}",
     example={"radius": 0, "sigma": 1.5, "amount": 0.8, "threshold": 0.02},
-    check=lambda p: "sharpen: radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
+    check=lambda p: "radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
 )
 def sharpen(
     img: np.ndarray,

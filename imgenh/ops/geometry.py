@@ -113,7 +113,7 @@ def _one_size(p: dict) -> str | None:
     given = [name for name in SIZE_PARAMS if p[name] is not None]
     if len(given) != 1:
         got = ", ".join(given) if given else "none"
-        return f"resize: set exactly one of {', '.join(SIZE_PARAMS)} (got {got})"
+        return f"set exactly one of {', '.join(SIZE_PARAMS)} (got {got})"
     return None
 
 
