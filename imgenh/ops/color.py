@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from imgenh.ops.contract import ParamError
+from imgenh.ops.contract import OpContext, ParamError
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 
@@ -438,7 +438,7 @@ def _window_mean(img: np.ndarray, x: float, y: float, window: int, linear: bool)
 )
 def white_balance(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     method: Param(
         str,
@@ -601,7 +601,7 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float) -> np.ndarray:
 )
 def saturation(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     factor: Param(float, 1.0, "chroma multiplier: 0 = grey, 1 = unchanged, > 1 more colourful", ge=0, le=5),
 ) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The operator contract: what an operator receives and may rely on.
 
 An operator is a function ``fn(x, ctx, **params)`` registered with
-:func:`imgenh.ops.registry.operator`. ``ctx`` is an :class:`OpContext`; pointwise operators
+:func:`imgenh.ops.registry.operator`. ``ctx`` is an :class:`OpContext` (operators annotate it so); pointwise operators
 read image statistics from ``ctx.stats`` (a :class:`Stats`). An operator that finds a
 parameter unusable on a given image raises :class:`ParamError` naming the parameter; the
 pipeline adds the step's label (``steps[i] name.param: ...``).
