@@ -1,10 +1,11 @@
 """The operator contract: what an operator receives and may rely on.
 
-An operator is a function ``fn(x, ctx, **params)`` registered with
-:func:`imgenh.ops.registry.operator`. ``ctx`` is an :class:`OpContext` (operators annotate it so); pointwise operators
-read image statistics from ``ctx.stats`` (a :class:`Stats`). An operator that finds a
-parameter unusable on a given image raises :class:`ParamError` naming the parameter; the
-pipeline adds the step's label (``steps[i] name.param: ...``).
+An operator is a function ``fn(x, ctx: OpContext, **params)`` registered with
+:func:`imgenh.ops.registry.operator`. Pointwise operators read image statistics from
+``ctx.stats`` (a :class:`Stats`). An operator that finds a parameter unusable on a given
+image raises :class:`ParamError` naming the parameter; the pipeline adds the step's label
+(``steps[i] name.param: ...``). Checks declared with ``operator(check=...)`` return plain
+messages too (no operator name): the one caller adds ``steps[i] name:``.
 
 Operator kinds and the call each one receives:
 
