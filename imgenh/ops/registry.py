@@ -269,7 +269,8 @@ def operator(
     changes_shape : bool
         True for operators whose output size or channel count differs from the input.
     check : callable, optional
-        ``check(params) -> message or None`` for rules that span parameters.
+        ``check(params) -> message or None`` for rules that span parameters; the message
+        does not name the operator (the caller prefixes ``steps[i] name:``).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
