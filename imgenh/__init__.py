@@ -15,9 +15,9 @@ files and folders like ``imgenh run``; ``read_image``/``write_image`` are the sa
 
 __version__ = "0.1.0"
 
-from imgenh.config import ConfigError, Pipeline, load_pipeline, parse_pipeline, pipeline_from_steps  # noqa: E402
 from imgenh.io import read_image, write_image  # noqa: E402
-from imgenh.pipeline import run_op  # noqa: E402
+from imgenh.pipeline import Pipeline, run_op  # noqa: E402
+from imgenh.pipeline_file import ConfigError, load_pipeline, parse_pipeline, pipeline_from_steps  # noqa: E402
 from imgenh.runner import RunOptions, run_batch  # noqa: E402
 
 __all__ = [

@@ -15,11 +15,12 @@ from pathlib import Path
 import click
 
 from imgenh import __version__
-from imgenh.config import ConfigError, Pipeline, load_pipeline, pipeline_schema
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
 from imgenh.errors import UsageError
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
-from imgenh.ops import REGISTRY, get_op
+from imgenh.ops import describe, get_op
+from imgenh.pipeline import Pipeline
+from imgenh.pipeline_file import ConfigError, load_pipeline
 from imgenh.plan import PlanError, Status
 from imgenh.report import Summary, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
@@ -296,19 +297,10 @@ def validate(files):
             for line in exc.errors:
                 click.echo(f"imgenh: error: {line}", err=True)
             continue
-        names = ", ".join(s.op.name for s in pipeline.steps) or "no steps"
-        count = len(pipeline.steps)
-        click.echo(f"ok: {path} ({count} step{'s' * (count != 1)}: {names})")
-        if not count:
+        click.echo(f"ok: {path} ({describe.steps_text(pipeline)})")
+        if not pipeline.steps:
             click.echo(f"imgenh: warning: {path} has no steps: images would only be re-encoded", err=True)
     sys.exit(2 if bad else 0)
-
-
-def _format_param_line(name, param) -> str:
-    default = "required" if param.required else f"default {param.default!r}"
-    allowed = param.range_text()
-    allowed = f"; {allowed}" if allowed else ""
-    return f"  {name:<14} {param.type_name():<18} {default}{allowed}\n      {param.help}"
 
 
 @main.command()
@@ -323,38 +315,15 @@ def ops(name, markdown):
       imgenh ops white_balance
     """
     if markdown:
-        click.echo(operator_table())
-        return
-    if name is None:
-        width = max(len(n) for n in REGISTRY)
-        for op_name, spec in sorted(REGISTRY.items()):
-            click.echo(f"{op_name:<{width}}  {spec.kind:<9}  {spec.summary}")
-        return
-    try:
-        spec = get_op(name)
-    except KeyError as exc:
-        _fail(exc.args[0])
-    click.echo(f"{spec.name} ({spec.kind}): {spec.summary}")
-    if spec.formula:
-        click.echo(f"formula:   {spec.formula}")
-    if spec.reference:
-        click.echo(f"reference: {spec.reference}")
-    click.echo("parameters:" if spec.params else "parameters: none")
-    for pname, param in spec.params.items():
-        click.echo(_format_param_line(pname, param))
-    click.echo("example step:")
-    step = spec.example_step()
-    click.echo(f"  - op: {step.pop('op')}")
-    for key, value in step.items():  # JSON is valid YAML and keeps lists on one line
-        click.echo(f"    {key}: {json.dumps(value)}")
-
-
-def operator_table() -> str:
-    """The Markdown operator table for README.md, generated from the registry."""
-    rows = ["| operator | kind | what it does | reference |", "|---|---|---|---|"]
-    for name, spec in sorted(REGISTRY.items()):
-        rows.append(f"| `{name}` | {spec.kind} | {spec.summary} | {spec.reference or '-'} |")
-    return "\n".join(rows)
+        click.echo(describe.operator_table())
+    elif name is None:
+        click.echo(describe.operator_list())
+    else:
+        try:
+            spec = get_op(name)
+        except KeyError as exc:
+            _fail(exc.args[0])
+        click.echo(describe.operator_text(spec))
 
 
 @main.command()
@@ -365,7 +334,7 @@ def schema():
     Example:
       imgenh schema > pipeline.schema.json   # then point your editor's YAML plugin at it
     """
-    click.echo(json.dumps(pipeline_schema(), indent=2))
+    click.echo(json.dumps(describe.pipeline_schema(), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

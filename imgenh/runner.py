@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgenh import __version__
-from imgenh.config import Pipeline
 from imgenh.discover import find_inputs
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, header_size, remove_temp_files, sniff_format
+from imgenh.pipeline import Pipeline
 from imgenh.plan import Job, Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary
 from imgenh.state import Manifest, lock_folders

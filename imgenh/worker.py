@@ -12,9 +12,8 @@ import time
 
 import cv2
 
-from imgenh.config import Pipeline
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, ImageError, OutputError, read_image, write_image
-from imgenh.pipeline import StepError
+from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import Job, Status
 from imgenh.report import Result
 from imgenh.state import FileStamps

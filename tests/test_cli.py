@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from imgenh import __version__
-from imgenh.cli import main, operator_table
+from imgenh.cli import main
 from imgenh.ops import REGISTRY
+from imgenh.ops.describe import operator_table
 
 GAMMA = "version: 1\nname: g\nsteps:\n  - op: gamma\n    value: 1.5\n"
 
@@ -244,7 +245,7 @@ def test_ops_lists_every_operator_and_shows_one(runner):
 def test_every_operator_example_step_is_valid(runner, tmp_path):
     import yaml
 
-    from imgenh.config import parse_pipeline
+    from imgenh.pipeline_file import parse_pipeline
 
     for name, spec in REGISTRY.items():
         text = yaml.safe_dump({"version": 1, "steps": [spec.example_step()]})
@@ -389,7 +390,7 @@ def test_operator_error_names_the_image_and_the_step(runner, tree):
     )
     res = invoke(runner, ["run", "wb.yaml", "photos/a.jpg", "-o", "out"], cwd=tree)
     assert res.exit_code == 1
-    assert "a.jpg: steps[0] white_balance: " in res.stderr and "internal error" not in res.stderr
+    assert "a.jpg: steps[0] white_balance.white_at: " in res.stderr and "internal error" not in res.stderr
 
 
 def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):

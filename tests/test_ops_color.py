@@ -369,7 +369,7 @@ def test_white_balance_validation(photo8, params, message):
 def test_white_balance_white_at_outside_image(photo8):
     # Known only once the image is seen: the pipeline reports it as a failed step.
     with pytest.raises(
-        StepError, match=r"^steps\[0\] white_balance: white_balance.white_at: .* outside the 96x64"
+        StepError, match=r"^steps\[0\] white_balance\.white_at: \[500, 2\] is outside the 96x64"
     ):
         run_op(photo8, "white_balance", method="manual", white_at=[500, 2])
 

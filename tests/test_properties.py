@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from imgenh.config import ConfigError, pipeline_from_steps
 from imgenh.ops import REGISTRY
 from imgenh.ops.registry import Param
+from imgenh.pipeline_file import ConfigError, pipeline_from_steps
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("IMGENH_EXAMPLES", "40")),

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from imgenh.config import ConfigError, parse_pipeline
+from imgenh.pipeline_file import ConfigError, parse_pipeline
 
 GOOD = "version: 1\nsteps:\n  - op: gamma\n    value: 1.3\n"
 

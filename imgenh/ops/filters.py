@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from imgenh.levels import from_float, max_value, to_float
+from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import from_float, max_value, to_float
 
 # ---------------------------------------------------------------------------------------------
 # median
@@ -178,7 +179,9 @@ def _median_plane(plane: np.ndarray, size: int) -> np.ndarray:
     reference='scipy.ndimage.median_filter(mode="nearest"), cv2.medianBlur, ImageMagick -median',
     example={"size": 5},
 )
-def median(img: np.ndarray, ctx, *, size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True)):
+def median(
+    img: np.ndarray, ctx: OpContext, *, size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True)
+):
     """Median filter operator; see :func:`median_filter`."""
     return median_filter(img, size)
 
@@ -310,11 +313,11 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
     formula="d = in - gauss(radius, sigma)(in); out = in + amount * d where 2|d| >= threshold, else in",
     reference="ImageMagick -unsharp {radius}x{sigma}+{amount}+{threshold}",
     example={"radius": 0, "sigma": 1.5, "amount": 0.8, "threshold": 0.02},
-    check=lambda p: "sharpen: radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
+    check=lambda p: "radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
 )
 def sharpen(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     radius: Param(
         float, 0.0, "kernel half-width in pixels; 0 = automatic from sigma (as ImageMagick)", ge=0, le=100
@@ -509,7 +512,7 @@ def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: i
 )
 def denoise(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     method: Param(str, "bilateral", "algorithm", choices=("bilateral", "nlmeans")),
     diameter: Param(int, 9, "bilateral: neighbourhood diameter in pixels", ge=1, le=51),

@@ -4,19 +4,8 @@ An operator is a function decorated with :func:`operator`. Its parameters are de
 as keyword-only arguments annotated with :class:`Param`; from that declaration the
 registry derives YAML validation, ``imgenh ops``, the README table and the JSON Schema.
 
-Operator kinds and the call each one receives:
-
-``pointwise``
-    ``fn(x, ctx, **params) -> y``. ``x`` holds normalised levels in [0, 1]: either a
-    lookup table (shape ``(N,)`` or ``(N, C)``) or a float image (``(H, W)`` or
-    ``(H, W, C)``). The function must be elementwise with the channel on the last axis,
-    so consecutive pointwise steps can be fused into one lookup table. Image statistics
-    (histogram percentiles, channel means) come from ``ctx.stats``.
-``native``
-    ``fn(img, ctx, **params) -> img`` on the image as it is (uint8, uint16 or float32
-    in [0, 1]); the operator keeps the dtype.
-``float``
-    ``fn(img, ctx, **params) -> img`` on a float32 image in [0, 1].
+Operator kinds and the call each one receives are described in
+:mod:`imgenh.ops.contract`.
 """
 
 from __future__ import annotations
@@ -28,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("pointwise", "native", "float")
+from imgenh.ops.contract import KINDS
+
 _REQUIRED = object()
 
 
@@ -54,6 +44,9 @@ class Param:
         Type of each item of a ``list`` parameter (``float`` or ``list`` for pairs).
     length : int or tuple of int, optional
         Allowed list length(s).
+    path : bool
+        A ``str`` naming a file: a relative value is resolved against the pipeline file's
+        folder when the pipeline is loaded (against the current folder for Python data).
     """
 
     def __init__(
@@ -70,7 +63,10 @@ class Param:
         odd: bool = False,
         item: type | None = None,
         length: int | tuple[int, ...] | None = None,
+        path: bool = False,
     ):
+        if path and type is not str:
+            raise TypeError("only a str parameter can be a path")
         self.type = type
         self.default = default
         self.help = help
@@ -79,35 +75,12 @@ class Param:
         self.odd = odd
         self.item = item
         self.length = (length,) if isinstance(length, int) else length
+        self.path = path
 
     @property
     def required(self) -> bool:
         """True when a step must give this parameter."""
         return self.default is _REQUIRED
-
-    def type_name(self) -> str:
-        """Human-readable type, e.g. ``float``, ``list[float] (3 items)``."""
-        if self.type is list:
-            inner = self.item.__name__ if self.item else "any"
-            if self.item is list:
-                inner = "[x, y]"
-            text = f"list[{inner}]"
-            if self.length:
-                text += " (" + " or ".join(str(n) for n in self.length) + " items)"
-            return text
-        return self.type.__name__
-
-    def range_text(self) -> str:
-        """The allowed values as text, e.g. ``> 0 and <= 10`` or ``one of: a, b``."""
-        if self.choices:
-            return "one of: " + ", ".join(self.choices)
-        parts = []
-        for sym, bound in ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le)):
-            if bound is not None:
-                parts.append(f"{sym} {bound:g}")
-        if self.odd:
-            parts.append("odd")
-        return " and ".join(parts)
 
     def _check_number(self, value: float) -> str | None:
         if self.gt is not None and not value > self.gt:
@@ -296,7 +269,8 @@ def operator(
     changes_shape : bool
         True for operators whose output size or channel count differs from the input.
     check : callable, optional
-        ``check(params) -> message or None`` for rules that span parameters.
+        ``check(params) -> message or None`` for rules that span parameters; the message
+        does not name the operator (the caller prefixes ``steps[i] name:``).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
