@@ -16,13 +16,14 @@ import click
 
 from imgenh import __version__
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
+from imgenh.discover import read_path_list
 from imgenh.errors import UsageError
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
 from imgenh.pipeline_file import ConfigError, load_pipeline
 from imgenh.plan import PlanError, Status
-from imgenh.report import Summary, write_report
+from imgenh.report import Summary, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
 from imgenh.state import LockedError
 
@@ -51,36 +52,6 @@ def main() -> None:
       imgenh validate configs/*.yaml
       imgenh ops gamma
     """
-
-
-def _read_list(source: str) -> list[str]:
-    """Paths from a file or stdin, one per line; blank lines and # comments are skipped.
-
-    Bytes that are not UTF-8 are kept as they are (surrogateescape), the way Python names
-    such files, so any name the file system holds can be listed.
-    """
-    if source == "-":
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-    else:
-        with open(source, "rb") as fh:
-            data = fh.read()
-    lines = [line.strip() for line in data.decode("utf-8", "surrogateescape").splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def _check_report_target(report: str | None, out: Path | None) -> None:
-    """Refuse, before any work, a report path that cannot be written (a folder, or in a missing folder)."""
-    if not report or report == "-":
-        return
-    target = Path(report)
-    if target.is_dir():
-        _fail(f"--report {report} is a folder; give a file name such as {target / 'report.json'}")
-    folder = target.parent
-    will_exist = out is not None and (
-        folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
-    )
-    if not folder.is_dir() and not will_exist:
-        _fail(f"--report {report}: folder {folder} does not exist")
 
 
 @main.command()
@@ -153,26 +124,18 @@ def run(
     pipeline_file,
     inputs,
     out,
-    recursive,
-    include,
-    exclude,
     files_from,
-    jobs,
     fmt,
     quality,
     suffix,
     metadata,
-    overwrite,
-    in_place,
     dry_run,
     report,
-    max_pixels,
-    fail_on,
-    max_failures,
     progress,
     quiet,
     verbose,
     log_level,
+    **run_flags,  # the RunOptions fields, by the same names
 ):
     """Run PIPELINE over images: files, folders and quoted glob patterns.
 
@@ -197,24 +160,16 @@ def run(
     listed = _listed_inputs(files_from)
     if not inputs and not listed:
         _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
+    in_place = run_flags["in_place"]
     if in_place and out:
         _fail("--in-place writes over the inputs; leave out -o/--output")
     if not in_place and not out:
         _fail("missing -o/--output folder (or --in-place to replace the inputs)")
-    options = RunOptions(
-        recursive=recursive,
-        include=include,
-        exclude=exclude,
-        jobs=jobs,
-        overwrite=overwrite,
-        in_place=in_place,
-        max_pixels=max_pixels,
-        fail_on=fail_on,
-        max_failures=max_failures,
-        listed=tuple(listed),
-    )
+    options = RunOptions(**run_flags, listed=tuple(listed))
     out_path = Path(out) if out else None
-    _check_report_target(report, out_path)
+    problem = report_target_problem(report, out_path)
+    if problem:
+        _fail(problem)
     if not pipeline.steps:
         log.warning("%s has no steps: images are only re-encoded", pipeline_file)
     if dry_run:
@@ -242,7 +197,7 @@ def _listed_inputs(files_from: str | None) -> list[str]:
     if not files_from:
         return []
     try:
-        return _read_list(files_from)
+        return read_path_list(files_from)
     except OSError as exc:
         _fail(f"--files-from {files_from}: {exc.strerror or exc}")
 

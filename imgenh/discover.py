@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -199,3 +200,23 @@ def _named_rel(path: Path, keep_folders: bool) -> PurePosixPath:
     if keep_folders and not norm.is_absolute() and ".." not in norm.parts:
         return norm
     return PurePosixPath(path.name)
+
+
+def read_path_list(source: str) -> list[str]:
+    """Paths from a file or stdin (``-``), one per line; blank lines and # comments are skipped.
+
+    Bytes that are not UTF-8 are kept as they are (surrogateescape), the way Python names
+    such files, so any name the file system holds can be listed.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    """
+    if source == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    else:
+        with open(source, "rb") as fh:
+            data = fh.read()
+    lines = [line.strip() for line in data.decode("utf-8", "surrogateescape").splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]

@@ -129,6 +129,25 @@ class Summary:
         }
 
 
+def report_target_problem(report: str | None, out: Path | None) -> str | None:
+    """Why ``--report`` cannot be written (a folder, or in a missing folder), checked before any work.
+
+    A folder inside the output root ``out`` counts as existing: the run creates it.
+    """
+    if not report or report == "-":
+        return None
+    target = Path(report)
+    if target.is_dir():
+        return f"--report {report} is a folder; give a file name such as {target / 'report.json'}"
+    folder = target.parent
+    will_exist = out is not None and (
+        folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
+    )
+    if not folder.is_dir() and not will_exist:
+        return f"--report {report}: folder {folder} does not exist"
+    return None
+
+
 def write_report(target: str, summary: Summary) -> None:
     """Write the run report.
 
