@@ -21,7 +21,7 @@ from imgenh.errors import UsageError
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
-from imgenh.pipeline_file import ConfigError, load_pipeline
+from imgenh.pipeline_file import ConfigError, load_pipeline, pipeline_schema
 from imgenh.plan import PlanError, Status
 from imgenh.report import Summary, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
@@ -289,7 +289,7 @@ def schema():
     Example:
       imgenh schema > pipeline.schema.json   # then point your editor's YAML plugin at it
     """
-    click.echo(json.dumps(describe.pipeline_schema(), indent=2))
+    click.echo(json.dumps(pipeline_schema(), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from imgenh.errors import ConfigError
 from imgenh.io import DEFAULT_QUALITY, Image
 from imgenh.ops.contract import OpContext, ParamError, Stats
+from imgenh.ops.registry import Param, did_you_mean
 from imgenh.pixels import apply_table, from_float, max_value, to_float
 
 if TYPE_CHECKING:
@@ -176,6 +178,66 @@ def run_op(pixels: np.ndarray, name: str, **params: Any) -> np.ndarray:
     return out
 
 
+FORMATS = ("keep", "jpg", "png", "tiff", "webp")
+METADATA = ("keep", "strip")
+OUTPUT_PARAMS: dict[str, Param] = {
+    "format": Param(str, "keep", "output format; keep = same as the input", choices=FORMATS),
+    "quality": Param(int, DEFAULT_QUALITY, "JPEG/WebP quality", ge=1, le=100),
+    "suffix": Param(str, "", "inserted before the extension, e.g. _enh"),
+    "metadata": Param(
+        str, "keep", "keep EXIF/XMP/ICC where the format can hold them, or strip", choices=METADATA
+    ),
+}
+FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+
+
+# --- output settings: declared once, checked for files, Python data and CLI overrides ------
+
+
+def _output_value(key: str, value: Any) -> Any:
+    """Formats and metadata modes in any case, with the usual aliases (JPEG -> jpg, tif -> tiff)."""
+    if key in ("format", "metadata") and isinstance(value, str):
+        value = value.strip().lower()
+        return FORMAT_ALIASES.get(value, value) if key == "format" else value
+    return value
+
+
+def _suffix_problems(suffix: str) -> list[str]:
+    bad = [c for c in suffix if c in '/\\:*?"<>|\0' or ord(c) < 32]
+    if bad:
+        shown = " ".join(sorted(set(bad)))
+        return [f"may not contain path separators or special characters ({shown}) (got {suffix!r})"]
+    return []
+
+
+def check_output(given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Validate output settings (``format``, ``quality``, ``suffix``, ``metadata``).
+
+    Returns
+    -------
+    values : dict
+        The valid settings in canonical form (``JPEG`` -> ``jpg``).
+    problems : list of (key, message)
+        One entry per problem, in the order of ``given``.
+    """
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for key, value in given.items():
+        param = OUTPUT_PARAMS.get(key)
+        if param is None:
+            hint = did_you_mean(key, OUTPUT_PARAMS)
+            problems.append((key, f"unknown key{hint} (allowed: {', '.join(OUTPUT_PARAMS)})"))
+            continue
+        try:
+            values[key] = param.coerce(_output_value(key, value))
+        except ValueError as exc:
+            problems.append((key, str(exc)))
+            continue
+        if key == "suffix":
+            problems += [(key, message) for message in _suffix_problems(values[key])]
+    return values, problems
+
+
 @dataclass(frozen=True)
 class OutputSettings:
     """How results are written: format, quality, file-name suffix and metadata policy."""
@@ -275,8 +337,6 @@ class Pipeline:
         imgenh.ConfigError
             When an override is invalid (``--quality: must be <= 100 (got 101)``).
         """
-        from imgenh.pipeline_file import ConfigError, check_output  # it imports this module
-
         given = {key: value for key, value in overrides.items() if value is not None}
         values, problems = check_output(given)
         if problems:

@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 
-from imgenh.errors import UsageError
-from imgenh.io import DEFAULT_QUALITY
-from imgenh.ops import get_op
-from imgenh.ops.registry import OpSpec, Param, did_you_mean
-from imgenh.pipeline import SCHEMA_VERSION, OutputSettings, Pipeline, Step
+from imgenh.errors import ConfigError
+from imgenh.ops import REGISTRY, describe, get_op
+from imgenh.ops.registry import OpSpec, did_you_mean
+from imgenh.pipeline import OUTPUT_PARAMS, SCHEMA_VERSION, OutputSettings, Pipeline, Step, check_output
 
 __all__ = [
     "OUTPUT_PARAMS",
@@ -28,72 +27,11 @@ __all__ = [
     "check_output",
     "load_pipeline",
     "parse_pipeline",
+    "pipeline_schema",
     "pipeline_from_steps",
 ]
 
-FORMATS = ("keep", "jpg", "png", "tiff", "webp")
-METADATA = ("keep", "strip")
-OUTPUT_PARAMS: dict[str, Param] = {
-    "format": Param(str, "keep", "output format; keep = same as the input", choices=FORMATS),
-    "quality": Param(int, DEFAULT_QUALITY, "JPEG/WebP quality", ge=1, le=100),
-    "suffix": Param(str, "", "inserted before the extension, e.g. _enh"),
-    "metadata": Param(
-        str, "keep", "keep EXIF/XMP/ICC where the format can hold them, or strip", choices=METADATA
-    ),
-}
 TOP_KEYS = ("version", "name", "description", "steps", "output")
-FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
-
-
-class ConfigError(UsageError):
-    """A pipeline file (or CLI override) is invalid; ``errors`` holds one line per problem."""
-
-
-# --- output settings (shared by files, Python data and CLI overrides) ----------------------
-
-
-def _output_value(key: str, value: Any) -> Any:
-    """Formats and metadata modes in any case, with the usual aliases (JPEG -> jpg, tif -> tiff)."""
-    if key in ("format", "metadata") and isinstance(value, str):
-        value = value.strip().lower()
-        return FORMAT_ALIASES.get(value, value) if key == "format" else value
-    return value
-
-
-def _suffix_problems(suffix: str) -> list[str]:
-    bad = [c for c in suffix if c in '/\\:*?"<>|\0' or ord(c) < 32]
-    if bad:
-        shown = " ".join(sorted(set(bad)))
-        return [f"may not contain path separators or special characters ({shown}) (got {suffix!r})"]
-    return []
-
-
-def check_output(given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Validate output settings (``format``, ``quality``, ``suffix``, ``metadata``).
-
-    Returns
-    -------
-    values : dict
-        The valid settings in canonical form (``JPEG`` -> ``jpg``).
-    problems : list of (key, message)
-        One entry per problem, in the order of ``given``.
-    """
-    values: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for key, value in given.items():
-        param = OUTPUT_PARAMS.get(key)
-        if param is None:
-            hint = did_you_mean(key, OUTPUT_PARAMS)
-            problems.append((key, f"unknown key{hint} (allowed: {', '.join(OUTPUT_PARAMS)})"))
-            continue
-        try:
-            values[key] = param.coerce(_output_value(key, value))
-        except ValueError as exc:
-            problems.append((key, str(exc)))
-            continue
-        if key == "suffix":
-            problems += [(key, message) for message in _suffix_problems(values[key])]
-    return values, problems
 
 
 # --- problems, with lines when the data came from YAML ------------------------------------
@@ -345,3 +283,28 @@ def pipeline_from_steps(steps: list[dict[str, Any]], **output: Any) -> Pipeline:
     """
     data = {"version": SCHEMA_VERSION, "steps": steps, "output": output or None}
     return _build(data, _Problems("<python>", None), Path.cwd())
+
+
+def pipeline_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a pipeline file, generated from the operator registry."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "imgenh pipeline",
+        "type": "object",
+        "properties": {
+            "version": {"const": SCHEMA_VERSION},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "steps": {
+                "type": "array",
+                "items": {"oneOf": [describe.step_schema(s) for _, s in sorted(REGISTRY.items())]},
+            },
+            "output": {
+                "type": "object",
+                "properties": {k: describe.param_schema(p) for k, p in OUTPUT_PARAMS.items()},
+                "additionalProperties": False,
+            },
+        },
+        "required": ["version", "steps"],
+        "additionalProperties": False,
+    }

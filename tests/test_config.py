@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 
 from imgenh.ops import REGISTRY
-from imgenh.ops.describe import param_schema, pipeline_schema, type_text
+from imgenh.ops.describe import param_schema, type_text
 from imgenh.ops.registry import Param, operator
-from imgenh.pipeline_file import ConfigError, load_pipeline, parse_pipeline, pipeline_from_steps
+from imgenh.pipeline_file import (
+    ConfigError,
+    load_pipeline,
+    parse_pipeline,
+    pipeline_from_steps,
+    pipeline_schema,
+)
 
 
 def errors_of(text: str, source: str = "p.yaml") -> list[str]:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from imgenh.ops import REGISTRY
 from imgenh.ops.registry import OpSpec, Param
-from imgenh.pipeline_file import OUTPUT_PARAMS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from imgenh.pipeline import Pipeline
@@ -136,7 +135,7 @@ def param_schema(param: Param) -> dict[str, Any]:
     return schema
 
 
-def _step_schema(spec: OpSpec) -> dict[str, Any]:
+def step_schema(spec: OpSpec) -> dict[str, Any]:
     props = {"op": {"const": spec.name}}
     props.update({p: param_schema(param) for p, param in spec.params.items()})
     return {
@@ -145,30 +144,5 @@ def _step_schema(spec: OpSpec) -> dict[str, Any]:
         "type": "object",
         "properties": props,
         "required": ["op"] + [p for p, param in spec.params.items() if param.required],
-        "additionalProperties": False,
-    }
-
-
-def pipeline_schema() -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of a pipeline file, generated from the operator registry."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "imgenh pipeline",
-        "type": "object",
-        "properties": {
-            "version": {"const": SCHEMA_VERSION},
-            "name": {"type": "string"},
-            "description": {"type": "string"},
-            "steps": {
-                "type": "array",
-                "items": {"oneOf": [_step_schema(s) for _, s in sorted(REGISTRY.items())]},
-            },
-            "output": {
-                "type": "object",
-                "properties": {k: param_schema(p) for k, p in OUTPUT_PARAMS.items()},
-                "additionalProperties": False,
-            },
-        },
-        "required": ["version", "steps"],
         "additionalProperties": False,
     }
