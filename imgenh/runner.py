@@ -9,7 +9,6 @@ manifest, remove temp files, list what a stop left undone).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -20,15 +19,13 @@ from pathlib import Path
 
 from imgenh import __version__
 from imgenh.discover import find_inputs
-from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, header_size, remove_temp_files, sniff_format
+from imgenh.executors import PoolBroken, choose_workers, execute
+from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, remove_temp_files
 from imgenh.pipeline import Pipeline
-from imgenh.plan import Job, Plan, PlanError, Status, build_plan
+from imgenh.plan import Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary
 from imgenh.state import Manifest, lock_folders
 from imgenh.worker import Worker
-
-# Starting a process pool costs ~0.5 s; below about this much input a single process wins.
-POOL_MIN_PIXELS = 80_000_000
 
 
 @dataclass
@@ -50,89 +47,12 @@ class RunOptions:
     listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
 
 
-def _input_pixels(jobs: list[Job], limit: int) -> int:
-    """Pixels in the inputs by their headers, counting only until ``limit`` is passed."""
-    total = 0
-    for job in jobs:
-        try:
-            with open(job.source, "rb") as fh:
-                head = fh.read(65536)
-        except OSError:
-            continue
-        fmt = sniff_format(head)
-        size = header_size(head, fmt) if fmt else None
-        if size:
-            total += size[0] * size[1]
-        else:  # e.g. a JPEG whose size comes after 64 KiB of EXIF: ~0.3 bytes per pixel
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(job.source) * 3
-        if total > limit:
-            break
-    return total
-
-
-def choose_workers(jobs: list[Job], requested: int | None) -> int:
-    """Number of worker processes: 1 (in-process) for small batches or ``-j 1``."""
-    if requested == 1 or len(jobs) < 2:
-        return 1
-    cores = os.cpu_count() or 1
-    n = min(requested or cores, len(jobs))
-    if requested is None and _input_pixels(jobs, POOL_MIN_PIXELS) <= POOL_MIN_PIXELS:
-        return 1
-    return max(n, 1)
-
-
-class PoolBroken(Exception):
-    """The worker pool failed as a whole (a worker died: crash, out of memory, killed)."""
-
-
 class Terminated(BaseException):
     """SIGTERM arrived; handled like Ctrl-C.
 
     A BaseException, like KeyboardInterrupt, so the in-process worker's catch-all for
     per-image errors does not swallow it and go on with the batch.
     """
-
-
-# --- executors: each runs a worker over jobs and yields results as they finish -------------
-
-
-def run_in_process(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
-    """Run the jobs one after the other in this process."""
-    for job in jobs:
-        yield worker(job)
-
-
-def run_loky(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
-    """Run the jobs in a loky process pool of ``n_workers``, yielding results as they finish.
-
-    Raises
-    ------
-    PoolBroken
-        When the pool cannot go on; the jobs not yet yielded were not finished.
-    """
-    from joblib import Parallel, delayed
-
-    worker.single_thread = True
-    # A short idle timeout: workers orphaned by a killed run (kill -9) exit within seconds
-    # instead of loky's default five minutes.
-    parallel = Parallel(
-        n_jobs=n_workers,
-        backend="loky",
-        return_as="generator_unordered",
-        batch_size=1,
-        idle_worker_timeout=10,
-    )
-    try:
-        yield from parallel(delayed(worker)(job) for job in jobs)
-    except Exception as exc:  # Worker never raises, so this is the pool itself (TerminatedWorkerError...)
-        raise PoolBroken(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-
-
-def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]:
-    """Run jobs through the executor that fits: in-process for one worker, else loky."""
-    executor = run_in_process if n_workers <= 1 else run_loky
-    return executor(worker, jobs, n_workers)
 
 
 def make_plan(

@@ -13,6 +13,7 @@ PACKAGE = ROOT / "imgenh"
 LAYERS = [
     {"cli", "console"},
     {"runner"},
+    {"executors"},
     {"worker"},
     {"report"},
     {"plan"},
