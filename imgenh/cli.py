@@ -41,7 +41,21 @@ def _fail(lines: list[str] | str | UsageError, code: int = 2) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Group(click.Group):
+    """A command group whose ``--help`` lists each command's whole first sentence (wrapped, not cut)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (name, self.get_command(ctx, name).get_short_help_str(limit=1000))
+            for name in self.list_commands(ctx)
+            if not self.get_command(ctx, name).hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="imgenh")
 def main() -> None:
     """Batch image enhancement from versioned YAML pipelines.
@@ -292,5 +306,30 @@ def schema():
     click.echo(json.dumps(pipeline_schema(), indent=2))
 
 
+def run_cli(args: list[str] | None = None) -> None:
+    """Run the command line, with Click's own errors (bad flags, ``-j 0``) in imgenh's style.
+
+    Exits with the command's code: 2 for usage errors, 130 for Ctrl-C outside a run.
+    """
+    try:
+        main.main(args=args, prog_name="imgenh", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Ctrl-C (or end of input) outside a run
+        click.echo("imgenh: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # plain `imgenh`: the help, as Click prints it
+        click.echo(exc.format_message(), err=True)
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "imgenh"
+        click.echo(f"imgenh: error: {exc.format_message()} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"imgenh: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run_cli()

@@ -90,7 +90,7 @@ class ConsoleReporter:
         else:
             log.debug("%s: skipped: %s", result.source, result.reason)
         for note in result.notes:
-            if note.startswith("EXIF orientation"):
+            if note.startswith(("EXIF orientation", "written just before")):
                 log.debug("%s: %s", result.source, note)
             elif note.startswith(("truncated", "decoder warning")):  # about this file: say which
                 log.warning("%s: %s", result.source, note)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -20,11 +21,11 @@ from pathlib import Path
 from imgenh import __version__
 from imgenh.discover import find_inputs
 from imgenh.executors import PoolBroken, choose_workers, execute
-from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, remove_temp_files
+from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary
-from imgenh.state import Manifest, lock_folders
+from imgenh.state import FileStamps, Manifest, file_sha256, lock_folders
 from imgenh.worker import Worker
 
 
@@ -152,35 +153,82 @@ class Runner:
             self.on_plan(plan, n_workers)
         folders = {j.output.parent for j in plan.jobs}
         remove_temp_files(folders)
+        gate = RenameGate.create(self.manifest.dir if self.manifest else tempfile.gettempdir())
+        self._gate_opened_ns = os.stat(gate.path).st_mtime_ns
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         start = time.perf_counter()
-        results = None
+        results = broken = None
         try:
             self._emit_known(plan)
             opts = self.options
-            worker = Worker(self.pipeline, max_pixels=opts.max_pixels, fail_on=opts.fail_on)
+            worker = Worker(self.pipeline, max_pixels=opts.max_pixels, fail_on=opts.fail_on, gate=gate)
             results = execute(plan.todo, worker, n_workers)
             self._drain(results)
         except PoolBroken as exc:
-            # Report what did not finish instead of losing the whole run; a re-run retries it.
-            self._emit_unfinished(plan, Status.FAILED, f"not processed: a worker process died ({exc})")
+            broken = exc
         except KeyboardInterrupt:
             self.summary.interrupted = signal.SIGINT
         except Terminated:
             self.summary.interrupted = signal.SIGTERM
         finally:
-            if results is not None:
-                with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
-                    warnings.simplefilter("ignore", UserWarning)
-                    results.close()  # stops dispatching; a pool discards work in flight
-            signal.signal(signal.SIGTERM, previous)
-            self.summary.seconds = time.perf_counter() - start
-            remove_temp_files(folders)
-            self._release()
+            # A second Ctrl-C must not cut the finish short (and print a traceback).
+            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self._finish(plan, gate, results, broken, folders)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, previous_int)
+                self.summary.seconds = time.perf_counter() - start
         # Everything planned appears in the report: what a stop left undone is listed as such.
         why = "interrupted" if self.summary.interrupted else self.summary.stopped_early
         self._emit_unfinished(plan, Status.SKIPPED, f"not finished: {why} (done on the next run)", log=False)
         return self.summary
+
+    def _finish(self, plan: Plan, gate: RenameGate, results, broken: PoolBroken | None, folders) -> None:
+        """Close the gate, stop the executor, record what was written, tidy up, release the locks."""
+        try:
+            gate.close()  # from here on no output appears: what is on disk is final
+            if results is not None:
+                with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
+                    warnings.simplefilter("ignore", UserWarning)
+                    results.close()  # stops dispatching; a pool discards work in flight
+            self._recover_written(plan)
+            if broken is not None:
+                # Report what did not finish instead of losing the whole run; a re-run retries it.
+                reason = f"not processed: a worker process died ({broken})"
+                self._emit_unfinished(plan, Status.FAILED, reason)
+            remove_temp_files(folders)
+        finally:
+            self._release()
+
+    def _recover_written(self, plan: Plan) -> None:
+        """Record images a worker renamed into place whose result never reached us (the run stopped).
+
+        The gate was open when they were renamed, so each is a whole output of this run: its
+        file is newer than the gate. Its input is hashed now, unless the input itself changed
+        during the run (then it stays ``pending`` and is redone next time).
+        """
+        done = {r.key for r in self.summary.results}
+        for job in plan.todo:
+            if job.key in done:
+                continue
+            try:
+                written = os.stat(job.output)
+                source = os.stat(job.source)
+            except OSError:
+                continue
+            if written.st_mtime_ns < self._gate_opened_ns:
+                continue
+            stamps = FileStamps(out_size=written.st_size, out_mtime_ns=written.st_mtime_ns)
+            if self.manifest is not None:
+                if source.st_mtime_ns >= self._gate_opened_ns:
+                    continue
+                stamps.size, stamps.mtime_ns = source.st_size, source.st_mtime_ns
+                stamps.sha256 = file_sha256(job.source)
+            result = Result.from_job(job, Status.OK, "")
+            result.stamps = stamps
+            result.notes.append("written just before the run stopped")
+            self._emit(result)
 
     def _plan_and_lock(self) -> Plan:
         """Plan, then lock the output tree (or, in place, the input folders).

@@ -8,11 +8,20 @@ built once in the parent, so it runs the same in-process, under loky or on a clu
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import cv2
 
-from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, ImageError, OutputError, read_image, write_image
+from imgenh.io import (
+    DEFAULT_FAIL_ON,
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    OutputError,
+    RenameGate,
+    read_image,
+    write_image,
+)
 from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import Job, Status
 from imgenh.report import Result
@@ -30,7 +39,11 @@ class Worker:
     fail_on : {"none", "truncated", "error"}
         Decoding strictness (see :func:`imgenh.io.read_image`).
     single_thread : bool
-        Limit OpenCV to one thread, so N workers do not oversubscribe the cores.
+        Limit OpenCV to one thread, so N workers do not oversubscribe the cores. Set for
+        pool workers, which also ignore SIGINT: a Ctrl-C reaches the whole process group,
+        and the parent alone decides what happens (see :class:`imgenh.runner.Runner`).
+    gate : RenameGate, optional
+        The run's gate: once the run stops, outputs are no longer renamed into place.
     """
 
     def __init__(
@@ -40,15 +53,18 @@ class Worker:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         fail_on: str = DEFAULT_FAIL_ON,
         single_thread: bool = False,
+        gate: RenameGate | None = None,
     ):
         self.pipeline = pipeline
         self.max_pixels = max_pixels
         self.fail_on = fail_on
         self.single_thread = single_thread
+        self.gate = gate
 
     def __call__(self, job: Job) -> Result:
         if self.single_thread:
             cv2.setNumThreads(1)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         start = time.perf_counter()
         result = Result.from_job(job, Status.FAILED, "")
         result.stamps = stamps = FileStamps()

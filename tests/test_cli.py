@@ -489,3 +489,26 @@ def test_a_touched_input_is_hashed_once_then_known_again(runner, tree):
     assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
     assert f"skip     photos{os.sep}a.jpg  (up to date)" in res.stdout
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgenh", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_click_errors_use_imgenh_error_style(tree):
+    proc = _cli(tree, "run", "p.yaml", "photos", "-o", "out", "-j", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("imgenh: error: ") and "--jobs" in proc.stderr
+    assert "imgenh run --help" in proc.stderr and "Traceback" not in proc.stderr
+    unknown = _cli(tree, "run", "--nope")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("imgenh: error: No such option")
+
+
+def test_help_lists_whole_command_descriptions(tree):
+    proc = _cli(tree, "--help")
+    assert proc.returncode == 0
+    commands = proc.stdout.split("Commands:")[1]
+    assert "..." not in commands
+    assert "Run PIPELINE over images: files, folders and quoted glob patterns." in " ".join(proc.stdout.split())
