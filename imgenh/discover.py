@@ -147,11 +147,10 @@ class Pattern:
     @classmethod
     def compile(cls, text: str) -> Pattern:
         """Translate ``text`` into a case-insensitive regex over POSIX relative paths."""
-        body = text[2:] if text.startswith("./") else text
-        folders_only = body.endswith("/")
-        body = body.rstrip("/")
-        anchored = "/" in body
-        parts = body.lstrip("/").split("/")
+        folders_only = text.endswith("/")
+        body = text.rstrip("/")
+        anchored = "/" in body  # a leading / or ./ anchors too
+        parts = (body[2:] if body.startswith("./") else body.lstrip("/")).split("/")
         regex = ""
         for number, part in enumerate(parts):
             last = number == len(parts) - 1
