@@ -16,7 +16,7 @@ import click
 
 from imgenh import __version__
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
-from imgenh.discover import read_path_list
+from imgenh.discover import EXCLUDE_HELP, INCLUDE_HELP, read_path_list
 from imgenh.errors import UsageError
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import describe, get_op
@@ -75,15 +75,9 @@ def main() -> None:
     "-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (mirrors the inputs)."
 )
 @click.option("-r", "--recursive", is_flag=True, help="Walk folders recursively.")
-@click.option(
-    "--include",
-    multiple=True,
-    metavar="GLOB",
-    help="Only inputs whose relative path or name matches (case-insensitive).",
-)
-@click.option(
-    "--exclude", multiple=True, metavar="GLOB", help="Leave out inputs whose relative path or name matches."
-)
+@click.option("--include", multiple=True, metavar="GLOB", help=INCLUDE_HELP)
+@click.option("--exclude", multiple=True, metavar="GLOB", help=EXCLUDE_HELP)
+@click.option("--hidden", is_flag=True, help="Walk hidden files and folders too (names starting with '.').")
 @click.option(
     "--files-from", metavar="FILE", help="Read more inputs, one per line, from FILE ('-' for stdin)."
 )

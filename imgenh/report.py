@@ -84,12 +84,13 @@ class Summary:
     interrupted: int = 0  # signal number that stopped the run, 0 if none
     stopped_early: str = ""  # e.g. "--max-failures 5 reached"
     warnings: list[str] = field(default_factory=list)  # e.g. patterns that matched nothing
+    ignored: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}: files not read
 
     @classmethod
     def from_plan(cls, plan: Plan, pipeline_hash: str = "", pipeline_name: str = "") -> Summary:
         """A dry run's plan in report form: status ``planned``, ``skipped`` or ``failed`` per image."""
         results = [Result.from_job(job) for job in plan.jobs]
-        return cls(pipeline_hash, pipeline_name, results, warnings=plan.warnings)
+        return cls(pipeline_hash, pipeline_name, results, warnings=plan.warnings, ignored=ignored_json(plan))
 
     def count(self, status: str) -> int:
         """Number of results with ``status``."""
@@ -129,6 +130,13 @@ class Summary:
         }
 
 
+def ignored_json(plan: Plan) -> list[dict[str, str]]:
+    """The files a plan passed over, as the report lists them (names that are not UTF-8 escaped)."""
+    return [
+        {"path": os.fsencode(p).decode("utf-8", "backslashreplace"), "reason": r} for p, r in plan.ignored
+    ]
+
+
 def report_target_problem(report: str | None, out: Path | None) -> str | None:
     """Why ``--report`` cannot be written (a folder, or in a missing folder), checked before any work.
 
@@ -163,6 +171,7 @@ def write_report(target: str, summary: Summary) -> None:
         "pipeline": summary.pipeline_name,
         "pipeline_hash": summary.pipeline_hash,
         "warnings": summary.warnings,
+        "ignored": summary.ignored,
     }
     if target.lower().endswith(".jsonl"):
         lines = [json.dumps({"type": "image", **r.to_json()}) for r in summary.results]

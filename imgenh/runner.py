@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgenh import __version__
-from imgenh.discover import find_inputs
+from imgenh.discover import Filters, find_inputs
 from imgenh.executors import PoolBroken, choose_workers, execute
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
 from imgenh.pipeline import Pipeline
@@ -39,6 +39,7 @@ class RunOptions:
     recursive: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    hidden: bool = False  # take hidden files and folders (names starting with .)
     jobs: int | None = None
     overwrite: bool = False
     in_place: bool = False
@@ -77,13 +78,8 @@ def make_plan(
     imgenh.plan.PlanError
         Carrying the warnings met while finding inputs (they often explain the error).
     """
-    found, found_warnings = find_inputs(
-        inputs,
-        listed=options.listed,
-        recursive=options.recursive,
-        include=options.include,
-        exclude=options.exclude,
-    )
+    filters = Filters(options.include, options.exclude, options.hidden)
+    found = find_inputs(inputs, listed=options.listed, recursive=options.recursive, filters=filters)
     out = None if options.in_place else out
     if manifest is None and out is not None:
         manifest = Manifest(out).load()
@@ -91,16 +87,18 @@ def make_plan(
         manifest.pipeline_hash, manifest.version = pipeline.hash(), __version__
     try:
         plan = build_plan(
-            found,
+            found.found,
             out,
             fmt=pipeline.output.format,
             suffix=pipeline.output.suffix,
             manifest=manifest,
             overwrite=options.overwrite,
+            filters=filters,
         )
     except PlanError as exc:
-        raise PlanError(exc.errors, found_warnings) from None
-    plan.warnings[:0] = found_warnings
+        raise PlanError(exc.errors, found.warnings) from None
+    plan.warnings[:0] = found.warnings
+    plan.ignored = found.ignored
     return plan
 
 

@@ -135,11 +135,28 @@ def test_colliding_outputs_are_refused_before_any_work(runner, tree):
     assert not (tree / "out3").exists()
 
 
-def test_output_inside_input_is_refused_unless_in_place(runner, tree):
-    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "photos/enhanced"], cwd=tree)
+def test_output_inside_input_is_refused_unless_excluded(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "photos/enhanced"], cwd=tree)
     assert res.exit_code == 2
-    assert "is inside input folder" in res.stderr and "--in-place" in res.stderr
+    assert "is inside input folder photos" in res.stderr
+    # The way out offered keeps the originals: another -o, or excluding the output folder.
+    assert "--in-place" not in res.stderr
+    assert "Choose an -o outside photos, such as -o photos_enhanced" in res.stderr
+    assert "or, to keep it there, --exclude 'enhanced/'" in res.stderr
     assert not (tree / "photos" / "enhanced").exists()
+    for exclude in ("enhanced/", "enhanced", "/enhanced"):
+        res = invoke(
+            runner, ["run", "p.yaml", "photos", "-r", "-o", "photos/enhanced", "--exclude", exclude], cwd=tree
+        )
+        assert res.exit_code == 0, (exclude, res.output)
+    # The outputs are never read back as inputs: a re-run skips the four images, finds no new ones.
+    assert "0 processed, 4 skipped, 0 failed" in res.stderr
+    assert outputs(tree / "photos" / "enhanced") == ["a.jpg", "b.PNG", "sub/c.jpeg", "sub/deeper/d.png"]
+    # Deeper output folders are suggested anchored; an exclude that misses it is still refused.
+    res = invoke(
+        runner, ["run", "p.yaml", "photos", "-r", "-o", "photos/sub/out", "--exclude", "out/*.jpg"], cwd=tree
+    )
+    assert res.exit_code == 2 and "--exclude 'sub/out/'" in res.stderr
 
 
 def test_in_place_replaces_inputs(runner, tree):
