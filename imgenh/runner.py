@@ -24,7 +24,7 @@ from imgenh.executors import PoolBroken, choose_workers, execute
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
-from imgenh.report import Result, Summary
+from imgenh.report import Result, Summary, ignored_json
 from imgenh.state import FileStamps, Manifest, file_sha256, lock_folders
 from imgenh.worker import Worker
 
@@ -146,6 +146,7 @@ class Runner:
         """Run the batch; see :func:`run_batch`."""
         plan = self._plan_and_lock()
         self.summary.warnings = plan.warnings
+        self.summary.ignored = ignored_json(plan)
         n_workers = choose_workers(plan.todo, self.options.jobs)
         if self.on_plan:
             self.on_plan(plan, n_workers)

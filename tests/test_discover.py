@@ -157,8 +157,10 @@ def test_other_extensions_are_counted_sniffed_and_reported(runner, mixed, photo8
     assert ".xmp" not in res.stderr and "Thumbs" not in res.stderr
 
 
-def test_ignored_files_are_listed_in_the_report(runner, mixed):
-    res = invoke(runner, ["run", "p.yaml", "phone", "-o", "out", "-n", "--report", "r.json"], cwd=mixed)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_ignored_files_are_listed_in_the_report(runner, mixed, dry_run):
+    args = ["run", "p.yaml", "phone", "-o", "out", "--report", "r.json"] + ["-n"] * dry_run
+    res = invoke(runner, args, cwd=mixed)
     assert res.exit_code == 0, res.output
     report = json.loads((mixed / "r.json").read_text())
     assert report["ignored"] == [
