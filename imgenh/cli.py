@@ -22,7 +22,7 @@ from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
 from imgenh.pipeline_file import ConfigError, load_pipeline, pipeline_schema
-from imgenh.plan import PlanError, Status
+from imgenh.plan import Status
 from imgenh.report import Summary, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
 from imgenh.state import LockedError
@@ -81,6 +81,7 @@ def main() -> None:
 @click.option(
     "--files-from", metavar="FILE", help="Read more inputs, one per line, from FILE ('-' for stdin)."
 )
+@click.option("-0", "--null", is_flag=True, help="--files-from is NUL-separated (find -print0, xargs -0).")
 @click.option(
     "-j",
     "--jobs",
@@ -133,6 +134,7 @@ def run(
     inputs,
     out,
     files_from,
+    null,
     fmt,
     quality,
     suffix,
@@ -165,7 +167,7 @@ def run(
     except ConfigError as exc:
         _fail(exc)
     inputs = list(inputs)
-    listed = _listed_inputs(files_from)
+    listed = _listed_inputs(files_from, null)
     if not inputs and not listed:
         _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
     in_place = run_flags["in_place"]
@@ -178,16 +180,14 @@ def run(
     problem = report_target_problem(report, out_path)
     if problem:
         _fail(problem)
-    if not pipeline.steps:
-        log.warning("%s has no steps: images are only re-encoded", pipeline_file)
     if dry_run:
         _dry_run(pipeline, inputs, out_path, options, report)
-    console = ConsoleReporter((sys.stderr.isatty() if progress is None else progress) and not quiet, in_place)
+    console = ConsoleReporter((sys.stderr.isatty() if progress is None else progress) and not quiet)
     try:
         summary = run_batch(
             pipeline, inputs, out_path, options, on_plan=console.on_plan, on_result=console.on_result
         )
-    except PlanError as exc:
+    except UsageError as exc:
         _fail(exc)
     except LockedError as exc:
         _fail(str(exc), EXIT_LOCKED)
@@ -201,20 +201,22 @@ def run(
     sys.exit(code)
 
 
-def _listed_inputs(files_from: str | None) -> list[str]:
+def _listed_inputs(files_from: str | None, null: bool) -> list[str]:
     if not files_from:
         return []
     try:
-        return read_path_list(files_from)
+        return read_path_list(files_from, null)
     except OSError as exc:
         _fail(f"--files-from {files_from}: {exc.strerror or exc}")
+    except ValueError as exc:
+        _fail(f"--files-from {files_from}: {exc}")
 
 
 def _dry_run(pipeline: Pipeline, inputs: list[str], out: Path | None, options: RunOptions, report) -> None:
     """Print the plan (and write its report); exit 1 when images are already known to fail, as a run would."""
     try:
         plan = make_plan(pipeline, inputs, out, options)
-    except PlanError as exc:
+    except UsageError as exc:
         _fail(exc)
     to_stdout = report != "-"  # stdout carries the JSON report otherwise
     print_plan(plan, lambda line, err=False: click.echo(line, err=err or not to_stdout))

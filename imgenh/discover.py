@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from imgenh.errors import UsageError
 from imgenh.io import IMAGE_EXTENSIONS, is_temp_name, sniff_format
 
 GLOB_CHARS = set("*?[")
@@ -346,6 +347,7 @@ def find_inputs(
     filters = filters or Filters()
     result = Inputs()
     dropped: list[PurePosixPath] = []  # files --include/--exclude left out
+    missing: list[str] = []  # named folders that do not exist
     for number, arg in enumerate([*inputs, *listed]):
         path, root, empty = Path(arg), None, None
         if GLOB_CHARS & set(arg) and not os.path.lexists(arg):
@@ -359,12 +361,20 @@ def find_inputs(
                     f"folder '{arg}' has {not_entered} subfolder(s) not searched (add --recursive)"
                 )
         else:
+            if not os.path.lexists(path) and _names_a_folder(arg):
+                missing.append(arg)
+                continue
             files, loops = [(path, _named_rel(path, number >= len(inputs)))], []
         before, dropped_before = len(result.found), len(dropped)
         result.found += [f for f in loops if filters.keeps(f.rel.as_posix(), folder=True)]
         _take(files, root, filters, result, dropped)
         if empty and len(result.found) == before and len(dropped) == dropped_before:
             result.warnings.append(empty)
+    if missing:
+        raise UsageError(
+            [f"input folder {arg!r} does not exist (a drive not mounted? a typo?)" for arg in missing],
+            result.warnings,
+        )
     if dropped and not result.found:
         images = sum(1 for rel in dropped if is_image_name(rel.name))
         result.warnings.append(
@@ -429,21 +439,34 @@ def _named_rel(path: Path, keep_folders: bool) -> PurePosixPath:
     return PurePosixPath(path.name)
 
 
-def read_path_list(source: str) -> list[str]:
-    """Paths from a file or stdin (``-``), one per line; blank lines and # comments are skipped.
+def _names_a_folder(arg: str) -> bool:
+    """Whether a path that does not exist was meant as a folder: a trailing slash, or no extension."""
+    return arg.endswith(("/", os.sep)) or not PurePosixPath(arg.replace(os.sep, "/")).suffix
 
-    Bytes that are not UTF-8 are kept as they are (surrogateescape), the way Python names
-    such files, so any name the file system holds can be listed.
+
+def read_path_list(source: str, null: bool = False) -> list[str]:
+    """Paths from a file or stdin (``-``), one per line, or NUL-separated (``find -print0``).
+
+    In a line list, blank lines and # comments are skipped and surrounding spaces dropped; a
+    NUL list is taken as it is (names may start with # or hold spaces and newlines). Bytes
+    that are not UTF-8 are kept as they are (surrogateescape), the way Python names such
+    files, so any name the file system holds can be listed.
 
     Raises
     ------
     OSError
         When the file cannot be read.
+    ValueError
+        A line list holds a NUL byte (output of ``-print0``, which needs ``null=True``).
     """
     if source == "-":
         data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
     else:
         with open(source, "rb") as fh:
             data = fh.read()
+    if null:
+        return [name.decode("utf-8", "surrogateescape") for name in data.split(b"\0") if name]
+    if b"\0" in data:
+        raise ValueError("holds NUL bytes, as `find -print0` writes; pass -0/--null to read such a list")
     lines = [line.strip() for line in data.decode("utf-8", "surrogateescape").splitlines()]
     return [line for line in lines if line and not line.startswith("#")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -121,6 +123,7 @@ class Summary:
         """Counts and timing as a dict (the report's ``totals``)."""
         return {
             "ok": self.count("ok"),
+            "planned": self.count("planned"),
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
             "seconds": round(self.seconds, 3),
@@ -145,6 +148,11 @@ def report_target_problem(report: str | None, out: Path | None) -> str | None:
     if not report or report == "-":
         return None
     target = Path(report)
+    if report_format(report) is None:
+        return (
+            f"--report {report}: unknown report format {target.suffix!r}; name it .json, .jsonl or .csv "
+            "(or - for JSON on standard output)"
+        )
     if target.is_dir():
         return f"--report {report} is a folder; give a file name such as {target / 'report.json'}"
     folder = target.parent
@@ -156,30 +164,97 @@ def report_target_problem(report: str | None, out: Path | None) -> str | None:
     return None
 
 
+# Notes a result carries, by how they are shown: about one file (printed with its name),
+# shared by many (printed once, counted in the report), or only in the per-image report.
+PER_FILE_NOTES = ("truncated", "decoder warning")
+QUIET_NOTES = ("EXIF orientation", "written just before")
+
+
+def note_kind(note: str) -> str:
+    """``"per_file"``, ``"quiet"`` or ``"shared"``: how a result's note is reported (see above)."""
+    if note.startswith(PER_FILE_NOTES):
+        return "per_file"
+    return "quiet" if note.startswith(QUIET_NOTES) else "shared"
+
+
+def note_warnings(results: list[Result]) -> list[str]:
+    """The warnings the results' notes make, as printed: per file, or once with a count."""
+    lines: list[str] = []
+    shared: dict[str, list[str]] = {}
+    for result in results:
+        for note in result.notes:
+            kind = note_kind(note)
+            if kind == "per_file":
+                lines.append(f"{result.source}: {note}")
+            elif kind == "shared":
+                shared.setdefault(note, []).append(result.source)
+    for note, sources in shared.items():
+        count = f"{len(sources)} image{'s' * (len(sources) != 1)}"
+        lines.append(f"{note} ({count}, first: {sources[0]})")
+    return lines
+
+
+REPORT_FORMATS = {".json": "json", "": "json", ".jsonl": "jsonl", ".csv": "csv"}
+CSV_COLUMNS = ("key", "source", "output", "status", "reason", "seconds", "notes", "values")
+
+
+def report_format(target: str) -> str | None:
+    """``json``, ``jsonl`` or ``csv`` from a report path's extension (``-`` is JSON); None if unknown."""
+    return "json" if target == "-" else REPORT_FORMATS.get(Path(target).suffix.lower())
+
+
+def report_document(summary: Summary) -> dict[str, Any]:
+    """The report as one JSON-ready dict: head, totals and one entry per image."""
+    return {
+        "imgenh_version": __version__,
+        "pipeline": summary.pipeline_name,
+        "pipeline_hash": summary.pipeline_hash,
+        "warnings": summary.warnings + note_warnings(summary.results),
+        "ignored": summary.ignored,
+        "totals": summary.totals(),
+        "images": [r.to_json() for r in summary.results],
+    }
+
+
+def _csv_text(doc: dict[str, Any]) -> str:
+    """One row per image; notes joined with '; ', operator values as JSON."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for image in doc["images"]:
+        row = {**image, "notes": "; ".join(image["notes"]), "values": json.dumps(image["values"])}
+        writer.writerow(row[c] for c in CSV_COLUMNS)
+    return out.getvalue()
+
+
 def write_report(target: str, summary: Summary) -> None:
-    """Write the run report.
+    """Write the run report; the format follows the extension.
 
     Parameters
     ----------
     target : str
-        A path ending in ``.jsonl`` (one line per image, then a totals line), any other path
-        (one JSON document), or ``-`` for JSON on standard output.
+        ``.json`` (or no extension): one JSON document; ``.jsonl``: one line per image, then
+        a totals line; ``.csv``: one row per image; ``-``: JSON on standard output.
     summary : Summary
+
+    Raises
+    ------
+    ValueError
+        For another extension (checked before a run by :func:`report_target_problem`).
     """
-    head = {
-        "imgenh_version": __version__,
-        "pipeline": summary.pipeline_name,
-        "pipeline_hash": summary.pipeline_hash,
-        "warnings": summary.warnings,
-        "ignored": summary.ignored,
-    }
-    if target.lower().endswith(".jsonl"):
-        lines = [json.dumps({"type": "image", **r.to_json()}) for r in summary.results]
-        lines.append(json.dumps({"type": "totals", **head, **summary.totals()}))
+    doc = report_document(summary)
+    fmt = report_format(target)
+    if fmt == "jsonl":
+        head = {k: v for k, v in doc.items() if k not in ("totals", "images")}
+        lines = [json.dumps({"type": "image", **image}) for image in doc["images"]]
+        lines.append(json.dumps({"type": "totals", **head, **doc["totals"]}))
         text = "\n".join(lines) + "\n"
-    else:
-        doc = {**head, "totals": summary.totals(), "images": [r.to_json() for r in summary.results]}
+    elif fmt == "csv":
+        text = _csv_text(doc)
+    elif fmt == "json":
         text = json.dumps(doc, indent=2) + "\n"
+    else:
+        raise ValueError(f"unknown report format {Path(target).suffix!r}")
     if target == "-":
         sys.stdout.write(text)
         sys.stdout.flush()

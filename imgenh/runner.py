@@ -25,7 +25,7 @@ from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_te
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary, ignored_json
-from imgenh.state import FileStamps, Manifest, file_sha256, lock_folders
+from imgenh.state import CHANGED_SINCE, NOT_MADE_HERE, FileStamps, Manifest, file_sha256, lock_folders
 from imgenh.worker import Worker
 
 
@@ -98,8 +98,28 @@ def make_plan(
     except PlanError as exc:
         raise PlanError(exc.errors, found.warnings) from None
     plan.warnings[:0] = found.warnings
+    plan.warnings += _run_warnings(pipeline, plan, options)
     plan.ignored = found.ignored
     return plan
+
+
+def _run_warnings(pipeline: Pipeline, plan: Plan, options: RunOptions) -> list[str]:
+    """What a person should hear before the run: no steps, in place, existing outputs left alone."""
+    warnings = []
+    if not pipeline.steps:
+        warnings.append(f"{pipeline.source} has no steps: images are only re-encoded")
+    if options.in_place:
+        warnings.append("--in-place: the inputs themselves are being replaced")
+    for reason, what in (
+        (CHANGED_SINCE, "changed since imgenh wrote them"),
+        (NOT_MADE_HERE, "not made by imgenh here"),
+    ):
+        keys = [j.key for j in plan.jobs if j.skip == reason]
+        if keys:
+            shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+            count = f"{len(keys)} existing output{'s' * (len(keys) != 1)}"
+            warnings.append(f"{count} {what} left as they are (--overwrite replaces them): {shown}")
+    return warnings
 
 
 def _on_sigterm(signum, frame):
