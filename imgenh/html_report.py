@@ -182,7 +182,7 @@ td{padding:3px 6px;border-bottom:1px solid #e0e0e0;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.num small{display:block;color:#607d8b}
 .up{color:#1565c0}.down{color:#e65100}
-img.t{max-width:160px;max-height:120px;display:block;background:#ddd}
+img.t{max-width:120px;max-height:90px;display:block;background:#ddd}
 tr.failed td{background:#ffebee}
 td.values,td.reason{font-size:12px;max-width:320px}
 #more{padding:12px 16px;color:#607d8b}
@@ -313,6 +313,7 @@ SCRIPT = r"""
     }).observe(more);
   }
   fromHash();
+  document.body.setAttribute("data-ms", String(Math.round(performance.now())));
   document.body.setAttribute("data-ready", "1");
 })();
 """

@@ -92,8 +92,9 @@ def fit(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def histograms(pixels: np.ndarray) -> dict[str, np.ndarray]:
-    """256-bin counts of luma and (for colour) each of R, G, B."""
-    img = colour_planes(pixels)
+    """256-bin counts of luma and (for colour) each of R, G, B (of every k-th row and column past 1 MP)."""
+    step = math.ceil(math.sqrt(pixels.shape[0] * pixels.shape[1] / WORK_PIXELS))
+    img = colour_planes(pixels[::step, ::step] if step > 1 else pixels)
     counts = {"luma": histogram256(luma_levels(img))}
     if img.ndim == 3:
         for name, channel in (("b", 0), ("g", 1), ("r", 2)):

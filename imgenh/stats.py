@@ -190,3 +190,12 @@ def format_json(rows: list[Row]) -> str:
 def render(rows: list[Row], fmt: str) -> str:
     """The rows in ``fmt`` (one of :data:`FORMATS`)."""
     return {"table": format_table, "csv": format_csv, "json": format_json}[fmt](rows)
+
+
+def figure_table() -> str:
+    """The Markdown table of figures for README.md, generated from :data:`imgenh.quality.FIGURES`."""
+    from imgenh.quality import FIGURES
+
+    rows = ["| figure | definition |", "|---|---|"]
+    rows += [f"| `{name}` | {text} |" for name, text in FIGURES]
+    return "\n".join(rows)

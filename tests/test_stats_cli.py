@@ -7,14 +7,14 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 import pytest
 
 from imgenh.quality import FIGURE_NAMES, figures
-from imgenh.stats import OutputFinder
+from imgenh.stats import OutputFinder, figure_table
 
 
 def _stats(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -126,3 +126,12 @@ def test_manifest_record_wins_over_the_name(tmp_path, photo8):
     }
     (out / ".imgenh" / "manifest.jsonl").write_text(json.dumps(record) + "\n")
     assert OutputFinder(out).find(src / "x.png", PurePosixPath("x.png")) == out / "renamed.png"
+
+
+def test_readme_figures_table_is_current():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- figures:start -->") + len("<!-- figures:start -->")
+    end = readme.index("<!-- figures:end -->")
+    assert readme[start:end].strip() == figure_table(), (
+        "README figures table is stale: run `python benchmarks/make_readme_preview.py`"
+    )
