@@ -3,13 +3,15 @@
 Every figure is a pure function of the pixels: (H, W) grey, (H, W, 3) BGR or (H, W, 4) BGRA
 (alpha ignored); uint8, uint16 or float32 in [0, 1]. Luma is Rec. 709 (:data:`LUMA_BGR`).
 Histogram figures are exact over all pixels; ``colourfulness`` and ``noise_sigma`` visit the
-image in row bands, so no full-size float copy is made; ``sharpness`` is measured at a fixed
+image in row bands, so no full-size float copy is made (past 4 MP they read a sample of about
+4 MP: every k-th row, or evenly spread bands); ``sharpness`` is measured at a fixed
 reference size. :data:`FIGURES` names and defines each one (used by ``imgenh stats --help``,
 the README and the HTML report).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import cv2
@@ -44,6 +46,9 @@ SHARPNESS_AREA = 512 * 512
 SHARPNESS_SIGMA = 1.0  # Gaussian before the Laplacian, in reference pixels
 # Rows per band when a figure walks the image (bounds the float32 working memory).
 BAND_PIXELS = 1 << 18
+# Colourfulness and noise read at most about this many pixels (whole row bands spread
+# evenly over a larger image): their statistics settle long before 12 MP.
+SAMPLE_PIXELS = 4_000_000
 # Daubechies-2 decomposition high-pass filter (the band skimage.restoration.estimate_sigma reads).
 _S3 = np.sqrt(3.0)
 DB2_HIGH = np.array([-(1 - _S3), 3 - _S3, -(3 + _S3), 1 + _S3]) / (4 * np.sqrt(2.0))
@@ -105,12 +110,21 @@ def entropy_bits(counts: np.ndarray) -> float:
     return float(max(0.0, -np.sum(p * np.log2(p))))
 
 
-def _bands(img: np.ndarray, overlap: int = 0) -> Iterator[np.ndarray]:
-    """Row bands of about :data:`BAND_PIXELS` pixels; consecutive bands share ``overlap`` rows."""
+def _bands(img: np.ndarray, overlap: int = 0, budget: int | None = None) -> Iterator[np.ndarray]:
+    """Row bands of about :data:`BAND_PIXELS` pixels; consecutive bands share ``overlap`` rows.
+
+    With ``budget``, an image with more pixels yields only an evenly spread subset of its
+    bands, about ``budget`` pixels in all (a sample of whole rows, not a resampled image).
+    """
     step = max(2, BAND_PIXELS // max(img.shape[1], 1))
     step += step % 2  # even, so every band decimates in the same phase
     rows = step + overlap
-    for top in range(0, max(img.shape[0] - overlap, 1), step):
+    tops = list(range(0, max(img.shape[0] - overlap, 1), step))
+    total = img.shape[0] * img.shape[1]
+    if budget and total > budget:
+        keep = max(1, math.ceil(len(tops) * budget / total))
+        tops = [tops[i] for i in np.unique(np.linspace(0, len(tops) - 1, keep).round().astype(int))]
+    for top in tops:
         yield img[top : top + rows]
 
 
@@ -146,20 +160,24 @@ def colourfulness(img: np.ndarray) -> float:
     """Hasler & Suesstrunk (2003) colourfulness M on 0..255 values.
 
     ``rg = R - G``, ``yb = (R + G) / 2 - B``; ``M = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2
-    + mean_yb^2)``, population standard deviations over all pixels. Grey images give 0.
+    + mean_yb^2)``, population standard deviations over all pixels (past :data:`SAMPLE_PIXELS`,
+    over every k-th row). Grey images give 0.
     """
     img = colour_planes(img)
     if img.ndim == 2:
         return 0.0
     scale = np.float32(255.0 / max_value(img.dtype))
     sums = np.zeros(4)  # sum rg, sum yb, sum rg^2, sum yb^2
-    for band in _bands(img):
+    n = 0
+    # Over the budget, every k-th row: a fine, even sample of the scene.
+    rows = img[:: math.ceil(img.shape[0] * img.shape[1] / SAMPLE_PIXELS)]
+    for band in _bands(rows):
+        n += band.shape[0] * band.shape[1]
         b, g, r = (band[..., c].astype(np.float32) * scale for c in range(3))
         rg = r - g
         yb = np.float32(0.5) * (r + g) - b
         rg, yb = rg.ravel(), yb.ravel()
         sums += (rg.sum(dtype=np.float64), yb.sum(dtype=np.float64), np.dot(rg, rg), np.dot(yb, yb))
-    n = img.shape[0] * img.shape[1]
     mean_rg, mean_yb = sums[0] / n, sums[1] / n
     var = max(sums[2] / n - mean_rg**2, 0.0) + max(sums[3] / n - mean_yb**2, 0.0)
     return float(np.sqrt(var) + 0.3 * np.hypot(mean_rg, mean_yb))
@@ -203,7 +221,7 @@ def noise_sigma(luma: np.ndarray) -> float:
     scale = np.float32(255.0 / max_value(luma.dtype))
     kernel = DB2_HIGH.astype(np.float32)
     details, gradients = [], []
-    for band in _bands(luma, overlap=3):
+    for band in _bands(luma, overlap=3, budget=SAMPLE_PIXELS):
         if band.shape[0] < 4:
             continue
         plane = band.astype(np.float32) * scale

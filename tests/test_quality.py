@@ -191,3 +191,19 @@ def test_bad_input_is_refused_clearly():
         figures(np.zeros((4, 4), np.int32))
     with pytest.raises(ValueError, match="shape"):
         figures(np.zeros((0, 4), np.uint8))
+
+
+def test_sampling_large_images_changes_little(monkeypatch):
+    import imgenh.quality as quality
+
+    rng = np.random.default_rng(3)
+    img = np.clip(_sample("coffee.jpg", 400) + rng.normal(0, 4, (266, 400, 3)), 0, 255).astype(np.uint8)
+    full = figures(img)
+    monkeypatch.setattr(quality, "SAMPLE_PIXELS", 30_000)  # a quarter of the pixels
+    monkeypatch.setattr(quality, "BAND_PIXELS", 4_000)  # bands of 10 rows, as a 12 MP image has ~65
+    sampled = figures(img)
+    assert sampled["colourfulness"] == pytest.approx(full["colourfulness"], rel=0.02)
+    assert sampled["noise_sigma"] == pytest.approx(full["noise_sigma"], rel=0.1)
+    assert {k: v for k, v in sampled.items() if k not in ("colourfulness", "noise_sigma")} == {
+        k: v for k, v in full.items() if k not in ("colourfulness", "noise_sigma")
+    }
