@@ -143,7 +143,7 @@ def format_value(key: str, value: Any) -> str | None:
             return f"{key} R{_number(flat[0])} G{_number(flat[1])} B{_number(flat[2])}"
         if len(flat) == len(value):
             return f"{key}={'/'.join(_number(v) for v in flat)}"
-        return f"{key}={'/'.join(str(format_value('', v) or v).lstrip('=') for v in value)}"
+        return f"{key}={'/'.join(map(str, value))}"  # e.g. curve points: [[0, 0], [1, 1]]
     return f"{key}: {value}" if " " in str(value) else f"{key}={value}"
 
 

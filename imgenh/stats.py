@@ -107,7 +107,8 @@ def collect(paths: list[str], recursive: bool = False, compare: str | None = Non
     Yields
     ------
     (Row, None) or (None, str)
-        A row, or an error line naming the file (unreadable input, missing output).
+        A row, or a message: ``"warning: ..."`` (a pattern that matched nothing, a folder
+        not searched), otherwise an error naming the file (unreadable input, missing output).
     """
     found, warnings = find_inputs(list(paths), recursive=recursive)
     for warning in warnings:

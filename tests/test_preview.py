@@ -139,3 +139,22 @@ def test_sample_preview_runs_the_real_pipeline_on_a_16bit_sample():
     sheet = render_sheet(load_pipeline(CONFIGS / "low_light.yaml"), small, width=800)
     assert len(sheet.panels) == 5
     assert "16-bit" in sheet.panels[0].lines[0]
+
+
+def test_preview_cli_png_on_stdout(tmp_path, photo8):
+    cv2.imwrite(str(tmp_path / "p.png"), photo8)
+    cmd = [sys.executable, "-m", "imgenh", "preview", str(CONFIGS / "default.yaml"), str(tmp_path / "p.png")]
+    result = subprocess.run([*cmd, "-o", "-", "--width", "500", "--split"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    sheet = cv2.imdecode(np.frombuffer(result.stdout, np.uint8), cv2.IMREAD_COLOR)
+    assert sheet.shape[1] == 500
+    assert list(tmp_path.iterdir()) == [tmp_path / "p.png"]  # nothing written beside it
+
+
+def test_labels_of_parameters_and_values():
+    from imgenh.preview import format_value
+
+    assert format_value("illuminant", [0.5, 0.3, 0.2]) == "illuminant R0.5 G0.3 B0.2"
+    assert format_value("points", [[0, 0], [1, 1]]) == "points=[0, 0]/[1, 1]"
+    assert format_value("skipped", "grey image: no colour") == "skipped: grey image: no colour"
+    assert format_value("linked", True) == "linked=yes" and format_value("gains", None) is None
