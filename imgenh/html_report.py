@@ -184,7 +184,7 @@ td.num small{display:block;color:#607d8b}
 .up{color:#1565c0}.down{color:#e65100}
 img.t{max-width:120px;max-height:90px;display:block;background:#ddd}
 tr.failed td{background:#ffebee}
-td.values,td.reason{font-size:12px;max-width:320px}
+td.values,td.reason{font-size:12px;min-width:240px;max-width:520px}
 #more{padding:12px 16px;color:#607d8b}
 #error{display:none;background:#c62828;color:#fff;padding:8px 16px}
 """
