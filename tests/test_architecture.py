@@ -12,13 +12,14 @@ PACKAGE = ROOT / "imgenh"
 # Modules below may not import modules above them (the run path's direction of flow).
 LAYERS = [
     {"cli", "console"},
+    {"preview", "stats", "html_report"},
     {"runner"},
     {"executors"},
     {"worker"},
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
-    {"pipeline"},
+    {"pipeline", "quality"},
     {"ops"},
     {"pixels", "io", "errors"},
 ]
