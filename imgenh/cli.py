@@ -23,7 +23,7 @@ from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
 from imgenh.pipeline_file import ConfigError, load_pipeline, pipeline_schema
 from imgenh.plan import Status
-from imgenh.report import Summary, report_target_problem, write_report
+from imgenh.report import Summary, html_target_problem, report_document, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
 from imgenh.state import LockedError
 
@@ -101,6 +101,14 @@ def main() -> None:
     "--report", metavar="FILE", help="Write a JSON report (.jsonl: one line per image; '-': stdout)."
 )
 @click.option(
+    "--html",
+    metavar="FILE",
+    help="Write a self-contained HTML report: before/after thumbnails and quality figures, sortable.",
+)
+@click.option(
+    "--figures", is_flag=True, help="Measure quality figures before/after into --report (see `imgenh stats`)."
+)
+@click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PIXELS,
@@ -141,6 +149,7 @@ def run(
     metadata,
     dry_run,
     report,
+    html,
     progress,
     quiet,
     verbose,
@@ -175,11 +184,11 @@ def run(
         _fail("--in-place writes over the inputs; leave out -o/--output")
     if not in_place and not out:
         _fail("missing -o/--output folder (or --in-place to replace the inputs)")
-    options = RunOptions(**run_flags, listed=tuple(listed))
+    options = RunOptions(**run_flags, listed=tuple(listed), thumbnails=bool(html))
     out_path = Path(out) if out else None
-    problem = report_target_problem(report, out_path)
-    if problem:
-        _fail(problem)
+    for problem in (report_target_problem(report, out_path), html_target_problem(html, out_path)):
+        if problem:
+            _fail(problem)
     if dry_run:
         _dry_run(pipeline, inputs, out_path, options, report)
     console = ConsoleReporter((sys.stderr.isatty() if progress is None else progress) and not quiet)
@@ -196,6 +205,8 @@ def run(
     code = summary.exit_code
     if report and not _write_report_or_log(report, summary):
         code = max(code, 1)  # a report was asked for and is missing: not a clean run
+    if html and not _write_report_or_log(html, summary, html=True):
+        code = max(code, 1)
     if not quiet:
         click.echo(f"imgenh: {summary.line()}", err=True)
     sys.exit(code)
@@ -225,9 +236,14 @@ def _dry_run(pipeline: Pipeline, inputs: list[str], out: Path | None, options: R
     sys.exit(1 if plan.counts[Status.FAILED] else 0)
 
 
-def _write_report_or_log(report: str, summary: Summary) -> bool:
+def _write_report_or_log(report: str, summary: Summary, html: bool = False) -> bool:
     try:
-        write_report(report, summary)
+        if html:
+            from imgenh.html_report import make_html_report
+
+            make_html_report(report_document(summary, thumbs=True), report)
+        else:
+            write_report(report, summary)
     except (OSError, OutputError) as exc:
         log.error("cannot write report %s: %s", report, exc)
         return False

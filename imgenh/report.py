@@ -37,6 +37,8 @@ class Result:
         Conversions and fixes worth knowing (orientation applied, 16-bit written as 8-bit...).
     stamps : FileStamps or None
         Input and output identity for the manifest; not part of the report.
+    extras : dict
+        Quality figures (``before``, ``after``) and ``thumbs``, when the run measures them.
     """
 
     source: str
@@ -48,6 +50,7 @@ class Result:
     values: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stamps: FileStamps | None = field(default=None, repr=False)
+    extras: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_job(cls, job: Job, status: Status | None = None, reason: str | None = None) -> Result:
@@ -60,8 +63,9 @@ class Result:
             job.reason if reason is None else reason,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The result as it appears in the report."""
+    def to_json(self, thumbs: bool = False) -> dict[str, Any]:
+        """The result as it appears in the report (with thumbnails only for the HTML page)."""
+        extras = {k: v for k, v in self.extras.items() if thumbs or k != "thumbs"}
         return {
             # Names that are not UTF-8 stay readable and valid JSON.
             "source": os.fsencode(self.source).decode("utf-8", "backslashreplace"),
@@ -72,6 +76,7 @@ class Result:
             "seconds": round(self.seconds, 4),
             "values": self.values,
             "notes": self.notes,
+            **extras,
         }
 
 
@@ -140,6 +145,15 @@ def ignored_json(plan: Plan) -> list[dict[str, str]]:
     ]
 
 
+def html_target_problem(html: str | None, out: Path | None) -> str | None:
+    """Why ``--html`` cannot be written (not .html, a folder, or in a missing folder), checked before any work."""
+    if not html:
+        return None
+    if Path(html).suffix.lower() not in (".html", ".htm"):
+        return f"--html {html}: name the page .html"
+    return _target_problem("--html", html, out)
+
+
 def report_target_problem(report: str | None, out: Path | None) -> str | None:
     """Why ``--report`` cannot be written (a folder, or in a missing folder), checked before any work.
 
@@ -153,14 +167,21 @@ def report_target_problem(report: str | None, out: Path | None) -> str | None:
             f"--report {report}: unknown report format {target.suffix!r}; name it .json, .jsonl or .csv "
             "(or - for JSON on standard output)"
         )
+    return _target_problem("--report", report, out)
+
+
+def _target_problem(flag: str, report: str, out: Path | None) -> str | None:
+    """A report file that cannot be written: a folder, or in a folder that will not exist."""
+    target = Path(report)
     if target.is_dir():
-        return f"--report {report} is a folder; give a file name such as {target / 'report.json'}"
+        name = "report.html" if flag == "--html" else "report.json"
+        return f"{flag} {report} is a folder; give a file name such as {target / name}"
     folder = target.parent
     will_exist = out is not None and (
         folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
     )
     if not folder.is_dir() and not will_exist:
-        return f"--report {report}: folder {folder} does not exist"
+        return f"{flag} {report}: folder {folder} does not exist"
     return None
 
 
@@ -203,8 +224,8 @@ def report_format(target: str) -> str | None:
     return "json" if target == "-" else REPORT_FORMATS.get(Path(target).suffix.lower())
 
 
-def report_document(summary: Summary) -> dict[str, Any]:
-    """The report as one JSON-ready dict: head, totals and one entry per image."""
+def report_document(summary: Summary, thumbs: bool = False) -> dict[str, Any]:
+    """The report as one JSON-ready dict: head, totals and one entry per image (``thumbs`` for HTML)."""
     return {
         "imgenh_version": __version__,
         "pipeline": summary.pipeline_name,
@@ -212,7 +233,7 @@ def report_document(summary: Summary) -> dict[str, Any]:
         "warnings": summary.warnings + note_warnings(summary.results),
         "ignored": summary.ignored,
         "totals": summary.totals(),
-        "images": [r.to_json() for r in summary.results],
+        "images": [r.to_json(thumbs) for r in summary.results],
     }
 
 

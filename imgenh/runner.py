@@ -47,6 +47,8 @@ class RunOptions:
     fail_on: str = DEFAULT_FAIL_ON
     max_failures: int = 0
     listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
+    figures: bool = False  # measure quality figures before/after (--figures, --html)
+    thumbnails: bool = False  # and before/after thumbnails (--html)
 
 
 class Terminated(BaseException):
@@ -180,7 +182,14 @@ class Runner:
         try:
             self._emit_known(plan)
             opts = self.options
-            worker = Worker(self.pipeline, max_pixels=opts.max_pixels, fail_on=opts.fail_on, gate=gate)
+            worker = Worker(
+                self.pipeline,
+                max_pixels=opts.max_pixels,
+                fail_on=opts.fail_on,
+                gate=gate,
+                figures=opts.figures,
+                thumbnails=opts.thumbnails,
+            )
             results = execute(plan.todo, worker, n_workers)
             self._drain(results)
         except PoolBroken as exc:

@@ -13,6 +13,7 @@ import time
 
 import cv2
 
+from imgenh.html_report import image_extras
 from imgenh.io import (
     DEFAULT_FAIL_ON,
     DEFAULT_MAX_PIXELS,
@@ -44,6 +45,10 @@ class Worker:
         and the parent alone decides what happens (see :class:`imgenh.runner.Runner`).
     gate : RenameGate, optional
         The run's gate: once the run stops, outputs are no longer renamed into place.
+    figures : bool
+        Measure the quality figures of each input and output (``result.extras``).
+    thumbnails : bool
+        Also make small before/after thumbnails (for the HTML report).
     """
 
     def __init__(
@@ -54,12 +59,16 @@ class Worker:
         fail_on: str = DEFAULT_FAIL_ON,
         single_thread: bool = False,
         gate: RenameGate | None = None,
+        figures: bool = False,
+        thumbnails: bool = False,
     ):
         self.pipeline = pipeline
         self.max_pixels = max_pixels
         self.fail_on = fail_on
         self.single_thread = single_thread
         self.gate = gate
+        self.figures = figures or thumbnails
+        self.thumbnails = thumbnails
 
     def __call__(self, job: Job) -> Result:
         if self.single_thread:
@@ -89,7 +98,16 @@ class Worker:
         """Read, apply and write one image, filling ``result`` as it goes."""
         image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
         result.stamps.sha256 = image.sha256  # of the very bytes decoded
+        before = image
         image, result.values = self.pipeline.apply_image(image)
+        if self.figures:  # measured before writing: the pixels as processed, not as re-encoded
+            result.extras = image_extras(
+                before.pixels,
+                image.pixels,
+                before_alpha=before.alpha,
+                after_alpha=image.alpha,
+                thumbs=self.thumbnails,
+            )
         out = self.pipeline.output
         result.notes = image.notes + write_image(
             job.output, image, quality=out.quality, metadata=out.metadata

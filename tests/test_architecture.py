@@ -12,10 +12,10 @@ PACKAGE = ROOT / "imgenh"
 # Modules below may not import modules above them (the run path's direction of flow).
 LAYERS = [
     {"cli", "console"},
-    {"preview", "stats", "html_report"},
     {"runner"},
     {"executors"},
     {"worker"},
+    {"preview", "stats", "html_report"},
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},

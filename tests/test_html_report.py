@@ -207,3 +207,34 @@ def test_page_in_headless_chromium(tmp_path, photo8, gray8):
     img = cv2.imread(str(shot))
     assert img.shape[:2] == (900, 1400)
     assert img.std() > 20 and len(np.unique(img.reshape(-1, 3), axis=0)) > 500  # text, thumbnails: not blank
+
+
+def test_run_writes_the_html_page_and_figures_into_the_report(tmp_path, photo8, gray8):
+    """`imgenh run --html` and `--figures`: the page has a row per image; the report the figures."""
+    import sys
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.jpg"), photo8)
+    cv2.imwrite(str(tmp_path / "in" / "b.png"), gray8)
+    (tmp_path / "p.yaml").write_text("version: 1\nsteps:\n  - op: gamma\n    value: 1.4\n")
+    args = [sys.executable, "-m", "imgenh", "run", "p.yaml", "in", "-o", "out"]
+    proc = subprocess.run(
+        [*args, "--html", "page.html", "--report", "r.json"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "page.html").read_text()
+    # rows are drawn from the page's inline data (one entry per image; the Chromium test checks the DOM)
+    assert sorted(re.findall(r'"key":"([^"]+)"', page)) == ["a.jpg", "b.png"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    for image in report["images"]:
+        assert set(FIGURE_NAMES) <= set(image["before"]) and set(FIGURE_NAMES) <= set(image["after"])
+        assert "thumbs" not in image  # thumbnails only go into the page
+    gamma_up = next(i for i in report["images"] if i["key"] == "a.jpg")
+    assert gamma_up["after"]["brightness"] > gamma_up["before"]["brightness"]
+    plain = subprocess.run(
+        [*args, "--overwrite", "--report", "plain.json"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert all("before" not in i for i in json.loads((tmp_path / "plain.json").read_text())["images"])
+    bad = subprocess.run([*args, "--html", "page.txt"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "name the page .html" in bad.stderr
