@@ -19,6 +19,7 @@ from imgenh.errors import ConfigError
 from imgenh.ops import REGISTRY, describe, get_op
 from imgenh.ops.registry import OpSpec, did_you_mean
 from imgenh.pipeline import OUTPUT_PARAMS, SCHEMA_VERSION, OutputSettings, Pipeline, Step, check_output
+from imgenh.yaml_errors import syntax_error_text
 
 __all__ = [
     "OUTPUT_PARAMS",
@@ -110,16 +111,13 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[DataPath, int]]:
     try:
         node = loader.get_single_node()
         data = None if node is None else _convert(node, loader, (), lines, problems)
-    except yaml.MarkedYAMLError as exc:
+    except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        kind = (
-            "unsafe or unknown YAML tag"
-            if isinstance(exc, yaml.constructor.ConstructorError)
-            else "YAML syntax error"
-        )
-        raise ConfigError([f"{where}: {kind}: {problem}"]) from None
+        raise ConfigError([f"{where}: unsafe or unknown YAML tag: {problem}"]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([syntax_error_text(exc, text, source)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: YAML error: {exc}"]) from None
     finally:

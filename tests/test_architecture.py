@@ -20,7 +20,7 @@ LAYERS = [
     {"state", "discover", "pipeline_file"},
     {"pipeline"},
     {"ops"},
-    {"pixels", "io", "errors"},
+    {"pixels", "io", "errors", "yaml_errors"},
 ]
 
 
