@@ -17,11 +17,11 @@ import click
 from imgenh import __version__
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
 from imgenh.discover import read_path_list
-from imgenh.errors import UsageError
+from imgenh.errors import ConfigError, UsageError
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
-from imgenh.pipeline_file import ConfigError, load_pipeline, pipeline_schema
+from imgenh.pipeline_file import builtin_pipelines, builtin_text, load_for_run, load_pipeline, pipeline_schema
 from imgenh.plan import PlanError, Status
 from imgenh.report import Summary, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
@@ -55,8 +55,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("pipeline_file", metavar="PIPELINE", type=click.Path(dir_okay=False))
-@click.argument("inputs", metavar="INPUT...", nargs=-1)
+@click.argument("inputs", metavar="[PIPELINE] INPUT...", nargs=-1)
+@click.option(
+    "-s",
+    "--step",
+    "steps",
+    multiple=True,
+    metavar="'OP K=V...'",
+    help="Add a step after PIPELINE's, e.g. 'gamma value=1.2' (repeatable; PIPELINE is then optional).",
+)
 @click.option(
     "-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (mirrors the inputs)."
 )
@@ -121,8 +128,8 @@ def main() -> None:
     help="Log level [default: warning].",
 )
 def run(
-    pipeline_file,
     inputs,
+    steps,
     out,
     files_from,
     fmt,
@@ -137,7 +144,10 @@ def run(
     log_level,
     **run_flags,  # the RunOptions fields, by the same names
 ):
-    """Run PIPELINE over images: files, folders and quoted glob patterns.
+    """Run PIPELINE (a file or a built-in name, see `imgenh configs`) and -s steps over images.
+
+    INPUT: files, folders and quoted glob patterns. With -s, the first word is the pipeline
+    only if it ends in .yaml/.yml or is a built-in name (and no file or folder has that name).
 
     Outputs mirror each input's path relative to the folder it was found in. An existing
     output is skipped when its input and the pipeline are unchanged since imgenh wrote it
@@ -146,17 +156,17 @@ def run(
 
     \b
     Examples:
-      imgenh run configs/default.yaml sample_images -o out
+      imgenh run default sample_images -o out
+      imgenh run -s 'gamma value=1.2' -s 'resize long_side=1600' photos -o out
       imgenh run low.yaml 'shots/**/*.JPG' -o out -j 4 --format jpg --quality 90
       find shots -name '*.png' | imgenh run p.yaml --files-from - -o out --report -
     """
     setup_logging(log_level or ("error" if quiet else "info" if verbose else "warning"))
-    pipeline = _load_or_exit(pipeline_file)
+    pipeline, inputs = _load_or_exit(inputs, steps)
     try:
         pipeline = pipeline.with_output(format=fmt, quality=quality, suffix=suffix, metadata=metadata)
     except ConfigError as exc:
         _fail(exc)
-    inputs = list(inputs)
     listed = _listed_inputs(files_from)
     if not inputs and not listed:
         _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
@@ -171,7 +181,7 @@ def run(
     if problem:
         _fail(problem)
     if not pipeline.steps:
-        log.warning("%s has no steps: images are only re-encoded", pipeline_file)
+        log.warning("%s has no steps: images are only re-encoded", pipeline.source)
     if dry_run:
         _dry_run(pipeline, inputs, out_path, options, report)
     console = ConsoleReporter((sys.stderr.isatty() if progress is None else progress) and not quiet, in_place)
@@ -224,9 +234,9 @@ def _write_report_or_log(report: str, summary: Summary) -> bool:
     return True
 
 
-def _load_or_exit(path: str) -> Pipeline:
+def _load_or_exit(words: tuple[str, ...], steps: tuple[str, ...]) -> tuple[Pipeline, list[str]]:
     try:
-        return load_pipeline(path)
+        return load_for_run(words, steps)
     except ConfigError as exc:
         _fail(exc)
 
@@ -290,6 +300,31 @@ def schema():
       imgenh schema > pipeline.schema.json   # then point your editor's YAML plugin at it
     """
     click.echo(json.dumps(pipeline_schema(), indent=2))
+
+
+@main.group(invoke_without_command=True)
+@click.option("--markdown", is_flag=True, help="Print the list as Markdown (as in README.md).")
+@click.pass_context
+def configs(ctx, markdown):
+    """List the built-in pipelines; `configs show NAME` prints one to start your own.
+
+    \b
+    Examples:
+      imgenh run default photos -o out
+      imgenh configs show default > my.yaml
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(describe.pipelines_table(builtin_pipelines(), markdown))
+
+
+@configs.command()
+@click.argument("name")
+def show(name):
+    """Print the YAML of built-in pipeline NAME."""
+    try:
+        click.echo(builtin_text(name), nl=False)
+    except ConfigError as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ LAYERS = [
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
+    {"pipeline_ref"},
     {"pipeline"},
     {"ops"},
     {"pixels", "io", "errors", "yaml_errors"},

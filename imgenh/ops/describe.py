@@ -107,6 +107,22 @@ def steps_text(pipeline: Pipeline) -> str:
     return f"{count} step{'s' * (count != 1)}: {names}"
 
 
+def pipelines_table(pipelines: dict[str, Pipeline], markdown: bool = False) -> str:
+    """Named pipelines, one line each: name, what for (the description up to its first colon), steps.
+
+    Markdown gives README's table (``imgenh configs --markdown``); text is ``imgenh configs``.
+    """
+    rows = []
+    for name, pipeline in sorted(pipelines.items()):
+        purpose = " ".join(pipeline.description.split(":", 1)[0].split())
+        rows.append((name, purpose, ", ".join(s.op.name for s in pipeline.steps)))
+    if markdown:
+        lines = ["| name | for | steps |", "|---|---|---|"]
+        return "\n".join(lines + [f"| `{n}` | {purpose} | {steps} |" for n, purpose, steps in rows])
+    width = max((len(n) for n, _, _ in rows), default=0)
+    return "\n".join(f"{n:<{width}}  {purpose} ({steps})" for n, purpose, steps in rows)
+
+
 # --- JSON Schema -------------------------------------------------------------------------
 
 
