@@ -48,7 +48,7 @@ def main() -> None:
 
     \b
     Example:
-      imgenh run configs/default.yaml photos/ -o enhanced/ --recursive
+      imgenh run default photos/ -o enhanced/ --recursive
       imgenh validate configs/*.yaml
       imgenh ops gamma
     """
@@ -144,10 +144,11 @@ def run(
     log_level,
     **run_flags,  # the RunOptions fields, by the same names
 ):
-    """Run PIPELINE (a file or a built-in name, see `imgenh configs`) and -s steps over images.
+    """Run PIPELINE and/or -s steps over images: files, folders and quoted glob patterns.
 
-    INPUT: files, folders and quoted glob patterns. With -s, the first word is the pipeline
-    only if it ends in .yaml/.yml or is a built-in name (and no file or folder has that name).
+    PIPELINE is a YAML file or a built-in name (see `imgenh configs`). With -s it is optional:
+    the first word is the pipeline only if it ends in .yaml/.yml or is a built-in name (and no
+    file or folder has that name).
 
     Outputs mirror each input's path relative to the folder it was found in. An existing
     output is skipped when its input and the pipeline are unchanged since imgenh wrote it
@@ -306,7 +307,7 @@ def schema():
 @click.option("--markdown", is_flag=True, help="Print the list as Markdown (as in README.md).")
 @click.pass_context
 def configs(ctx, markdown):
-    """List the built-in pipelines; `configs show NAME` prints one to start your own.
+    """List the built-in pipelines, or print one (`configs show NAME`) to start your own.
 
     \b
     Examples:

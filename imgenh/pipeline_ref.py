@@ -74,10 +74,14 @@ def resolve(ref: str | Path) -> Path:
     Raises
     ------
     ConfigError
-        For a name that is neither a file nor a built-in, with the built-in names and the
-        nearest one. A missing path is returned as it is, for the reader to report.
+        For a folder, or a name that is neither a file nor a built-in (with the built-in names
+        and the nearest one). A missing path is returned as it is, for the reader to report.
     """
     path = Path(ref)
+    if path.is_dir():
+        raise ConfigError(
+            [f"{ref}: is a folder, not a pipeline (a YAML file or a built-in name; or -s steps)"]
+        )
     if path.is_file() or isinstance(ref, Path) or _looks_like_path(str(ref)):
         return path
     found = builtin_path(str(ref))

@@ -109,3 +109,11 @@ def test_readme_lists_the_built_ins_as_imgenh_configs_does():
     start = readme.index("<!-- configs:start -->") + len("<!-- configs:start -->")
     table = readme[start : readme.index("<!-- configs:end -->")].strip()
     assert table == pipelines_table(builtin_pipelines(), markdown=True), "run `imgenh configs --markdown`"
+
+
+def test_a_folder_given_as_the_pipeline_is_named_as_such(photos):
+    res = invoke(["run", "photos", "more", "-o", "out"], photos)
+    assert res.exit_code == 2
+    assert res.stderr == (
+        "imgenh: error: photos: is a folder, not a pipeline (a YAML file or a built-in name; or -s steps)\n"
+    )
