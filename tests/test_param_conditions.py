@@ -125,5 +125,13 @@ def test_a_condition_must_name_another_parameter_of_the_operator():
         def bad(img, ctx, *, a: Param(float, 1.0, "a", only_with={"mode": ("x",)})):
             return img
 
+    with pytest.raises(TypeError, match="only_with values are tuples"):
+
+        @operator("test_bad_condition", kind="native", summary="test only")
+        def bad_value(
+            img, ctx, *, m: Param(str, "ab", "m"), a: Param(float, 1.0, "a", only_with={"m": "ab"})
+        ):
+            return img
+
     assert "test_bad_condition" not in REGISTRY
     assert np.all(run_op(np.zeros((2, 2), np.uint8), "gamma", auto=True) == 0)

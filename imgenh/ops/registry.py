@@ -353,6 +353,8 @@ def operator(
             unknown = [other for other in param.only_with if other not in params or other == pname]
             if unknown:
                 raise TypeError(f"{name}.{pname}: only_with names no other parameter: {unknown}")
+            if not all(isinstance(a, tuple) or a is GIVEN for a in param.only_with.values()):
+                raise TypeError(f"{name}.{pname}: only_with values are tuples of values, or GIVEN")
         REGISTRY[name] = OpSpec(
             name=name,
             kind=kind,
