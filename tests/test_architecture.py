@@ -15,11 +15,12 @@ LAYERS = [
     {"runner"},
     {"executors"},
     {"worker"},
+    {"preview", "stats", "html_report"},
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
     {"pipeline_ref"},
-    {"pipeline"},
+    {"pipeline", "quality"},
     {"ops"},
     {"pixels", "io", "errors", "yaml_errors"},
 ]
