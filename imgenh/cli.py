@@ -163,11 +163,11 @@ def run(
     log_level,
     **run_flags,  # the RunOptions fields, by the same names
 ):
-    """Run PIPELINE and/or -s steps over images: files, folders and quoted glob patterns.
+    """Run PIPELINE over images: files, folders and quoted glob patterns.
 
-    PIPELINE is a YAML file or a built-in name (see `imgenh configs`). With -s it is optional:
-    the first word is the pipeline only if it ends in .yaml/.yml or is a built-in name (and no
-    file or folder has that name).
+    PIPELINE is a YAML file or a built-in name (see `imgenh configs`); -s adds steps after its
+    own. With -s, PIPELINE is optional: the first word is the pipeline only if it ends in
+    .yaml/.yml or is a built-in name (and no file or folder has that name).
 
     Outputs mirror each input's path relative to the folder it was found in. An existing
     output is skipped when its input and the pipeline are unchanged since imgenh wrote it
