@@ -17,11 +17,11 @@ import click
 from imgenh import __version__
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
 from imgenh.discover import EXCLUDE_HELP, INCLUDE_HELP, read_path_list
-from imgenh.errors import UsageError
+from imgenh.errors import ConfigError, UsageError
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError, atomic_write
 from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
-from imgenh.pipeline_file import ConfigError, load_pipeline, pipeline_schema
+from imgenh.pipeline_file import builtin_pipelines, builtin_text, load_for_run, load_pipeline, pipeline_schema
 from imgenh.plan import Status
 from imgenh.report import Summary, html_target_problem, report_document, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
@@ -62,15 +62,22 @@ def main() -> None:
 
     \b
     Example:
-      imgenh run configs/default.yaml photos/ -o enhanced/ --recursive
+      imgenh run default photos/ -o enhanced/ --recursive
       imgenh validate configs/*.yaml
       imgenh ops gamma
     """
 
 
 @main.command()
-@click.argument("pipeline_file", metavar="PIPELINE", type=click.Path(dir_okay=False))
-@click.argument("inputs", metavar="INPUT...", nargs=-1)
+@click.argument("inputs", metavar="[PIPELINE] INPUT...", nargs=-1)
+@click.option(
+    "-s",
+    "--step",
+    "steps",
+    multiple=True,
+    metavar="'OP K=V...'",
+    help="Add a step after PIPELINE's, e.g. 'gamma value=1.2' (repeatable; PIPELINE is then optional).",
+)
 @click.option(
     "-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (mirrors the inputs)."
 )
@@ -138,8 +145,8 @@ def main() -> None:
     help="Log level [default: warning].",
 )
 def run(
-    pipeline_file,
     inputs,
+    steps,
     out,
     files_from,
     null,
@@ -158,6 +165,10 @@ def run(
 ):
     """Run PIPELINE over images: files, folders and quoted glob patterns.
 
+    PIPELINE is a YAML file or a built-in name (see `imgenh configs`); -s adds steps after its
+    own. With -s, PIPELINE is optional: the first word is the pipeline only if it ends in
+    .yaml/.yml or is a built-in name (and no file or folder has that name).
+
     Outputs mirror each input's path relative to the folder it was found in. An existing
     output is skipped when its input and the pipeline are unchanged since imgenh wrote it
     (a manifest in OUT/.imgenh records that), or when imgenh did not write it; --overwrite
@@ -165,17 +176,17 @@ def run(
 
     \b
     Examples:
-      imgenh run configs/default.yaml sample_images -o out
+      imgenh run default sample_images -o out
+      imgenh run -s 'gamma value=1.2' -s 'resize long_side=1600' photos -o out
       imgenh run low.yaml 'shots/**/*.JPG' -o out -j 4 --format jpg --quality 90
       find shots -name '*.png' | imgenh run p.yaml --files-from - -o out --report -
     """
     setup_logging(log_level or ("error" if quiet else "info" if verbose else "warning"))
-    pipeline = _load_or_exit(pipeline_file)
+    pipeline, inputs = _load_or_exit(inputs, steps)
     try:
         pipeline = pipeline.with_output(format=fmt, quality=quality, suffix=suffix, metadata=metadata)
     except ConfigError as exc:
         _fail(exc)
-    inputs = list(inputs)
     listed = _listed_inputs(files_from, null)
     if not inputs and not listed:
         _fail("no INPUT given (files, folders or glob patterns; or --files-from)")
@@ -250,9 +261,9 @@ def _write_report_or_log(report: str, summary: Summary, html: bool = False) -> b
     return True
 
 
-def _load_or_exit(path: str) -> Pipeline:
+def _load_or_exit(words: tuple[str, ...] | list[str], steps: tuple[str, ...]) -> tuple[Pipeline, list[str]]:
     try:
-        return load_pipeline(path)
+        return load_for_run(words, steps)
     except ConfigError as exc:
         _fail(exc)
 
@@ -397,7 +408,7 @@ def preview(pipeline_file, image_path, out, width, split):
 
     if out and out != "-" and Path(out).suffix.lower() not in SHEET_FORMATS:
         _fail(f"-o {out}: the sheet is written as {', '.join(SHEET_FORMATS)}; give one of those extensions")
-    pipeline = _load_or_exit(pipeline_file)
+    pipeline, _ = _load_or_exit([pipeline_file], ())
     try:
         sheet = render_sheet(pipeline, read_image(image_path), width=width, split=split)
     except (ImageError, StepError, OSError) as exc:
@@ -439,6 +450,31 @@ def run_cli(args: list[str] | None = None) -> None:
         click.echo(f"imgenh: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(0)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--markdown", is_flag=True, help="Print the list as Markdown (as in README.md).")
+@click.pass_context
+def configs(ctx, markdown):
+    """List the built-in pipelines, or print one (`configs show NAME`) to start your own.
+
+    \b
+    Examples:
+      imgenh run default photos -o out
+      imgenh configs show default > my.yaml
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(describe.pipelines_table(builtin_pipelines(), markdown))
+
+
+@configs.command()
+@click.argument("name")
+def show(name):
+    """Print the YAML of built-in pipeline NAME."""
+    try:
+        click.echo(builtin_text(name), nl=False)
+    except ConfigError as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover
