@@ -29,11 +29,11 @@ import cv2
 import numpy as np
 
 from imgenh.colour_difference import mean_delta_e
-from imgenh.config import pipeline_from_steps
 from imgenh.fit import Pair, PairImages, fit_look, load_pairs, match_pairs, render_pipeline
 from imgenh.fit.look import fit_curve, fit_matrix
 from imgenh.fit.pairs import resize_to_side
 from imgenh.ops.lut import interpolate_rgb
+from imgenh.pipeline_file import pipeline_from_steps
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgenh.levels import to_float
 from imgenh.ops.color import WHITE_XYZ, XYZ_FROM_RGB, srgb_to_linear
+from imgenh.pixels import to_float
 
 _EPS = (6.0 / 29.0) ** 3
 _KAPPA = 1.0 / (3.0 * (6.0 / 29.0) ** 2)

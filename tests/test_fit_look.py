@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from imgenh.colour_difference import mean_delta_e
-from imgenh.config import parse_pipeline, pipeline_from_steps
 from imgenh.cube import read_cube, write_cube
 from imgenh.fit import Pair, PairImages, fit_look, look_to_cube, render_pipeline
 from imgenh.fit.look import fit_curve
 from imgenh.fit.pairs import resize_to_side
+from imgenh.pipeline_file import parse_pipeline, pipeline_from_steps
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from imgenh.cube import CubeError, CubeLut, format_cube, identity_table, parse_cube, read_cube, write_cube
-from imgenh.levels import LUMA_BGR
 from imgenh.ops.lut import interpolate_rgb
 from imgenh.pipeline import StepError, run_op
+from imgenh.pixels import LUMA_BGR
 
 _PRINT_OPTIONS = np.get_printoptions()
 with warnings.catch_warnings():

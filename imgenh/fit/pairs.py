@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from imgenh.io import IMAGE_EXTENSIONS, ImageError, read_image
-from imgenh.levels import luma, to_float
+from imgenh.pixels import luma, to_float
 
 # Extensions taken off a name to find its stem: what imgenh reads plus raw and other formats
 # people export from (IMG_1.CR2.jpg is a JPEG of IMG_1.CR2).

@@ -60,7 +60,7 @@ def render_pipeline(result: FitResult, unmatched: Sequence[str] = (), refused: S
     Numbers lists are written in flow style (``[0.1, 0.2]``), so a 9^3 table stays readable
     as a block of numbers; the file loads with ``imgenh.load_pipeline`` like any other.
     """
-    from imgenh.config import SCHEMA_VERSION
+    from imgenh.pipeline_file import SCHEMA_VERSION
 
     body = yaml.safe_dump(
         {"version": SCHEMA_VERSION, "steps": result.steps},
@@ -79,7 +79,7 @@ def look_to_cube(steps: list[dict], size: int = CUBE_SIZE, title: str = "imgenh 
     nodes. Steps that look at neighbours or image statistics would be baked for this
     synthetic image only: pass only per-colour steps (what ``fit_look`` writes).
     """
-    from imgenh.config import pipeline_from_steps
+    from imgenh.pipeline_file import pipeline_from_steps
 
     nodes = identity_table(size)  # [r, g, b] -> (r, g, b)
     image = np.ascontiguousarray(nodes.reshape(size * size, size, 3)[..., ::-1])  # BGR float32

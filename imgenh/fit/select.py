@@ -162,7 +162,7 @@ def choose_complexity(cv_errors: dict[str, float], ladder: Sequence[Complexity])
 
 def pipeline_errors(steps: list[dict], pairs: Sequence[PairImages], roles: Sequence[str]) -> list[PairError]:
     """Mean CIEDE2000 per pair of doing nothing and of running ``steps`` through the pipeline."""
-    from imgenh.config import pipeline_from_steps  # the pipeline file module imports the registry
+    from imgenh.pipeline_file import pipeline_from_steps  # the pipeline file module imports the registry
 
     pipeline = pipeline_from_steps(steps)
     errors = []

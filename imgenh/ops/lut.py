@@ -4,7 +4,7 @@ Colours the user writes (matrix rows, offsets, table entries) are in R, G, B ord
 ``.cube`` files and colour-science; the kernels turn them to OpenCV's B, G, R inside.
 
 Grey images: both operators treat a grey level ``v`` as the colour R = G = B = ``v`` and
-return the Rec. 709 luma of the result (:data:`imgenh.levels.LUMA_BGR`), so a grey image
+return the Rec. 709 luma of the result (:data:`imgenh.pixels.LUMA_BGR`), so a grey image
 gets the lightness change of the look and stays grey.
 """
 
@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from imgenh.cube import CubeLut, read_cube, table_from_rows
-from imgenh.levels import LUMA_BGR, from_float, luma, to_float
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import LUMA_BGR, from_float, luma, to_float
 
 INTERPOLATIONS = ("tetrahedral", "trilinear")
 # Pixels interpolated per block: the index and weight arrays of a block stay in cache-sized
@@ -268,7 +268,7 @@ def lut3d(
     img: np.ndarray,
     ctx,
     *,
-    file: Param(str, None, ".cube file (Adobe Cube 1.0 / Resolve), LUT_3D_SIZE up to 256"),
+    file: Param(str, None, ".cube file (Adobe Cube 1.0 / Resolve), relative to the pipeline file", path=True),
     table: Param(list, None, "inline table: 3 * size^3 numbers, R G B per node, red fastest", item=float),
     size: Param(int, None, "nodes per axis of an inline table", ge=2, le=64),
     interpolation: Param(
