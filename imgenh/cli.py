@@ -18,6 +18,7 @@ from imgenh import __version__
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
 from imgenh.discover import read_path_list
 from imgenh.errors import UsageError
+from imgenh.executors import BACKENDS
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.ops import describe, get_op
 from imgenh.pipeline import Pipeline
@@ -25,6 +26,7 @@ from imgenh.pipeline_file import ConfigError, load_pipeline, pipeline_schema
 from imgenh.plan import PlanError, Status
 from imgenh.report import Summary, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
+from imgenh.shard import parse_shard
 from imgenh.state import LockedError
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
@@ -73,12 +75,11 @@ def main() -> None:
 @click.option(
     "--files-from", metavar="FILE", help="Read more inputs, one per line, from FILE ('-' for stdin)."
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Worker processes [default: all cores; small batches run in-process].",
-)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Workers [all cores; small batches: 1].")
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky", help="Where images run [loky].")
+@click.option("--scheduler", envvar="IMGENH_SCHEDULER", help="Dask scheduler address (--backend dask).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per Dask task [auto: ~1 s].")
+@click.option("--shard", type=parse_shard, metavar="K/N", help="Only shard K of N (by output name).")
 @click.option("--format", "fmt", help="Override output.format: keep, jpg, png, tiff, webp.")
 @click.option("--quality", type=int, help="Override output.quality (1-100).")
 @click.option("--suffix", help="Override output.suffix, e.g. _enh.")

@@ -24,6 +24,7 @@ from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, remove_temp_files
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary
+from imgenh.shard import select_shard
 from imgenh.state import Manifest, lock_folders
 from imgenh.worker import Worker
 
@@ -45,6 +46,10 @@ class RunOptions:
     fail_on: str = DEFAULT_FAIL_ON
     max_failures: int = 0
     listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
+    backend: str = "loky"  # loky, threading or dask (see imgenh.executors)
+    scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster for the run
+    batch_size: int | None = None  # images per Dask task; None: about a second's worth
+    shard: tuple[int, int] | None = None  # (K, N): only shard K of N (see imgenh.shard)
 
 
 class Terminated(BaseException):
@@ -100,7 +105,7 @@ def make_plan(
     except PlanError as exc:
         raise PlanError(exc.errors, found_warnings) from None
     plan.warnings[:0] = found_warnings
-    return plan
+    return select_shard(plan, options.shard)
 
 
 def _on_sigterm(signum, frame):
@@ -147,7 +152,7 @@ class Runner:
         """Run the batch; see :func:`run_batch`."""
         plan = self._plan_and_lock()
         self.summary.warnings = plan.warnings
-        n_workers = choose_workers(plan.todo, self.options.jobs)
+        n_workers = choose_workers(plan.todo, self.options.jobs, self.options.backend)
         if self.on_plan:
             self.on_plan(plan, n_workers)
         folders = {j.output.parent for j in plan.jobs}
@@ -159,7 +164,7 @@ class Runner:
             self._emit_known(plan)
             opts = self.options
             worker = Worker(self.pipeline, max_pixels=opts.max_pixels, fail_on=opts.fail_on)
-            results = execute(plan.todo, worker, n_workers)
+            results = execute(plan.todo, worker, n_workers, opts, self.manifest and self.manifest.dir)
             self._drain(results)
         except PoolBroken as exc:
             # Report what did not finish instead of losing the whole run; a re-run retries it.

@@ -1,0 +1,194 @@
+"""A Dask cluster for ``--backend dask``: connect (or start a LocalCluster), check storage, install the worker.
+
+Only imported for ``--backend dask``; the core install never imports dask. Workers read
+and write the images themselves, so inputs and outputs must be on storage every worker
+sees at the same paths: :func:`check_shared_storage` proves it before any work. The
+imgenh :class:`~imgenh.worker.Worker` (the pipeline) reaches each Dask worker once, as a
+worker plugin, which the scheduler also hands to workers that join or restart later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgenh import __version__
+from imgenh.io import atomic_write
+from imgenh.plan import Job, PlanError
+from imgenh.report import Result
+from imgenh.worker import Worker
+
+try:  # the base class must be distributed's own; without the extra this module still imports
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover - exercised only without the dask extra
+    WorkerPlugin = object
+
+INSTALL_HINT = "--backend dask needs the dask extra: pip install 'imgenh[dask]'"
+CONNECT_TIMEOUT = 30  # seconds to reach the scheduler
+WORKERS_TIMEOUT = 60  # seconds for a first worker to join
+PROBE_NAME = "probe"  # in OUT/.imgenh; rewritten by every run, removed at its end
+log = logging.getLogger("imgenh")
+
+# Worker processes keep the imgenh Worker of each run here, by the run's token.
+_INSTALLED: dict[str, Worker] = {}
+
+
+class BackendError(PlanError):
+    """The chosen backend cannot run the batch (missing extra, no scheduler, storage not shared); exit 2."""
+
+
+def require_dask() -> None:
+    """Raise :class:`BackendError` saying how to install dask when it is missing."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise BackendError([INSTALL_HINT]) from None
+
+
+@dataclass
+class Connection:
+    """A client, and the LocalCluster it started (None for an external scheduler)."""
+
+    client: object
+    cluster: object | None
+    threads: int  # worker threads when connected: the number of batches that can run at once
+
+    def close(self) -> None:
+        """Close the client, and stop the LocalCluster's worker processes."""
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+def connect(scheduler: str | None, n_workers: int) -> Connection:
+    """Connect to ``scheduler``, or start a LocalCluster of ``n_workers`` single-threaded processes.
+
+    Raises
+    ------
+    BackendError
+        The dask extra is missing, the scheduler cannot be reached, or no worker joined in time.
+    """
+    require_dask()
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        else:
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            client = Client(cluster, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
+        raise BackendError([f"cannot reach {where}: {exc}"]) from None
+    connection = Connection(client, cluster, 0)
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+    except TimeoutError:
+        connection.close()
+        raise BackendError([f"no Dask worker joined {scheduler} within {WORKERS_TIMEOUT} s"]) from None
+    connection.threads = sum(client.nthreads().values())
+    return connection
+
+
+def read_probe(path: str, size: int) -> tuple[str, bytes | str]:
+    """On a worker: imgenh's version and the first ``size`` bytes of ``path`` (or why they cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return __version__, fh.read(size)
+    except OSError as exc:
+        return __version__, f"cannot read {path}: {exc.strerror or exc}"
+
+
+def check_shared_storage(client, state_dir: Path | None, jobs: list[Job]) -> None:
+    """Every worker reads a file the client knows, with imgenh's own version, or the run stops.
+
+    With an output folder the file is a fresh random probe in ``OUT/.imgenh``; in place it is
+    the first input. Paths are absolute: a worker's working folder is not the client's.
+
+    Raises
+    ------
+    BackendError
+        Naming each worker that cannot see the file, sees other bytes, or runs another imgenh.
+    """
+    if state_dir is not None:
+        path = Path(os.path.abspath(state_dir / PROBE_NAME))
+        expected = secrets.token_hex(16).encode()
+        atomic_write(path, expected)
+    else:
+        path = Path(os.path.abspath(jobs[0].source))
+        with open(path, "rb") as fh:
+            expected = fh.read(4096)
+    try:
+        replies = client.run(read_probe, str(path), len(expected), on_error="return")
+    finally:
+        if state_dir is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    problems = []
+    for address, reply in sorted(replies.items()):
+        if isinstance(reply, BaseException):
+            problems.append(f"worker {address} cannot run imgenh ({type(reply).__name__}: {reply})")
+        elif reply[0] != __version__:
+            problems.append(f"worker {address} runs imgenh {reply[0]}, this client {__version__}")
+        elif reply[1] != expected:
+            seen = reply[1] if isinstance(reply[1], str) else "it holds other bytes"
+            problems.append(f"worker {address} does not see {path} as written here: {seen}")
+    if problems:
+        problems.append(
+            "every worker needs the same imgenh version and must see inputs and outputs at the "
+            "same paths (a shared file system); see README, 'Scale out on a cluster'"
+        )
+        raise BackendError(problems)
+
+
+class InstallWorker(WorkerPlugin):
+    """A worker plugin carrying the run's imgenh Worker to every Dask worker, once.
+
+    The scheduler keeps registered plugins and sets them up on workers that join or are
+    restarted later, so a worker replacing a dead one gets the pipeline too.
+    """
+
+    def __init__(self, token: str, worker: Worker):
+        self.token = token
+        self.worker = worker
+
+    def setup(self, worker) -> None:
+        _INSTALLED[self.token] = self.worker
+
+    def teardown(self, worker) -> None:
+        _INSTALLED.pop(self.token, None)
+
+
+@contextlib.contextmanager
+def installed(client, worker: Worker) -> Iterator[str]:
+    """Install ``worker`` on every Dask worker for the block; yields the token tasks name it by."""
+    token = f"imgenh-{secrets.token_hex(8)}"
+    client.register_plugin(InstallWorker(token, worker), name=token)
+    try:
+        yield token
+    finally:
+        with contextlib.suppress(Exception):
+            client.unregister_worker_plugin(token)
+
+
+def run_batch(token: str, jobs: list[Job]) -> list[Result]:
+    """On a worker: run the installed Worker over ``jobs`` (a task's worth of images)."""
+    worker = _INSTALLED[token]
+    return [worker(job) for job in jobs]
