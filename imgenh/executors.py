@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ POOL_MIN_PIXELS = 80_000_000
 BACKENDS = ("loky", "threading", "dask")
 TASK_SECONDS = 1.0  # a Dask task's target length: long enough to hide the scheduler's round trip
 MAX_BATCH = 1000  # images per Dask task at most, whatever the estimate
+THREADS_RECOUNT = 10.0  # seconds between counts of the cluster's worker threads
 log = logging.getLogger("imgenh")
 
 
@@ -179,7 +181,8 @@ class DaskExecutor:
     A worker that dies mid-task has its task rescheduled by Dask on another worker (up to
     the scheduler's ``allowed-failures``); outputs are atomic, so nothing half-written is
     ever renamed into place. A batch that kept killing workers (``KilledWorker``) is split
-    and its images retried one per task, so only the image that kills workers fails.
+    and its images retried one per task, one at a time at the end, so only the image that
+    kills workers fails.
     """
 
     def __init__(self, scheduler=None, batch_size=None, state_dir=None, jobs_flag=None):
@@ -241,6 +244,14 @@ class _Batches:
         self.queue = deque(_absolute(job) for job in jobs)
         self.suspects: deque[Job] = deque()
         self.running: dict = {}  # future -> (its jobs, whether it ran alone)
+        self._counted = time.monotonic()
+
+    def _count_threads(self) -> None:
+        """Follow a cluster that grows or shrinks during the run (checked every few seconds)."""
+        if time.monotonic() - self._counted > THREADS_RECOUNT:
+            self._counted = time.monotonic()
+            with contextlib.suppress(Exception):
+                self.threads = sum(self.client.nthreads().values()) or self.threads
 
     def _submit(self, done, batch: list[Job], alone: bool = False) -> None:
         from imgenh import cluster
@@ -251,6 +262,7 @@ class _Batches:
 
     def top_up(self, done) -> None:
         """Submit batches until two per worker thread are in flight, or a suspect alone at the end."""
+        self._count_threads()
         while self.queue and len(self.running) < 2 * self.threads:
             size = min(self.sizer.size(len(self.queue), self.threads), len(self.queue))
             self._submit(done, [self.queue.popleft() for _ in range(size)])

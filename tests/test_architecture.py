@@ -13,7 +13,8 @@ PACKAGE = ROOT / "imgenh"
 LAYERS = [
     {"cli", "console"},
     {"runner"},
-    {"executors"},
+    {"executors", "shard"},
+    {"cluster"},
     {"worker"},
     {"report"},
     {"plan"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -31,6 +32,9 @@ from imgenh.worker import Worker
 
 PIPELINE = "version: 1\nname: t\nsteps:\n  - op: gamma\n    value: 1.4\n  - op: sharpen\n    amount: 0.5\n"
 PINNED = [1, 2, 4, 3, 3, 3, 4, 1]  # shard_of(f"img{i}.jpg", 4), i = 0..7
+needs_dask = pytest.mark.skipif(
+    importlib.util.find_spec("distributed") is None, reason="the dask extra is not installed"
+)
 TIMEOUT = 240  # seconds any one CLI run may take on a loaded 2-core CI machine
 
 
@@ -170,6 +174,7 @@ def test_dask_backend_without_dask_says_how_to_install(batch, tmp_path, monkeypa
     assert _outputs(out) == {}
 
 
+@needs_dask
 def test_unreachable_scheduler_is_a_usage_error(batch, tmp_path, monkeypatch):
     pipeline, images = batch
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2)
@@ -209,9 +214,19 @@ def test_batch_sizer_targets_about_a_second():
     assert BatchSizer(fixed=7).size(3, 2) == 7
 
 
+def test_threading_backend_matches_in_process(batch, tmp_path):
+    pipeline, images = batch
+    for name, args in (("threads", ["--backend", "threading", "-j", "2"]), ("single", ["-j", "1"])):
+        done = _cli("run", str(pipeline), str(images), "-r", "-o", str(tmp_path / name), *args)
+        assert done.returncode == 0, done.stderr
+    assert len(_outputs(tmp_path / "threads")) == 14
+    assert _outputs(tmp_path / "threads") == _outputs(tmp_path / "single")
+
+
 # A real LocalCluster ---------------------------------------------------------------------
 
 
+@needs_dask
 def test_local_cluster_matches_loky(batch, tmp_path):
     pipeline, images = batch
     runs = {}
@@ -234,6 +249,7 @@ def test_local_cluster_matches_loky(batch, tmp_path):
     assert dask_manifest == loky_manifest
 
 
+@needs_dask
 def test_an_image_that_kills_workers_fails_alone(batch, tmp_path):
     """A batch keeps killing its worker: it is split, and only the image that kills workers fails."""
     import dask
@@ -325,13 +341,14 @@ def dask_processes(tmp_path):
         logs.close()
 
 
+@needs_dask
 def test_killed_worker_loses_nothing(tmp_path, photo8, dask_processes):
     address, workers = dask_processes
     images = _images(tmp_path / "in", photo8, 40, size=240)
     (tmp_path / "p.yaml").write_text(PIPELINE)
     out, report = tmp_path / "out", tmp_path / "report.json"
     command = [sys.executable, "-m", "imgenh", "run", str(tmp_path / "p.yaml"), str(images), "-r"]
-    command += ["-o", str(out), "--backend", "dask", "--batch-size", "4", "--report", str(report)]
+    command += ["-o", str(out), "--backend", "dask", "--batch-size", "4", "--report", str(report), "-j", "3"]
     run = subprocess.Popen(command, env={**os.environ, "IMGENH_SCHEDULER": address}, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: len(_outputs(out)) >= 2 or run.poll() is not None, 120, "the first outputs")
@@ -343,6 +360,7 @@ def test_killed_worker_loses_nothing(tmp_path, photo8, dask_processes):
             run.kill()
             run.wait(timeout=30)
     assert run.returncode == 0, stderr.decode()
+    assert "-j 3 is ignored with --scheduler" in stderr.decode()
     assert workers[0].wait(timeout=30) == -signal.SIGKILL
     doc = json.loads(report.read_text())
     assert doc["totals"]["ok"] == 40 and len(doc["images"]) == 40
