@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,13 @@ INSTALL_HINT = "--backend dask needs the dask extra: pip install 'imgenh[dask]'"
 CONNECT_TIMEOUT = 30  # seconds to reach the scheduler
 WORKERS_TIMEOUT = 60  # seconds for a first worker to join
 PROBE_NAME = "probe"  # in OUT/.imgenh; rewritten by every run, removed at its end
+# A LocalCluster's workers run like loky's: distributed's defaults trim freed memory (so each
+# image's buffers fault in afresh) and sample stacks every 10 ms; together they cost ~2x per
+# image on a 2-core machine (benchmarks/bench_dask.py). None unsets the variable.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 log = logging.getLogger("imgenh")
 
 # Worker processes keep the imgenh Worker of each run here, by the run's token.
@@ -76,6 +84,7 @@ def connect(scheduler: str | None, n_workers: int) -> Connection:
         The dask extra is missing, the scheduler cannot be reached, or no worker joined in time.
     """
     require_dask()
+    import dask
     from distributed import Client, LocalCluster
 
     cluster = None
@@ -83,20 +92,24 @@ def connect(scheduler: str | None, n_workers: int) -> Connection:
         if scheduler:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         else:
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read when the nannies start, kept for restarts
+                cluster = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,  # teardown races (heartbeats) are noise here
+                )
             client = Client(cluster, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
         where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
         raise BackendError([f"cannot reach {where}: {exc}"]) from None
+    if cluster is not None:
+        # Ctrl-C reaches the whole process group; the run stops the cluster itself.
+        client.register_plugin(IgnoreInterrupt(), name="imgenh-ignore-interrupt")
     connection = Connection(client, cluster, 0)
     try:
         client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
@@ -174,6 +187,14 @@ class InstallWorker(WorkerPlugin):
 
     def teardown(self, worker) -> None:
         _INSTALLED.pop(self.token, None)
+
+
+class IgnoreInterrupt(WorkerPlugin):
+    """Make a LocalCluster's worker processes ignore SIGINT (the run closes them on Ctrl-C, quietly)."""
+
+    def setup(self, worker) -> None:
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -300,7 +300,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -344,14 +344,15 @@ def dask_processes(tmp_path):
 @needs_dask
 def test_killed_worker_loses_nothing(tmp_path, photo8, dask_processes):
     address, workers = dask_processes
-    images = _images(tmp_path / "in", photo8, 40, size=240)
-    (tmp_path / "p.yaml").write_text(PIPELINE)
+    images = _images(tmp_path / "in", photo8, 30, size=240)
+    # Non-local means makes each image take a while, so the run is still going when the kill comes.
+    (tmp_path / "p.yaml").write_text(PIPELINE + "  - op: denoise\n    method: nlmeans\n")
     out, report = tmp_path / "out", tmp_path / "report.json"
     command = [sys.executable, "-m", "imgenh", "run", str(tmp_path / "p.yaml"), str(images), "-r"]
     command += ["-o", str(out), "--backend", "dask", "--batch-size", "4", "--report", str(report), "-j", "3"]
     run = subprocess.Popen(command, env={**os.environ, "IMGENH_SCHEDULER": address}, stderr=subprocess.PIPE)
     try:
-        _wait_for(lambda: len(_outputs(out)) >= 2 or run.poll() is not None, 120, "the first outputs")
+        _wait_for(lambda: len(_outputs(out)) >= 1 or run.poll() is not None, 120, "a first output")
         assert run.poll() is None, "the run ended before a worker could be killed"
         workers[0].send_signal(signal.SIGKILL)  # mid-run: its batch in flight is lost with it
         _, stderr = run.communicate(timeout=TIMEOUT)
@@ -363,9 +364,9 @@ def test_killed_worker_loses_nothing(tmp_path, photo8, dask_processes):
     assert "-j 3 is ignored with --scheduler" in stderr.decode()
     assert workers[0].wait(timeout=30) == -signal.SIGKILL
     doc = json.loads(report.read_text())
-    assert doc["totals"]["ok"] == 40 and len(doc["images"]) == 40
-    assert len(_outputs(out)) == 40
-    assert all(r["status"] == "ok" for r in _manifest(out).values()) and len(_manifest(out)) == 40
+    assert doc["totals"]["ok"] == 30 and len(doc["images"]) == 30
+    assert len(_outputs(out)) == 30
+    assert all(r["status"] == "ok" for r in _manifest(out).values()) and len(_manifest(out)) == 30
     assert not _temp_files(out)  # nothing partial on disk
     for name, data in _outputs(out).items():  # every output decodes whole
         assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None, name
