@@ -145,9 +145,9 @@ def check_shared_storage(client, state_dir: Path | None, jobs: list[Job]) -> Non
         expected = secrets.token_hex(16).encode()
         atomic_write(path, expected)
     else:
-        path = Path(os.path.abspath(jobs[0].source))
-        with open(path, "rb") as fh:
-            expected = fh.read(4096)
+        path, expected = _first_readable(jobs)
+        if path is None:
+            return  # nothing readable here either: each image fails on its own, with its reason
     try:
         replies = client.run(read_probe, str(path), len(expected), on_error="return")
     finally:
@@ -169,6 +169,18 @@ def check_shared_storage(client, state_dir: Path | None, jobs: list[Job]) -> Non
             "same paths (a shared file system); see README, 'Scale out on a cluster'"
         )
         raise BackendError(problems)
+
+
+def _first_readable(jobs: list[Job]) -> tuple[Path | None, bytes]:
+    """The first input this machine can read, and its first 4 KiB (in place, the probe)."""
+    for job in jobs:
+        path = Path(os.path.abspath(job.source))
+        try:
+            with open(path, "rb") as fh:
+                return path, fh.read(4096)
+        except OSError:
+            continue
+    return None, b""
 
 
 class InstallWorker(WorkerPlugin):

@@ -188,7 +188,8 @@ def test_unreachable_scheduler_is_a_usage_error(batch, tmp_path, monkeypatch):
     assert _outputs(out) == {}
 
 
-def test_storage_not_shared_is_refused(tmp_path):
+@pytest.mark.parametrize("in_place", [False, True])
+def test_storage_not_shared_is_refused(tmp_path, in_place):
     """A worker that sees another disk at the same path (stood in by a client that reads elsewhere)."""
 
     class OtherDiskClient:
@@ -197,12 +198,22 @@ def test_storage_not_shared_is_refused(tmp_path):
             elsewhere.parent.mkdir(parents=True, exist_ok=True)
             return {"tcp://10.0.0.9:4000": function(str(elsewhere), size)}
 
-    state_dir = tmp_path / "out" / ".imgenh"
+    photo = tmp_path / "in" / "a.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"\xff\xd8 not really a JPEG")
+    state_dir = None if in_place else tmp_path / "out" / ".imgenh"
+    jobs = [Job(tmp_path / "in" / "missing.jpg", photo, "k"), Job(photo, photo, "a.jpg")]
     with pytest.raises(cluster.BackendError) as info:
-        cluster.check_shared_storage(OtherDiskClient(), state_dir, [])
-    assert "worker tcp://10.0.0.9:4000 does not see" in info.value.errors[0]
+        cluster.check_shared_storage(OtherDiskClient(), state_dir, jobs)
+    probe = photo if in_place else state_dir / cluster.PROBE_NAME
+    assert (
+        f"worker tcp://10.0.0.9:4000 does not see {probe} as written here: cannot read"
+        in info.value.errors[0]
+    )
     assert "shared file system" in info.value.errors[-1]
-    assert not (state_dir / cluster.PROBE_NAME).exists()  # the probe does not outlive the check
+    assert not (
+        tmp_path / "out" / ".imgenh" / cluster.PROBE_NAME
+    ).exists()  # the probe does not outlive the check
 
 
 def test_batch_sizer_targets_about_a_second():
