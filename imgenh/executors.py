@@ -321,7 +321,7 @@ def execute(
     backend = settings.backend if settings is not None else "loky"
     if backend == "dask":
         if not jobs:
-            return iter(())  # nothing to do: no cluster to start
+            return run_in_process(worker, jobs, n_workers)  # nothing to do: no cluster to start
         dask = DaskExecutor(settings.scheduler, settings.batch_size, state_dir, settings.jobs)
         return dask(worker, jobs, n_workers)
     if n_workers <= 1:

@@ -258,6 +258,9 @@ def test_local_cluster_matches_loky(batch, tmp_path):
     }
     assert len(dask_manifest) == 14 and all(r["status"] == "ok" for r in dask_manifest.values())
     assert dask_manifest == loky_manifest
+    again = _cli("run", str(pipeline), str(images), "-r", "-o", str(tmp_path / "dask"), "--backend", "dask")
+    assert again.returncode == 0, again.stderr  # all up to date: no cluster is started for nothing
+    assert "0 processed, 14 skipped" in again.stderr
 
 
 @needs_dask
