@@ -77,7 +77,7 @@ def main() -> None:
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Workers [all cores; small batches: 1].")
 @click.option("--backend", type=click.Choice(BACKENDS), default="loky", help="Where images run [loky].")
-@click.option("--scheduler", envvar="IMGENH_SCHEDULER", help="Dask scheduler address (--backend dask).")
+@click.option("--scheduler", envvar="IMGENH_SCHEDULER", help="Dask scheduler address [$IMGENH_SCHEDULER].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per Dask task [auto: ~1 s].")
 @click.option("--shard", type=parse_shard, metavar="K/N", help="Only shard K of N (by output name).")
 @click.option("--format", "fmt", help="Override output.format: keep, jpg, png, tiff, webp.")
