@@ -102,11 +102,11 @@ def connect(scheduler: str | None, n_workers: int) -> Connection:
                     silence_logs=logging.CRITICAL,  # teardown races (heartbeats) are noise here
                 )
             client = Client(cluster, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError, RuntimeError) as exc:  # refused, unknown host, bad address
         if cluster is not None:
             cluster.close()
-        where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
-        raise BackendError([f"cannot reach {where}: {exc}"]) from None
+        where = f"reach the Dask scheduler at {scheduler}" if scheduler else "start a local Dask cluster"
+        raise BackendError([f"cannot {where}: {type(exc).__name__}: {exc}"]) from None
     if cluster is not None:
         # Ctrl-C reaches the whole process group; the run stops the cluster itself.
         client.register_plugin(IgnoreInterrupt(), name="imgenh-ignore-interrupt")
@@ -115,7 +115,8 @@ def connect(scheduler: str | None, n_workers: int) -> Connection:
         client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
     except TimeoutError:
         connection.close()
-        raise BackendError([f"no Dask worker joined {scheduler} within {WORKERS_TIMEOUT} s"]) from None
+        where = scheduler or "the local cluster"
+        raise BackendError([f"no Dask worker joined {where} within {WORKERS_TIMEOUT} s"]) from None
     connection.threads = sum(client.nthreads().values())
     return connection
 
