@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from imgenh import __version__
 from imgenh.io import atomic_write
 from imgenh.plan import Job, PlanError
@@ -130,32 +132,49 @@ def read_probe(path: str, size: int) -> tuple[str, bytes | str]:
         return __version__, f"cannot read {path}: {exc.strerror or exc}"
 
 
-def check_shared_storage(client, state_dir: Path | None, jobs: list[Job]) -> None:
-    """Every worker reads a file the client knows, with imgenh's own version, or the run stops.
+def check_shared_storage(client, state_dir: Path | None, jobs: list[Job], gate: Path | None = None) -> None:
+    """Every worker reads files the client knows, with imgenh's own version, or the run stops.
 
     With an output folder the file is a fresh random probe in ``OUT/.imgenh``; in place it is
-    the first input. Paths are absolute: a worker's working folder is not the client's.
+    the first input. The run's rename gate (``gate``) must be visible too, or no output could
+    be renamed into place. Paths are absolute: a worker's working folder is not the client's.
 
     Raises
     ------
     BackendError
-        Naming each worker that cannot see the file, sees other bytes, or runs another imgenh.
+        Naming each worker that cannot see a file, sees other bytes, or runs another imgenh.
     """
+    probes = []
     if state_dir is not None:
-        path = Path(os.path.abspath(state_dir / PROBE_NAME))
-        expected = secrets.token_hex(16).encode()
-        atomic_write(path, expected)
-    else:
-        path, expected = _first_readable(jobs)
-        if path is None:
-            return  # nothing readable here either: each image fails on its own, with its reason
+        probe = Path(os.path.abspath(state_dir / PROBE_NAME))
+        probes.append((probe, secrets.token_hex(16).encode()))
+        atomic_write(*probes[0])
+    elif (first := _first_readable(jobs))[0] is not None:
+        probes.append(first)  # nothing readable at all: each image fails on its own, with its reason
+    if gate is not None:
+        probes.append((Path(os.path.abspath(gate)), b""))
     try:
-        replies = client.run(read_probe, str(path), len(expected), on_error="return")
+        problems = [line for path, expected in probes for line in _probe_workers(client, path, expected)]
     finally:
         if state_dir is not None:
             with contextlib.suppress(OSError):
-                path.unlink()
+                probe.unlink()
+    if problems:
+        problems.append(
+            "every worker needs the same imgenh version and must see inputs and outputs at the "
+            "same paths (a shared file system); see README, 'Scale out on a cluster'"
+        )
+        if state_dir is None and gate is not None:
+            problems.append(
+                f"in place, the run's rename gate is in {gate.parent} on this machine: use -o OUT"
+            )
+        raise BackendError(problems)
+
+
+def _probe_workers(client, path: Path, expected: bytes) -> list[str]:
+    """What is wrong with each worker's view of ``path`` (which should start with ``expected``)."""
     problems = []
+    replies = client.run(read_probe, str(path), len(expected), on_error="return")
     for address, reply in sorted(replies.items()):
         if isinstance(reply, BaseException):
             problems.append(f"worker {address} cannot run imgenh ({type(reply).__name__}: {reply})")
@@ -164,12 +183,7 @@ def check_shared_storage(client, state_dir: Path | None, jobs: list[Job]) -> Non
         elif reply[1] != expected:
             seen = reply[1] if isinstance(reply[1], str) else "it holds other bytes"
             problems.append(f"worker {address} does not see {path} as written here: {seen}")
-    if problems:
-        problems.append(
-            "every worker needs the same imgenh version and must see inputs and outputs at the "
-            "same paths (a shared file system); see README, 'Scale out on a cluster'"
-        )
-        raise BackendError(problems)
+    return problems
 
 
 def _first_readable(jobs: list[Job]) -> tuple[Path | None, bytes]:
@@ -223,6 +237,10 @@ def installed(client, worker: Worker) -> Iterator[str]:
 
 
 def run_batch(token: str, jobs: list[Job]) -> list[Result]:
-    """On a worker: run the installed Worker over ``jobs`` (a task's worth of images)."""
+    """On a worker: run the installed Worker over ``jobs`` (a task's worth of images).
+
+    OpenCV gets one thread, as under loky: the worker's processes or threads are the parallelism.
+    """
     worker = _INSTALLED[token]
+    cv2.setNumThreads(1)
     return [worker(job) for job in jobs]

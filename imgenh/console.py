@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from imgenh.plan import Plan, Status
-from imgenh.report import Result
+from imgenh.report import Result, note_kind
 
 log = logging.getLogger("imgenh")
 
@@ -33,6 +34,11 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def setup_logging(level: str) -> None:
     """Route the ``imgenh`` logger to stderr at ``level`` (debug, info, warning, error)."""
     handler = _TqdmAwareHandler()
@@ -49,31 +55,27 @@ class ConsoleReporter:
     ----------
     show_bar : bool
         Draw a progress bar on stderr.
-    in_place : bool
-        Warn that the inputs themselves are being replaced.
     """
 
-    def __init__(self, show_bar: bool, in_place: bool = False):
+    def __init__(self, show_bar: bool):
         self.show_bar = show_bar
-        self.in_place = in_place
         self.bar = None
         self._seen_notes: set[str] = set()
+        self._done = 0
+        self._todo = 0
 
     def on_plan(self, plan: Plan, n_workers: int) -> None:
         """Say what the run is about to do and start the bar."""
         for warning in plan.warnings:
             log.warning(warning)
-        todo = len(plan.todo)
+        todo = self._todo = len(plan.todo)
         log.info(
-            "%d images: %d to process with %d worker%s, %d to skip",
-            len(plan.jobs),
+            "%s: %d to process with %s, %d to skip",
+            plural(len(plan.jobs), "image"),
             todo,
-            n_workers,
-            "s" * (n_workers != 1),
+            plural(n_workers, "worker"),
             plan.counts[Status.SKIPPED],
         )
-        if self.in_place:
-            log.warning("--in-place: the inputs themselves are being replaced")
         if self.show_bar:
             from tqdm import tqdm
 
@@ -82,17 +84,26 @@ class ConsoleReporter:
             self.bar = tqdm(total=todo, unit="img", file=sys.stderr, dynamic_ncols=True, desc="imgenh")
 
     def on_result(self, result: Result) -> None:
-        """Log one result and move the bar."""
+        """Log one result and move the bar.
+
+        A processed image's ``-v`` line carries the time and ``[n/N]`` (among the images to
+        process), so a cron log shows how far a long run has come.
+        """
+        if result.status != Status.SKIPPED:
+            self._done += 1
         if result.status == Status.FAILED:
             log.error("%s: %s", result.source, result.reason)
         elif result.status == Status.OK:
-            log.info("%s -> %s (%.2f s)", result.source, result.output, result.seconds)
+            when = time.strftime("%Y-%m-%dT%H:%M:%S")
+            where = f"[{self._done}/{self._todo}]"
+            log.info("%s %s %s -> %s (%.2f s)", when, where, result.source, result.output, result.seconds)
         else:
             log.debug("%s: skipped: %s", result.source, result.reason)
         for note in result.notes:
-            if note.startswith("EXIF orientation"):
+            kind = note_kind(note)
+            if kind == "quiet":
                 log.debug("%s: %s", result.source, note)
-            elif note.startswith(("truncated", "decoder warning")):  # about this file: say which
+            elif kind == "per_file":  # about this file: say which
                 log.warning("%s: %s", result.source, note)
             elif note not in self._seen_notes:
                 self._seen_notes.add(note)

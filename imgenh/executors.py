@@ -16,13 +16,16 @@ import dataclasses
 import logging
 import math
 import os
+import signal
+import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from imgenh.io import header_size, sniff_format
+from imgenh.io import RenameGate, header_size, sniff_format
 from imgenh.plan import Job, Status
 from imgenh.report import Result
 from imgenh.worker import Worker
@@ -112,19 +115,84 @@ def run_loky(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result
         batch_size=1,
         idle_worker_timeout=10,
     )
+    # The pool's processes are started by this call. They start with SIGINT ignored (an
+    # ignored signal survives exec), so a Ctrl-C sent to the whole process group while they
+    # boot prints no tracebacks from them; the parent alone handles it. The cost: a SIGINT
+    # in these ~0.1 s is lost (SIGTERM is not).
+    previous = _ignore_sigint()
     try:
-        yield from parallel(delayed(worker)(job) for job in jobs)
+        results = parallel(delayed(worker)(job) for job in jobs)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        yield from results
+    except GeneratorExit:
+        # The run stopped (Ctrl-C, SIGTERM, --max-failures) and its gate is closed, so the
+        # workers' images in flight are worth nothing: kill them now rather than wait for
+        # them, then let joblib tidy up without its warnings about the dead workers.
+        kill_pool_workers()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results.close()
+        raise
     except Exception as exc:  # Worker never raises, so this is the pool itself (TerminatedWorkerError...)
         raise PoolBroken(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
+def _ignore_sigint():
+    """Ignore SIGINT and return the previous handler (None when not on the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def kill_pool_workers() -> int:
+    """SIGKILL this process's loky worker processes (Linux: found in /proc); return how many.
+
+    loky's own shutdown waits for busy workers, and without psutil it cannot kill them
+    (it prints tracebacks instead); the resource tracker is left alone.
+    """
+    killed = 0
+    me = str(os.getpid())
+    for entry in _proc_entries():
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                ppid = fh.read().rsplit(b")", 1)[1].split()[1].decode()
+            if ppid != me:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except (OSError, IndexError):
+            continue
+        if b"loky" in cmdline and b"resource_tracker" not in cmdline:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def _proc_entries() -> list[str]:
+    try:
+        return [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # not Linux: loky's own shutdown does what it can
+        return []
+
+
 def run_threading(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
     """Run the jobs on ``n_workers`` threads of this process (OpenCV releases the GIL)."""
+    import cv2
     from joblib import Parallel, delayed
 
-    worker.single_thread = True
+    # One OpenCV thread per image, set here for the whole process: the worker's own
+    # single_thread mode also sets signal handlers, which only the main thread may do.
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     parallel = Parallel(n_jobs=n_workers, backend="threading", return_as="generator_unordered")
-    yield from parallel(delayed(worker)(job) for job in jobs)
+    try:
+        yield from parallel(delayed(worker)(job) for job in jobs)
+    finally:
+        cv2.setNumThreads(previous)
 
 
 class BatchSizer:
@@ -202,8 +270,10 @@ class DaskExecutor:
         try:
             client = connection.client
             log.info("Dask: %d worker threads (%s)", connection.threads, client.scheduler.address)
-            cluster.check_shared_storage(client, self.state_dir, jobs)
-            worker.single_thread = True
+            gate = getattr(worker, "gate", None)
+            if gate is not None:  # workers elsewhere need its absolute path
+                worker.gate = gate = RenameGate(os.path.abspath(gate.path))
+            cluster.check_shared_storage(client, self.state_dir, jobs, gate and gate.path)
             with cluster.installed(client, worker) as token:
                 yield from self._drain(client, connection.threads, token, jobs)
         finally:

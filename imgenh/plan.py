@@ -14,7 +14,7 @@ from enum import Enum
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from imgenh.discover import Found
+from imgenh.discover import Filters, Found
 from imgenh.errors import UsageError
 from imgenh.io import FORMAT_EXTENSION
 from imgenh.state import Manifest
@@ -82,10 +82,15 @@ class Job:
 
 @dataclass
 class Plan:
-    """The jobs of a run and the warnings met while finding them."""
+    """The jobs of a run, the warnings met while finding them, and the files passed over.
+
+    ``ignored`` holds (path, reason) for files that are not images imgenh reads, from
+    :attr:`imgenh.discover.Inputs.ignored`.
+    """
 
     jobs: list[Job]
     warnings: list[str] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
 
     @cached_property
     def todo(self) -> list[Job]:
@@ -98,9 +103,13 @@ class Plan:
         return Counter(j.status for j in self.jobs)
 
 
-def output_name(rel: PurePosixPath, fmt: str, suffix: str) -> PurePosixPath:
-    """Output path for an input found at ``rel``: suffix before the extension, extension per format."""
-    ext = rel.suffix if fmt == "keep" else FORMAT_EXTENSION[fmt]
+def output_name(rel: PurePosixPath, fmt: str, suffix: str, content_ext: str | None = None) -> PurePosixPath:
+    """Output path for an input found at ``rel``: suffix before the extension, extension per format.
+
+    ``content_ext`` is the extension of an image found by its content (``a.jfif`` holding a
+    JPEG: ``.jpg``); with ``keep`` it replaces the name's, which OpenCV could not write.
+    """
+    ext = (content_ext or rel.suffix) if fmt == "keep" else FORMAT_EXTENSION[fmt]
     return rel.with_name(rel.stem + suffix + ext)
 
 
@@ -116,6 +125,7 @@ def build_plan(
     suffix: str = "",
     manifest: Manifest | None = None,
     overwrite: bool = False,
+    filters: Filters | None = None,
 ) -> Plan:
     """Turn found inputs into jobs, refusing unsafe or ambiguous batches.
 
@@ -131,6 +141,9 @@ def build_plan(
         Records of earlier runs into ``out``; it decides which outputs are up to date.
     overwrite : bool
         Process every image even when its output exists and is up to date.
+    filters : Filters, optional
+        The filters the inputs were found with: an output folder inside an input folder is
+        allowed when they exclude it (nothing under it is read).
 
     Raises
     ------
@@ -142,6 +155,9 @@ def build_plan(
         raise PlanError(["no images found in the given inputs"])
     if out is None:
         return _plan_in_place(found, fmt, suffix)
+    errors = _output_inside_input(found, out, filters or Filters())
+    if errors:
+        raise PlanError(errors)
     return _plan_mirror(found, out, fmt, suffix, manifest or Manifest(out), overwrite)
 
 
@@ -177,14 +193,6 @@ def _plan_mirror(
 ) -> Plan:
     """Jobs that mirror each input's relative path under ``out``."""
     out_real = out.resolve()
-    errors = [
-        f"output folder {out} is inside input folder {root}; a later run would read its own outputs. "
-        "Choose another -o, or pass --in-place to replace the inputs"
-        for root in sorted({f.root.resolve() for f in found if f.root is not None})
-        if _inside(out_real, root)
-    ]
-    if errors:
-        raise PlanError(errors)
     by_output = _by_output(_unique_files(found), fmt, suffix)
     sources_real = {os.path.realpath(f.path) for f in found}
     jobs = []
@@ -200,6 +208,32 @@ def _plan_mirror(
         verdict = manifest.verdict(f.path, target, key, overwrite)
         jobs.append(Job(f.path, target, key, skip=verdict.skip, why=verdict.why, touched=verdict.touched))
     return Plan(jobs)
+
+
+def _output_inside_input(found: list[Found], out: Path, filters: Filters) -> list[str]:
+    """Why ``out`` may not be where it is: inside an input folder whose files the filters would read.
+
+    A later run would read its own outputs, unless ``--exclude`` leaves the output folder out.
+    The way out suggested is another -o, never --in-place (which overwrites the originals).
+    """
+    out_real = out.resolve()
+    roots: dict[Path, Path] = {}
+    for f in found:
+        if f.root is not None:
+            roots.setdefault(f.root.resolve(), f.root)
+    errors = []
+    for root_real, root in sorted(roots.items()):
+        if not _inside(out_real, root_real):
+            continue
+        rel = out_real.relative_to(root_real).as_posix()
+        if rel != "." and filters.excludes_folder(rel):
+            continue
+        elsewhere = os.path.relpath(root_real.parent / f"{root_real.name}_{out_real.name}")
+        where = "is input folder" if rel == "." else "is inside input folder"
+        text = f"output folder {out} {where} {root}; a later run would read its own outputs. "
+        text += f"Choose an -o outside {root}, such as -o {elsewhere}"
+        errors.append(text + ("" if rel == "." else f"; or, to keep it there, --exclude '{rel}/'"))
+    return errors
 
 
 def _unique_files(found: list[Found]) -> list[Found]:
@@ -227,7 +261,7 @@ def _by_output(found: list[Found], fmt: str, suffix: str) -> dict[str, Found]:
     """
     by_output: dict[str, list[Found]] = {}
     for f in found:
-        sources = by_output.setdefault(output_name(f.rel, fmt, suffix).as_posix(), [])
+        sources = by_output.setdefault(output_name(f.rel, fmt, suffix, f.content_ext).as_posix(), [])
         if not any(os.path.abspath(s.path) == os.path.abspath(f.path) for s in sources):
             sources.append(f)
     errors = [
@@ -247,6 +281,11 @@ def _in_place_problem(f: Found, real: Path) -> str | None:
         links = os.stat(real).st_nlink
     except OSError:
         return None  # the worker reports it (missing, unreadable...)
+    if f.content_ext:
+        return (
+            f"an image by content ({f.content_ext[1:].upper()}) under a name imgenh cannot write; "
+            "not replaced in place (use -o: the output is named with its format's extension)"
+        )
     if links > 1:
         return f"has {links} hard links; replacing it in place would split them (use -o instead)"
     if f.root is not None and not _inside(real, f.root.resolve()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgenh import __version__
-from imgenh.discover import find_inputs
+from imgenh.discover import Filters, find_inputs
 from imgenh.executors import PoolBroken, choose_workers, execute
-from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, remove_temp_files
+from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
-from imgenh.report import Result, Summary
+from imgenh.report import Result, Summary, ignored_json
 from imgenh.shard import select_shard
-from imgenh.state import Manifest, lock_folders
+from imgenh.state import CHANGED_SINCE, NOT_MADE_HERE, FileStamps, Manifest, file_sha256, lock_folders
 from imgenh.worker import Worker
 
 
@@ -39,6 +40,7 @@ class RunOptions:
     recursive: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    hidden: bool = False  # take hidden files and folders (names starting with .)
     jobs: int | None = None
     overwrite: bool = False
     in_place: bool = False
@@ -46,6 +48,8 @@ class RunOptions:
     fail_on: str = DEFAULT_FAIL_ON
     max_failures: int = 0
     listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
+    figures: bool = False  # measure quality figures before/after (--figures, --html)
+    thumbnails: bool = False  # and before/after thumbnails (--html)
     backend: str = "loky"  # loky, threading or dask (see imgenh.executors)
     scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster for the run
     batch_size: int | None = None  # images per Dask task; None: about a second's worth
@@ -81,13 +85,8 @@ def make_plan(
     imgenh.plan.PlanError
         Carrying the warnings met while finding inputs (they often explain the error).
     """
-    found, found_warnings = find_inputs(
-        inputs,
-        listed=options.listed,
-        recursive=options.recursive,
-        include=options.include,
-        exclude=options.exclude,
-    )
+    filters = Filters(options.include, options.exclude, options.hidden)
+    found = find_inputs(inputs, listed=options.listed, recursive=options.recursive, filters=filters)
     out = None if options.in_place else out
     if manifest is None and out is not None:
         manifest = Manifest(out).load()
@@ -95,17 +94,40 @@ def make_plan(
         manifest.pipeline_hash, manifest.version = pipeline.hash(), __version__
     try:
         plan = build_plan(
-            found,
+            found.found,
             out,
             fmt=pipeline.output.format,
             suffix=pipeline.output.suffix,
             manifest=manifest,
             overwrite=options.overwrite,
+            filters=filters,
         )
     except PlanError as exc:
-        raise PlanError(exc.errors, found_warnings) from None
-    plan.warnings[:0] = found_warnings
-    return select_shard(plan, options.shard)
+        raise PlanError(exc.errors, found.warnings) from None
+    plan = select_shard(plan, options.shard)
+    plan.warnings[:0] = found.warnings
+    plan.warnings += _run_warnings(pipeline, plan, options)
+    plan.ignored = found.ignored
+    return plan
+
+
+def _run_warnings(pipeline: Pipeline, plan: Plan, options: RunOptions) -> list[str]:
+    """What a person should hear before the run: no steps, in place, existing outputs left alone."""
+    warnings = []
+    if not pipeline.steps:
+        warnings.append(f"{pipeline.source} has no steps: images are only re-encoded")
+    if options.in_place:
+        warnings.append("--in-place: the inputs themselves are being replaced")
+    for reason, what in (
+        (CHANGED_SINCE, "changed since imgenh wrote them"),
+        (NOT_MADE_HERE, "not made by imgenh here"),
+    ):
+        keys = [j.key for j in plan.jobs if j.skip == reason]
+        if keys:
+            shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+            count = f"{len(keys)} existing output{'s' * (len(keys) != 1)}"
+            warnings.append(f"{count} {what} left as they are (--overwrite replaces them): {shown}")
+    return warnings
 
 
 def _on_sigterm(signum, frame):
@@ -152,40 +174,95 @@ class Runner:
         """Run the batch; see :func:`run_batch`."""
         plan = self._plan_and_lock()
         self.summary.warnings = plan.warnings
+        self.summary.ignored = ignored_json(plan)
         n_workers = choose_workers(plan.todo, self.options.jobs, self.options.backend)
         if self.on_plan:
             self.on_plan(plan, n_workers)
         folders = {j.output.parent for j in plan.jobs}
         remove_temp_files(folders)
+        gate = RenameGate.create(self.manifest.dir if self.manifest else tempfile.gettempdir())
+        self._gate_opened_ns = os.stat(gate.path).st_mtime_ns
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         start = time.perf_counter()
-        results = None
+        results = broken = None
         try:
             self._emit_known(plan)
             opts = self.options
-            worker = Worker(self.pipeline, max_pixels=opts.max_pixels, fail_on=opts.fail_on)
+            worker = Worker(
+                self.pipeline,
+                max_pixels=opts.max_pixels,
+                fail_on=opts.fail_on,
+                gate=gate,
+                figures=opts.figures,
+                thumbnails=opts.thumbnails,
+            )
             results = execute(plan.todo, worker, n_workers, opts, self.manifest and self.manifest.dir)
             self._drain(results)
         except PoolBroken as exc:
-            # Report what did not finish instead of losing the whole run; a re-run retries it.
-            self._emit_unfinished(plan, Status.FAILED, f"not processed: a worker process died ({exc})")
+            broken = exc
         except KeyboardInterrupt:
             self.summary.interrupted = signal.SIGINT
         except Terminated:
             self.summary.interrupted = signal.SIGTERM
         finally:
-            if results is not None:
-                with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
-                    warnings.simplefilter("ignore", UserWarning)
-                    results.close()  # stops dispatching; a pool discards work in flight
-            signal.signal(signal.SIGTERM, previous)
-            self.summary.seconds = time.perf_counter() - start
-            remove_temp_files(folders)
-            self._release()
+            # A second Ctrl-C must not cut the finish short (and print a traceback).
+            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self._finish(plan, gate, results, broken, folders)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, previous_int)
+                self.summary.seconds = time.perf_counter() - start
         # Everything planned appears in the report: what a stop left undone is listed as such.
         why = "interrupted" if self.summary.interrupted else self.summary.stopped_early
         self._emit_unfinished(plan, Status.SKIPPED, f"not finished: {why} (done on the next run)", log=False)
         return self.summary
+
+    def _finish(self, plan: Plan, gate: RenameGate, results, broken: PoolBroken | None, folders) -> None:
+        """Close the gate, stop the executor, record what was written, tidy up, release the locks."""
+        try:
+            gate.close()  # from here on no output appears: what is on disk is final
+            if results is not None:
+                with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
+                    warnings.simplefilter("ignore", UserWarning)
+                    results.close()  # stops dispatching; a pool discards work in flight
+            self._recover_written(plan)
+            if broken is not None:
+                # Report what did not finish instead of losing the whole run; a re-run retries it.
+                reason = f"not processed: a worker process died ({broken})"
+                self._emit_unfinished(plan, Status.FAILED, reason)
+            remove_temp_files(folders)
+        finally:
+            self._release()
+
+    def _recover_written(self, plan: Plan) -> None:
+        """Record images a worker renamed into place whose result never reached us (the run stopped).
+
+        The gate was open when they were renamed, so each is a whole output of this run: its
+        file is newer than the gate. Its input is hashed now, unless the input itself changed
+        during the run (then it stays ``pending`` and is redone next time).
+        """
+        done = {r.key for r in self.summary.results}
+        for job in plan.todo:
+            if job.key in done:
+                continue
+            try:
+                written = os.stat(job.output)
+                source = os.stat(job.source)
+            except OSError:
+                continue
+            if written.st_mtime_ns < self._gate_opened_ns:
+                continue
+            stamps = FileStamps(out_size=written.st_size, out_mtime_ns=written.st_mtime_ns)
+            if self.manifest is not None:
+                if source.st_mtime_ns >= self._gate_opened_ns:
+                    continue
+                stamps.size, stamps.mtime_ns = source.st_size, source.st_mtime_ns
+                stamps.sha256 = file_sha256(job.source)
+            result = Result.from_job(job, Status.OK, "")
+            result.stamps = stamps
+            result.notes.append("written just before the run stopped")
+            self._emit(result)
 
     def _plan_and_lock(self) -> Plan:
         """Plan, then lock the output tree (or, in place, the input folders).

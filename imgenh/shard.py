@@ -9,6 +9,7 @@ shard's report lists only its own images.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from imgenh.plan import Plan
@@ -56,4 +57,4 @@ def select_shard(plan: Plan, shard: tuple[int, int] | None) -> Plan:
     if shard is None:
         return plan
     k, n = shard
-    return Plan([j for j in plan.jobs if shard_of(j.key, n) == k], plan.warnings)
+    return dataclasses.replace(plan, jobs=[j for j in plan.jobs if shard_of(j.key, n) == k])

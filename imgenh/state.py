@@ -81,6 +81,11 @@ class Record:
     out_mtime_ns: int = 0
 
 
+# Why an existing output is left alone (the plan counts these to warn about them).
+NOT_MADE_HERE = "output exists (not made by imgenh here; --overwrite replaces it)"
+CHANGED_SINCE = "output changed since imgenh wrote it (--overwrite replaces it)"
+
+
 @dataclass
 class FileStamps:
     """Identity of an input as it was read and of the output written from it.
@@ -212,10 +217,10 @@ class Manifest:
         if overwrite:
             return Verdict(None, "--overwrite")
         if rec is None:
-            return Verdict("output exists (not made by imgenh here; --overwrite replaces it)")
+            return Verdict(NOT_MADE_HERE)
         if rec.status == "ok" and rec.out_size and _changed(target, rec.out_size, rec.out_mtime_ns):
             # Someone edited or replaced the output since imgenh wrote it: never overwrite their work.
-            return Verdict("output changed since imgenh wrote it (--overwrite replaces it)")
+            return Verdict(CHANGED_SINCE)
         if rec.pipeline != self.pipeline_hash:
             return Verdict(None, "pipeline changed")
         if self.version and rec.version != self.version:

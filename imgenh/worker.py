@@ -8,11 +8,21 @@ built once in the parent, so it runs the same in-process, under loky or on a clu
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import cv2
 
-from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, ImageError, OutputError, read_image, write_image
+from imgenh.html_report import image_extras
+from imgenh.io import (
+    DEFAULT_FAIL_ON,
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    OutputError,
+    RenameGate,
+    read_image,
+    write_image,
+)
 from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import Job, Status
 from imgenh.report import Result
@@ -30,7 +40,15 @@ class Worker:
     fail_on : {"none", "truncated", "error"}
         Decoding strictness (see :func:`imgenh.io.read_image`).
     single_thread : bool
-        Limit OpenCV to one thread, so N workers do not oversubscribe the cores.
+        Limit OpenCV to one thread, so N workers do not oversubscribe the cores. Set for
+        pool workers, which also ignore SIGINT: a Ctrl-C reaches the whole process group,
+        and the parent alone decides what happens (see :class:`imgenh.runner.Runner`).
+    gate : RenameGate, optional
+        The run's gate: once the run stops, outputs are no longer renamed into place.
+    figures : bool
+        Measure the quality figures of each input and output (``result.extras``).
+    thumbnails : bool
+        Also make small before/after thumbnails (for the HTML report).
     """
 
     def __init__(
@@ -40,15 +58,22 @@ class Worker:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         fail_on: str = DEFAULT_FAIL_ON,
         single_thread: bool = False,
+        gate: RenameGate | None = None,
+        figures: bool = False,
+        thumbnails: bool = False,
     ):
         self.pipeline = pipeline
         self.max_pixels = max_pixels
         self.fail_on = fail_on
         self.single_thread = single_thread
+        self.gate = gate
+        self.figures = figures or thumbnails
+        self.thumbnails = thumbnails
 
     def __call__(self, job: Job) -> Result:
         if self.single_thread:
             cv2.setNumThreads(1)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         start = time.perf_counter()
         result = Result.from_job(job, Status.FAILED, "")
         result.stamps = stamps = FileStamps()
@@ -73,7 +98,16 @@ class Worker:
         """Read, apply and write one image, filling ``result`` as it goes."""
         image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
         result.stamps.sha256 = image.sha256  # of the very bytes decoded
+        before = image
         image, result.values = self.pipeline.apply_image(image)
+        if self.figures:  # measured before writing: the pixels as processed, not as re-encoded
+            result.extras = image_extras(
+                before.pixels,
+                image.pixels,
+                before_alpha=before.alpha,
+                after_alpha=image.alpha,
+                thumbs=self.thumbnails,
+            )
         out = self.pipeline.output
         result.notes = image.notes + write_image(
             job.output, image, quality=out.quality, metadata=out.metadata

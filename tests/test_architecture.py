@@ -16,10 +16,11 @@ LAYERS = [
     {"executors", "shard"},
     {"cluster"},
     {"worker"},
+    {"preview", "stats", "html_report"},
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
-    {"pipeline"},
+    {"pipeline", "quality"},
     {"ops"},
     {"pixels", "io", "errors"},
 ]

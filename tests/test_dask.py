@@ -204,13 +204,15 @@ def test_storage_not_shared_is_refused(tmp_path, in_place):
     state_dir = None if in_place else tmp_path / "out" / ".imgenh"
     jobs = [Job(tmp_path / "in" / "missing.jpg", photo, "k"), Job(photo, photo, "a.jpg")]
     with pytest.raises(cluster.BackendError) as info:
-        cluster.check_shared_storage(OtherDiskClient(), state_dir, jobs)
+        cluster.check_shared_storage(OtherDiskClient(), state_dir, jobs, gate=tmp_path / "tmp" / "gate")
     probe = photo if in_place else state_dir / cluster.PROBE_NAME
     assert (
         f"worker tcp://10.0.0.9:4000 does not see {probe} as written here: cannot read"
         in info.value.errors[0]
     )
-    assert "shared file system" in info.value.errors[-1]
+    assert any("shared file system" in line for line in info.value.errors)
+    assert f"does not see {tmp_path / 'tmp' / 'gate'}" in " ".join(info.value.errors)  # the rename gate too
+    assert ("use -o OUT" in info.value.errors[-1]) == in_place
     assert not (
         tmp_path / "out" / ".imgenh" / cluster.PROBE_NAME
     ).exists()  # the probe does not outlive the check

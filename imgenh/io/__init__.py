@@ -20,7 +20,14 @@ One module per concern; import from here, the layout inside may change:
 - ``atomic``: atomic files, temp names and their cleanup.
 """
 
-from imgenh.io.atomic import TEMP_MARKER, atomic_write, atomic_writer, is_temp_name, remove_temp_files
+from imgenh.io.atomic import (
+    TEMP_MARKER,
+    RenameGate,
+    atomic_write,
+    atomic_writer,
+    is_temp_name,
+    remove_temp_files,
+)
 from imgenh.io.decoder import decoder_messages
 from imgenh.io.exif import apply_orientation, exif_orientation, reset_orientation
 from imgenh.io.formats import (
@@ -51,6 +58,7 @@ __all__ = [
     "ImageError",
     "OutputError",
     "apply_orientation",
+    "RenameGate",
     "atomic_write",
     "atomic_writer",
     "decoder_messages",

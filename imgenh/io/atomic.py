@@ -10,6 +10,7 @@ killed run left behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import stat
@@ -32,8 +33,75 @@ def _temp_path(path: Path) -> Path:
     return path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_MARKER}"
 
 
+class RenameGate:
+    """Lets files be renamed into place only while a run is going on. Picklable (a path).
+
+    The run makes the gate file when it starts (:meth:`create`). Before each rename, a
+    writer takes a shared ``flock`` on it and checks that it is still the file at that
+    path. To stop, the run takes the exclusive lock, which waits only for renames already
+    under way (microseconds), and removes the file (:meth:`close`). From then on no writer
+    renames anything, not even a pool worker the run could not stop in time, so the
+    outputs on disk are exactly those renamed before :meth:`close` returned.
+
+    Parameters
+    ----------
+    path : Path
+        The gate file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._held: int | None = None
+
+    @classmethod
+    def create(cls, folder: str | Path) -> RenameGate:
+        """Make a new, open gate in ``folder`` (its name is a temp name, so a killed run's gate is cleaned up)."""
+        gate = cls(_temp_path(Path(folder) / "gate"))
+        gate.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(gate.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return gate
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_held": None}
+
+    @contextlib.contextmanager
+    def passage(self) -> Iterator[bool]:
+        """Hold the gate open for one rename: yields True when the rename may go ahead."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:  # removed: the run has stopped
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # the run is closing it right now
+                yield False
+                return
+            try:
+                still_there = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except OSError:
+                still_there = False
+            yield still_there
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Stop all renames: wait for those under way, then remove the gate file. Idempotent."""
+        if self._held is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks only while a rename is under way
+        self._held = fd  # kept until the process ends: nobody reopens a removed file anyway
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
 @contextlib.contextmanager
-def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | Path, gate: RenameGate | None = None) -> Iterator[BinaryIO]:
     """Write a file in pieces, atomically: yields a binary file that replaces ``path`` on success.
 
     The file is a temp file in ``path``'s folder (created if missing). When the block ends
@@ -45,6 +113,9 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
     ----------
     path : str or Path
         The final name.
+    gate : RenameGate, optional
+        The run's gate: when it is closed, the temp file is removed instead of renamed and
+        :class:`OutputError` is raised.
 
     Yields
     ------
@@ -71,7 +142,13 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         _keep_permissions(path, tmp)
-        os.replace(tmp, path)
+        with contextlib.nullcontext(True) if gate is None else gate.passage() as open_:
+            if not open_:
+                raise _Stopped(f"not written: the run stopped before {path} was renamed into place")
+            os.replace(tmp, path)
+    except _Stopped as exc:
+        _remove(tmp)
+        raise OutputError(str(exc)) from None
     except OSError as exc:
         _remove(tmp)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -80,7 +157,11 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
+class _Stopped(Exception):
+    """The gate was closed before the rename."""
+
+
+def atomic_write(path: str | Path, data: bytes, gate: RenameGate | None = None) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder, fsync, rename.
 
     A crash at any moment leaves either the old file or the new one under ``path``, plus
@@ -91,7 +172,7 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     OutputError
         Naming the reason (read-only folder, disk full...); the temp file is removed.
     """
-    with atomic_writer(path) as fh:
+    with atomic_writer(path, gate) as fh:
         fh.write(data)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from imgenh.io.atomic import atomic_write
+from imgenh.io.atomic import RenameGate, atomic_write
 from imgenh.io.formats import (
     EIGHT_BIT_ONLY,
     MD_EXIF,
@@ -93,9 +93,14 @@ def encode(
 
 
 def write_image(
-    path: str | Path, image: Image, *, quality: int = DEFAULT_QUALITY, metadata: str = "keep"
+    path: str | Path,
+    image: Image,
+    *,
+    quality: int = DEFAULT_QUALITY,
+    metadata: str = "keep",
+    gate: RenameGate | None = None,
 ) -> list[str]:
-    """Encode ``image`` for ``path``'s extension and write it atomically.
+    """Encode ``image`` for ``path``'s extension and write it atomically (through ``gate``, if given).
 
     Returns
     -------
@@ -104,5 +109,5 @@ def write_image(
     """
     path = Path(path)
     data, notes = encode(image, path.suffix, quality=quality, metadata=metadata)
-    atomic_write(path, data)
+    atomic_write(path, data, gate)
     return notes

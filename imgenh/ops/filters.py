@@ -296,7 +296,8 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
         blur = cv2.sepFilter2D(blur, cv2.CV_32F, one, kernel, borderType=border)
         np.rint(blur, out=blur)
     # Pixels whose doubled difference is below the threshold keep their value.
-    keep = cv2.compare(cv2.absdiff(x, blur), (float(threshold * scale / 2.0),) * 4, cv2.CMP_LT)
+    # (numpy, not cv2.compare: OpenCV reads a scalar against a 1x1 image as a 4x1 array.)
+    keep = (cv2.absdiff(x, blur) < np.float32(threshold * scale / 2.0)).view(np.uint8)
     # out = in + amount * (in - blur), straight to the output depth (rounded, saturated).
     top = max_value(img.dtype)
     depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(img.dtype, cv2.CV_32F)
