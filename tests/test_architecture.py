@@ -20,9 +20,10 @@ LAYERS = [
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
+    {"pipeline_ref"},
     {"pipeline", "quality"},
     {"ops"},
-    {"pixels", "io", "errors"},
+    {"pixels", "io", "errors", "yaml_errors"},
 ]
 
 

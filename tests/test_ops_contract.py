@@ -57,8 +57,15 @@ AGREE = {
 
 def example(name: str, extra: dict | None = None) -> list[Step]:
     spec = REGISTRY[name]
-    given = {k: v for k, v in spec.example_step().items() if k != "op"}
-    params, errors = spec.resolve({**given, **(extra or {})})
+    extra = extra or {}
+    # The example's parameters that depend on a setting `extra` changes (h with method: nlmeans
+    # once extra picks bilateral) would be errors: leave them out.
+    given = {
+        k: v
+        for k, v in spec.example_step().items()
+        if k != "op" and k not in extra and not set(spec.params[k].only_with) & set(extra)
+    }
+    params, errors = spec.resolve({**given, **extra})
     assert not errors, errors
     return [Step(spec, params, 0)]
 
