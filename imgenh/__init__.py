@@ -15,10 +15,29 @@ files and folders like ``imgenh run``; ``read_image``/``write_image`` are the sa
 
 __version__ = "0.1.0"
 
-from imgenh.config import ConfigError, Pipeline, load_pipeline, parse_pipeline, pipeline_from_steps  # noqa: E402
-from imgenh.io import read_image, write_image  # noqa: E402
-from imgenh.pipeline import run_op  # noqa: E402
-from imgenh.runner import RunOptions, run_batch  # noqa: E402
+# The API is imported on first use (PEP 562), so `imgenh --version` and a Ctrl-C during
+# start-up need none of numpy, OpenCV or the operators.
+_API = {
+    "ConfigError": "imgenh.pipeline_file",
+    "Pipeline": "imgenh.pipeline",
+    "RunOptions": "imgenh.runner",
+    "load_pipeline": "imgenh.pipeline_file",
+    "parse_pipeline": "imgenh.pipeline_file",
+    "pipeline_from_steps": "imgenh.pipeline_file",
+    "read_image": "imgenh.io",
+    "run_batch": "imgenh.runner",
+    "run_op": "imgenh.pipeline",
+    "write_image": "imgenh.io",
+}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'imgenh' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",

@@ -18,3 +18,7 @@ class UsageError(Exception):
         super().__init__("\n".join(errors))
         self.errors = errors
         self.warnings = warnings or []
+
+
+class ConfigError(UsageError):
+    """A pipeline file (or CLI override) is invalid; ``errors`` holds one line per problem."""

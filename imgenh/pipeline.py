@@ -1,166 +1,32 @@
-"""Compile a list of steps into stages and apply them to one image.
+"""A pipeline and how it runs: steps compiled into stages and applied to one image.
 
 Pixels are numpy arrays in OpenCV channel order (BGR), shape ``(H, W)`` or ``(H, W, C)``,
 dtype uint8, uint16 or float32 in [0, 1]. Consecutive pointwise steps are fused into one
 lookup table per channel; the image turns into float32 once, at the first float step,
-and back to its own depth once, at the end.
+and back to its own depth once, at the end. :class:`Pipeline` holds validated steps and
+output settings; :mod:`imgenh.pipeline_file` builds one from YAML or Python data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from imgenh.levels import (
-    LUMA_BGR,
-    LUMA_BINS,
-    apply_table,
-    from_float,
-    level_counts,
-    luma,
-    max_value,
-    quantised_counts,
-    to_float,
-)
+from imgenh.errors import ConfigError
+from imgenh.io import DEFAULT_QUALITY, Image
+from imgenh.ops.contract import OpContext, ParamError, Stats
+from imgenh.ops.registry import Param, did_you_mean
+from imgenh.pixels import apply_table, from_float, max_value, to_float
 
-if TYPE_CHECKING:  # imgenh.ops imports this module; import only for type checkers
+if TYPE_CHECKING:
     from imgenh.ops.registry import OpSpec
 
-
-class Stats:
-    """Histogram statistics of an image as it stands after a pending lookup table.
-
-    Pointwise operators ask for means and histograms here. For integer images the
-    per-channel histograms are counted once per fused group of steps (``raw_counts`` is
-    shared between them) and remapped through the pending table, so no pixel is scanned
-    twice; luminance statistics need the pixels themselves and are counted when asked.
-
-    Parameters
-    ----------
-    image : ndarray
-        The image before the pending table (integer) or the current float image.
-    table : ndarray, optional
-        Pending levels, shape ``(N,)`` or ``(N, C)``, for an integer image; None is the
-        identity.
-    raw_counts : dict, optional
-        Cache of the per-channel level counts of ``image``, shared by every ``Stats`` of
-        the same image.
-    """
-
-    FLOAT_BINS = LUMA_BINS
-
-    def __init__(self, image: np.ndarray, table: np.ndarray | None = None, raw_counts: dict | None = None):
-        self._image = image
-        self._table = table
-        self._raw = {} if raw_counts is None else raw_counts
-        self.channels = 1 if image.ndim == 2 else image.shape[2]
-        self._hist: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
-
-    def _plane(self, channel: int) -> np.ndarray:
-        return self._image if self._image.ndim == 2 else self._image[..., channel]
-
-    def _raw_counts(self, channel: int) -> np.ndarray:
-        if channel not in self._raw:
-            if self._image.dtype.kind in "ui":
-                self._raw[channel] = level_counts(self._image, channel=channel)
-            else:
-                self._raw[channel] = quantised_counts(self._plane(channel), self.FLOAT_BINS)
-        return self._raw[channel]
-
-    def _levels(self, channel: int, bins: int) -> np.ndarray:
-        if self._table is None:
-            return np.linspace(0.0, 1.0, bins)
-        return self._table if self._table.ndim == 1 else self._table[:, channel]
-
-    def _luma_counts(self) -> np.ndarray:
-        """Counts of the Rec. 709 luma rounded to 65536 levels (ImageMagick's intensity histogram)."""
-        if self._image.dtype.kind not in "ui":
-            return quantised_counts(luma(self.materialise()), self.FLOAT_BINS)
-        # Integer images: the levels as 16-bit values (ImageMagick Q16's quanta), then a 16-bit
-        # cv2.transform, which rounds the weighted sum to the nearest 16-bit level itself.
-        if self._table is not None:
-            q16 = apply_table(self._image, self._table, np.uint16)
-        elif self._image.dtype == np.uint8:
-            q16 = cv2.LUT(self._image, (np.arange(256, dtype=np.uint16) * 257))
-        else:
-            q16 = self._image
-        return level_counts(cv2.transform(q16, LUMA_BGR.reshape(1, 3).astype(np.float32)))
-
-    def materialise(self) -> np.ndarray:
-        """The current image as float32 in [0, 1] (pending table applied)."""
-        if self._table is None:
-            return to_float(self._image)
-        return apply_table(self._image, self._table, np.float32)
-
-    def histogram(self, channel: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Levels and their pixel counts.
-
-        Parameters
-        ----------
-        channel : int, None or "luma"
-            A channel index (BGR order), None for all channels pooled, or "luma" for
-            Rec. 709 luminance.
-
-        Returns
-        -------
-        levels, counts : ndarray
-            ``levels`` in [0, 1]; possibly unsorted after a non-monotone table.
-        """
-        if channel in self._hist:
-            return self._hist[channel]
-        if channel == "luma" and self.channels >= 3:
-            result = (np.linspace(0.0, 1.0, self.FLOAT_BINS), self._luma_counts())
-        elif channel is None or channel == "luma":
-            parts = [self.histogram(c) for c in range(self.channels)]
-            result = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        else:
-            counts = self._raw_counts(int(channel))
-            result = (self._levels(int(channel), counts.size), counts)
-        self._hist[channel] = result
-        return result
-
-    def mean(self, channel: int | str | None = None) -> float:
-        """Mean level of a channel (see :meth:`histogram` for ``channel``)."""
-        levels, counts = self.histogram(channel)
-        return float(np.dot(levels, counts) / max(counts.sum(), 1))
-
-
-@dataclass
-class OpContext:
-    """What an operator may ask of the pipeline besides its pixels and parameters.
-
-    Attributes
-    ----------
-    channels : int
-        1 for grey, 3 for colour (alpha is never passed to operators).
-    depth_max : float
-        Largest level of the image as read (255, 65535), for operators that quantise.
-    stats : Stats or None
-        Histogram statistics, for pointwise operators.
-    values : dict
-        Values the operator reports (see :meth:`record`).
-    """
-
-    channels: int
-    depth_max: float
-    stats: Stats | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_color(self) -> bool:
-        """True for a three-channel (BGR) image."""
-        return self.channels >= 3
-
-    def record(self, key: str, value: Any) -> None:
-        """Report a value (e.g. an estimated illuminant) for the run report."""
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        self.values[key] = value
+SCHEMA_VERSION = 1  # version of the pipeline data (files and canonical form)
 
 
 class StepError(Exception):
@@ -174,11 +40,12 @@ class Step:
     op: OpSpec
     params: dict[str, Any]
     index: int
+    where: str = ""  # how messages name it when not ``steps[index]``, e.g. ``--step 1``
 
     @property
     def label(self) -> str:
-        """``steps[i] name``, the way error messages name a step."""
-        return f"steps[{self.index}] {self.op.name}"
+        """``steps[i] name`` (or ``--step n name``), the way error messages name a step."""
+        return f"{self.where or f'steps[{self.index}]'} {self.op.name}"
 
     def __call__(self, x: np.ndarray, ctx: OpContext) -> np.ndarray:
         """Run the operator, turning any failure into a :class:`StepError` that names this step.
@@ -189,6 +56,8 @@ class Step:
             return self.op.func(x, ctx, **self.params)
         except MemoryError:
             raise
+        except ParamError as exc:
+            raise StepError(f"{self.label}.{exc.param}: {exc.message}") from exc
         except Exception as exc:
             raise StepError(f"{self.label}: {exc}") from exc
 
@@ -224,7 +93,7 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
     ------
     StepError
         An operator failed; the message starts with the step's label, e.g.
-        ``steps[0] white_balance: white_balance.white_at: [5000, 10] is outside the 600x400 image``.
+        ``steps[0] white_balance.white_at: [5000, 10] is outside the 600x400 image``.
     """
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):
         raise TypeError(f"unsupported pixel type {pixels.dtype}; expected uint8, uint16 or float32")
@@ -308,3 +177,169 @@ def run_op(pixels: np.ndarray, name: str, **params: Any) -> np.ndarray:
         )
     out, _ = apply_steps(pixels, [Step(spec, values, 0)])
     return out
+
+
+FORMATS = ("keep", "jpg", "png", "tiff", "webp")
+METADATA = ("keep", "strip")
+OUTPUT_PARAMS: dict[str, Param] = {
+    "format": Param(str, "keep", "output format; keep = same as the input", choices=FORMATS),
+    "quality": Param(int, DEFAULT_QUALITY, "JPEG/WebP quality", ge=1, le=100),
+    "suffix": Param(str, "", "inserted before the extension, e.g. _enh"),
+    "metadata": Param(
+        str, "keep", "keep EXIF/XMP/ICC where the format can hold them, or strip", choices=METADATA
+    ),
+}
+FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
+
+
+# --- output settings: declared once, checked for files, Python data and CLI overrides ------
+
+
+def _output_value(key: str, value: Any) -> Any:
+    """Formats and metadata modes in any case, with the usual aliases (JPEG -> jpg, tif -> tiff)."""
+    if key in ("format", "metadata") and isinstance(value, str):
+        value = value.strip().lower()
+        return FORMAT_ALIASES.get(value, value) if key == "format" else value
+    return value
+
+
+def _suffix_problems(suffix: str) -> list[str]:
+    bad = [c for c in suffix if c in '/\\:*?"<>|\0' or ord(c) < 32]
+    if bad:
+        shown = " ".join(sorted(set(bad)))
+        return [f"may not contain path separators or special characters ({shown}) (got {suffix!r})"]
+    return []
+
+
+def check_output(given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Validate output settings (``format``, ``quality``, ``suffix``, ``metadata``).
+
+    Returns
+    -------
+    values : dict
+        The valid settings in canonical form (``JPEG`` -> ``jpg``).
+    problems : list of (key, message)
+        One entry per problem, in the order of ``given``.
+    """
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for key, value in given.items():
+        param = OUTPUT_PARAMS.get(key)
+        if param is None:
+            hint = did_you_mean(key, OUTPUT_PARAMS)
+            problems.append((key, f"unknown key{hint} (allowed: {', '.join(OUTPUT_PARAMS)})"))
+            continue
+        try:
+            values[key] = param.coerce(_output_value(key, value))
+        except ValueError as exc:
+            problems.append((key, str(exc)))
+            continue
+        if key == "suffix":
+            problems += [(key, message) for message in _suffix_problems(values[key])]
+    return values, problems
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How results are written: format, quality, file-name suffix and metadata policy."""
+
+    format: str = "keep"
+    quality: int = DEFAULT_QUALITY
+    suffix: str = ""
+    metadata: str = "keep"
+
+
+@dataclass
+class Pipeline:
+    """A validated pipeline: named steps plus output settings.
+
+    Build one with :func:`imgenh.load_pipeline`, :func:`imgenh.parse_pipeline` or
+    :func:`imgenh.pipeline_from_steps`; :meth:`apply` runs it on an array,
+    :meth:`apply_image` on an :class:`imgenh.io.Image` (alpha and metadata carried along).
+    """
+
+    steps: list[Step]
+    output: OutputSettings = field(default_factory=OutputSettings)
+    name: str = ""
+    description: str = ""
+    source: str = "<dict>"
+
+    def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+        """Apply the steps to one image (BGR or grey; uint8, uint16 or float32 in [0, 1]).
+
+        Returns
+        -------
+        image : ndarray
+            Same dtype as ``pixels``.
+        reports : list of dict
+            Values the operators reported (e.g. white-balance illuminant), one dict per step.
+        """
+        return apply_steps(pixels, self.steps)
+
+    def apply_image(self, image: Image) -> tuple[Image, list[dict]]:
+        """Apply the steps to a decoded image; alpha follows any change of size.
+
+        Parameters
+        ----------
+        image : imgenh.io.Image
+            Not modified.
+
+        Returns
+        -------
+        image : imgenh.io.Image
+            A new image with the result's pixels, alpha resized to match them, and the
+            input's metadata, format and notes.
+        reports : list of dict
+            As for :meth:`apply`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from imgenh import pipeline_from_steps
+        >>> from imgenh.io import Image
+        >>> rgba = Image(np.zeros((40, 60, 3), np.uint8), alpha=np.full((40, 60), 255, np.uint8))
+        >>> out, _ = pipeline_from_steps([{"op": "resize", "width": 30}]).apply_image(rgba)
+        >>> out.alpha.shape
+        (20, 30)
+        """
+        pixels, reports = self.apply(image.pixels)
+        alpha = image.alpha
+        if alpha is not None and pixels.shape[:2] != alpha.shape[:2]:
+            # A geometry step changed the size. Alpha follows: area averaging when it
+            # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
+            h, w = pixels.shape[:2]
+            interp = cv2.INTER_AREA if h * w < alpha.shape[0] * alpha.shape[1] else cv2.INTER_LINEAR
+            alpha = cv2.resize(alpha, (w, h), interpolation=interp)
+        return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), reports
+
+    def canonical(self) -> dict[str, Any]:
+        """The pipeline as plain data with every default filled in (what the hash covers)."""
+        return {
+            "version": SCHEMA_VERSION,
+            "steps": [{"op": s.op.name, **s.params} for s in self.steps],
+            "output": {
+                "format": self.output.format,
+                "quality": self.output.quality,
+                "suffix": self.output.suffix,
+                "metadata": self.output.metadata,
+            },
+        }
+
+    def hash(self) -> str:
+        """SHA-256 (hex, 16 chars) of :meth:`canonical`: changes when any step or output setting does."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_output(self, **overrides: Any) -> Pipeline:
+        """A copy with some output settings replaced (CLI flags win over the file); None keeps one.
+
+        Raises
+        ------
+        imgenh.ConfigError
+            When an override is invalid (``--quality: must be <= 100 (got 101)``).
+        """
+        given = {key: value for key, value in overrides.items() if value is not None}
+        values, problems = check_output(given)
+        if problems:
+            raise ConfigError([f"--{key}: {message}" for key, message in problems])
+        return replace(self, output=replace(self.output, **values))

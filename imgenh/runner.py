@@ -1,211 +1,33 @@
-"""Jobs -> results, in parallel: the worker reads, processes and writes one image itself.
+"""Jobs -> results through one executor seam; the parent keeps the manifest and the report.
 
-No pixels cross process boundaries: the parent sends a job (two paths) and gets a
-:class:`~imgenh.report.Result` back. The worker never raises; one bad image never takes
-the batch down. The parent keeps the progress bar, the manifest and the report.
+No pixels cross process boundaries: the parent sends a job (two paths) to a
+:class:`~imgenh.worker.Worker` and gets a :class:`~imgenh.report.Result` back. A run goes
+through fixed phases (:class:`Runner`): plan, lock, emit what is known before any work
+(skips, failures found while planning), drain results as they finish, finish (close the
+manifest, remove temp files, list what a stop left undone).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-
 from imgenh import __version__
-from imgenh.config import Pipeline
-from imgenh.io import (
-    DEFAULT_MAX_PIXELS,
-    TEMP_MARKER,
-    ImageError,
-    OutputError,
-    header_size,
-    read_image,
-    sniff_format,
-    write_image,
-)
-from imgenh.manifest import Manifest, Record, lock_folders
-from imgenh.pipeline import StepError
-from imgenh.plan import SAME_CONTENT, Job, Plan, PlanError, build_plan, find_inputs
-from imgenh.report import Result, Summary
-
-# Starting a process pool costs ~0.5 s; below about this much input a single process wins.
-POOL_MIN_PIXELS = 80_000_000
-
-
-class Worker:
-    """Process one job: read, apply the pipeline, write. Picklable; built once in the parent.
-
-    Parameters
-    ----------
-    pipeline : Pipeline
-    max_pixels : int
-        Refuse inputs whose header claims more pixels.
-    fail_on : {"none", "truncated", "error"}
-        Decoding strictness (see :func:`imgenh.io.read_image`).
-    single_thread : bool
-        Limit OpenCV to one thread, so N workers do not oversubscribe the cores.
-    """
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        fail_on: str = "truncated",
-        single_thread: bool = False,
-    ):
-        self.pipeline = pipeline
-        self.max_pixels = max_pixels
-        self.fail_on = fail_on
-        self.single_thread = single_thread
-
-    def __call__(self, job: Job) -> Result:
-        if self.single_thread:
-            cv2.setNumThreads(1)
-        start = time.perf_counter()
-        result = Result(str(job.source), str(job.output), job.key, "failed")
-        try:
-            st = os.stat(job.source)
-            result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
-        except OSError:
-            pass
-        try:
-            image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
-            result.sha256 = image.sha256  # of the very bytes decoded
-            pixels, result.values = self.pipeline.apply(image.pixels)
-            if image.alpha is not None and pixels.shape[:2] != image.alpha.shape:
-                # A geometry step changed the size. Alpha follows: area averaging when it
-                # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
-                h, w = pixels.shape[:2]
-                shrink = h * w < image.alpha.size
-                interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                image.alpha = cv2.resize(image.alpha, (w, h), interpolation=interp)
-            image.pixels = pixels
-            out = self.pipeline.output
-            result.notes = image.notes + write_image(
-                job.output, image, quality=out.quality, metadata=out.metadata
-            )
-            written = os.stat(job.output)  # so a later run can tell if someone changed it
-            result.out_size, result.out_mtime_ns = written.st_size, written.st_mtime_ns
-            result.status = "ok"
-        except (ImageError, OutputError, StepError) as exc:
-            result.reason = str(exc)  # a StepError names the step: "steps[0] white_balance: ..."
-        except MemoryError:
-            result.reason = "out of memory"
-        except Exception as exc:  # a bug or an operator limit: report it, keep the batch going
-            result.reason = f"internal error: {type(exc).__name__}: {exc}"
-        result.seconds = time.perf_counter() - start
-        return result
-
-
-def _input_pixels(jobs: list[Job], limit: int) -> int:
-    """Pixels in the inputs by their headers, counting only until ``limit`` is passed."""
-    total = 0
-    for job in jobs:
-        try:
-            with open(job.source, "rb") as fh:
-                head = fh.read(65536)
-        except OSError:
-            continue
-        fmt = sniff_format(head)
-        size = header_size(head, fmt) if fmt else None
-        if size:
-            total += size[0] * size[1]
-        else:  # e.g. a JPEG whose size comes after 64 KiB of EXIF: ~0.3 bytes per pixel
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(job.source) * 3
-        if total > limit:
-            break
-    return total
-
-
-def choose_workers(jobs: list[Job], requested: int | None) -> int:
-    """Number of worker processes: 1 (in-process) for small batches or ``-j 1``."""
-    if requested == 1 or len(jobs) < 2:
-        return 1
-    cores = os.cpu_count() or 1
-    n = min(requested or cores, len(jobs))
-    if requested is None and _input_pixels(jobs, POOL_MIN_PIXELS) <= POOL_MIN_PIXELS:
-        return 1
-    return max(n, 1)
-
-
-class PoolBroken(Exception):
-    """The worker pool failed as a whole (a worker died: crash, out of memory, killed)."""
-
-
-def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]:
-    """Run jobs and yield results as they finish (in-process when ``n_workers == 1``).
-
-    Raises
-    ------
-    PoolBroken
-        When the pool cannot go on; the jobs not yet yielded were not finished.
-    """
-    if n_workers <= 1:
-        for job in jobs:
-            yield worker(job)
-        return
-    from joblib import Parallel, delayed
-
-    worker.single_thread = True
-    # A short idle timeout: workers orphaned by a killed run (kill -9) exit within seconds
-    # instead of loky's default five minutes.
-    parallel = Parallel(
-        n_jobs=n_workers,
-        backend="loky",
-        return_as="generator_unordered",
-        batch_size=1,
-        idle_worker_timeout=10,
-    )
-    try:
-        yield from parallel(delayed(worker)(job) for job in jobs)
-    except Exception as exc:  # Worker never raises, so this is the pool itself (TerminatedWorkerError...)
-        raise PoolBroken(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-
-
-def _refreshed(plan: Plan, manifest: Manifest) -> list[Record]:
-    """Records with the new mtime of inputs that were touched but not changed (hashed once)."""
-    recs = []
-    for job in plan.jobs:
-        if job.skip == SAME_CONTENT:
-            with contextlib.suppress(OSError):
-                st = os.stat(job.source)
-                recs.append(replace(manifest.records[job.key], size=st.st_size, mtime_ns=st.st_mtime_ns))
-    return recs
-
-
-def remove_temp_files(folders: set[Path]) -> int:
-    """Delete leftover ``*.imgenh-tmp`` files (from a killed run) in ``folders``; return the count."""
-    removed = 0
-    for folder in folders:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_MARKER):
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except OSError:
-                    pass
-    return removed
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived; handled like Ctrl-C.
-
-    A BaseException, like KeyboardInterrupt, so the in-process worker's catch-all for
-    per-image errors does not swallow it and go on with the batch.
-    """
+from imgenh.discover import Filters, find_inputs
+from imgenh.executors import PoolBroken, choose_workers, execute
+from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
+from imgenh.pipeline import Pipeline
+from imgenh.plan import Plan, PlanError, Status, build_plan
+from imgenh.report import Result, Summary, ignored_json
+from imgenh.shard import select_shard
+from imgenh.state import CHANGED_SINCE, NOT_MADE_HERE, FileStamps, Manifest, file_sha256, lock_folders
+from imgenh.worker import Worker
 
 
 @dataclass
@@ -218,13 +40,28 @@ class RunOptions:
     recursive: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    hidden: bool = False  # take hidden files and folders (names starting with .)
     jobs: int | None = None
     overwrite: bool = False
     in_place: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
-    fail_on: str = "truncated"
+    fail_on: str = DEFAULT_FAIL_ON
     max_failures: int = 0
     listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
+    figures: bool = False  # measure quality figures before/after (--figures, --html)
+    thumbnails: bool = False  # and before/after thumbnails (--html)
+    backend: str = "loky"  # loky, threading or dask (see imgenh.executors)
+    scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster for the run
+    batch_size: int | None = None  # images per Dask task; None: about a second's worth
+    shard: tuple[int, int] | None = None  # (K, N): only shard K of N (see imgenh.shard)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; handled like Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so the in-process worker's catch-all for
+    per-image errors does not swallow it and go on with the batch.
+    """
 
 
 def make_plan(
@@ -238,6 +75,8 @@ def make_plan(
 
     Parameters
     ----------
+    out : Path or None
+        Output root; None (or ``options.in_place``) replaces the inputs.
     manifest : Manifest, optional
         Records of earlier runs into ``out``; read from ``out`` when not given.
 
@@ -246,31 +85,254 @@ def make_plan(
     imgenh.plan.PlanError
         Carrying the warnings met while finding inputs (they often explain the error).
     """
-    found, found_warnings = find_inputs(
-        inputs,
-        listed=options.listed,
-        recursive=options.recursive,
-        include=options.include,
-        exclude=options.exclude,
-    )
-    if manifest is None and out is not None and not options.in_place:
+    filters = Filters(options.include, options.exclude, options.hidden)
+    found = find_inputs(inputs, listed=options.listed, recursive=options.recursive, filters=filters)
+    out = None if options.in_place else out
+    if manifest is None and out is not None:
         manifest = Manifest(out).load()
+    if manifest is not None:  # the run's identity, which records of earlier runs are compared with
+        manifest.pipeline_hash, manifest.version = pipeline.hash(), __version__
     try:
         plan = build_plan(
-            found,
+            found.found,
             out,
             fmt=pipeline.output.format,
             suffix=pipeline.output.suffix,
-            pipeline_hash=pipeline.hash(),
-            version=__version__,
             manifest=manifest,
             overwrite=options.overwrite,
-            in_place=options.in_place,
+            filters=filters,
         )
     except PlanError as exc:
-        raise PlanError(exc.errors, found_warnings) from None
-    plan.warnings[:0] = found_warnings
+        raise PlanError(exc.errors, found.warnings) from None
+    plan = select_shard(plan, options.shard)
+    plan.warnings[:0] = found.warnings
+    plan.warnings += _run_warnings(pipeline, plan, options)
+    plan.ignored = found.ignored
     return plan
+
+
+def _run_warnings(pipeline: Pipeline, plan: Plan, options: RunOptions) -> list[str]:
+    """What a person should hear before the run: no steps, in place, existing outputs left alone."""
+    warnings = []
+    if not pipeline.steps:
+        warnings.append(f"{pipeline.source} has no steps: images are only re-encoded")
+    if options.in_place:
+        warnings.append("--in-place: the inputs themselves are being replaced")
+    for reason, what in (
+        (CHANGED_SINCE, "changed since imgenh wrote them"),
+        (NOT_MADE_HERE, "not made by imgenh here"),
+    ):
+        keys = [j.key for j in plan.jobs if j.skip == reason]
+        if keys:
+            shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+            count = f"{len(keys)} existing output{'s' * (len(keys) != 1)}"
+            warnings.append(f"{count} {what} left as they are (--overwrite replaces them): {shown}")
+    return warnings
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+class Runner:
+    """One run of a pipeline over inputs, in phases: plan, lock, emit known, drain, finish.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    inputs : list of str
+        Files, folders and glob patterns.
+    out : Path or None
+        Output root (ignored with ``options.in_place``).
+    options : RunOptions
+    on_plan : callable, optional
+        ``on_plan(plan, n_workers)``, before work starts.
+    on_result : callable, optional
+        ``on_result(result)``, in the parent, as each result arrives (progress bars, logs).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        inputs: list[str],
+        out: Path | None,
+        options: RunOptions,
+        on_plan: Callable[[Plan, int], None] | None = None,
+        on_result: Callable[[Result], None] | None = None,
+    ):
+        self.pipeline = pipeline
+        self.inputs = inputs
+        self.options = options
+        self.out = Path(out) if out is not None and not options.in_place else None
+        self.on_plan = on_plan
+        self.on_result = on_result
+        self.manifest = Manifest(self.out).load() if self.out else None
+        self.summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name)
+        self._folder_locks: list[int] = []
+
+    def run(self) -> Summary:
+        """Run the batch; see :func:`run_batch`."""
+        plan = self._plan_and_lock()
+        self.summary.warnings = plan.warnings
+        self.summary.ignored = ignored_json(plan)
+        n_workers = choose_workers(plan.todo, self.options.jobs, self.options.backend)
+        if self.on_plan:
+            self.on_plan(plan, n_workers)
+        folders = {j.output.parent for j in plan.jobs}
+        remove_temp_files(folders)
+        gate = RenameGate.create(self.manifest.dir if self.manifest else tempfile.gettempdir())
+        self._gate_opened_ns = os.stat(gate.path).st_mtime_ns
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        start = time.perf_counter()
+        results = broken = None
+        try:
+            self._emit_known(plan)
+            opts = self.options
+            worker = Worker(
+                self.pipeline,
+                max_pixels=opts.max_pixels,
+                fail_on=opts.fail_on,
+                gate=gate,
+                figures=opts.figures,
+                thumbnails=opts.thumbnails,
+            )
+            results = execute(plan.todo, worker, n_workers, opts, self.manifest and self.manifest.dir)
+            self._drain(results)
+        except PoolBroken as exc:
+            broken = exc
+        except KeyboardInterrupt:
+            self.summary.interrupted = signal.SIGINT
+        except Terminated:
+            self.summary.interrupted = signal.SIGTERM
+        finally:
+            # A second Ctrl-C must not cut the finish short (and print a traceback).
+            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                self._finish(plan, gate, results, broken, folders)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGINT, previous_int)
+                self.summary.seconds = time.perf_counter() - start
+        # Everything planned appears in the report: what a stop left undone is listed as such.
+        why = "interrupted" if self.summary.interrupted else self.summary.stopped_early
+        self._emit_unfinished(plan, Status.SKIPPED, f"not finished: {why} (done on the next run)", log=False)
+        return self.summary
+
+    def _finish(self, plan: Plan, gate: RenameGate, results, broken: PoolBroken | None, folders) -> None:
+        """Close the gate, stop the executor, record what was written, tidy up, release the locks."""
+        try:
+            gate.close()  # from here on no output appears: what is on disk is final
+            if results is not None:
+                with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
+                    warnings.simplefilter("ignore", UserWarning)
+                    results.close()  # stops dispatching; a pool discards work in flight
+            self._recover_written(plan)
+            if broken is not None:
+                # Report what did not finish instead of losing the whole run; a re-run retries it.
+                reason = f"not processed: a worker process died ({broken})"
+                self._emit_unfinished(plan, Status.FAILED, reason)
+            remove_temp_files(folders)
+        finally:
+            self._release()
+
+    def _recover_written(self, plan: Plan) -> None:
+        """Record images a worker renamed into place whose result never reached us (the run stopped).
+
+        The gate was open when they were renamed, so each is a whole output of this run: its
+        file is newer than the gate. Its input is hashed now, unless the input itself changed
+        during the run (then it stays ``pending`` and is redone next time).
+        """
+        done = {r.key for r in self.summary.results}
+        for job in plan.todo:
+            if job.key in done:
+                continue
+            try:
+                written = os.stat(job.output)
+                source = os.stat(job.source)
+            except OSError:
+                continue
+            if written.st_mtime_ns < self._gate_opened_ns:
+                continue
+            stamps = FileStamps(out_size=written.st_size, out_mtime_ns=written.st_mtime_ns)
+            if self.manifest is not None:
+                if source.st_mtime_ns >= self._gate_opened_ns:
+                    continue
+                stamps.size, stamps.mtime_ns = source.st_size, source.st_mtime_ns
+                stamps.sha256 = file_sha256(job.source)
+            result = Result.from_job(job, Status.OK, "")
+            result.stamps = stamps
+            result.notes.append("written just before the run stopped")
+            self._emit(result)
+
+    def _plan_and_lock(self) -> Plan:
+        """Plan, then lock the output tree (or, in place, the input folders).
+
+        A refused batch writes nothing, not even OUT/.imgenh. If another run finished
+        between planning and locking, its records are read again and the plan redone.
+        """
+        plan = make_plan(self.pipeline, self.inputs, self.out, self.options, self.manifest)
+        if self.manifest is not None:
+            seen = self.manifest.stamp()
+            try:
+                self.manifest.lock()
+            except OSError as exc:  # e.g. a read-only output folder: nothing can be written
+                raise PlanError(
+                    [f"cannot write in output folder {self.out}: {exc.strerror or exc}"]
+                ) from None
+            remove_temp_files({self.manifest.dir})  # a compaction cut short by a kill
+            if self.manifest.stamp() != seen:
+                self.manifest.records.clear()
+                plan = make_plan(self.pipeline, self.inputs, self.out, self.options, self.manifest.load())
+        else:
+            # In place there is no output tree to lock: lock the input folders themselves, so
+            # two runs never enhance the same files twice.
+            self._folder_locks = lock_folders({j.output.parent for j in plan.jobs})
+        return plan
+
+    def _emit(self, result: Result, log: bool = True) -> None:
+        self.summary.results.append(result)
+        if not log:
+            return
+        if self.manifest is not None and result.status in (Status.OK, Status.FAILED):
+            try:
+                self.manifest.append(self.manifest.record(result))
+            except OSError as exc:  # e.g. disk full: the image itself is fine; say so, go on
+                result.notes.append(f"not recorded in {self.manifest.path}: {exc.strerror or exc}")
+        if self.on_result:
+            self.on_result(result)
+
+    def _emit_known(self, plan: Plan) -> None:
+        """Results known before any work (skips, failures found while planning); mark the rest pending."""
+        for job in plan.jobs:
+            if job.status is not Status.PLANNED:
+                self._emit(Result.from_job(job))
+        if self.manifest is not None:
+            pending = [Result.from_job(j, Status.PENDING) for j in plan.todo]
+            self.manifest.begin(pending, [j for j in plan.jobs if j.touched])
+
+    def _drain(self, results: Iterator[Result]) -> None:
+        """Take results as they finish, stopping at ``--max-failures``."""
+        failures = self.summary.count(Status.FAILED)
+        limit = self.options.max_failures
+        for result in results:
+            self._emit(result)
+            failures += result.status == Status.FAILED
+            if limit and failures >= limit:
+                self.summary.stopped_early = f"--max-failures {limit} reached"
+                break
+
+    def _emit_unfinished(self, plan: Plan, status: Status, reason: str, log: bool = True) -> None:
+        done = {r.key for r in self.summary.results}
+        for job in plan.todo:
+            if job.key not in done:
+                self._emit(Result.from_job(job, status, reason), log=log)
+
+    def _release(self) -> None:
+        if self.manifest is not None:
+            self.manifest.close()
+        for fd in self._folder_locks:
+            os.close(fd)
+        self._folder_locks = []
 
 
 def run_batch(
@@ -287,7 +349,7 @@ def run_batch(
     Parameters
     ----------
     pipeline : Pipeline
-        From :func:`imgenh.config.load_pipeline`.
+        From :func:`imgenh.load_pipeline`.
     inputs : list of str
         Files, folders and glob patterns.
     out : str or Path or None
@@ -307,7 +369,7 @@ def run_batch(
     ------
     imgenh.plan.PlanError
         Unusable inputs or output (nothing was written).
-    imgenh.manifest.LockedError
+    imgenh.state.LockedError
         Another run holds the output tree.
 
     Examples
@@ -319,111 +381,5 @@ def run_batch(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]  # one folder or file, not a sequence of characters
     inputs = [os.fspath(i) for i in inputs]
-    out_path = Path(out) if out is not None and not options.in_place else None
-    manifest = Manifest(out_path).load() if out_path is not None else None
-    # Plan first (a refused batch writes nothing, not even OUT/.imgenh), then lock; if
-    # another run finished in between, its records are read again and the plan redone.
-    plan = make_plan(pipeline, inputs, out_path, options, manifest)
-    if manifest is not None:
-        seen = manifest.stamp()
-        try:
-            manifest.lock()
-        except OSError as exc:  # e.g. a read-only output folder: nothing can be written
-            raise PlanError([f"cannot write in output folder {out_path}: {exc.strerror or exc}"]) from None
-        if manifest.stamp() != seen:
-            manifest.records.clear()
-            plan = make_plan(pipeline, inputs, out_path, options, manifest.load())
-    # In place there is no output tree to lock: lock the input folders instead (flock on the
-    # folders themselves), so two runs never enhance the same files twice.
-    folder_locks = lock_folders({j.output.parent for j in plan.jobs}) if options.in_place else []
-    summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name, warnings=plan.warnings)
-    todo = [j for j in plan.jobs if j.skip is None and j.error is None]
-    n_workers = choose_workers(todo, options.jobs)
-    if on_plan:
-        on_plan(plan, n_workers)
-    folders = {j.output.parent for j in plan.jobs}
-    remove_temp_files(folders)
-
-    def record(result: Result) -> Record:
-        return Record(
-            result.key,
-            os.path.abspath(result.source),
-            result.size,
-            result.mtime_ns,
-            result.sha256,
-            summary.pipeline_hash,
-            __version__,
-            result.status,
-            result.out_size,
-            result.out_mtime_ns,
-        )
-
-    def emit(result: Result) -> None:
-        summary.results.append(result)
-        if manifest is not None and result.status in ("ok", "failed"):
-            try:
-                manifest.append(record(result))
-            except OSError as exc:  # e.g. disk full: the image itself is fine; say so, go on
-                result.notes.append(f"not recorded in {manifest.path}: {exc.strerror or exc}")
-        if on_result:
-            on_result(result)
-
-    def on_term(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    start = time.perf_counter()
-    results = None
-    try:
-        for job in plan.jobs:
-            if job.skip is not None:
-                emit(Result(str(job.source), str(job.output), job.key, "skipped", reason=job.skip))
-            elif job.error is not None:
-                emit(Result(str(job.source), str(job.output), job.key, "failed", reason=job.error))
-        if manifest is not None:
-            pending = [record(Result(str(j.source), str(j.output), j.key, "pending")) for j in todo]
-            with contextlib.suppress(OSError):  # best effort: only refines the next run's plan
-                manifest.start(pending + _refreshed(plan, manifest))
-        results = execute(
-            todo, Worker(pipeline, max_pixels=options.max_pixels, fail_on=options.fail_on), n_workers
-        )
-        failures = summary.count("failed")
-        for result in results:
-            emit(result)
-            failures += result.status == "failed"
-            if options.max_failures and failures >= options.max_failures:
-                summary.stopped_early = f"--max-failures {options.max_failures} reached"
-                break
-    except PoolBroken as exc:
-        # Report what did not finish instead of losing the whole run; a re-run retries it.
-        done = {r.key for r in summary.results}
-        for job in todo:
-            if job.key not in done:
-                reason = f"not processed: a worker process died ({exc})"
-                emit(Result(str(job.source), str(job.output), job.key, "failed", reason=reason))
-    except KeyboardInterrupt:
-        summary.interrupted = signal.SIGINT
-    except Terminated:
-        summary.interrupted = signal.SIGTERM
-    finally:
-        if results is not None:
-            with warnings.catch_warnings():  # joblib warns that it cancelled tasks: we asked it to
-                warnings.simplefilter("ignore", UserWarning)
-                results.close()  # stops dispatching; a pool discards work in flight
-        signal.signal(signal.SIGTERM, previous)
-        summary.seconds = time.perf_counter() - start
-        remove_temp_files(folders)
-        if manifest is not None:
-            manifest.close()
-        for fd in folder_locks:
-            os.close(fd)
-    # Everything planned appears in the report: what a stop left undone is listed as such.
-    done = {r.key for r in summary.results}
-    why = "interrupted" if summary.interrupted else summary.stopped_early
-    for job in todo:
-        if job.key not in done:
-            reason = f"not finished: {why} (done on the next run)"
-            summary.results.append(
-                Result(str(job.source), str(job.output), job.key, "skipped", reason=reason)
-            )
-    return summary
+    out_path = Path(out) if out is not None else None
+    return Runner(pipeline, inputs, out_path, options, on_plan, on_result).run()

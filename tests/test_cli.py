@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from imgenh import __version__
-from imgenh.cli import main, operator_table
+from imgenh.cli import main
 from imgenh.ops import REGISTRY
+from imgenh.ops.describe import operator_table
 
 GAMMA = "version: 1\nname: g\nsteps:\n  - op: gamma\n    value: 1.5\n"
 
@@ -134,11 +135,28 @@ def test_colliding_outputs_are_refused_before_any_work(runner, tree):
     assert not (tree / "out3").exists()
 
 
-def test_output_inside_input_is_refused_unless_in_place(runner, tree):
-    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "photos/enhanced"], cwd=tree)
+def test_output_inside_input_is_refused_unless_excluded(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "photos/enhanced"], cwd=tree)
     assert res.exit_code == 2
-    assert "is inside input folder" in res.stderr and "--in-place" in res.stderr
+    assert "is inside input folder photos" in res.stderr
+    # The way out offered keeps the originals: another -o, or excluding the output folder.
+    assert "--in-place" not in res.stderr
+    assert "Choose an -o outside photos, such as -o photos_enhanced" in res.stderr
+    assert "or, to keep it there, --exclude 'enhanced/'" in res.stderr
     assert not (tree / "photos" / "enhanced").exists()
+    for exclude in ("enhanced/", "enhanced", "/enhanced"):
+        res = invoke(
+            runner, ["run", "p.yaml", "photos", "-r", "-o", "photos/enhanced", "--exclude", exclude], cwd=tree
+        )
+        assert res.exit_code == 0, (exclude, res.output)
+    # The outputs are never read back as inputs: a re-run skips the four images, finds no new ones.
+    assert "0 processed, 4 skipped, 0 failed" in res.stderr
+    assert outputs(tree / "photos" / "enhanced") == ["a.jpg", "b.PNG", "sub/c.jpeg", "sub/deeper/d.png"]
+    # Deeper output folders are suggested anchored; an exclude that misses it is still refused.
+    res = invoke(
+        runner, ["run", "p.yaml", "photos", "-r", "-o", "photos/sub/out", "--exclude", "out/*.jpg"], cwd=tree
+    )
+    assert res.exit_code == 2 and "--exclude 'sub/out/'" in res.stderr
 
 
 def test_in_place_replaces_inputs(runner, tree):
@@ -244,7 +262,7 @@ def test_ops_lists_every_operator_and_shows_one(runner):
 def test_every_operator_example_step_is_valid(runner, tmp_path):
     import yaml
 
-    from imgenh.config import parse_pipeline
+    from imgenh.pipeline_file import parse_pipeline
 
     for name, spec in REGISTRY.items():
         text = yaml.safe_dump({"version": 1, "steps": [spec.example_step()]})
@@ -350,7 +368,7 @@ def test_a_report_that_cannot_be_written_is_not_success(runner, tree, monkeypatc
     def full_disk(target, summary):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("imgenh.cli.write_report", full_disk)
+    monkeypatch.setattr("imgenh.cli.run.write_report", full_disk)
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
     assert res.exit_code == 1 and "cannot write report r.json" in res.stderr
 
@@ -389,7 +407,7 @@ def test_operator_error_names_the_image_and_the_step(runner, tree):
     )
     res = invoke(runner, ["run", "wb.yaml", "photos/a.jpg", "-o", "out"], cwd=tree)
     assert res.exit_code == 1
-    assert "a.jpg: steps[0] white_balance: " in res.stderr and "internal error" not in res.stderr
+    assert "a.jpg: steps[0] white_balance.white_at: " in res.stderr and "internal error" not in res.stderr
 
 
 def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):
@@ -402,7 +420,7 @@ def test_progress_bar_forced_on_and_small_batch_runs_in_process(runner, tree):
 
 
 def test_in_place_runs_lock_the_folders(runner, tree):
-    from imgenh.manifest import lock_folders
+    from imgenh.state import lock_folders
 
     fds = lock_folders({(tree / "photos").resolve()})
     try:
@@ -488,3 +506,125 @@ def test_a_touched_input_is_hashed_once_then_known_again(runner, tree):
     assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--dry-run"], cwd=tree)
     assert f"skip     photos{os.sep}a.jpg  (up to date)" in res.stdout
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgenh", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_click_errors_use_imgenh_error_style(tree):
+    proc = _cli(tree, "run", "p.yaml", "photos", "-o", "out", "-j", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("imgenh: error: ") and "--jobs" in proc.stderr
+    assert "imgenh run --help" in proc.stderr and "Traceback" not in proc.stderr
+    unknown = _cli(tree, "run", "--nope")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("imgenh: error: No such option")
+
+
+def test_help_lists_whole_command_descriptions(tree):
+    proc = _cli(tree, "--help")
+    assert proc.returncode == 0
+    commands = proc.stdout.split("Commands:")[1]
+    assert "..." not in commands
+    assert "Run PIPELINE over images: files, folders and quoted glob patterns." in " ".join(
+        proc.stdout.split()
+    )
+
+
+# --- what new users hit (issue 9) ---------------------------------------------------------
+
+
+def test_files_from_null_separated_list(runner, tree):
+    names = b"photos/a.jpg\0photos/sub/c.jpeg\0"
+    res = invoke(runner, ["run", "p.yaml", "--files-from", "-", "-0", "-o", "out"], cwd=tree, input=names)
+    assert res.exit_code == 0, res.output
+    assert outputs(tree / "out") == ["photos/a.jpg", "photos/sub/c.jpeg"]
+
+
+def test_nul_in_a_newline_list_is_a_usage_error(runner, tree):
+    res = invoke(
+        runner, ["run", "p.yaml", "--files-from", "-", "-o", "out"], cwd=tree, input=b"photos/a.jpg\0"
+    )
+    assert res.exit_code == 2
+    assert "--files-from -: holds NUL bytes" in res.stderr and "-0/--null" in res.stderr
+    assert not (tree / "out").exists()
+
+
+def test_csv_report_has_a_row_per_image(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "out", "--report", "run.csv"], cwd=tree)
+    assert res.exit_code == 0, res.output
+    import csv
+
+    rows = list(csv.DictReader((tree / "run.csv").open()))
+    assert sorted(r["key"] for r in rows) == ["a.jpg", "b.PNG", "sub/c.jpeg", "sub/deeper/d.png"]
+    assert {r["status"] for r in rows} == {"ok"}
+
+
+def test_unknown_report_extension_is_refused_before_any_work(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "run.txt"], cwd=tree)
+    assert res.exit_code == 2
+    assert "unknown report format '.txt'" in res.stderr
+    assert not (tree / "out").exists()
+
+
+def test_every_printed_warning_is_in_the_report(runner, tree, photo8):
+    rgba = np.dstack([photo8, np.full(photo8.shape[:2], 128, np.uint8)])
+    cv2.imwrite(str(tree / "photos" / "alpha.png"), rgba)
+    cv2.imwrite(str(tree / "photos" / "deep.png"), photo8.astype(np.uint16) * 257)
+    args = ["run", "p.yaml", "photos", "-o", "out", "--format", "jpg", "--report", "r.json"]
+    res = invoke(runner, args, cwd=tree)
+    assert res.exit_code == 0, res.output
+    report = json.loads((tree / "r.json").read_text())
+    printed = [
+        line.removeprefix("imgenh: warning: ") for line in res.stderr.splitlines() if "warning:" in line
+    ]
+    assert printed
+    for line in printed:
+        note = line.split(" (first: ")[0]
+        assert any(w.startswith(note) for w in report["warnings"]), (line, report["warnings"])
+    assert any(w.startswith("alpha flattened onto white") for w in report["warnings"])
+    assert any(w.startswith("16-bit image written as 8-bit") for w in report["warnings"])
+
+
+def test_dry_run_totals_count_the_planned_images(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "out", "-n", "--report", "r.json"], cwd=tree)
+    assert res.exit_code == 0
+    assert json.loads((tree / "r.json").read_text())["totals"]["planned"] == 4
+
+
+def test_outputs_edited_outside_imgenh_are_named_in_a_warning(runner, tree):
+    assert invoke(runner, ["run", "p.yaml", "photos", "-o", "out"], cwd=tree).exit_code == 0
+    edited = tree / "out" / "a.jpg"
+    edited.write_bytes(edited.read_bytes() + b"\0")  # someone touched it up
+    (tree / "photos" / "a.jpg").touch()  # and the input changed: it would be redone
+    os.utime(tree / "photos" / "a.jpg", ns=(1, 1))
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
+    assert res.exit_code == 0
+    assert "1 existing output changed since imgenh wrote them left as they are" in res.stderr
+    assert "a.jpg" in res.stderr
+    report = json.loads((tree / "r.json").read_text())
+    assert any("changed since imgenh wrote" in w for w in report["warnings"])
+
+
+def test_missing_input_folder_is_a_usage_error_that_writes_nothing(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "/mnt/unmounted/photos", "-o", "out"], cwd=tree)
+    assert res.exit_code == 2
+    assert "input folder '/mnt/unmounted/photos' does not exist" in res.stderr
+    assert not (tree / "out").exists()
+    missing_file = invoke(runner, ["run", "p.yaml", "photos", "gone.jpg", "-o", "out"], cwd=tree)
+    assert missing_file.exit_code == 1  # a missing named file stays a failed image
+
+
+def test_verbose_lines_carry_time_and_progress(runner, tree):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-r", "-o", "out", "-v"], cwd=tree)
+    assert res.exit_code == 0
+    lines = [line for line in res.stderr.splitlines() if " -> " in line]
+    assert len(lines) == 4
+    import re
+
+    assert all(re.match(r"imgenh: info: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d \[\d/4\] ", line) for line in lines)
+    assert "4 images: 4 to process with 1 worker, 0 to skip" in res.stderr
+    one = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "-o", "out2", "-v"], cwd=tree)
+    assert "1 image: 1 to process" in one.stderr

@@ -7,8 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from imgenh.config import ConfigError, load_pipeline, parse_pipeline, pipeline_from_steps, pipeline_schema
 from imgenh.ops import REGISTRY
+from imgenh.ops.describe import param_schema, type_text
+from imgenh.ops.registry import Param, operator
+from imgenh.pipeline_file import (
+    ConfigError,
+    load_pipeline,
+    parse_pipeline,
+    pipeline_from_steps,
+    pipeline_schema,
+)
 
 
 def errors_of(text: str, source: str = "p.yaml") -> list[str]:
@@ -109,3 +117,78 @@ def test_schema_covers_every_operator_and_is_json():
     titles = {s["title"] for s in schema["properties"]["steps"]["items"]["oneOf"]}
     assert titles == set(REGISTRY)
     json.dumps(schema)
+
+
+def test_python_data_errors_name_the_step_without_a_line():
+    with pytest.raises(ConfigError) as info:
+        pipeline_from_steps(
+            [{"op": "gamma", "value": -1}, {"op": "resize"}, {"op": "gama"}, "gamma"],
+            quality=101,
+            suffix="a/b",
+        )
+    assert info.value.errors == [
+        "steps[0] gamma.value: must be > 0 (got -1)",
+        "steps[1] resize: set exactly one of width, height, long_side, short_side, scale (got none)",
+        "steps[2].op: unknown operator 'gama'; did you mean 'gamma'? (see `imgenh ops`)",
+        "steps[3]: must be a mapping like `- op: gamma` (got 'gamma')",
+        "output.quality: must be <= 100 (got 101)",
+        "output.suffix: may not contain path separators or special characters (/) (got 'a/b')",
+    ]
+
+
+def test_python_data_is_validated_as_given_not_through_yaml():
+    p = pipeline_from_steps([{"op": "gamma", "value": 2}], format="JPEG")
+    assert p.source == "<python>" and p.output.format == "jpg" and p.steps[0].params["value"] == 2.0
+    with pytest.raises(ConfigError, match=r"^steps\[0\] gamma.value: must be a number \(got \(1, 2\)\)$"):
+        pipeline_from_steps([{"op": "gamma", "value": (1, 2)}])  # YAML could not even dump this
+
+
+def test_same_problem_reads_the_same_from_yaml_and_from_python():
+    (from_yaml,) = errors_of("version: 1\nsteps:\n  - op: white_balance\n    method: manual\n")
+    with pytest.raises(ConfigError) as info:
+        pipeline_from_steps([{"op": "white_balance", "method": "manual"}])
+    assert from_yaml == "p.yaml:3: " + info.value.errors[0]
+    assert info.value.errors[0].startswith("steps[0] white_balance: method manual needs exactly one of")
+
+
+@pytest.fixture
+def file_op():
+    """A temporary operator with a file-name parameter (lut3d will be the first real one)."""
+
+    @operator("test_file_op", kind="native", summary="test only", formula="out = in", reference="none")
+    def file_op(
+        img, ctx, *, table: Param(str, None, "a file", path=True), label: Param(str, "x", "not a path")
+    ):
+        return img
+
+    yield "test_file_op"
+    del REGISTRY["test_file_op"]
+
+
+def test_path_params_resolve_against_the_pipeline_folder(tmp_path, file_op, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    text = "version: 1\nsteps:\n  - op: test_file_op\n    table: luts/warm.cube\n    label: luts/x\n"
+    (folder / "p.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    step = load_pipeline("configs/p.yaml").steps[0]
+    assert step.params["table"] == str(folder / "luts" / "warm.cube")
+    assert step.params["label"] == "luts/x"  # only path parameters are resolved
+    absolute = str(tmp_path / "elsewhere.cube")
+    assert load_pipeline(folder / "p.yaml").steps[0].params["table"] == str(folder / "luts" / "warm.cube")
+    assert pipeline_from_steps([{"op": file_op, "table": absolute}]).steps[0].params["table"] == absolute
+    # Python data and YAML text without a file: the current folder, fixed at load time.
+    assert pipeline_from_steps([{"op": file_op, "table": "a.cube"}]).steps[0].params["table"] == str(
+        tmp_path / "a.cube"
+    )
+    assert parse_pipeline(text).steps[0].params["table"] == str(tmp_path / "luts" / "warm.cube")
+    assert pipeline_from_steps([{"op": file_op}]).steps[0].params["table"] is None
+
+
+def test_path_params_are_described_as_paths(file_op):
+
+    param = REGISTRY[file_op].params["table"]
+    assert type_text(param) == "path"
+    assert param_schema(param)["anyOf"][0]["type"] == "string"
+    with pytest.raises(TypeError, match="only a str parameter"):
+        Param(int, 1, "n", path=True)

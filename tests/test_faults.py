@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from imgenh.io import TEMP_MARKER
-from imgenh.manifest import Manifest
+from imgenh.state import Manifest
 
 N_IMAGES = 48
 # A few steps so each image takes a few milliseconds and a kill lands mid-batch.
@@ -63,8 +63,12 @@ class Started:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
 
-    def signal(self, sig) -> str:
-        self.proc.send_signal(sig)
+    def signal(self, sig, to_group: bool = False) -> str:
+        """Send ``sig`` to the imgenh process (or its whole process group, as a terminal's Ctrl-C does)."""
+        if to_group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
         self.proc.wait(timeout=60)
         return self.log.read_text()
 
@@ -207,12 +211,13 @@ def test_leftover_temp_files_are_cleaned(batch):
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_signal_stops_writes_report_and_exits(batch, sig, code, jobs):
+@pytest.mark.parametrize(("jobs", "to_group"), [("1", False), ("2", False), ("2", True)])
+def test_signal_stops_writes_report_and_exits(batch, sig, code, jobs, to_group):
+    """To the main process only (a supervisor, `timeout -s INT`) or the whole group (Ctrl-C in a terminal)."""
     out = batch / "out"
     proc = start(batch, "-j", jobs, "-r", "--report", "r.json")
     assert wait_for(lambda: len(outputs(out)) >= 2 or proc.poll() is not None)
-    stderr = proc.signal(sig)
+    stderr = proc.signal(sig, to_group)
     proc.reap()
     if proc.returncode == 0:
         pytest.skip("the run finished before the signal arrived")
@@ -222,8 +227,12 @@ def test_signal_stops_writes_report_and_exits(batch, sig, code, jobs):
     report = json.loads((batch / "r.json").read_text())
     assert report["totals"]["interrupted"] is True
     assert report["totals"]["exit_code"] == code
-    # with a pool, outputs on disk may not have reached the parent yet: ok can be 0
     assert report["totals"]["ok"] < N_IMAGES
+    # Every image written is recorded as written: in the report and in the manifest.
+    on_disk = {str(p.relative_to(out)) for p in outputs(out)}
+    assert {i["key"] for i in report["images"] if i["status"] == "ok"} == on_disk
+    records = Manifest(out).load().records
+    assert {k for k, r in records.items() if r.status == "ok"} == on_disk
     assert not temp_files(out)
     assert_whole(out)
     proc = run(batch, "-j", "1", "-r")
@@ -303,3 +312,40 @@ def test_dead_pool_worker_is_reported_not_a_traceback(batch, monkeypatch):
     assert failed and all("a worker process died" in r.reason for r in failed)
     assert len(summary.results) == N_IMAGES - N_IMAGES // 3  # top folder only; each reported once
     assert not temp_files(batch / "out")
+
+
+def test_gate_closed_stops_renames_and_leaves_no_temp_file(tmp_path):
+    from imgenh.io import OutputError, RenameGate, atomic_write
+
+    gate = RenameGate.create(tmp_path / "state")
+    atomic_write(tmp_path / "before.bin", b"x", gate)
+    gate.close()
+    with pytest.raises(OutputError, match="run stopped"):
+        atomic_write(tmp_path / "after.bin", b"y", gate)
+    assert (tmp_path / "before.bin").read_bytes() == b"x"
+    assert not (tmp_path / "after.bin").exists()
+    assert not temp_files(tmp_path)
+    assert not gate.path.exists()
+
+
+def test_image_written_before_a_stop_is_recorded_as_written(batch, monkeypatch):
+    """A worker renamed an output into place, then the run stopped before its result arrived."""
+    from imgenh import pipeline_from_steps, runner
+
+    def written_then_interrupted(jobs, worker, n_workers, *backend):  # execute()'s backend arguments
+        worker(jobs[0])  # the output is on disk; its result is lost with the stop
+        raise KeyboardInterrupt
+        yield  # a generator, like every executor
+
+    monkeypatch.setattr(runner, "execute", written_then_interrupted)
+    pipe = pipeline_from_steps([{"op": "gamma", "value": 1.2}])
+    summary = runner.run_batch(pipe, [str(batch / "in")], batch / "out", runner.RunOptions(jobs=1))
+    assert summary.exit_code == 130
+    ok = {r.key for r in summary.results if r.status == "ok"}
+    on_disk = {str(p.relative_to(batch / "out")) for p in outputs(batch / "out")}
+    assert len(on_disk) == 1 and ok == on_disk
+    records = Manifest(batch / "out").load().records
+    assert {k for k, r in records.items() if r.status == "ok"} == on_disk
+    # the next run skips it: its record is complete (input hash included)
+    again = runner.run_batch(pipe, [str(batch / "in")], batch / "out", runner.RunOptions(jobs=1))
+    assert next(r for r in again.results if r.key in on_disk).reason == "up to date"

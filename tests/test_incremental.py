@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from imgenh import pipeline_from_steps, runner
-from imgenh.manifest import JOURNAL, STATE_DIR, Manifest
+from imgenh import pipeline_from_steps, worker
 from imgenh.runner import RunOptions, make_plan, run_batch
+from imgenh.state import JOURNAL, STATE_DIR, Manifest
 
 GAMMA = [{"op": "gamma", "value": 1.3}]
 
@@ -55,7 +55,7 @@ def test_unchanged_is_skipped_without_decoding(tree, monkeypatch):
         raise AssertionError("an up-to-date image was decoded")
 
     with monkeypatch.context() as m:
-        m.setattr(runner, "read_image", forbidden)
+        m.setattr(worker, "read_image", forbidden)
         m.setattr(cv2, "imdecodeWithMetadata", forbidden)
         m.setattr(cv2, "imread", forbidden)
         summary = go(tree)
@@ -107,7 +107,7 @@ def test_touched_but_same_content_is_skipped(tree, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("decoded")
 
-    monkeypatch.setattr(runner, "read_image", forbidden)
+    monkeypatch.setattr(worker, "read_image", forbidden)
     summary = go(tree)
     assert statuses(summary)["b.png"] == ("skipped", "up to date (same content, new mtime)")
 

@@ -262,6 +262,7 @@ def test_report_json(reported):
     assert doc["pipeline_hash"] == load_pipeline(reported / "p.yaml").hash()
     assert doc["totals"] == {
         "ok": 1,
+        "planned": 0,
         "skipped": 0,
         "failed": 1,
         "seconds": doc["totals"]["seconds"],

@@ -8,9 +8,9 @@ import pytest
 from helpers import assert_images_close, magick, requires_magick
 from scipy import ndimage
 
-from imgenh.levels import from_float, to_float
 from imgenh.ops import filters
 from imgenh.pipeline import run_op
+from imgenh.pixels import from_float, to_float
 
 
 def _variant(photo8, photo16, dtype, layout):

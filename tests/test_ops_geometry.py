@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from imgenh.levels import to_float
 from imgenh.ops import get_op
 from imgenh.ops.geometry import target_size
 from imgenh.pipeline import run_op
+from imgenh.pixels import to_float
 
 
 def _variant(photo8, photo16, dtype, layout):

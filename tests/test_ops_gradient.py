@@ -16,7 +16,6 @@ import scipy.sparse.linalg as spla
 import skimage.filters
 from helpers import assert_images_close
 
-from imgenh.levels import LUMA_BGR
 from imgenh.ops.gradient import (
     attenuation,
     compress_log_luminance,
@@ -25,6 +24,7 @@ from imgenh.ops.gradient import (
     solve_poisson_neumann,
 )
 from imgenh.pipeline import run_op
+from imgenh.pixels import LUMA_BGR
 
 SHAPES = [(48, 64), (47, 64), (48, 63), (31, 45), (1, 9), (9, 1), (2, 3), (1, 1)]
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from imgenh.config import ConfigError, parse_pipeline
+from imgenh.pipeline_file import ConfigError, parse_pipeline
 
 GOOD = "version: 1\nsteps:\n  - op: gamma\n    value: 1.3\n"
 
@@ -119,7 +119,8 @@ def test_odd_input_names_stay_inside_out(tree):
     for name in names:
         (tree / "in" / name).write_bytes((tree / "in" / "a.png").read_bytes())
     (tree / "work").mkdir()
-    proc = cli(tree / "work", "run", "../p.yaml", "../in", "-o", "../out")
+    # ..png and ..hidden.png are hidden names (skipped unless --hidden), so ask for them.
+    proc = cli(tree / "work", "run", "../p.yaml", "../in", "-o", "../out", "--hidden")
     assert proc.returncode == 0, proc.stderr
     out = (tree / "out").resolve()
     for p in (tree / "out").rglob("*"):

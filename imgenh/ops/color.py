@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 
 from imgenh.boost import BoostedTrees
-from imgenh.levels import LUMA_BGR, apply_table, from_float, level_counts, max_value
-from imgenh.ops.registry import Param, operator
+from imgenh.ops.contract import OpContext, ParamError
+from imgenh.ops.registry import GIVEN, Param, operator
+from imgenh.pixels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 
 # --------------------------------------------------------------------------------------
 # sRGB transfer function and CIE colorimetry (IEC 61966-2-1, CIE 15)
@@ -187,7 +188,7 @@ def _level(fraction: float, dtype: np.dtype) -> float:
     return float(np.ceil(fraction * top - 1e-9)) if np.dtype(dtype).kind in "ui" else fraction
 
 
-def _levels(dtype: np.dtype, linear: bool) -> np.ndarray:
+def _level_values(dtype: np.dtype, linear: bool) -> np.ndarray:
     """Working value of every integer level (float64)."""
     x = np.linspace(0.0, 1.0, int(max_value(dtype)) + 1)
     return srgb_to_linear(x) if linear else x
@@ -196,7 +197,7 @@ def _levels(dtype: np.dtype, linear: bool) -> np.ndarray:
 def _working(img: np.ndarray, linear: bool) -> np.ndarray:
     """The image as float32 working values (linear light or as stored)."""
     if img.dtype.kind in "ui":
-        return apply_table(img, _levels(img.dtype, linear), np.float32)
+        return apply_table(img, _level_values(img.dtype, linear), np.float32)
     return srgb_to_linear(img).astype(np.float32) if linear else img.astype(np.float32)
 
 
@@ -209,7 +210,7 @@ def _pixel_stats(img: np.ndarray, mask: np.ndarray, linear: bool, kind: str, val
     # Few pixels: the direct path (cv2.calcHist also rejects a 1x1 image's mask).
     if img.dtype.kind in "ui" and img.shape[0] * img.shape[1] >= _FEW_PIXELS:
         # Exact statistics from per-channel histograms of the masked pixels: no float image needed.
-        levels = _levels(img.dtype, linear)
+        levels = _level_values(img.dtype, linear)
         for c in range(3):
             counts = level_counts(img, mask, channel=c)
             total = counts.sum()
@@ -397,7 +398,7 @@ def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> 
     """
     gains = np.asarray(gains_bgr, dtype=np.float64)
     if img.dtype.kind in "ui":
-        levels = _levels(img.dtype, linear)
+        levels = _level_values(img.dtype, linear)
         table = np.clip(levels[:, None] * gains[None, :], 0.0, 1.0)
         if linear:
             table = linear_to_srgb(table)
@@ -778,7 +779,7 @@ def _window_mean(img: np.ndarray, x: float, y: float, window: int, linear: bool)
     h, w = img.shape[:2]
     col, row = int(round(x)), int(round(y))
     if not (0 <= col < w and 0 <= row < h):
-        raise ValueError(f"white_balance.white_at: [{x:g}, {y:g}] is outside the {w}x{h} image")
+        raise ParamError("white_at", f"[{x:g}, {y:g}] is outside the {w}x{h} image")
     half = window // 2
     patch = img[max(row - half, 0) : row + half + 1, max(col - half, 0) : col + half + 1]
     return _working(patch, linear).reshape(-1, 3).astype(np.float64).mean(axis=0)
@@ -834,7 +835,7 @@ def _estimated_illuminant(
 )
 def white_balance(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     method: Param(
         str,
@@ -842,32 +843,89 @@ def white_balance(
         "illuminant estimator, or manual",
         choices=("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge", "manual"),
     ),
-    percentile: Param(float, 99.0, "white_patch: percentile taken as the white", gt=50, le=100),
-    p: Param(float, 6.0, "shades_of_gray, gray_edge: Minkowski norm (1 = mean)", ge=1, le=64),
-    order: Param(int, 1, "gray_edge: derivative order, 1 or 2", ge=1, le=2),
+    percentile: Param(
+        float, 99.0, "percentile taken as the white", gt=50, le=100, only_with={"method": ("white_patch",)}
+    ),
+    p: Param(
+        float,
+        6.0,
+        "Minkowski norm (1 = mean)",
+        ge=1,
+        le=64,
+        only_with={"method": ("shades_of_gray", "gray_edge")},
+    ),
+    order: Param(int, 1, "derivative order, 1 or 2", ge=1, le=2, only_with={"method": ("gray_edge",)}),
     sigma: Param(
         float,
         1.0,
-        "gray_edge: Gaussian scale in pixels; 1 measured best on 8-bit JPEGs (2-3 on 16-bit linear), "
+        "Gaussian scale in pixels; 1 measured best on 8-bit JPEGs (2-3 on 16-bit linear), "
         "see benchmarks/train_white_balance.py --gray-edge",
         gt=0,
         le=20,
+        only_with={"method": ("gray_edge",)},
     ),
-    gains: Param(list, None, "manual: gains [r, g, b], applied as given", item=float, length=3, gt=0, le=16),
+    gains: Param(
+        list,
+        None,
+        "gains [r, g, b], applied as given",
+        item=float,
+        length=3,
+        gt=0,
+        le=16,
+        only_with={"method": ("manual",)},
+    ),
     white: Param(
         list,
         None,
-        "manual: colour [r, g, b] (0..1, as stored) that should be neutral",
+        "colour [r, g, b] (0..1, as stored) that should be neutral",
         item=float,
         length=3,
         gt=0,
         le=1,
+        only_with={"method": ("manual",)},
     ),
-    white_at: Param(list, None, "manual: pixel [x, y] of something neutral", item=float, length=2, ge=0),
-    window: Param(int, 5, "manual white_at: side of the averaged window", ge=1, le=101, odd=True),
-    kelvin: Param(float, None, "manual: colour temperature of the light, in kelvin", ge=1667, le=25000),
-    saturated: Param(float, 0.98, "pixels with a channel at or above this level are ignored", gt=0, le=1),
-    dark: Param(float, 0.02, "pixels with all channels below this level are ignored", ge=0, lt=1),
+    white_at: Param(
+        list,
+        None,
+        "pixel [x, y] of something neutral",
+        item=float,
+        length=2,
+        ge=0,
+        only_with={"method": ("manual",)},
+    ),
+    window: Param(
+        int,
+        5,
+        "side of the window averaged at white_at",
+        ge=1,
+        le=101,
+        odd=True,
+        only_with={"white_at": GIVEN},
+    ),
+    kelvin: Param(
+        float,
+        None,
+        "colour temperature of the light, in kelvin",
+        ge=1667,
+        le=25000,
+        only_with={"method": ("manual",)},
+    ),
+    saturated: Param(
+        float,
+        0.98,
+        "pixels with a channel at or above this level are ignored",
+        gt=0,
+        le=1,
+        only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
+    dark: Param(
+        float,
+        0.02,
+        "pixels with all channels below this level are ignored",
+        ge=0,
+        lt=1,
+        only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
     strength: Param(
         float,
         1.0,
@@ -1010,7 +1068,7 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float) -> np.ndarray:
 )
 def saturation(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     factor: Param(float, 1.0, "chroma multiplier: 0 = grey, 1 = unchanged, > 1 more colourful", ge=0, le=5),
 ) -> np.ndarray:

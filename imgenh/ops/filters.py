@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from imgenh.levels import from_float, max_value, to_float
+from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import from_float, max_value, to_float
 
 # ---------------------------------------------------------------------------------------------
 # median
@@ -178,7 +179,9 @@ def _median_plane(plane: np.ndarray, size: int) -> np.ndarray:
     reference='scipy.ndimage.median_filter(mode="nearest"), cv2.medianBlur, ImageMagick -median',
     example={"size": 5},
 )
-def median(img: np.ndarray, ctx, *, size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True)):
+def median(
+    img: np.ndarray, ctx: OpContext, *, size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True)
+):
     """Median filter operator; see :func:`median_filter`."""
     return median_filter(img, size)
 
@@ -293,7 +296,8 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
         blur = cv2.sepFilter2D(blur, cv2.CV_32F, one, kernel, borderType=border)
         np.rint(blur, out=blur)
     # Pixels whose doubled difference is below the threshold keep their value.
-    keep = cv2.compare(cv2.absdiff(x, blur), (float(threshold * scale / 2.0),) * 4, cv2.CMP_LT)
+    # (numpy, not cv2.compare: OpenCV reads a scalar against a 1x1 image as a 4x1 array.)
+    keep = (cv2.absdiff(x, blur) < np.float32(threshold * scale / 2.0)).view(np.uint8)
     # out = in + amount * (in - blur), straight to the output depth (rounded, saturated).
     top = max_value(img.dtype)
     depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(img.dtype, cv2.CV_32F)
@@ -310,11 +314,11 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
     formula="d = in - gauss(radius, sigma)(in); out = in + amount * d where 2|d| >= threshold, else in",
     reference="ImageMagick -unsharp {radius}x{sigma}+{amount}+{threshold}",
     example={"radius": 0, "sigma": 1.5, "amount": 0.8, "threshold": 0.02},
-    check=lambda p: "sharpen: radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
+    check=lambda p: "radius or sigma must be > 0" if p["radius"] == 0 and p["sigma"] == 0 else None,
 )
 def sharpen(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     radius: Param(
         float, 0.0, "kernel half-width in pixels; 0 = automatic from sigma (as ImageMagick)", ge=0, le=100
@@ -509,16 +513,35 @@ def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: i
 )
 def denoise(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     method: Param(str, "bilateral", "algorithm", choices=("bilateral", "nlmeans")),
-    diameter: Param(int, 9, "bilateral: neighbourhood diameter in pixels", ge=1, le=51),
-    sigma_color: Param(float, 0.1, "bilateral: range sigma, fraction of full scale", gt=0, le=1),
-    sigma_space: Param(float, 3.0, "bilateral: spatial sigma in pixels", gt=0, le=100),
-    h: Param(float, 0.03, "nlmeans: filter strength, fraction of full scale", gt=0, le=1),
-    h_color: Param(float, None, "nlmeans: strength for colour components (default: h)", gt=0, le=1),
-    template: Param(int, 7, "nlmeans: patch side in pixels", ge=1, le=21, odd=True),
-    search: Param(int, 21, "nlmeans: search window side in pixels", ge=3, le=51, odd=True),
+    diameter: Param(
+        int, 9, "neighbourhood diameter in pixels", ge=1, le=51, only_with={"method": ("bilateral",)}
+    ),
+    sigma_color: Param(
+        float, 0.1, "range sigma, fraction of full scale", gt=0, le=1, only_with={"method": ("bilateral",)}
+    ),
+    sigma_space: Param(
+        float, 3.0, "spatial sigma in pixels", gt=0, le=100, only_with={"method": ("bilateral",)}
+    ),
+    h: Param(
+        float, 0.03, "filter strength, fraction of full scale", gt=0, le=1, only_with={"method": ("nlmeans",)}
+    ),
+    h_color: Param(
+        float,
+        None,
+        "strength for colour components (default: h)",
+        gt=0,
+        le=1,
+        only_with={"method": ("nlmeans",)},
+    ),
+    template: Param(
+        int, 7, "patch side in pixels", ge=1, le=21, odd=True, only_with={"method": ("nlmeans",)}
+    ),
+    search: Param(
+        int, 21, "search window side in pixels", ge=3, le=51, odd=True, only_with={"method": ("nlmeans",)}
+    ),
 ):
     """Denoise operator; see :func:`bilateral` and :func:`nl_means`."""
     if method == "bilateral":

@@ -7,6 +7,7 @@ import math
 import cv2
 import numpy as np
 
+from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
 
 SIZE_PARAMS = ("width", "height", "long_side", "short_side", "scale")
@@ -113,7 +114,7 @@ def _one_size(p: dict) -> str | None:
     given = [name for name in SIZE_PARAMS if p[name] is not None]
     if len(given) != 1:
         got = ", ".join(given) if given else "none"
-        return f"resize: set exactly one of {', '.join(SIZE_PARAMS)} (got {got})"
+        return f"set exactly one of {', '.join(SIZE_PARAMS)} (got {got})"
     return None
 
 
@@ -130,7 +131,7 @@ def _one_size(p: dict) -> str | None:
 )
 def resize(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     width: Param(int, None, "output width in pixels", ge=1, le=100000),
     height: Param(int, None, "output height in pixels", ge=1, le=100000),
@@ -138,7 +139,13 @@ def resize(
     short_side: Param(int, None, "length of the shorter side in pixels", ge=1, le=100000),
     scale: Param(float, None, "factor on both sides", gt=0, le=100),
     upscale: Param(bool, True, "allow enlarging; false leaves smaller images as they are"),
-    enlarge_filter: Param(str, "lanczos", "interpolation when enlarging", choices=tuple(ENLARGE_FILTERS)),
+    enlarge_filter: Param(
+        str,
+        "lanczos",
+        "interpolation when enlarging",
+        choices=tuple(ENLARGE_FILTERS),
+        only_with={"upscale": (True,)},
+    ),
 ):
     """Resize operator; see :func:`target_size` and :func:`resize_image`."""
     out_height, out_width = target_size(

@@ -17,8 +17,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from imgenh.levels import luma
+from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import luma
 
 # Gradients below this fraction of alpha are treated as this size, so the attenuation
 # factor (|grad| / alpha) ** (beta - 1) stays finite in flat regions.
@@ -204,7 +205,7 @@ def compress_log_luminance(
 )
 def gradient_normalize(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     alpha: Param(float, 0.1, "gradients above alpha * mean |grad| are attenuated", gt=0, le=10),
     beta: Param(float, 0.85, "attenuation exponent; 1 = none, smaller compresses more", gt=0, le=1),
@@ -262,7 +263,7 @@ def gradient_normalize(
 )
 def gradient_magnitude(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     ksize: Param(int, 3, "Sobel aperture (1, 3, 5 or 7)", ge=1, le=7, odd=True),
     percentile: Param(float, 100.0, "percentile of the magnitude mapped to 1 (100 = maximum)", gt=0, le=100),

@@ -16,8 +16,9 @@ import math
 import cv2
 import numpy as np
 
-from imgenh.levels import from_float, max_value, per_channel, to_float
+from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
+from imgenh.pixels import from_float, max_value, per_channel, to_float
 
 # ImageMagick's MagickEpsilon: below it a range or a contrast counts as zero.
 MAGICK_EPSILON = 1.0e-12
@@ -449,10 +450,17 @@ def _per_channel_copy(x: np.ndarray, channels: int) -> np.ndarray:
 )
 def gamma(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
-    value: Param(float, 1.0, "exponent is 1/value; > 1 brightens, < 1 darkens", gt=0, le=10),
-    auto: Param(bool, False, "pick value so the mean level (all channels pooled) becomes 0.5; ignores value"),
+    value: Param(
+        float,
+        1.0,
+        "exponent is 1/value; > 1 brightens, < 1 darkens",
+        gt=0,
+        le=10,
+        only_with={"auto": (False,)},
+    ),
+    auto: Param(bool, False, "pick value so the mean level (all channels pooled) becomes 0.5"),
 ) -> np.ndarray:
     """Gamma curve with ImageMagick's convention: ``out = in ** (1 / value)``.
 
@@ -477,7 +485,7 @@ def gamma(
 )
 def levels(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     black: Param(float, 0.0, "level mapped to 0, as a fraction of full scale (IM: 100*black %)", ge=0, le=1),
     white: Param(float, 1.0, "level mapped to full scale, as a fraction (IM: 100*white %)", ge=0, le=1),
@@ -500,7 +508,7 @@ def levels(
 )
 def log_curve(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     gain: Param(float, 1.0, "multiplier applied after the curve", gt=0, le=10),
     inverse: Param(bool, False, "use the inverse curve gain * (2 ** in - 1)"),
@@ -519,7 +527,7 @@ def log_curve(
 )
 def sigmoid(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     contrast: Param(float, 3.0, "slope: 0 none, 3 typical, 20 near a threshold", ge=0, le=100),
     midpoint: Param(float, 0.5, "inflection point as a fraction of full scale", ge=0, le=1),
@@ -551,7 +559,7 @@ def _check_curve(p: dict) -> str | None:
 )
 def curve(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     points: Param(
         list, [[0.0, 0.0], [1.0, 1.0]], "control points [[x, y], ...], x increasing, in [0, 1]", item=list
@@ -581,7 +589,9 @@ def curve(
     return out
 
 
-def _stretch_map(x: np.ndarray, ctx, low: float, high: float, linked: bool, linked_channel) -> np.ndarray:
+def _stretch_map(
+    x: np.ndarray, ctx: OpContext, low: float, high: float, linked: bool, linked_channel
+) -> np.ndarray:
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
         black, white = stretch_points(*ctx.stats.histogram(linked_channel), low, high)
@@ -610,7 +620,7 @@ def _stretch_map(x: np.ndarray, ctx, low: float, high: float, linked: bool, link
 )
 def stretch(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     low: Param(float, 1.0, "percent of pixels clipped to black", ge=0, lt=100),
     high: Param(
@@ -638,7 +648,7 @@ def stretch(
 )
 def auto_level(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     linked: Param(bool, True, "one min/max over all channels; false: each channel its own"),
 ) -> np.ndarray:
@@ -660,7 +670,7 @@ def auto_level(
 )
 def brightness_contrast(
     x: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     alpha: Param(float, 1.0, "contrast gain", ge=0, le=10),
     beta: Param(
@@ -682,7 +692,7 @@ def brightness_contrast(
     formula="out = round((cdf(in) - cdf(min)) * top / (N - count(min))) on grey or Y",
     reference="cv2.equalizeHist (8-bit); the same rule on 65536 bins for 16-bit",
 )
-def equalize(img: np.ndarray, ctx) -> np.ndarray:
+def equalize(img: np.ndarray, ctx: OpContext) -> np.ndarray:
     """Equalise grey images directly and colour images on the Y plane of YCrCb.
 
     uint8 uses ``cv2.equalizeHist``; uint16 the same rule over 65536 levels
@@ -707,7 +717,7 @@ def equalize(img: np.ndarray, ctx) -> np.ndarray:
 )
 def clahe(
     img: np.ndarray,
-    ctx,
+    ctx: OpContext,
     *,
     clip_limit: Param(
         float, 2.0, "clip as a multiple of the mean count of a 256-bin tile histogram", gt=0, le=100

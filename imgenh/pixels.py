@@ -1,4 +1,4 @@
-"""Levels of pixels: depths, float conversion, lookup tables and Rec. 709 luma.
+"""Pixel helpers: depths, float conversion, lookup tables and Rec. 709 luma.
 
 The one home of the helpers the pipeline and the operators share. It imports only numpy
 and OpenCV, so any module (operators included) can import names from it directly.

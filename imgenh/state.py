@@ -1,4 +1,9 @@
-"""What earlier runs wrote into an output tree, and the lock that keeps two runs apart.
+"""Run state: what earlier runs wrote into an output tree, whether an output is up to date,
+and the locks that keep two runs apart.
+
+This module is the one home of the "changed since last time" decision (:meth:`Manifest.verdict`),
+of turning a finished image into its record (:meth:`Manifest.record`) and of refreshing the
+recorded mtime of inputs that were touched but not changed.
 
 The manifest lives in ``OUT/.imgenh/``: ``manifest.jsonl`` is a journal with one JSON line
 per finished image, appended (and fsynced) only after the image is in place. A run killed
@@ -20,8 +25,15 @@ import fcntl
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgenh.io import OutputError, atomic_writer
+
+if TYPE_CHECKING:  # only for annotations: the plan and the report import this module
+    from imgenh.plan import Job
+    from imgenh.report import Result
 
 STATE_DIR = ".imgenh"
 JOURNAL = "manifest.jsonl"
@@ -69,6 +81,54 @@ class Record:
     out_mtime_ns: int = 0
 
 
+# Why an existing output is left alone (the plan counts these to warn about them).
+NOT_MADE_HERE = "output exists (not made by imgenh here; --overwrite replaces it)"
+CHANGED_SINCE = "output changed since imgenh wrote it (--overwrite replaces it)"
+
+
+@dataclass
+class FileStamps:
+    """Identity of an input as it was read and of the output written from it.
+
+    The worker fills it in; only the manifest reads it (the report leaves it out).
+
+    Attributes
+    ----------
+    size, mtime_ns : int
+        The input file when it was read.
+    sha256 : str
+        Hash of the input bytes that were decoded.
+    out_size, out_mtime_ns : int
+        The output file as written (0 if not written).
+    """
+
+    size: int = 0
+    mtime_ns: int = 0
+    sha256: str = ""
+    out_size: int = 0
+    out_mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one output needs work, decided without decoding anything.
+
+    Attributes
+    ----------
+    skip : str or None
+        Why the image is not processed this time; None to process it.
+    why : str
+        Why it is processed (new, input changed, pipeline changed, --overwrite...).
+    touched : bool
+        Skipped because the input's content is unchanged although its mtime moved: the
+        new mtime is recorded, so later runs skip it on size and mtime alone.
+    """
+
+    skip: str | None
+    why: str = ""
+    touched: bool = False
+
+
 def lock_folders(folders: set[Path]) -> list[int]:
     """Lock input folders for ``--in-place`` (flock on the folders themselves: nothing is written).
 
@@ -113,12 +173,19 @@ class Manifest:
     ----------
     root : Path
         The output root (``-o OUT``).
+    pipeline_hash : str
+        Hash of the pipeline of this run; outputs made by another pipeline are redone.
+    version : str
+        imgenh version of this run; outputs written by another version are redone
+        (operators may have changed). Empty: not compared.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, pipeline_hash: str = "", version: str = ""):
         self.root = Path(root)
         self.dir = self.root / STATE_DIR
         self.path = self.dir / JOURNAL
+        self.pipeline_hash = pipeline_hash
+        self.version = version
         self.records: dict[str, Record] = {}
         self._fh = None
         self._lock_fh = None
@@ -136,6 +203,68 @@ class Manifest:
         except FileNotFoundError:
             pass
         return self
+
+    def verdict(self, source: Path, target: Path, key: str, overwrite: bool = False) -> Verdict:
+        """Whether the output ``key`` (at ``target``, made from ``source``) needs work.
+
+        Nothing is decoded: the input's size and mtime are compared with the record, and
+        its SHA-256 only when the size matches but the mtime moved.
+        """
+        rec = self.records.get(key)
+        unfinished = {"failed": "retry: failed before", "pending": "redo: interrupted before"}
+        if not os.path.lexists(target):
+            return Verdict(None, "new" if rec is None else unfinished.get(rec.status, "output missing"))
+        if overwrite:
+            return Verdict(None, "--overwrite")
+        if rec is None:
+            return Verdict(NOT_MADE_HERE)
+        if rec.status == "ok" and rec.out_size and _changed(target, rec.out_size, rec.out_mtime_ns):
+            # Someone edited or replaced the output since imgenh wrote it: never overwrite their work.
+            return Verdict(CHANGED_SINCE)
+        if rec.pipeline != self.pipeline_hash:
+            return Verdict(None, "pipeline changed")
+        if self.version and rec.version != self.version:
+            return Verdict(None, f"made by imgenh {rec.version}")
+        if rec.status != "ok":
+            return Verdict(None, unfinished.get(rec.status, "retry"))
+        try:
+            st = os.stat(source)
+        except OSError:
+            return Verdict(None, "input changed")
+        if st.st_size == rec.size and st.st_mtime_ns == rec.mtime_ns:
+            return Verdict("up to date")
+        if st.st_size == rec.size and file_sha256(source) == rec.sha256:
+            return Verdict("up to date (same content, new mtime)", touched=True)
+        return Verdict(None, "input changed")
+
+    def record(self, result: Result) -> Record:
+        """The record of a result (a finished image, or one about to start as ``pending``)."""
+        stamps = result.stamps or FileStamps()
+        return Record(
+            result.key,
+            os.path.abspath(result.source),
+            stamps.size,
+            stamps.mtime_ns,
+            stamps.sha256,
+            self.pipeline_hash,
+            self.version,
+            str(result.status),
+            stamps.out_size,
+            stamps.out_mtime_ns,
+        )
+
+    def begin(self, pending: list[Result], touched: list[Job]) -> None:
+        """Mark ``pending`` results before work starts, and record the new mtime of ``touched`` inputs.
+
+        Best effort: a failure here only makes the next run redo or re-hash more.
+        """
+        recs = [self.record(r) for r in pending]
+        for job in touched:
+            with contextlib.suppress(OSError, KeyError):
+                st = os.stat(job.source)
+                recs.append(replace(self.records[job.key], size=st.st_size, mtime_ns=st.st_mtime_ns))
+        with contextlib.suppress(OSError):
+            self.start(recs)
 
     def stamp(self) -> tuple[int, int] | None:
         """Size and mtime of the journal (None if absent): tells whether another run wrote to it."""
@@ -219,18 +348,19 @@ class Manifest:
                 with contextlib.suppress(OSError):
                     self._fh.close()
                 self._fh = None
-                tmp = self.path.with_name(JOURNAL + ".tmp")
-                try:
-                    with open(tmp, "w", encoding="utf-8") as fh:
-                        for rec in self.records.values():
-                            fh.write(json.dumps(asdict(rec), separators=(",", ":")) + "\n")
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    os.replace(tmp, self.path)
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
+                with contextlib.suppress(OutputError), atomic_writer(self.path) as fh:
+                    for rec in self.records.values():
+                        fh.write(json.dumps(asdict(rec), separators=(",", ":")).encode() + b"\n")
         finally:
             if self._lock_fh is not None:
                 self._lock_fh.close()
                 self._lock_fh = None
+
+
+def _changed(path: Path, size: int, mtime_ns: int) -> bool:
+    """True when the file at ``path`` is gone or no longer has this size and mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (size, mtime_ns)

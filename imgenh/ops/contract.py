@@ -1,0 +1,185 @@
+"""The operator contract: what an operator receives and may rely on.
+
+An operator is a function ``fn(x, ctx: OpContext, **params)`` registered with
+:func:`imgenh.ops.registry.operator`. Pointwise operators read image statistics from
+``ctx.stats`` (a :class:`Stats`). An operator that finds a parameter unusable on a given
+image raises :class:`ParamError` naming the parameter; the pipeline adds the step's label
+(``steps[i] name.param: ...``). Checks declared with ``operator(check=...)`` return plain
+messages too (no operator name): the one caller adds ``steps[i] name:``.
+
+Operator kinds and the call each one receives:
+
+``pointwise``
+    ``fn(x, ctx, **params) -> y``. ``x`` holds normalised levels in [0, 1]: either a
+    lookup table (shape ``(N,)`` or ``(N, C)``) or a float image (``(H, W)`` or
+    ``(H, W, C)``). The function must be elementwise with the channel on the last axis,
+    so consecutive pointwise steps can be fused into one lookup table. Image statistics
+    (histogram percentiles, channel means) come from ``ctx.stats``.
+``native``
+    ``fn(img, ctx, **params) -> img`` on the image as it is (uint8, uint16 or float32
+    in [0, 1]); the operator keeps the dtype.
+``float``
+    ``fn(img, ctx, **params) -> img`` on a float32 image in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from imgenh.pixels import LUMA_BGR, LUMA_BINS, apply_table, level_counts, luma, quantised_counts, to_float
+
+KINDS = ("pointwise", "native", "float")
+
+
+class ParamError(ValueError):
+    """A parameter that is valid on its own but unusable on this image (e.g. a pixel outside it).
+
+    Parameters
+    ----------
+    param : str
+        The parameter's name, without the operator's.
+    message : str
+        What is wrong, e.g. ``[5000, 10] is outside the 600x400 image``.
+    """
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+class Stats:
+    """Histogram statistics of an image as it stands after a pending lookup table.
+
+    Pointwise operators ask for means and histograms here. For integer images the
+    per-channel histograms are counted once per fused group of steps (``raw_counts`` is
+    shared between them) and remapped through the pending table, so no pixel is scanned
+    twice; luminance statistics need the pixels themselves and are counted when asked.
+
+    Parameters
+    ----------
+    image : ndarray
+        The image before the pending table (integer) or the current float image.
+    table : ndarray, optional
+        Pending levels, shape ``(N,)`` or ``(N, C)``, for an integer image; None is the
+        identity.
+    raw_counts : dict, optional
+        Cache of the per-channel level counts of ``image``, shared by every ``Stats`` of
+        the same image.
+    """
+
+    FLOAT_BINS = LUMA_BINS
+
+    def __init__(self, image: np.ndarray, table: np.ndarray | None = None, raw_counts: dict | None = None):
+        self._image = image
+        self._table = table
+        self._raw = {} if raw_counts is None else raw_counts
+        self.channels = 1 if image.ndim == 2 else image.shape[2]
+        self._hist: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _plane(self, channel: int) -> np.ndarray:
+        return self._image if self._image.ndim == 2 else self._image[..., channel]
+
+    def _raw_counts(self, channel: int) -> np.ndarray:
+        if channel not in self._raw:
+            if self._image.dtype.kind in "ui":
+                self._raw[channel] = level_counts(self._image, channel=channel)
+            else:
+                self._raw[channel] = quantised_counts(self._plane(channel), self.FLOAT_BINS)
+        return self._raw[channel]
+
+    def _table_levels(self, channel: int, bins: int) -> np.ndarray:
+        if self._table is None:
+            return np.linspace(0.0, 1.0, bins)
+        return self._table if self._table.ndim == 1 else self._table[:, channel]
+
+    def _luma_counts(self) -> np.ndarray:
+        """Counts of the Rec. 709 luma rounded to 65536 levels (ImageMagick's intensity histogram)."""
+        if self._image.dtype.kind not in "ui":
+            return quantised_counts(luma(self.materialise()), self.FLOAT_BINS)
+        # Integer images: the levels as 16-bit values (ImageMagick Q16's quanta), then a 16-bit
+        # cv2.transform, which rounds the weighted sum to the nearest 16-bit level itself.
+        if self._table is not None:
+            q16 = apply_table(self._image, self._table, np.uint16)
+        elif self._image.dtype == np.uint8:
+            q16 = cv2.LUT(self._image, (np.arange(256, dtype=np.uint16) * 257))
+        else:
+            q16 = self._image
+        return level_counts(cv2.transform(q16, LUMA_BGR.reshape(1, 3).astype(np.float32)))
+
+    def materialise(self) -> np.ndarray:
+        """The current image as float32 in [0, 1] (pending table applied)."""
+        if self._table is None:
+            return to_float(self._image)
+        return apply_table(self._image, self._table, np.float32)
+
+    def histogram(self, channel: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Levels and their pixel counts.
+
+        Parameters
+        ----------
+        channel : int, None or "luma"
+            A channel index (BGR order), None for all channels pooled, or "luma" for
+            Rec. 709 luminance.
+
+        Returns
+        -------
+        levels, counts : ndarray
+            ``levels`` in [0, 1]; possibly unsorted after a non-monotone table.
+        """
+        if channel in self._hist:
+            return self._hist[channel]
+        if channel == "luma" and self.channels >= 3:
+            result = (np.linspace(0.0, 1.0, self.FLOAT_BINS), self._luma_counts())
+        elif channel is None or channel == "luma":
+            parts = [self.histogram(c) for c in range(self.channels)]
+            result = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        else:
+            counts = self._raw_counts(int(channel))
+            result = (self._table_levels(int(channel), counts.size), counts)
+        self._hist[channel] = result
+        return result
+
+    def mean(self, channel: int | str | None = None) -> float:
+        """Mean level of a channel (see :meth:`histogram` for ``channel``)."""
+        levels, counts = self.histogram(channel)
+        return float(np.dot(levels, counts) / max(counts.sum(), 1))
+
+
+@dataclass
+class OpContext:
+    """What an operator may ask of the pipeline besides its pixels and parameters.
+
+    Attributes
+    ----------
+    channels : int
+        1 for grey, 3 for colour (alpha is never passed to operators).
+    depth_max : float
+        Largest level of the image as read (255, 65535), for operators that quantise.
+    stats : Stats or None
+        Histogram statistics, for pointwise operators.
+    values : dict
+        Values the operator reports (see :meth:`record`).
+    """
+
+    channels: int
+    depth_max: float
+    stats: Stats | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_color(self) -> bool:
+        """True for a three-channel (BGR) image."""
+        return self.channels >= 3
+
+    def record(self, key: str, value: Any) -> None:
+        """Report a value (e.g. an estimated illuminant) for the run report."""
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        self.values[key] = value

@@ -1,0 +1,118 @@
+"""One image, start to end: read -> pipeline.apply_image -> write, returning a Result.
+
+The worker never raises for a bad image and never returns pixels: only a small
+:class:`~imgenh.report.Result` crosses the process boundary. It is a picklable callable
+built once in the parent, so it runs the same in-process, under loky or on a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import cv2
+
+from imgenh.html_report import image_extras
+from imgenh.io import (
+    DEFAULT_FAIL_ON,
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    OutputError,
+    RenameGate,
+    read_image,
+    write_image,
+)
+from imgenh.pipeline import Pipeline, StepError
+from imgenh.plan import Job, Status
+from imgenh.report import Result
+from imgenh.state import FileStamps
+
+
+class Worker:
+    """Process one job: read, apply the pipeline, write. Picklable; built once in the parent.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    max_pixels : int
+        Refuse inputs whose header claims more pixels.
+    fail_on : {"none", "truncated", "error"}
+        Decoding strictness (see :func:`imgenh.io.read_image`).
+    single_thread : bool
+        Limit OpenCV to one thread, so N workers do not oversubscribe the cores. Set for
+        pool workers, which also ignore SIGINT: a Ctrl-C reaches the whole process group,
+        and the parent alone decides what happens (see :class:`imgenh.runner.Runner`).
+    gate : RenameGate, optional
+        The run's gate: once the run stops, outputs are no longer renamed into place.
+    figures : bool
+        Measure the quality figures of each input and output (``result.extras``).
+    thumbnails : bool
+        Also make small before/after thumbnails (for the HTML report).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        fail_on: str = DEFAULT_FAIL_ON,
+        single_thread: bool = False,
+        gate: RenameGate | None = None,
+        figures: bool = False,
+        thumbnails: bool = False,
+    ):
+        self.pipeline = pipeline
+        self.max_pixels = max_pixels
+        self.fail_on = fail_on
+        self.single_thread = single_thread
+        self.gate = gate
+        self.figures = figures or thumbnails
+        self.thumbnails = thumbnails
+
+    def __call__(self, job: Job) -> Result:
+        if self.single_thread:
+            cv2.setNumThreads(1)
+            if threading.current_thread() is threading.main_thread():  # a pool process, not a thread
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+        start = time.perf_counter()
+        result = Result.from_job(job, Status.FAILED, "")
+        result.stamps = stamps = FileStamps()
+        try:
+            st = os.stat(job.source)
+            stamps.size, stamps.mtime_ns = st.st_size, st.st_mtime_ns
+        except OSError:
+            pass
+        try:
+            self._process(job, result)
+            result.status = Status.OK
+        except (ImageError, OutputError, StepError) as exc:
+            result.reason = str(exc)  # a StepError names the step: "steps[0] white_balance: ..."
+        except MemoryError:
+            result.reason = "out of memory"
+        except Exception as exc:  # a bug or an operator limit: report it, keep the batch going
+            result.reason = f"internal error: {type(exc).__name__}: {exc}"
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _process(self, job: Job, result: Result) -> None:
+        """Read, apply and write one image, filling ``result`` as it goes."""
+        image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
+        result.stamps.sha256 = image.sha256  # of the very bytes decoded
+        before = image
+        image, result.values = self.pipeline.apply_image(image)
+        if self.figures:  # measured before writing: the pixels as processed, not as re-encoded
+            result.extras = image_extras(
+                before.pixels,
+                image.pixels,
+                before_alpha=before.alpha,
+                after_alpha=image.alpha,
+                thumbs=self.thumbnails,
+            )
+        out = self.pipeline.output
+        result.notes = image.notes + write_image(
+            job.output, image, quality=out.quality, metadata=out.metadata
+        )
+        written = os.stat(job.output)  # so a later run can tell if someone changed it
+        result.stamps.out_size, result.stamps.out_mtime_ns = written.st_size, written.st_mtime_ns
