@@ -100,6 +100,33 @@ def test_contract_dtype_shape_and_input_untouched(name, extra, photo8, photo16, 
             assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
 
 
+TINY_SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2)]
+
+
+@pytest.mark.parametrize(("name", "extra"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("shape", TINY_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_contract_tiny_images(name, extra, shape):
+    """1x1, 1xN, Nx1 and 2x2 images: every operator runs, with its example and default parameters."""
+    rng = np.random.default_rng(3)
+    spec = REGISTRY[name]
+    defaults, errors = spec.resolve(extra)
+    steps = [example(name, extra)] + ([[Step(spec, defaults, 0)]] if not errors else [])
+    for channels in (3, 1):
+        for dtype, top in ((np.uint8, 255), (np.uint16, 65535), (np.float32, 1.0)):
+            size = (*shape, channels) if channels == 3 else shape
+            img = (rng.random(size) * top).astype(dtype)
+            for pipeline in steps:
+                out, _ = apply_steps(img, pipeline)
+                assert out.dtype == img.dtype
+                if not spec.changes_shape:
+                    assert out.shape == img.shape
+                if out.dtype == np.float32:
+                    assert np.isfinite(out).all()
+            flat = np.full(size, top // 2 if dtype != np.float32 else 0.5, dtype)  # one colour
+            out, reports = apply_steps(flat, steps[0])
+            assert all(np.isfinite(v).all() for r in reports for v in r.values() if isinstance(v, float))
+
+
 @pytest.mark.parametrize(("name", "extra"), CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("layout", ["colour", "grey"])
 def test_contract_8_and_16_bit_agree(name, extra, layout, photo8, gray8):
