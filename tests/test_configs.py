@@ -81,9 +81,11 @@ def test_default_adds_contrast_and_keeps_colours_natural(results, samples):
         assert luma(after).std() > luma(before).std(), name
         # A gentle correction: the average colour moves by a few degrees at most.
         assert cast_angle(after, before) < 8, name
+    # A third of a white balance: a strong cast is reduced, not removed (that is color_cast's job;
+    # without a confidence a full correction also neutralises orange cats and red fundus photos).
     warm, neutral = pixels(samples / "rocket_dim_warm.jpg"), pixels(samples / "rocket.jpg")
     after = pixels(results["default"] / "rocket_dim_warm.jpg")
-    assert cast_angle(after, neutral) < 0.6 * cast_angle(warm, neutral)
+    assert cast_angle(after, neutral) < 0.8 * cast_angle(warm, neutral)
 
 
 def test_low_light_brightens_the_dim_shot(results, samples):
