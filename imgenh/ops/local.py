@@ -24,6 +24,7 @@ WORK_SIDE = 512  # masks of larger images are computed on a copy this size (long
 _BASE_FLOOR = 0.02  # shadows_highlights: bases below this count as this (bounds the gain)
 _GAIN_RANGE = (0.25, 4.0)  # shadows_highlights: at most two stops either way
 _ILLUMINATION_FLOOR = 1.0 / 255.0  # flatten: never divide by less than one 8-bit level
+_DEBLOCK_BAND = 64  # deblock: rows per band of the column pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,23 +225,32 @@ def denoise_chroma(
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _deblock_axis(x: np.ndarray, threshold: float, block: int) -> np.ndarray:
-    """Soften steps across block boundaries along axis 1 (columns), in place on ``x``."""
-    cols = np.arange(block, x.shape[1] - 1, block)
-    cols = cols[cols >= 2]
-    if cols.size == 0:
-        return x
-    p1, p0, q0, q1 = (x[:, cols + k] for k in (-2, -1, 0, 1))
+def _deblock_axis(x: np.ndarray, threshold: float, block: int, axis: int) -> None:
+    """Soften steps across the block boundaries along ``axis``, in place on ``x``.
+
+    The four pixels around every boundary (p1 p0 | q0 q1) are strided views of ``x``, so the
+    pass reads and writes only them (no gather, no transposed copy).
+    """
+    count = (x.shape[axis] - 2) // block  # boundaries at block, 2 block, ... with q1 inside
+    if count <= 0:
+        return
+
+    def side(offset: int) -> np.ndarray:
+        index = [slice(None)] * x.ndim
+        first = block + offset
+        index[axis] = slice(first, first + block * (count - 1) + 1, block)
+        return x[tuple(index)]
+
+    p1, p0, q0, q1 = (side(k) for k in (-2, -1, 0, 1))
     step = q0 - p0
     # A step is a block artefact only if it is small and both sides are smooth (else: a real edge).
     calm = np.float32(threshold / 2.0)
     soft = (np.abs(step) < np.float32(threshold)) & (np.abs(p1 - p0) < calm) & (np.abs(q1 - q0) < calm)
     d = np.where(soft, step, np.float32(0.0)) * np.float32(0.125)
-    x[:, cols - 2] = p1 + d
-    x[:, cols - 1] = p0 + 3 * d
-    x[:, cols] = q0 - 3 * d
-    x[:, cols + 1] = q1 - d
-    return x
+    p1 += d
+    p0 += 3 * d
+    q0 -= 3 * d
+    q1 -= d
 
 
 @operator(
@@ -263,8 +273,8 @@ def deblock(
 ):
     """Deblocking operator; run it first, before any resize or crop moves the grid."""
     out = img.copy()
-    _deblock_axis(out, threshold, block)
-    transposed = np.ascontiguousarray(np.swapaxes(out, 0, 1))
-    _deblock_axis(transposed, threshold, block)
-    out = np.ascontiguousarray(np.swapaxes(transposed, 0, 1))
+    # Vertical boundaries (between columns) in bands of rows, so the strided pixels stay in cache.
+    for top in range(0, out.shape[0], _DEBLOCK_BAND):
+        _deblock_axis(out[top : top + _DEBLOCK_BAND], threshold, block, axis=1)
+    _deblock_axis(out, threshold, block, axis=0)  # then horizontal ones
     return np.clip(out, 0.0, 1.0, out=out)
