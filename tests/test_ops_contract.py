@@ -174,13 +174,19 @@ REFERENCE_TESTS: dict[str, list[str]] = {
         "test_ops_tone.py::test_curve_monotone_matches_scipy_pchip",
         "test_ops_tone.py::test_curve_pchip_slopes_match_scipy",
     ],
+    "deblock": ["test_ops_local.py::test_deblock_matches_the_rule_written_as_loops"],
     "denoise": [
         "test_ops_filters.py::test_denoise_bilateral_is_opencv_on_uint8",
         "test_ops_filters.py::test_denoise_nlmeans_is_opencv_on_uint8",
     ],
+    "denoise_chroma": ["test_ops_local.py::test_denoise_chroma_matches_guided_filter_on_ycrcb"],
     "equalize": [
         "test_ops_tone.py::test_equalize_matches_opencv",
         "test_ops_tone.py::test_equalize_lut_is_equalize_hist_rule",
+    ],
+    "flatten": [
+        "test_ops_local.py::test_flatten_matches_closing_background_formula",
+        "test_ops_local.py::test_flatten_makes_an_unevenly_lit_page_flat",
     ],
     "gamma": [
         "test_ops_tone.py::test_gamma_matches_formula",
@@ -216,6 +222,10 @@ REFERENCE_TESTS: dict[str, list[str]] = {
     "saturation": [
         "test_ops_color.py::test_saturation_matches_skimage_lab",
         "test_ops_color.py::test_saturation_matches_imagemagick_lab",
+    ],
+    "shadows_highlights": [
+        "test_ops_local.py::test_guided_filter_matches_numpy_reference",
+        "test_ops_local.py::test_shadows_highlights_matches_moroney_formula_on_a_guided_mask",
     ],
     "sharpen": [
         "test_ops_filters.py::test_sharpen_matches_formula",

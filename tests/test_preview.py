@@ -136,8 +136,9 @@ def test_sample_preview_runs_the_real_pipeline_on_a_16bit_sample():
     sample = CONFIGS.parent / "sample_images" / "coffee_16bit.png"
     image = read_image(sample)
     small = Image(cv2.resize(image.pixels, (120, 80), interpolation=cv2.INTER_AREA))
-    sheet = render_sheet(load_pipeline(CONFIGS / "low_light.yaml"), small, width=800)
-    assert len(sheet.panels) == 5
+    pipeline = load_pipeline(CONFIGS / "low_light.yaml")
+    sheet = render_sheet(pipeline, small, width=800)
+    assert len(sheet.panels) == len(pipeline.steps) + 1  # the input, then one panel per step
     assert "16-bit" in sheet.panels[0].lines[0]
 
 

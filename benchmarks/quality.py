@@ -1,0 +1,269 @@
+"""Do no harm: every config in configs/ on clean photos and known degradations of them.
+
+Usage (from the repository root)::
+
+    python benchmarks/quality.py                       # both sets, every config, ~3-5 min on 2 busy cores
+    python benchmarks/quality.py --set tuning --configs configs/default.yaml /tmp/candidate.yaml
+    python benchmarks/quality.py --out benchmarks/results/quality-after   # -> .md and .json
+
+Clean photos come from scikit-image's ``skimage.data`` (shrunk to at most 0.4 MP). Each is
+degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
+run through each pipeline in memory and written with the pipeline's own output settings (JPEG
+at its quality, or lossless PNG). The score is the mean CIEDE2000 (``skimage.color``) between
+the result and the clean original; lower is better. Two baselines: ``nothing`` (the degraded
+JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, the ImageMagick
+one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
+
+The photos are split by name into a tuning set (retune configs on it only) and a held-out set
+(measure, never tune). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+colourfulness, ...) go into the JSON, and their means into the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from imgenh import load_pipeline  # noqa: E402
+from imgenh.quality import figures  # noqa: E402
+
+# Fixed by name: tune on TUNING only; HELD_OUT is measured after tuning, never tuned on.
+TUNING = ("astronaut", "coffee", "rocket", "immunohistochemistry")
+HELD_OUT = ("chelsea", "motorcycle", "retina")
+SETS = {"tuning": TUNING, "held_out": HELD_OUT}
+MAX_PIXELS = 400_000
+INPUT_QUALITY = 92
+MAGICK = "/usr/bin/convert"
+FIGURES_SHOWN = ("noise_sigma", "clipped_shadows", "clipped_highlights", "colourfulness")
+
+
+def load_photo(name: str) -> np.ndarray:
+    """A clean photo from ``skimage.data`` as BGR uint8, shrunk (area) to at most ``MAX_PIXELS``."""
+    import skimage.data
+
+    rgb = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2BGR)
+    h, w = bgr.shape[:2]
+    scale = min(1.0, (MAX_PIXELS / (h * w)) ** 0.5)
+    if scale < 1.0:
+        bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return bgr
+
+
+# ---------------------------------------------------------------------------------------------
+# degradations: float BGR in [0, 1] -> float BGR in [0, 1] (sRGB-encoded), deterministic
+# ---------------------------------------------------------------------------------------------
+
+
+def to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def _gains(x: np.ndarray, bgr: tuple[float, float, float]) -> np.ndarray:
+    return to_srgb(to_linear(x) * np.array(bgr))
+
+
+def _backlit(x: np.ndarray) -> np.ndarray:
+    """The lower half 2.7 stops darker (linear x 0.15), with a soft edge over 6% of the height."""
+    h = x.shape[0]
+    rows = np.arange(h, dtype=np.float64) / max(h - 1, 1)
+    ramp = 1.0 / (1.0 + np.exp(-(rows - 0.5) / 0.015))
+    gain = 1.0 - 0.85 * ramp
+    return to_srgb(to_linear(x) * gain[:, None, None])
+
+
+def _noisy(x: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return x + rng.normal(0.0, 10.0 / 255.0, x.shape)
+
+
+def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    img = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(np.float64) / 255.0
+
+
+DEGRADATIONS = {
+    "clean": lambda x, s: x,
+    "underexposed": lambda x, s: to_srgb(to_linear(x) * 0.2),  # -2.3 stops
+    "overexposed": lambda x, s: to_srgb(to_linear(x) * 2.5),  # +1.3 stops, highlights clip
+    "haze": lambda x, s: to_srgb(to_linear(x) * 0.55 + 0.45 * 0.8),  # I = J t + A (1 - t)
+    "tungsten": lambda x, s: _gains(x, (0.55, 0.85, 1.15)),  # daylight balance under ~3000 K
+    "green": lambda x, s: _gains(x, (0.85, 1.1, 0.8)),  # fluorescent / foliage tint
+    "flat": lambda x, s: 0.5 + (x - 0.5) * 0.45,  # low contrast about mid-grey
+    "noisy": _noisy,  # Gaussian sigma 10 levels, per channel (chroma noise too)
+    "backlit": lambda x, s: _backlit(x),
+    "jpeg_blocks": lambda x, s: _jpeg(x, 12),  # heavy JPEG blocking
+}
+
+
+def degraded_input(clean: np.ndarray, case: str, seed: int) -> np.ndarray:
+    """The degraded photo as the uint8 BGR pixels of a quality-92 JPEG file."""
+    x = DEGRADATIONS[case](clean.astype(np.float64) / 255.0, seed)
+    img = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, INPUT_QUALITY])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+# ---------------------------------------------------------------------------------------------
+# methods: the degraded input -> the output as a user would get it back
+# ---------------------------------------------------------------------------------------------
+
+
+def run_config(path: str, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The pipeline's output, encoded with its output settings and decoded again."""
+    pipeline = load_pipeline(path)
+    out, _ = pipeline.apply(img)
+    if pipeline.output.format in ("keep", "jpg"):
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, pipeline.output.quality])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if out.shape[:2] != shape:  # dataset_normalize resizes: compare at the original size
+        out = cv2.resize(out, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    return out
+
+
+def run_magick(img: np.ndarray) -> np.ndarray:
+    """``convert IN.jpg -auto-level -auto-gamma OUT.jpg`` (ImageMagick keeps the input's quality)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "in.jpg"), os.path.join(tmp, "out.jpg")
+        cv2.imwrite(src, img, [cv2.IMWRITE_JPEG_QUALITY, INPUT_QUALITY])
+        subprocess.run([MAGICK, src, "-auto-level", "-auto-gamma", dst], check=True, capture_output=True)
+        return cv2.imread(dst, cv2.IMREAD_COLOR)
+
+
+def ciede2000(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIEDE2000 between two BGR uint8 images."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    lab = [rgb2lab(x[..., ::-1].astype(np.float64) / 255.0) for x in (a, b)]
+    return float(deltaE_ciede2000(lab[0], lab[1]).mean())
+
+
+def score_case(photo: str, case: str, configs: list[str], magick: bool) -> list[dict]:
+    """Every method on one degraded photo: a row per method with its CIEDE2000 and figures."""
+    cv2.setNumThreads(1)
+    clean = load_photo(photo)
+    seed = sum(map(ord, photo + case))
+    img = degraded_input(clean, case, seed)
+    outputs = {"nothing": img}
+    if magick:
+        outputs["magick"] = run_magick(img)
+    for path in configs:
+        outputs[Path(path).stem] = run_config(path, img, clean.shape[:2])
+    rows = []
+    for method, out in outputs.items():
+        row = {"photo": photo, "case": case, "method": method, "ciede2000": round(ciede2000(out, clean), 3)}
+        row["figures"] = figures(out)
+        rows.append(row)
+    rows.append({"photo": photo, "case": case, "method": "original", "figures": figures(clean)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+
+
+def summarise(rows: list[dict], photos: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """``{case: {method: mean CIEDE2000 over photos}}`` plus ``degraded mean`` and ``worse than nothing``."""
+    mine = [r for r in rows if r["photo"] in photos and "ciede2000" in r]
+    methods = list(dict.fromkeys(r["method"] for r in mine))
+    cases = list(dict.fromkeys(r["case"] for r in mine))
+    table = {
+        case: {
+            m: float(np.mean([r["ciede2000"] for r in mine if r["case"] == case and r["method"] == m]))
+            for m in methods
+        }
+        for case in cases
+    }
+    degraded = [c for c in cases if c != "clean"]
+    table["degraded mean"] = {m: float(np.mean([table[c][m] for c in degraded])) for m in methods}
+    table["cases worse than nothing"] = {
+        m: float(sum(table[c][m] > table[c]["nothing"] for c in degraded)) for m in methods
+    }
+    return table
+
+
+def figure_means(rows: list[dict], photos: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Mean of each shown figure per method (over photos and cases); ``original`` is the clean photos."""
+    mine = [r for r in rows if r["photo"] in photos]
+    methods = list(dict.fromkeys(r["method"] for r in mine))
+    return {
+        m: {f: float(np.mean([r["figures"][f] for r in mine if r["method"] == m])) for f in FIGURES_SHOWN}
+        for m in methods
+    }
+
+
+def markdown(name: str, photos: tuple[str, ...], table: dict, figs: dict) -> str:
+    methods = list(next(iter(table.values())))
+    lines = [
+        f"### {name} set: {', '.join(photos)}",
+        "",
+        "Mean CIEDE2000 to the clean original (lower is better; `nothing` = the degraded JPEG itself).",
+        "",
+        "| case | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for case, values in table.items():
+        fmt = "{:.0f}" if case.startswith("cases") else "{:.2f}"
+        lines.append(f"| {case} | " + " | ".join(fmt.format(values[m]) for m in methods) + " |")
+    lines += ["", "Mean figures of the outputs over every case (`original`: the clean photos).", ""]
+    lines.append("| method | " + " | ".join(FIGURES_SHOWN) + " |")
+    lines.append("|---|" + "---:|" * len(FIGURES_SHOWN))
+    for method, values in figs.items():
+        lines.append(f"| {method} | " + " | ".join(f"{values[f]:.2f}" for f in FIGURES_SHOWN) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", choices=("tuning", "held_out", "both"), default="both")
+    parser.add_argument("--configs", nargs="*", default=None, help="pipeline files (default: configs/*.yaml)")
+    parser.add_argument("--cases", nargs="*", default=list(DEGRADATIONS), choices=list(DEGRADATIONS))
+    parser.add_argument("--out", default="quality", help="output prefix: writes OUT.md and OUT.json")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-magick", action="store_true", help="skip the ImageMagick baseline")
+    args = parser.parse_args(argv)
+    configs = [
+        str(p)
+        for p in (args.configs if args.configs is not None else sorted((ROOT / "configs").glob("*.yaml")))
+    ]
+    magick = not args.no_magick and shutil.which(MAGICK) is not None
+    sets = list(SETS) if args.set == "both" else [args.set]
+    photos = [p for s in sets for p in SETS[s]]
+    start = time.perf_counter()
+    tasks = [delayed(score_case)(p, c, configs, magick) for p in photos for c in args.cases]
+    rows = [r for part in Parallel(n_jobs=args.jobs)(tasks) for r in part]
+    text = [f"# Quality benchmark ({time.strftime('%Y-%m-%d')}, `python benchmarks/quality.py`)", ""]
+    report = {"configs": configs, "magick": magick, "sets": {}, "rows": rows}
+    for s in sets:
+        table, figs = summarise(rows, SETS[s]), figure_means(rows, SETS[s])
+        report["sets"][s] = {"photos": list(SETS[s]), "ciede2000": table, "figures": figs}
+        text.append(markdown(s, SETS[s], table, figs))
+    text.append(f"({len(rows)} rows in {time.perf_counter() - start:.0f} s)\n")
+    Path(args.out + ".md").write_text("\n".join(text), encoding="utf-8")
+    Path(args.out + ".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()

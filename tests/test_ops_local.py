@@ -1,0 +1,256 @@
+"""Local operators that hold back: shadows_highlights, flatten, denoise_chroma, deblock.
+
+References are plain numpy (and scipy) implementations of the published formulas: the guided
+filter of He, Sun & Tang (2010) with box means from cumulative sums, Moroney's (2000) masking
+exponent, a morphological-closing background, Rec. 601 YCrCb and the deblocking rule as a loop.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from imgenh import run_op
+from imgenh.ops import local
+
+# ---------------------------------------------------------------------------------------------
+# numpy references
+# ---------------------------------------------------------------------------------------------
+
+
+def box_mean(x: np.ndarray, r: int) -> np.ndarray:
+    """Mean over (2r+1)^2 windows, border reflected without repeating the edge (numpy 'reflect')."""
+    p = np.pad(x.astype(np.float64), r, mode="reflect")
+    c = np.cumsum(np.cumsum(np.pad(p, ((1, 0), (1, 0))), axis=0), axis=1)
+    k = 2 * r + 1
+    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    return s / (k * k)
+
+
+def guided_reference(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """He et al. 2010, Algorithm 1, in float64."""
+    mi, mp = box_mean(guide, r), box_mean(src, r)
+    a = (box_mean(guide * src, r) - mi * mp) / (box_mean(guide * guide, r) - mi * mi + eps)
+    b = mp - a * mi
+    return box_mean(a, r) * guide + box_mean(b, r)
+
+
+def luma709(bgr: np.ndarray) -> np.ndarray:
+    return bgr @ np.array([0.072186, 0.715158, 0.212656])
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float64) / (65535.0 if img.dtype == np.uint16 else 255.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the guided filter and shadows_highlights
+# ---------------------------------------------------------------------------------------------
+
+
+def test_guided_filter_matches_numpy_reference(photo8):
+    x = to_float(photo8)
+    y = luma709(x)
+    ours = local.guided_filter(y.astype(np.float32), y.astype(np.float32), 4, 0.01)
+    np.testing.assert_allclose(ours, guided_reference(y, y, 4, 0.01), atol=2e-5)
+
+
+def test_shadows_highlights_matches_moroney_formula_on_a_guided_mask(photo8):
+    x = to_float(photo8)
+    y = luma709(x)
+    r = max(1, round(0.1 * min(x.shape[:2])))
+    base = np.maximum(guided_reference(y, y, r, 0.02), 0.02)
+    shadows, highlights = 1.2, 0.6
+    e = 2.0 ** (highlights * np.maximum(2 * base - 1, 0) - shadows * np.maximum(1 - 2 * base, 0))
+    gain = np.clip(base ** (e - 1), 0.25, 4.0)
+    headroom = 1.0 / np.maximum(x.max(axis=2), 1e-6)
+    gain = np.where(gain > 1, np.minimum(gain, np.maximum(headroom, 1)), gain)
+    expected = np.clip(x * gain[..., None], 0, 1)
+    out = run_op(
+        x.astype(np.float32),
+        "shadows_highlights",
+        shadows=shadows,
+        highlights=highlights,
+        radius=0.1,
+        eps=0.02,
+    )
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+def test_shadows_highlights_leaves_a_flat_mid_grey_image_alone():
+    grey = np.full((40, 60, 3), 0.5, np.float32)
+    out = run_op(grey, "shadows_highlights", shadows=2.0, highlights=2.0)
+    np.testing.assert_allclose(out, grey, atol=1e-6)
+
+
+def test_shadows_highlights_brightens_a_backlit_half_and_barely_moves_the_sky(photo8):
+    clean = to_float(cv2.resize(photo8, (192, 128), interpolation=cv2.INTER_CUBIC))
+    backlit = 0.55 + 0.4 * clean  # a bright sky above...
+    backlit[64:] = 0.35 * clean[64:]  # ...and a subject in its shadow below
+    out = run_op((backlit * 255).round().astype(np.uint8), "shadows_highlights", shadows=1.0)
+    out = to_float(out)
+    lower_before, lower_after = luma709(backlit[72:]).mean(), luma709(out[72:]).mean()
+    assert lower_after > 1.6 * lower_before
+    sky = np.abs(luma709(out[:56]) - luma709(backlit[:56]))
+    assert sky.mean() < 0.01, sky.mean()  # under 3 levels where it was not dark
+
+
+def test_shadows_highlights_keeps_colour_ratios_and_never_clips_a_channel():
+    rng = np.random.default_rng(3)
+    img = rng.uniform(0.02, 0.3, (30, 40, 3)).astype(np.float32)
+    img[..., 2] = 0.9  # a saturated red channel: lifting must not push it past white
+    out = run_op(img, "shadows_highlights", shadows=2.0)
+    assert out.max() <= 1.0
+    np.testing.assert_allclose(out[..., 0] / out[..., 2], img[..., 0] / img[..., 2], rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# flatten
+# ---------------------------------------------------------------------------------------------
+
+
+def synthetic_page(h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """Paper (0.85) with black text, lit by a known gradient from 0.45 to 1.0; returns (page, ink mask)."""
+    paper = np.full((h, w), 0.85)
+    ink = np.zeros((h, w), np.uint8)
+    for i, row in enumerate(range(30, h - 10, 28)):
+        cv2.putText(ink, f"line {i} of some text", (10, row), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1)
+    page = np.where(ink > 0, 0.08, paper)
+    yy, xx = np.mgrid[0:h, 0:w]
+    light = 0.45 + 0.55 * (0.6 * xx / (w - 1) + 0.4 * yy / (h - 1))
+    return (page * light).astype(np.float32), ink > 0
+
+
+def test_flatten_matches_closing_background_formula():
+    page, _ = synthetic_page()
+    colour = np.dstack([page, page * 0.95, page * 0.9]).astype(np.float32)
+    size = 0.06
+    side = max(3, 2 * round(size * max(page.shape) / 2) + 1)
+    footprint = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)).astype(bool)
+    expected = np.empty_like(colour)
+    for c in range(3):
+        closed = ndimage.grey_closing(colour[..., c], footprint=footprint, mode="nearest")
+        illum = cv2.GaussianBlur(
+            closed.astype(np.float32), (0, 0), side / 2.0, borderType=cv2.BORDER_REPLICATE
+        )
+        expected[..., c] = np.clip(0.97 * colour[..., c] / np.maximum(illum, 1 / 255), 0, 1)
+    out = run_op(colour, "flatten", size=size, white=0.97)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_flatten_makes_an_unevenly_lit_page_flat():
+    page, ink = synthetic_page()
+    img = (page * 255).round().astype(np.uint8)
+    out = to_float(run_op(img, "flatten"))
+    paper = ~cv2.dilate(ink.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    before = np.percentile(page[paper], [1, 99])
+    after = np.percentile(out[paper], [1, 99])
+    assert before[1] - before[0] > 0.35  # the light gradient, before
+    assert after[1] - after[0] <= 0.04, after  # stated tolerance: paper within 4% of full scale
+    assert np.median(out[paper]) > 0.95  # paper brought to white
+    assert out[ink].mean() < 0.35  # ink stays dark
+
+
+# ---------------------------------------------------------------------------------------------
+# denoise_chroma
+# ---------------------------------------------------------------------------------------------
+
+
+def ycrcb_reference(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    b, g, r = (bgr[..., i] for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return y, (r - y) * 0.713 + 0.5, (b - y) * 0.564 + 0.5
+
+
+def test_denoise_chroma_matches_guided_filter_on_ycrcb(photo8):
+    x = to_float(photo8)
+    y, cr, cb = ycrcb_reference(x)
+    cr2, cb2 = (guided_reference(y, c, 3, 0.001) for c in (cr, cb))
+    r = y + 1.403 * (cr2 - 0.5)
+    b = y + 1.773 * (cb2 - 0.5)
+    g = y - 0.714 * (cr2 - 0.5) - 0.344 * (cb2 - 0.5)
+    expected = np.clip(np.dstack([b, g, r]), 0, 1)
+    out = run_op(x.astype(np.float32), "denoise_chroma", radius=3, eps=0.001)
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+
+
+def test_denoise_chroma_removes_colour_noise_and_keeps_luma(photo8):
+    # A photo's colour varies smoothly at full size (the 96x64 crop is much busier): blur it.
+    clean = to_float(
+        cv2.GaussianBlur(cv2.resize(photo8, (192, 128), interpolation=cv2.INTER_CUBIC), (0, 0), 1.5)
+    )
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.04, clean.shape), 0, 1).astype(np.float32)
+    out = run_op(noisy, "denoise_chroma")
+    _, cr0, cb0 = ycrcb_reference(clean)
+    _, cr1, cb1 = ycrcb_reference(noisy.astype(np.float64))
+    _, cr2, cb2 = ycrcb_reference(out.astype(np.float64))
+    err_before = np.abs(cr1 - cr0).mean() + np.abs(cb1 - cb0).mean()
+    err_after = np.abs(cr2 - cr0).mean() + np.abs(cb2 - cb0).mean()
+    assert err_after < 0.5 * err_before
+    # Luma is kept, except where the new colour falls outside the RGB cube and is clipped.
+    luma_change = np.abs(
+        ycrcb_reference(out.astype(np.float64))[0] - ycrcb_reference(noisy.astype(np.float64))[0]
+    )
+    assert np.median(luma_change) < 1e-4 and luma_change.mean() < 2e-3, luma_change.mean()
+
+
+def test_denoise_chroma_leaves_grey_images_alone(gray8):
+    assert np.array_equal(run_op(gray8, "denoise_chroma"), gray8)
+
+
+# ---------------------------------------------------------------------------------------------
+# deblock
+# ---------------------------------------------------------------------------------------------
+
+
+def deblock_loop(img: np.ndarray, threshold: float, block: int) -> np.ndarray:
+    """The deblocking rule written as plain loops over boundaries and rows (columns, then rows)."""
+    out = img.astype(np.float64).copy()
+    for axis in (1, 0):
+        x = out if axis == 1 else np.swapaxes(out, 0, 1)
+        src = x.copy()
+        for col in range(block, x.shape[1] - 1, block):
+            if col < 2:
+                continue
+            for row in range(x.shape[0]):
+                p1, p0, q0, q1 = (src[row, col + k] for k in (-2, -1, 0, 1))
+                d = q0 - p0
+                soft = (
+                    (np.abs(d) < threshold)
+                    & (np.abs(p1 - p0) < threshold / 2)
+                    & (np.abs(q1 - q0) < threshold / 2)
+                )
+                d = np.where(soft, d, 0.0) / 8
+                x[row, col - 2], x[row, col - 1] = p1 + d, p0 + 3 * d
+                x[row, col], x[row, col + 1] = q0 - 3 * d, q1 - d
+    return np.clip(out, 0, 1)
+
+
+@pytest.mark.parametrize("layout", ["colour", "grey"])
+def test_deblock_matches_the_rule_written_as_loops(layout, photo8, gray8):
+    img = to_float(photo8 if layout == "colour" else gray8).astype(np.float32)
+    out = run_op(img, "deblock", threshold=0.08, block=8)
+    np.testing.assert_allclose(out, deblock_loop(img, 0.08, 8), atol=1e-6)
+
+
+def blockiness(img: np.ndarray) -> float:
+    """Mean |step| across the 8-pixel grid over the mean |step| inside blocks (1 = no blocking)."""
+    d = np.abs(np.diff(img.astype(np.float64), axis=1))
+    on_grid = (np.arange(d.shape[1]) % 8) == 7
+    return float(d[:, on_grid].mean() / d[:, ~on_grid].mean())
+
+
+def test_deblock_reduces_jpeg_blocking_and_keeps_a_real_edge(photo8):
+    smooth = cv2.GaussianBlur(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_CUBIC), (0, 0), 3)
+    grey = cv2.cvtColor(smooth, cv2.COLOR_BGR2GRAY)
+    grey[:, 200:] = np.clip(grey[:, 200:].astype(int) + 120, 0, 255).astype(
+        np.uint8
+    )  # a real edge on the grid
+    ok, buf = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 10])
+    blocky = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    out = run_op(blocky, "deblock")
+    assert blockiness(out) < 0.8 * blockiness(blocky)
+    edge = out[:, 201].astype(int) - out[:, 198].astype(int)
+    assert np.median(edge) > 90  # the 120-level edge on the grid line survives
