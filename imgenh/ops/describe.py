@@ -8,6 +8,7 @@ in JSON Schema.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from imgenh.ops import REGISTRY
@@ -111,13 +112,13 @@ def steps_text(pipeline: Pipeline) -> str:
 
 
 def pipelines_table(pipelines: dict[str, Pipeline], markdown: bool = False) -> str:
-    """Named pipelines, one line each: name, what for (the description up to its first colon), steps.
+    """Named pipelines, one line each: name, what for (the description's first sentence or up to a colon), steps.
 
     Markdown gives README's table (``imgenh configs --markdown``); text is ``imgenh configs``.
     """
     rows = []
     for name, pipeline in sorted(pipelines.items()):
-        purpose = " ".join(pipeline.description.split(":", 1)[0].split())
+        purpose = " ".join(re.split(r"(?<=\.)\s|:", pipeline.description, maxsplit=1)[0].split()).rstrip(".")
         rows.append((name, purpose, ", ".join(s.op.name for s in pipeline.steps)))
     if markdown:
         lines = ["| name | for | steps |", "|---|---|---|"]
