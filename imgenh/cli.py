@@ -88,6 +88,18 @@ def main() -> None:
     type=click.IntRange(min=1),
     help="Worker processes [default: all cores; small batches run in-process].",
 )
+@click.option(
+    "--variants",
+    type=click.IntRange(min=1),
+    help="Augment: write N variants of each image, drawn from the pipeline's random parameters.",
+)
+@click.option("--seed", type=int, help="Augment: seed of the random draws [0]; alone: one variant per image.")
+@click.option(
+    "--variant-name",
+    default="{stem}_v{i}{ext}",
+    show_default=True,
+    help="Augment: how variants are named ({stem}, {i}, {ext}).",
+)
 @click.option("--format", "fmt", help="Override output.format: keep, jpg, png, tiff, webp.")
 @click.option("--quality", type=int, help="Override output.quality (1-100).")
 @click.option("--suffix", help="Override output.suffix, e.g. _enh.")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from imgenh import augment
 from imgenh.errors import ConfigError
 from imgenh.ops import REGISTRY, describe, get_op
 from imgenh.ops.registry import OpSpec, did_you_mean
@@ -210,7 +211,10 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path) -> S
     spec = _step_spec(step, where, path, problems)
     if spec is None:
         return None
-    params, found = spec.resolve({key: value for key, value in step.items() if key != "op"})
+    # Augmentation hook: random specs and a step probability become StepRandom, placeholders stay.
+    given, random, found = augment.split_random(spec, {k: v for k, v in step.items() if k != "op"})
+    params, fixed_found = spec.resolve(given)
+    found += [(key, message) for key, message in fixed_found if key not in dict(found)]
     for key, message in found:
         label = f"{where} {spec.name}.{key}" if key else f"{where} {spec.name}"
         problems.add((*path, key) if key else path, label, message)
@@ -220,7 +224,7 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path) -> S
         if param.path and params[name] is not None:
             # A file named by the pipeline: relative to the pipeline file's folder, fixed now.
             params[name] = os.path.abspath(base_dir / params[name])
-    return Step(spec, params, index)
+    return Step(spec, params, index, random=random)
 
 
 # --- entry points --------------------------------------------------------------------------
