@@ -19,7 +19,7 @@ LAYERS = [
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
-    {"pipeline", "quality"},
+    {"pipeline", "quality", "augment"},
     {"ops"},
     {"pixels", "io", "errors"},
 ]

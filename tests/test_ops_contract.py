@@ -120,6 +120,11 @@ def test_contract_declaration_is_complete(name):
 # Every registered operator -> the tests ("module.py::function") that hold it to the reference
 # its declaration names (OpSpec.reference). Add a row when you register an operator.
 REFERENCE_TESTS: dict[str, list[str]] = {
+    "affine": [
+        "test_ops_geometry.py::test_affine_matches_cv2_warp_affine",
+        "test_ops_geometry.py::test_affine_matches_skimage_warp",
+        "test_ops_geometry.py::test_affine_translation_moves_a_pixel_exactly",
+    ],
     "auto_level": [
         "test_ops_tone.py::test_auto_level_matches_formula",
         "test_ops_tone.py::test_auto_level_matches_imagemagick",
@@ -129,6 +134,7 @@ REFERENCE_TESTS: dict[str, list[str]] = {
         "test_ops_tone.py::test_clahe_matches_opencv",
         "test_ops_tone.py::test_clahe_levels_is_opencv_algorithm",
     ],
+    "crop": ["test_ops_geometry.py::test_crop_is_numpy_slicing"],
     "curve": [
         "test_ops_tone.py::test_curve_monotone_matches_scipy_pchip",
         "test_ops_tone.py::test_curve_pchip_slopes_match_scipy",
@@ -141,6 +147,7 @@ REFERENCE_TESTS: dict[str, list[str]] = {
         "test_ops_tone.py::test_equalize_matches_opencv",
         "test_ops_tone.py::test_equalize_lut_is_equalize_hist_rule",
     ],
+    "flip": ["test_ops_geometry.py::test_flip_matches_cv2_flip_and_numpy"],
     "gamma": [
         "test_ops_tone.py::test_gamma_matches_formula",
         "test_ops_tone.py::test_gamma_matches_imagemagick",
@@ -167,6 +174,11 @@ REFERENCE_TESTS: dict[str, list[str]] = {
     "resize": [
         "test_ops_geometry.py::test_resize_matches_cv2_area_when_shrinking",
         "test_ops_geometry.py::test_resize_matches_cv2_when_enlarging",
+    ],
+    "rotate": [
+        "test_ops_geometry.py::test_rotate_matches_cv2_warp_affine_with_get_rotation_matrix",
+        "test_ops_geometry.py::test_rotate_matches_skimage_rotate",
+        "test_ops_geometry.py::test_rotate_quarter_turns_are_exactly_np_rot90",
     ],
     "saturation": [
         "test_ops_color.py::test_saturation_matches_skimage_lab",
