@@ -231,6 +231,41 @@ def _item_specs(param: Param, name: str, value: list, errors: list) -> dict[int,
     return found
 
 
+def step_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A step's JSON Schema (from :func:`imgenh.ops.describe.step_schema`) that also takes random specs.
+
+    Each parameter may be a random spec as well; ``p`` / ``probability`` give the step's
+    probability (where the operator has no parameter of that name).
+    """
+    number = {"type": "number"}
+    spec = {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"random": {"type": "array", "items": number, "minItems": 2, "maxItems": 2},
+                               "log": {"type": "boolean"}},
+                "required": ["random"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"choice": {"type": "array", "minItems": 1}},
+                "required": ["choice"],
+                "additionalProperties": False,
+            },
+        ]
+    }  # fmt: skip
+    props = {
+        name: value if name == "op" else {"anyOf": [value, spec], "description": value.get("description", "")}
+        for name, value in schema["properties"].items()
+    }
+    for key in PROBABILITY_KEYS:
+        props.setdefault(
+            key, {**number, "minimum": 0, "maximum": 1, "description": "probability of the step"}
+        )
+    return {**schema, "properties": props}
+
+
 # --- drawing one variant (the worker calls draw) --------------------------------------------
 
 

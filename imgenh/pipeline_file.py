@@ -301,7 +301,11 @@ def pipeline_schema() -> dict[str, Any]:
             "description": {"type": "string"},
             "steps": {
                 "type": "array",
-                "items": {"oneOf": [describe.step_schema(s) for _, s in sorted(REGISTRY.items())]},
+                "items": {  # steps, whose parameters may be random specs (imgenh.augment)
+                    "oneOf": [
+                        augment.step_schema(describe.step_schema(s)) for _, s in sorted(REGISTRY.items())
+                    ]
+                },
             },
             "output": {
                 "type": "object",

@@ -339,3 +339,25 @@ def test_python_api_refuses_a_random_pipeline_without_variants(data):
         run_batch(pipeline, [str(data / "data")], data / "o")
     summary = run_batch(pipeline, [str(data / "data" / "a.jpg")], data / "o", RunOptions(variants=2, seed=3))
     assert summary.exit_code == 0 and sorted(r.key for r in summary.results) == ["a_v0.jpg", "a_v1.jpg"]
+
+
+def test_json_schema_takes_random_specs_and_step_probability():
+    from imgenh.pipeline_file import pipeline_schema
+
+    steps = {s["title"]: s for s in pipeline_schema()["properties"]["steps"]["items"]["oneOf"]}
+    value = steps["gamma"]["properties"]["value"]["anyOf"]
+    assert value[0]["type"] == "number" and value[0]["exclusiveMinimum"] == 0
+    assert {"random", "log"} <= set(value[1]["oneOf"][0]["properties"])
+    assert steps["flip"]["properties"]["p"]["maximum"] == 1
+    # white_balance keeps its own p (the Minkowski norm); its probability is `probability`.
+    assert steps["white_balance"]["properties"]["p"]["anyOf"][0]["maximum"] == 64
+    assert steps["white_balance"]["properties"]["probability"]["maximum"] == 1
+    json.dumps(pipeline_schema())
+
+
+def test_preview_draws_the_variant_a_run_writes(data):
+    out = _imgenh(
+        "preview", "aug.yaml", "data/a.jpg", "-o", "sheet.png", "--seed", "7", "--variant", "1", cwd=data
+    )
+    assert out.returncode == 0, out.stderr
+    assert cv2.imread(str(data / "sheet.png")) is not None

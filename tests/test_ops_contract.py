@@ -25,6 +25,8 @@ EXTRA_PARAMS = {
     "white_balance": [{"method": "gray_edge"}],  # estimates on a float image, not on histograms
     "denoise": [{"method": "bilateral"}],  # the example is nlmeans
     "stretch": [{"linked": False}],  # per-channel histograms instead of luma
+    "rotate": [{"angle": 33, "expand": True, "border": "constant", "interpolation": "cubic"}],  # new size
+    "affine": [{"interpolation": "nearest", "border": "replicate"}],
 }
 CASES = [(name, {}) for name in NAMES] + [
     (n, extra) for n, extras in EXTRA_PARAMS.items() for extra in extras
