@@ -98,11 +98,11 @@ class StepRandom:
     items: dict[str, dict[int, RandomValue]] = field(default_factory=dict)
     p: float = 1.0
 
-    def plain(self) -> dict[str, Any]:
-        """The random parameters as plain data (for :meth:`imgenh.pipeline.Pipeline.canonical`)."""
+    def plain(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The random parameters as plain data, given the step's ``params`` (for the pipeline's hash)."""
         out: dict[str, Any] = {name: spec.plain() for name, spec in self.params.items()}
         for name, specs in self.items.items():
-            out[name] = {"items": {str(i): spec.plain() for i, spec in sorted(specs.items())}}
+            out[name] = [specs[i].plain() if i in specs else v for i, v in enumerate(params[name])]
         if self.p != 1.0:
             out["probability"] = self.p
         return out

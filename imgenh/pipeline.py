@@ -352,7 +352,8 @@ class Pipeline:
         data = {
             "version": SCHEMA_VERSION,
             "steps": [
-                {"op": s.op.name, **s.params, **(s.random.plain() if s.random else {})} for s in self.steps
+                {"op": s.op.name, **s.params, **(s.random.plain(s.params) if s.random else {})}
+                for s in self.steps
             ],
             "output": {
                 "format": self.output.format,

@@ -122,6 +122,8 @@ def test_hash_covers_ranges_and_seed_but_not_the_variant_count():
     assert augment.for_run(parse_pipeline(AUG, "aug.yaml"), variants=8, seed=7)[0].hash() == base.hash()
     assert _seeded(seed=8).hash() != base.hash()
     assert _seeded(AUG.replace("[-10, 10]", "[-10, 11]")).hash() != base.hash()
+    assert _seeded(AUG.replace("p: 0.5", "p: 0.6")).hash() != base.hash()
+    assert _seeded(AUG.replace("1.1]}, 1, {", "1.1]}, 1.05, {")).hash() != base.hash()  # a fixed item
     plain = parse_pipeline("version: 1\nsteps:\n  - op: gamma\n    value: 1.2\n")
     assert "seed" not in plain.canonical()  # plain pipelines keep the hash they had
 
