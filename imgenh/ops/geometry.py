@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from imgenh.ops.contract import OpContext, ParamError
+from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
 
 SIZE_PARAMS = ("width", "height", "long_side", "short_side", "scale")
@@ -390,14 +390,10 @@ def crop_box(
 
     Size: ``scale`` times each side, or ``box_width`` and/or ``box_height`` (one alone keeps the
     image's aspect); sides are rounded half up and at least 1. A box larger than the image
-    shrinks, keeping its aspect, until it fits. Position: ``left``/``top`` in pixels, else
+    shrinks, keeping its aspect, until it fits. Position: ``left``/``top`` in pixels (a box that
+    would reach past the right or bottom edge moves back inside: ``min(left, W - w)``), else
     ``x``/``y`` place the box in the room left over (0 left/top, 0.5 centre, 1 right/bottom):
     ``left = round(x * (W - w))``.
-
-    Raises
-    ------
-    ParamError
-        A box given by ``left``/``top`` that does not fit in the image.
     """
     if scale is not None:
         h, w = max(1, _round_half_up(height * scale)), max(1, _round_half_up(width * scale))
@@ -412,10 +408,8 @@ def crop_box(
         h, w = max(1, min(height, _round_half_up(h * fit))), max(1, min(width, _round_half_up(w * fit)))
     col = left if left is not None else _round_half_up((0.5 if x is None else x) * (width - w))
     row = top if top is not None else _round_half_up((0.5 if y is None else y) * (height - h))
-    if col + w > width or row + h > height:
-        name = "left" if col + w > width else "top"
-        raise ParamError(name, f"a {w}x{h} box at [{col}, {row}] does not fit in the {width}x{height} image")
-    return row, col, h, w
+    # A pixel box past the edge of a smaller image (batches mix sizes) moves back inside.
+    return min(row, height - h), min(col, width - w), h, w
 
 
 def _check_crop(p: dict) -> str | None:
@@ -432,7 +426,7 @@ def _check_crop(p: dict) -> str | None:
     kind="native",
     summary="Cut out a box: a fraction of each side or a size in pixels, placed by fraction or pixels.",
     formula="size: scale * side, or width/height (one alone keeps the aspect), shrunk to fit; "
-    "left = round(x * (W - w)) or as given; out = in[top:top+h, left:left+w]",
+    "left = round(x * (W - w)) or min(left, W - w); out = in[top:top+h, left:left+w]",
     reference="numpy slicing img[top:top+h, left:left+w]",
     example={"scale": 0.8, "x": 0.5, "y": 0.5},
     changes_shape=True,
@@ -448,8 +442,8 @@ def crop(
     height: Param(int, None, "box height in pixels", ge=1, le=100000),
     x: Param(float, None, "horizontal place in the room left over: 0 left, 0.5 centre, 1 right", ge=0, le=1),
     y: Param(float, None, "vertical place in the room left over: 0 top, 0.5 centre, 1 bottom", ge=0, le=1),
-    left: Param(int, None, "left edge in pixels (instead of x)", ge=0, le=100000),
-    top: Param(int, None, "top edge in pixels (instead of y)", ge=0, le=100000),
+    left: Param(int, None, "left edge in pixels (instead of x); kept inside the image", ge=0, le=100000),
+    top: Param(int, None, "top edge in pixels (instead of y); kept inside the image", ge=0, le=100000),
 ):
     """Crop operator; see :func:`crop_box`."""
     row, col, h, w = crop_box(
