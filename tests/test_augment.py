@@ -16,6 +16,7 @@ from scipy import stats
 
 from imgenh import augment
 from imgenh.errors import UsageError
+from imgenh.ops import REGISTRY
 from imgenh.pipeline import StepError
 from imgenh.pipeline_file import ConfigError, parse_pipeline, pipeline_from_steps
 
@@ -363,3 +364,41 @@ def test_preview_draws_the_variant_a_run_writes(data):
     )
     assert out.returncode == 0, out.stderr
     assert cv2.imread(str(data / "sheet.png")) is not None
+
+
+def _inner_range(param) -> list[float] | None:
+    """A range inside a number parameter's declared bounds (None when unbounded on a side)."""
+    lo = param.ge if param.ge is not None else param.gt
+    hi = param.le if param.le is not None else param.lt
+    if lo is None or hi is None or param.odd:
+        return None
+    span = hi - lo
+    lo, hi = lo + 0.25 * span, lo + 0.5 * span
+    return [int(np.ceil(lo)), int(np.floor(hi))] if param.type is int else [lo, hi]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_operator_takes_random_numbers_within_its_bounds(name, photo8):
+    """Each number parameter of each operator given as a range inside its bounds: valid, drawn, applied."""
+    spec = REGISTRY[name]
+    example = {k: v for k, v in spec.example_step().items() if k != "op"}
+    for pname, param in spec.params.items():
+        ends = _inner_range(param) if param.type in (int, float) else None
+        if ends is None or ends[0] > ends[1]:
+            continue
+        try:
+            pipeline = pipeline_from_steps([{"op": name, **example, pname: {"random": ends}}])
+        except ConfigError as exc:  # only a rule across parameters may refuse the placeholder
+            assert "random" not in str(exc), exc
+            continue
+        pipeline, _ = augment.for_run(pipeline, variants=2, seed=1)
+        for variant in range(2):
+            try:
+                concrete, drawn = augment.draw(pipeline, "x.png", variant)
+            except StepError as exc:
+                assert "drawn values" in str(exc)
+                continue
+            value = drawn[0]["drawn"][pname]
+            assert ends[0] <= value <= ends[1]
+            out, _ = concrete.apply(photo8[:16, :24])
+            assert out.dtype == np.uint8
