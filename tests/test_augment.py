@@ -402,3 +402,12 @@ def test_every_operator_takes_random_numbers_within_its_bounds(name, photo8):
             assert ends[0] <= value <= ends[1]
             out, _ = concrete.apply(photo8[:16, :24])
             assert out.dtype == np.uint8
+
+
+def test_html_report_shows_the_drawn_values():
+    from imgenh.html_report import values_text
+
+    text = values_text(
+        [{"step": 1, "op": "rotate", "variant": 3, "seed": 7, "applied": True, "drawn": {"angle": 7.5}}]
+    )
+    assert text == "2 rotate: variant=3, seed=7, applied=yes, angle=7.5"
