@@ -329,10 +329,11 @@ def draw(pipeline: Pipeline, key: str, variant: int) -> tuple[Pipeline, list[dic
                       "applied": applied, "drawn": chosen})  # fmt: skip
         if not applied:
             continue
-        _, errors = step.op.resolve(values)
-        if errors:
+        # Each drawn value is inside its checked range; only a rule across parameters can break.
+        problem = step.op.check(values) if step.op.check else None
+        if problem:
             shown = ", ".join(f"{k}={v}" for k, v in chosen.items())
-            raise StepError(f"{step.label}: drawn values ({shown}) are invalid: {errors[0][1]}")
+            raise StepError(f"{step.label}: drawn values ({shown}) are invalid: {problem}")
         steps.append(replace(step, params=values, random=None))
     return replace(pipeline, steps=steps), drawn
 

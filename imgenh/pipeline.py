@@ -40,14 +40,15 @@ class Step:
     op: OpSpec
     params: dict[str, Any]
     index: int
+    where: str = ""  # how messages name it when not ``steps[index]``, e.g. ``--step 1``
     # Augmentation: the step's random parameters and probability (imgenh.augment.StepRandom);
     # ``params`` then hold placeholders until :func:`imgenh.augment.draw` makes them concrete.
     random: Any = None
 
     @property
     def label(self) -> str:
-        """``steps[i] name``, the way error messages name a step."""
-        return f"steps[{self.index}] {self.op.name}"
+        """``steps[i] name`` (or ``--step n name``), the way error messages name a step."""
+        return f"{self.where or f'steps[{self.index}]'} {self.op.name}"
 
     def __call__(self, x: np.ndarray, ctx: OpContext) -> np.ndarray:
         """Run the operator, turning any failure into a :class:`StepError` that names this step.

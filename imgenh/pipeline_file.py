@@ -10,26 +10,34 @@ is reported, all together, naming the step and parameter: from a file
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from imgenh import augment
+from imgenh import augment, pipeline_ref
 from imgenh.errors import ConfigError
 from imgenh.ops import REGISTRY, describe, get_op
 from imgenh.ops.registry import OpSpec, did_you_mean
 from imgenh.pipeline import OUTPUT_PARAMS, SCHEMA_VERSION, OutputSettings, Pipeline, Step, check_output
+from imgenh.pipeline_ref import builtin_text
+from imgenh.yaml_errors import syntax_error_text
 
 __all__ = [
     "OUTPUT_PARAMS",
     "SCHEMA_VERSION",
     "ConfigError",
+    "builtin_pipelines",
+    "builtin_text",
     "check_output",
+    "load_for_run",
     "load_pipeline",
     "parse_pipeline",
     "pipeline_schema",
     "pipeline_from_steps",
+    "steps_from_cli",
+    "with_cli_steps",
 ]
 
 TOP_KEYS = ("version", "name", "description", "steps", "output")
@@ -111,16 +119,13 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[DataPath, int]]:
     try:
         node = loader.get_single_node()
         data = None if node is None else _convert(node, loader, (), lines, problems)
-    except yaml.MarkedYAMLError as exc:
+    except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        kind = (
-            "unsafe or unknown YAML tag"
-            if isinstance(exc, yaml.constructor.ConstructorError)
-            else "YAML syntax error"
-        )
-        raise ConfigError([f"{where}: {kind}: {problem}"]) from None
+        raise ConfigError([f"{where}: unsafe or unknown YAML tag: {problem}"]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([syntax_error_text(exc, text, source)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: YAML error: {exc}"]) from None
     finally:
@@ -189,6 +194,7 @@ def _build_output(value: Any, problems: _Problems) -> OutputSettings:
 
 def _step_spec(step: Any, where: str, path: DataPath, problems: _Problems) -> OpSpec | None:
     """The operator a step names, or None after reporting why there is none."""
+    op_where = f"{where}.op" if where.startswith("steps[") else where  # `--step 2: unknown operator`
     if not isinstance(step, dict):
         problems.add(path, where, f"must be a mapping like `- op: gamma` (got {step!r})")
         return None
@@ -197,17 +203,18 @@ def _step_spec(step: Any, where: str, path: DataPath, problems: _Problems) -> Op
         return None
     name = step["op"]
     if not isinstance(name, str):
-        problems.add((*path, "op"), f"{where}.op", f"must be an operator name (got {name!r})")
+        problems.add((*path, "op"), op_where, f"must be an operator name (got {name!r})")
         return None
     try:
         return get_op(name)
     except KeyError as exc:
-        problems.add((*path, "op"), f"{where}.op", exc.args[0])
+        problems.add((*path, "op"), op_where, exc.args[0])
         return None
 
 
-def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path) -> Step | None:
-    where, path = f"steps[{index}]", ("steps", index)
+def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path, where: str = "") -> Step | None:
+    """One validated step; ``where`` names it in messages (default ``steps[index]``)."""
+    where, path = where or f"steps[{index}]", ("steps", index)
     spec = _step_spec(step, where, path, problems)
     if spec is None:
         return None
@@ -224,7 +231,7 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path) -> S
         if param.path and params[name] is not None:
             # A file named by the pipeline: relative to the pipeline file's folder, fixed now.
             params[name] = os.path.abspath(base_dir / params[name])
-    return Step(spec, params, index, random=random)
+    return Step(spec, params, index, where, random=random)
 
 
 # --- entry points --------------------------------------------------------------------------
@@ -258,20 +265,59 @@ def parse_pipeline(text: str, source: str = "<string>", base_dir: str | Path | N
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
-    """Read and validate a pipeline file; relative file parameters are taken from its folder.
+    """Read and validate a pipeline file, or a built-in pipeline by name (``"default"``).
+
+    A string that names an existing file is that file; otherwise a built-in name (see
+    ``imgenh configs``) is that built-in. Relative file parameters are taken from the
+    pipeline file's folder.
 
     Raises
     ------
     ConfigError
-        When the file cannot be read or is invalid; messages name file, line and step.
+        When the file cannot be read or is invalid, or the name is unknown; messages name
+        file, line and step.
     """
-    path = Path(path)
+    path = pipeline_ref.resolve(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([f"{path}: cannot read pipeline file: {reason}"]) from None
+        hint = pipeline_ref.missing_file_hint(path) if isinstance(exc, FileNotFoundError) else ""
+        raise ConfigError([f"{path}: cannot read pipeline file: {reason}{hint}"]) from None
     return parse_pipeline(text, str(path), base_dir=path.parent)
+
+
+def load_for_run(
+    words: list[str] | tuple[str, ...], steps: list[str] | tuple[str, ...]
+) -> tuple[Pipeline, list[str]]:
+    """``imgenh run``'s pipeline and inputs from its positional words and ``-s`` steps.
+
+    See :func:`imgenh.pipeline_ref.split_run_args` for which word is the pipeline.
+
+    Raises
+    ------
+    ConfigError
+        Every problem of the pipeline file and of the steps, together.
+    """
+    ref, inputs = pipeline_ref.split_run_args(words, bool(steps))
+    errors: list[str] = []
+    pipeline = None
+    try:
+        pipeline = load_pipeline(ref) if ref is not None else None
+    except ConfigError as exc:
+        errors += exc.errors
+    try:
+        pipeline = with_cli_steps(pipeline, steps)
+    except ConfigError as exc:
+        errors += exc.errors
+    if errors:
+        raise ConfigError(errors)
+    return pipeline, inputs
+
+
+def builtin_pipelines() -> dict[str, Pipeline]:
+    """Every built-in pipeline by name (``imgenh configs``)."""
+    return {name: load_pipeline(pipeline_ref.builtin_path(name)) for name in pipeline_ref.builtin_names()}
 
 
 def pipeline_from_steps(steps: list[dict[str, Any]], **output: Any) -> Pipeline:
@@ -287,6 +333,121 @@ def pipeline_from_steps(steps: list[dict[str, Any]], **output: Any) -> Pipeline:
     """
     data = {"version": SCHEMA_VERSION, "steps": steps, "output": output or None}
     return _build(data, _Problems("<python>", None), Path.cwd())
+
+
+# --- steps given on the command line (-s/--step) -------------------------------------------
+
+STEP_FORM = "-s 'OP KEY=VALUE ...', e.g. -s 'gamma value=1.2'"
+
+
+def _words(text: str) -> list[str]:
+    """Split on spaces outside quotes and brackets, so ``gains=[1.1, 1, 0.9]`` stays one word."""
+    words, current, depth, quote = [], "", 0, ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char.isspace() and depth == 0:
+            if current:
+                words.append(current)
+            current = ""
+            continue
+        current += char
+    return [*words, current] if current else words
+
+
+def _cli_value(text: str) -> Any:
+    """A value as YAML reads it (number, true/false, string, [flow, list]); ValueError if it cannot."""
+    if not text.strip():
+        raise ValueError("needs a value after '='")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValueError(f"cannot read {text!r} as a YAML value ({problem})") from None
+    finally:
+        loader.dispose()
+
+
+def _cli_step(text: str, where: str, problems: _Problems) -> dict[str, Any] | None:
+    """``gamma value=1.2`` -> ``{"op": "gamma", "value": 1.2}``, or None after reporting why not."""
+    words = _words(text)
+    if not words or "=" in words[0]:
+        got = f" (got {text!r})" if text.strip() else ""
+        problems.add((), where, f"starts with the operator's name: {STEP_FORM}{got}")
+        return None
+    step: dict[str, Any] = {"op": words[0]}
+    label, before = f"{where} {words[0]}", len(problems.errors)
+    for word in words[1:]:
+        key, eq, value = word.partition("=")
+        if not eq or not key:
+            problems.add((), label, f"{word!r} is not KEY=VALUE: {STEP_FORM}")
+        elif key in step:
+            problems.add((), f"{label}.{key}", "given twice")
+        else:
+            try:
+                step[key] = _cli_value(value)
+            except ValueError as exc:
+                problems.add((), f"{label}.{key}", str(exc))
+    return step if len(problems.errors) == before else None
+
+
+def steps_from_cli(texts: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """Parse ``-s/--step`` texts into step data, ``["gamma value=1.2"]`` -> ``[{"op": "gamma", "value": 1.2}]``.
+
+    Each text is the operator's name, then ``KEY=VALUE`` words; a value is read as YAML
+    reads a value (``1.2``, ``true``, ``gray_world``, ``[1.1, 1, 0.9]``, ``'a b'``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the step as ``--step N`` (counted from 1), e.g.
+        ``--step 1 gamma: '1.2' is not KEY=VALUE: ...``.
+
+    Examples
+    --------
+    >>> steps_from_cli(["white_balance method=manual gains=[1.1, 1, 0.9]"])
+    [{'op': 'white_balance', 'method': 'manual', 'gains': [1.1, 1, 0.9]}]
+    """
+    problems = _Problems("--step", None)
+    steps = [_cli_step(text, f"--step {n}", problems) for n, text in enumerate(texts, 1)]
+    if problems.errors:
+        raise ConfigError(problems.errors)
+    return steps
+
+
+def with_cli_steps(pipeline: Pipeline | None, texts: list[str] | tuple[str, ...]) -> Pipeline:
+    """``pipeline`` (or an empty one) with the ``-s/--step`` steps appended, validated like YAML steps.
+
+    Relative file parameters are taken from the current folder; messages name ``--step N``,
+    e.g. ``--step 1 gamma.value: must be > 0 (got -1)``, at validation and when a step fails
+    on an image.
+
+    Raises
+    ------
+    ConfigError
+        Every problem of every step.
+    """
+    base = pipeline if pipeline is not None else Pipeline(steps=[], source="--step")
+    problems = _Problems("--step", None)
+    added = []
+    for number, text in enumerate(texts, 1):
+        step = _cli_step(text, f"--step {number}", problems)
+        if step is None:
+            continue
+        built = _build_step(step, len(base.steps) + len(added), problems, Path.cwd(), f"--step {number}")
+        if built is not None:
+            added.append(built)
+    if problems.errors:
+        raise ConfigError(problems.errors)
+    return replace(base, steps=[*base.steps, *added])
 
 
 def pipeline_schema() -> dict[str, Any]:

@@ -19,9 +19,10 @@ LAYERS = [
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
+    {"pipeline_ref"},
     {"pipeline", "quality", "augment"},
     {"ops"},
-    {"pixels", "io", "errors"},
+    {"pixels", "io", "errors", "yaml_errors"},
 ]
 
 

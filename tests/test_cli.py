@@ -368,7 +368,7 @@ def test_a_report_that_cannot_be_written_is_not_success(runner, tree, monkeypatc
     def full_disk(target, summary):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("imgenh.cli.write_report", full_disk)
+    monkeypatch.setattr("imgenh.cli.run.write_report", full_disk)
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
     assert res.exit_code == 1 and "cannot write report r.json" in res.stderr
 

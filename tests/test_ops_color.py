@@ -351,8 +351,14 @@ def test_white_balance_no_usable_pixels_is_noop():
     [
         ({"method": "manual"}, "exactly one of"),
         ({"method": "manual", "gains": [1, 1, 1], "kelvin": 5000}, "exactly one of"),
-        ({"method": "gray_world", "kelvin": 5000}, "kelvin only apply to method manual"),
-        ({"white_at": [1, 2]}, "white_at only apply"),
+        (
+            {"method": "gray_world", "kelvin": 5000},
+            "kelvin: used only with method: manual (this step has method: gray_world)",
+        ),
+        (
+            {"white_at": [1, 2]},
+            "white_at: used only with method: manual (this step has method: auto, the default)",
+        ),
         ({"dark": 0.5, "saturated": 0.4}, "dark (0.5) must be below saturated"),
         ({"method": "manual", "gains": [1, 1]}, "white_balance.gains"),
         ({"method": "manual", "kelvin": 1000}, "white_balance.kelvin"),

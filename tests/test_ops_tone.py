@@ -114,7 +114,9 @@ def _auto_gamma_expected(img: np.ndarray) -> tuple[np.ndarray, float]:
 
 def test_gamma_auto_maps_pooled_mean_to_mid_grey(any_image):
     # Exact against the formula; the chosen exponent is reported.
-    out, report = run_with_report(any_image, "gamma", auto=True, value=3.0)  # value is ignored
+    out, report = run_with_report(
+        any_image, "gamma", auto=True
+    )  # value with auto is an error (test_param_conditions)
     expected, g = _auto_gamma_expected(any_image)
     assert_rounds_to(out, expected, "auto-gamma")
     assert report["gamma"] == pytest.approx(g, abs=1e-6)

@@ -90,7 +90,17 @@ def steps(draw):
             continue
         else:
             return None
-    return step
+    return _without_unused(spec, step)
+
+
+def _without_unused(spec, step: dict) -> dict:
+    """Drop drawn parameters the other values make ineffective (an error if given), until none is left."""
+    while True:
+        values = {n: step.get(n, p.default) for n, p in spec.params.items() if not p.required or n in step}
+        unused = [k for k in step if k != "op" and spec.params[k].unmet_conditions(values)]
+        if not unused:
+            return step
+        step = {k: v for k, v in step.items() if k not in unused}
 
 
 @st.composite

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from imgenh.ops.contract import OpContext, ParamError
-from imgenh.ops.registry import Param, operator
+from imgenh.ops.registry import GIVEN, Param, operator
 from imgenh.pixels import LUMA_BGR, apply_table, from_float, level_counts, max_value
 
 # --------------------------------------------------------------------------------------
@@ -446,25 +446,81 @@ def white_balance(
         "illuminant estimator, or manual",
         choices=("auto", "gray_world", "white_patch", "shades_of_gray", "gray_edge", "manual"),
     ),
-    percentile: Param(float, 99.0, "white_patch: percentile taken as the white", gt=50, le=100),
-    p: Param(float, 6.0, "shades_of_gray, gray_edge: Minkowski norm (1 = mean)", ge=1, le=64),
-    order: Param(int, 1, "gray_edge: derivative order, 1 or 2", ge=1, le=2),
-    sigma: Param(float, 1.0, "gray_edge: Gaussian scale in pixels", gt=0, le=20),
-    gains: Param(list, None, "manual: gains [r, g, b], applied as given", item=float, length=3, gt=0, le=16),
+    percentile: Param(
+        float, 99.0, "percentile taken as the white", gt=50, le=100, only_with={"method": ("white_patch",)}
+    ),
+    p: Param(
+        float,
+        6.0,
+        "Minkowski norm (1 = mean)",
+        ge=1,
+        le=64,
+        only_with={"method": ("shades_of_gray", "gray_edge")},
+    ),
+    order: Param(int, 1, "derivative order, 1 or 2", ge=1, le=2, only_with={"method": ("gray_edge",)}),
+    sigma: Param(float, 1.0, "Gaussian scale in pixels", gt=0, le=20, only_with={"method": ("gray_edge",)}),
+    gains: Param(
+        list,
+        None,
+        "gains [r, g, b], applied as given",
+        item=float,
+        length=3,
+        gt=0,
+        le=16,
+        only_with={"method": ("manual",)},
+    ),
     white: Param(
         list,
         None,
-        "manual: colour [r, g, b] (0..1, as stored) that should be neutral",
+        "colour [r, g, b] (0..1, as stored) that should be neutral",
         item=float,
         length=3,
         gt=0,
         le=1,
+        only_with={"method": ("manual",)},
     ),
-    white_at: Param(list, None, "manual: pixel [x, y] of something neutral", item=float, length=2, ge=0),
-    window: Param(int, 5, "manual white_at: side of the averaged window", ge=1, le=101, odd=True),
-    kelvin: Param(float, None, "manual: colour temperature of the light, in kelvin", ge=1667, le=25000),
-    saturated: Param(float, 0.98, "pixels with a channel at or above this level are ignored", gt=0, le=1),
-    dark: Param(float, 0.02, "pixels with all channels below this level are ignored", ge=0, lt=1),
+    white_at: Param(
+        list,
+        None,
+        "pixel [x, y] of something neutral",
+        item=float,
+        length=2,
+        ge=0,
+        only_with={"method": ("manual",)},
+    ),
+    window: Param(
+        int,
+        5,
+        "side of the window averaged at white_at",
+        ge=1,
+        le=101,
+        odd=True,
+        only_with={"white_at": GIVEN},
+    ),
+    kelvin: Param(
+        float,
+        None,
+        "colour temperature of the light, in kelvin",
+        ge=1667,
+        le=25000,
+        only_with={"method": ("manual",)},
+    ),
+    saturated: Param(
+        float,
+        0.98,
+        "pixels with a channel at or above this level are ignored",
+        gt=0,
+        le=1,
+        only_with={"method": ("auto", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
+    dark: Param(
+        float,
+        0.02,
+        "pixels with all channels below this level are ignored",
+        ge=0,
+        lt=1,
+        only_with={"method": ("auto", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
     strength: Param(float, 1.0, "0 = unchanged, 1 = full correction", ge=0, le=1),
     linear: Param(bool, True, "estimate and apply on linear light (sRGB decoded)"),
 ) -> np.ndarray:

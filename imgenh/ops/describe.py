@@ -58,7 +58,13 @@ def param_line(name: str, param: Param) -> str:
     default = "required" if param.required else f"default {param.default!r}"
     allowed = range_text(param)
     allowed = f"; {allowed}" if allowed else ""
-    return f"  {name:<14} {type_text(param):<18} {default}{allowed}\n      {param.help}"
+    return f"  {name:<14} {type_text(param):<18} {default}{allowed}\n      {help_text(param)}"
+
+
+def help_text(param: Param) -> str:
+    """The parameter's help, with when it has an effect: ``Minkowski norm (only with method: gray_edge)``."""
+    condition = param.condition_text()
+    return f"{param.help} (only with {condition})" if condition else param.help
 
 
 def operator_list() -> str:
@@ -101,6 +107,22 @@ def steps_text(pipeline: Pipeline) -> str:
     return f"{count} step{'s' * (count != 1)}: {names}"
 
 
+def pipelines_table(pipelines: dict[str, Pipeline], markdown: bool = False) -> str:
+    """Named pipelines, one line each: name, what for (the description up to its first colon), steps.
+
+    Markdown gives README's table (``imgenh configs --markdown``); text is ``imgenh configs``.
+    """
+    rows = []
+    for name, pipeline in sorted(pipelines.items()):
+        purpose = " ".join(pipeline.description.split(":", 1)[0].split())
+        rows.append((name, purpose, ", ".join(s.op.name for s in pipeline.steps)))
+    if markdown:
+        lines = ["| name | for | steps |", "|---|---|---|"]
+        return "\n".join(lines + [f"| `{n}` | {purpose} | {steps} |" for n, purpose, steps in rows])
+    width = max((len(n) for n, _, _ in rows), default=0)
+    return "\n".join(f"{n:<{width}}  {purpose} ({steps})" for n, purpose, steps in rows)
+
+
 # --- JSON Schema -------------------------------------------------------------------------
 
 
@@ -112,7 +134,7 @@ def _items_schema(param: Param) -> dict[str, Any]:
 
 def param_schema(param: Param) -> dict[str, Any]:
     """JSON Schema of one parameter: type, bounds or choices, default, and null when unset."""
-    schema: dict[str, Any] = {"description": param.help, "type": TYPES[param.type][1]}
+    schema: dict[str, Any] = {"description": help_text(param), "type": TYPES[param.type][1]}
     if param.choices:
         schema["enum"] = list(param.choices)
     if param.item is not None:
@@ -131,7 +153,7 @@ def param_schema(param: Param) -> dict[str, Any]:
     if not param.required and param.default is not None:
         schema["default"] = param.default
     if param.default is None:
-        schema = {"anyOf": [schema, {"type": "null"}], "description": param.help}
+        schema = {"anyOf": [schema, {"type": "null"}], "description": help_text(param)}
     return schema
 
 

@@ -516,13 +516,32 @@ def denoise(
     ctx: OpContext,
     *,
     method: Param(str, "bilateral", "algorithm", choices=("bilateral", "nlmeans")),
-    diameter: Param(int, 9, "bilateral: neighbourhood diameter in pixels", ge=1, le=51),
-    sigma_color: Param(float, 0.1, "bilateral: range sigma, fraction of full scale", gt=0, le=1),
-    sigma_space: Param(float, 3.0, "bilateral: spatial sigma in pixels", gt=0, le=100),
-    h: Param(float, 0.03, "nlmeans: filter strength, fraction of full scale", gt=0, le=1),
-    h_color: Param(float, None, "nlmeans: strength for colour components (default: h)", gt=0, le=1),
-    template: Param(int, 7, "nlmeans: patch side in pixels", ge=1, le=21, odd=True),
-    search: Param(int, 21, "nlmeans: search window side in pixels", ge=3, le=51, odd=True),
+    diameter: Param(
+        int, 9, "neighbourhood diameter in pixels", ge=1, le=51, only_with={"method": ("bilateral",)}
+    ),
+    sigma_color: Param(
+        float, 0.1, "range sigma, fraction of full scale", gt=0, le=1, only_with={"method": ("bilateral",)}
+    ),
+    sigma_space: Param(
+        float, 3.0, "spatial sigma in pixels", gt=0, le=100, only_with={"method": ("bilateral",)}
+    ),
+    h: Param(
+        float, 0.03, "filter strength, fraction of full scale", gt=0, le=1, only_with={"method": ("nlmeans",)}
+    ),
+    h_color: Param(
+        float,
+        None,
+        "strength for colour components (default: h)",
+        gt=0,
+        le=1,
+        only_with={"method": ("nlmeans",)},
+    ),
+    template: Param(
+        int, 7, "patch side in pixels", ge=1, le=21, odd=True, only_with={"method": ("nlmeans",)}
+    ),
+    search: Param(
+        int, 21, "search window side in pixels", ge=3, le=51, odd=True, only_with={"method": ("nlmeans",)}
+    ),
 ):
     """Denoise operator; see :func:`bilateral` and :func:`nl_means`."""
     if method == "bilateral":

@@ -139,7 +139,13 @@ def resize(
     short_side: Param(int, None, "length of the shorter side in pixels", ge=1, le=100000),
     scale: Param(float, None, "factor on both sides", gt=0, le=100),
     upscale: Param(bool, True, "allow enlarging; false leaves smaller images as they are"),
-    enlarge_filter: Param(str, "lanczos", "interpolation when enlarging", choices=tuple(ENLARGE_FILTERS)),
+    enlarge_filter: Param(
+        str,
+        "lanczos",
+        "interpolation when enlarging",
+        choices=tuple(ENLARGE_FILTERS),
+        only_with={"upscale": (True,)},
+    ),
 ):
     """Resize operator; see :func:`target_size` and :func:`resize_image`."""
     out_height, out_width = target_size(

@@ -22,6 +22,25 @@ from imgenh.ops.contract import KINDS
 _REQUIRED = object()
 
 
+class _Given:
+    """Marks a condition met by any value: ``only_with={"white_at": GIVEN}``."""
+
+    def __repr__(self) -> str:
+        return "GIVEN"
+
+
+GIVEN = _Given()
+
+
+def yaml_text(value: Any) -> str:
+    """A value as a pipeline file spells it: ``true``, ``null``, ``1.5``, ``shades_of_gray``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class Param:
     """Declaration of one operator parameter.
 
@@ -47,6 +66,11 @@ class Param:
     path : bool
         A ``str`` naming a file: a relative value is resolved against the pipeline file's
         folder when the pipeline is loaded (against the current folder for Python data).
+    only_with : dict, optional
+        The parameter has an effect only when each named parameter of the same operator has
+        one of the listed values (``{"method": ("shades_of_gray", "gray_edge")}``), or any
+        value but null for :data:`GIVEN` (``{"white_at": GIVEN}``). Giving it otherwise is
+        an error; its default is never one.
     """
 
     def __init__(
@@ -64,9 +88,11 @@ class Param:
         item: type | None = None,
         length: int | tuple[int, ...] | None = None,
         path: bool = False,
+        only_with: dict[str, tuple | _Given] | None = None,
     ):
         if path and type is not str:
             raise TypeError("only a str parameter can be a path")
+        self.only_with = dict(only_with or {})
         self.type = type
         self.default = default
         self.help = help
@@ -81,6 +107,24 @@ class Param:
     def required(self) -> bool:
         """True when a step must give this parameter."""
         return self.default is _REQUIRED
+
+    def condition_text(self) -> str:
+        """When the parameter has an effect, e.g. ``method: shades_of_gray or gray_edge``; "" if always."""
+        return " and ".join(
+            name if allowed is GIVEN else f"{name}: {_one_of([yaml_text(v) for v in allowed])}"
+            for name, allowed in self.only_with.items()
+        )
+
+    def unmet_conditions(self, values: dict[str, Any]) -> list[str]:
+        """The names in :attr:`only_with` whose value in ``values`` makes this parameter unused."""
+        unmet = []
+        for name, allowed in self.only_with.items():
+            if name not in values:  # that parameter is invalid itself: reported on its own
+                continue
+            value = values[name]
+            if (value is None) if allowed is GIVEN else value not in allowed:
+                unmet.append(name)
+        return unmet
 
     def _check_number(self, value: float) -> str | None:
         if self.gt is not None and not value > self.gt:
@@ -169,6 +213,11 @@ def _as_number(value: Any, kind: type) -> float | int | None:
     return float(value)
 
 
+def _one_of(words: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 def did_you_mean(name: str, candidates) -> str:
     """``; did you mean 'x'?`` for the nearest candidates (case-insensitive), or ``""``."""
     by_lower = {str(c).lower(): c for c in candidates}
@@ -220,11 +269,27 @@ class OpSpec:
                 errors.append((name, "is required"))
             else:
                 values[name] = param.default
+        errors += self._unused(given, values)
         if not errors and self.check:
             problem = self.check(values)
             if problem:
                 errors.append(("", problem))
         return values, errors
+
+    def _unused(self, given: dict[str, Any], values: dict[str, Any]) -> list[tuple[str, str]]:
+        """Errors for given parameters that the other values make ineffective."""
+        errors = []
+        for name, param in self.params.items():
+            unmet = param.unmet_conditions(values) if given.get(name) is not None and name in values else []
+            if unmet:
+                has = ", ".join(
+                    f"no {other}"
+                    if param.only_with[other] is GIVEN
+                    else f"{other}: {yaml_text(values[other])}" + ("" if other in given else ", the default")
+                    for other in unmet
+                )
+                errors.append((name, f"used only with {param.condition_text()} (this step has {has})"))
+        return errors
 
     def example_step(self) -> dict[str, Any]:
         """An example YAML step for ``imgenh ops NAME``."""
@@ -291,6 +356,12 @@ def operator(
                 if not isinstance(p.annotation, Param):
                     raise TypeError(f"{name}.{pname}: annotate with Param(...)")
                 params[pname] = p.annotation
+        for pname, param in params.items():
+            unknown = [other for other in param.only_with if other not in params or other == pname]
+            if unknown:
+                raise TypeError(f"{name}.{pname}: only_with names no other parameter: {unknown}")
+            if not all(isinstance(a, tuple) or a is GIVEN for a in param.only_with.values()):
+                raise TypeError(f"{name}.{pname}: only_with values are tuples of values, or GIVEN")
         REGISTRY[name] = OpSpec(
             name=name,
             kind=kind,

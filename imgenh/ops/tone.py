@@ -452,8 +452,15 @@ def gamma(
     x: np.ndarray,
     ctx: OpContext,
     *,
-    value: Param(float, 1.0, "exponent is 1/value; > 1 brightens, < 1 darkens", gt=0, le=10),
-    auto: Param(bool, False, "pick value so the mean level (all channels pooled) becomes 0.5; ignores value"),
+    value: Param(
+        float,
+        1.0,
+        "exponent is 1/value; > 1 brightens, < 1 darkens",
+        gt=0,
+        le=10,
+        only_with={"auto": (False,)},
+    ),
+    auto: Param(bool, False, "pick value so the mean level (all channels pooled) becomes 0.5"),
 ) -> np.ndarray:
     """Gamma curve with ImageMagick's convention: ``out = in ** (1 / value)``.
 

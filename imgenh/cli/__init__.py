@@ -1,0 +1,99 @@
+"""The ``imgenh`` command line: Click wiring only, one module per family of commands.
+
+- :mod:`imgenh.cli.run`: ``run``;
+- :mod:`imgenh.cli.pipelines`: ``validate``, ``ops``, ``schema``, ``configs``;
+- :mod:`imgenh.cli.looks`: ``stats``, ``preview``.
+
+Exit codes: 0 all images processed or skipped; 1 some images failed; 2 bad usage or
+pipeline; 75 the output folder is locked by another run; 130/143 interrupted by
+SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from imgenh import __version__
+from imgenh.errors import ConfigError, UsageError
+from imgenh.pipeline import Pipeline
+from imgenh.pipeline_file import load_for_run
+
+EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
+log = logging.getLogger("imgenh")
+
+
+def fail(lines: list[str] | str | UsageError, code: int = 2) -> None:
+    if isinstance(lines, UsageError):
+        for warning in lines.warnings:  # they often say why, e.g. a pattern that matched nothing
+            click.echo(f"imgenh: warning: {warning}", err=True)
+        lines = lines.errors
+    for line in [lines] if isinstance(lines, str) else lines:
+        click.echo(f"imgenh: error: {line}", err=True)
+    sys.exit(code)
+
+
+def load_or_exit(words: tuple[str, ...] | list[str], steps: tuple[str, ...]) -> tuple[Pipeline, list[str]]:
+    """The pipeline named by the first of ``words`` plus ``--step`` steps, and the remaining words; exit 2 on errors."""
+    try:
+        return load_for_run(words, steps)
+    except ConfigError as exc:
+        fail(exc)
+
+
+class _Group(click.Group):
+    """A command group whose ``--help`` lists each command's whole first sentence (wrapped, not cut)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (name, self.get_command(ctx, name).get_short_help_str(limit=1000))
+            for name in self.list_commands(ctx)
+            if not self.get_command(ctx, name).hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="imgenh")
+def main() -> None:
+    """Batch image enhancement from versioned YAML pipelines.
+
+    \b
+    Example:
+      imgenh run default photos/ -o enhanced/ --recursive
+      imgenh validate configs/*.yaml
+      imgenh ops gamma
+    """
+
+
+def run_cli(args: list[str] | None = None) -> None:
+    """Run the command line, with Click's own errors (bad flags, ``-j 0``) in imgenh's style.
+
+    Exits with the command's code: 2 for usage errors, 130 for Ctrl-C outside a run.
+    """
+    try:
+        main.main(args=args, prog_name="imgenh", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Ctrl-C (or end of input) outside a run
+        click.echo("imgenh: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # plain `imgenh`: the help, as Click prints it
+        click.echo(exc.format_message(), err=True)
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "imgenh"
+        click.echo(f"imgenh: error: {exc.format_message()} (see '{command} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"imgenh: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+# The commands register themselves on `main` (imported last: they import `main` from here).
+from imgenh.cli import looks, pipelines, run  # noqa: E402, F401

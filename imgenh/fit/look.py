@@ -1,0 +1,325 @@
+"""The look model of ``imgenh fit``: tone curves, a colour matrix and a small 3D colour table.
+
+An edit someone made to a handful of photos is learned as three stages applied in order:
+
+1. one tone curve per channel (piecewise linear through ``K`` evenly spaced knots),
+2. a 3x3 colour matrix with an offset,
+3. a small 3D colour table (``N^3`` nodes, trilinear) for what the first two cannot express.
+
+Each stage is fitted by regularised least squares on pixels sampled from the working copies
+(stage by stage, each on the output of the ones before): the curves with a roughness penalty
+(integrated squared second derivative) under a monotonicity constraint, the matrix with a
+ridge toward the identity, the table as lattice regression (Garcia & Gupta 2009) with a
+smoothness penalty on its difference from the identity table. How much of that to use (the
+number of knots, whether to add the matrix, the table size) is chosen by cross-validation
+over pairs, so a few pairs give gentle curves and many pairs a full colour table.
+
+The result is a list of ordinary pipeline steps (``curve``, ``color_matrix``, ``lut3d``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from imgenh.colour_difference import delta_e_2000, lab_from_bgr
+from imgenh.ops.lut import interpolate_rgb
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """One rung of the complexity ladder cross-validation chooses from.
+
+    Attributes
+    ----------
+    name : str
+        Short label for reports, e.g. ``curves17+matrix+lut9``.
+    knots : int
+        Knots per tone curve.
+    matrix : bool
+        Whether a colour matrix follows the curves.
+    table : int
+        Nodes per axis of the colour table; 0 for none.
+    """
+
+    name: str
+    knots: int
+    matrix: bool
+    table: int
+
+
+# Simplest first, roughly by parameter count. ``curves2`` is a gain and offset per channel, so
+# ``curves2+matrix`` is an affine colour map, which extrapolates best to colours no pair shows.
+LADDER = (
+    Complexity("curves2+matrix", 2, True, 0),
+    Complexity("curves5", 5, False, 0),
+    Complexity("curves9+matrix", 9, True, 0),
+    Complexity("curves17+matrix", 17, True, 0),
+    Complexity("curves2+matrix+lut5", 2, True, 5),
+    Complexity("curves17+matrix+lut5", 17, True, 5),
+    Complexity("curves2+matrix+lut9", 2, True, 9),
+    Complexity("curves17+matrix+lut9", 17, True, 9),
+    Complexity("curves17+matrix+lut11", 17, True, 11),
+)
+
+# Regularisation weights (on mean squared error in [0, 1] levels). Chosen on a development split
+# of benchmarks/fit_looks.py's training photos (fit on 3, checked on 2 others; mean held-out
+# CIEDE2000 over its 8 looks: roughness 1e-6 0.370, 1e-5 0.359, 1e-4 0.358, 1e-3 0.396; table
+# smoothness 0.01/0.03/0.1 within 0.01), never on its held-out photos. 1e-4 bends steep
+# sigmoids too little (a colour table then makes up for it), so 1e-5.
+CURVE_ROUGHNESS = 1e-5  # times the integral of f''^2 over [0, 1]
+CURVE_RIDGE = 1e-5  # pull toward the identity where a channel has no pixels
+MATRIX_RIDGE = 1e-4
+TABLE_SMOOTHNESS = 0.03  # relative to the mean pixel weight of a node
+TABLE_RIDGE = 1e-3
+
+
+@dataclass
+class LookModel:
+    """A fitted look: curves, then an optional matrix, then an optional table (R, G, B order).
+
+    Attributes
+    ----------
+    curves : ndarray
+        Shape ``(3, K)``: each channel's values at the knots ``linspace(0, 1, K)``.
+    matrix : ndarray or None
+        Shape ``(3, 3)``.
+    offset : ndarray or None
+        Shape ``(3,)``.
+    table : ndarray or None
+        Shape ``(N, N, N, 3)`` indexed ``[r, g, b]``.
+    """
+
+    curves: np.ndarray
+    matrix: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    table: np.ndarray | None = None
+
+    @property
+    def knots(self) -> np.ndarray:
+        """x positions of the curve knots."""
+        return np.linspace(0.0, 1.0, self.curves.shape[1])
+
+    def after_curves(self, rgb: np.ndarray) -> np.ndarray:
+        """The curves applied to ``(P, 3)`` R, G, B values."""
+        return np.stack([np.interp(rgb[:, c], self.knots, self.curves[c]) for c in range(3)], axis=1).astype(
+            np.float32
+        )
+
+    def before_table(self, rgb: np.ndarray) -> np.ndarray:
+        """Curves and matrix: the input of the colour table."""
+        out = self.after_curves(rgb)
+        if self.matrix is not None:
+            out = np.clip(out @ self.matrix.T.astype(np.float32) + self.offset.astype(np.float32), 0.0, 1.0)
+        return out
+
+    def apply_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """The whole look on ``(P, 3)`` R, G, B values in [0, 1]; float32, clipped to [0, 1]."""
+        out = self.before_table(rgb)
+        if self.table is not None:
+            out = interpolate_rgb(out, self.table, method="trilinear")
+        return np.clip(out, 0.0, 1.0)
+
+    def steps(self, decimals: int = 5) -> list[dict]:
+        """The look as pipeline steps (``curve`` per channel, ``color_matrix``, ``lut3d``).
+
+        Identity parts are left out; values are rounded to ``decimals`` places.
+        """
+        steps: list[dict] = []
+        knots = self.knots
+        for c, channel in enumerate(("red", "green", "blue")):
+            values = np.clip(np.round(self.curves[c], decimals), 0.0, 1.0)
+            if np.abs(values - knots).max() > 10.0**-decimals:
+                points = [[round(float(x), decimals), float(y)] for x, y in zip(knots, values, strict=True)]
+                steps.append({"op": "curve", "points": points, "interpolation": "linear", "channel": channel})
+        if self.matrix is not None:
+            steps.append(
+                {
+                    "op": "color_matrix",
+                    "matrix": [round(float(v), decimals + 1) for v in self.matrix.ravel()],
+                    "offset": [round(float(v), decimals + 1) for v in self.offset],
+                }
+            )
+        if self.table is not None:
+            rows = self.table.transpose(2, 1, 0, 3).reshape(-1)  # red fastest
+            steps.append(
+                {
+                    "op": "lut3d",
+                    "size": int(self.table.shape[0]),
+                    "table": [round(float(v), decimals) for v in rows],
+                    "interpolation": "trilinear",
+                }
+            )
+        return steps
+
+
+# --------------------------------------------------------------------------------------
+# Stage fits
+
+
+def _isotonic(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection onto non-decreasing sequences (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for x in v:
+        blocks.append([float(x), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, n2 = blocks.pop()
+            m1, n1 = blocks.pop()
+            blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
+    return np.concatenate([np.full(int(n), m) for m, n in blocks])
+
+
+def _monotone_quadratic(h: np.ndarray, b: np.ndarray, iterations: int = 400) -> np.ndarray:
+    """Minimise ``v'Hv/2 - b'v`` over non-decreasing ``v`` (accelerated projected gradient)."""
+    v = np.linalg.solve(h, b)
+    if np.all(np.diff(v) >= 0):
+        return v
+    step = 1.0 / np.linalg.eigvalsh(h)[-1]
+    v = _isotonic(v)
+    z, t = v.copy(), 1.0
+    for _ in range(iterations):
+        v_next = _isotonic(z - step * (h @ z - b))
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        z = v_next + (t - 1) / t_next * (v_next - v)
+        v, t = v_next, t_next
+    return v
+
+
+def _second_difference(k: int) -> np.ndarray:
+    d = np.zeros((k - 2, k))
+    for i in range(k - 2):
+        d[i, i : i + 3] = (1.0, -2.0, 1.0)
+    return d
+
+
+def fit_curve(x: np.ndarray, y: np.ndarray, knots: int, weight: np.ndarray | None = None) -> np.ndarray:
+    """Monotone piecewise-linear curve through ``knots`` even knots fitted to ``y ~ f(x)``.
+
+    Minimises ``mean((f(x) - y)^2) + CURVE_ROUGHNESS * int f''^2 + CURVE_RIDGE * |f - id|^2``
+    over non-decreasing knot values; returns them clipped to [0, 1].
+    """
+    pos = np.clip(x, 0.0, 1.0).astype(np.float64) * (knots - 1)
+    i = np.minimum(pos.astype(np.int64), knots - 2)
+    w = pos - i
+    p = np.ones(x.size) if weight is None else weight.astype(np.float64)
+    n = max(p.sum(), 1e-12)
+    gram = np.zeros((knots, knots))
+    np.add.at(gram, (i, i), p * (1 - w) ** 2 / n)
+    np.add.at(gram, (i + 1, i + 1), p * w**2 / n)
+    np.add.at(gram, (i, i + 1), p * w * (1 - w) / n)
+    gram[np.tril_indices(knots, -1)] = gram.T[np.tril_indices(knots, -1)]
+    rhs = (np.bincount(i, p * (1 - w) * y, knots) + np.bincount(i + 1, p * w * y, knots)) / n
+    d2 = _second_difference(knots)
+    identity = np.linspace(0.0, 1.0, knots)
+    h = gram + CURVE_ROUGHNESS * (knots - 1) ** 3 * d2.T @ d2 + CURVE_RIDGE * np.eye(knots)
+    return np.clip(_monotone_quadratic(h, rhs + CURVE_RIDGE * identity), 0.0, 1.0)
+
+
+def fit_matrix(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Affine ``y ~ M x + o`` by ridge regression toward the identity; returns ``(M, o)``."""
+    a = np.hstack([x.astype(np.float64), np.ones((x.shape[0], 1))])
+    n = max(x.shape[0], 1)
+    prior = np.vstack([np.eye(3), np.zeros((1, 3))])
+    w = np.linalg.solve(a.T @ a / n + MATRIX_RIDGE * np.eye(4), a.T @ y / n + MATRIX_RIDGE * prior)
+    return w[:3].T, w[3]
+
+
+def _trilinear_weights(z: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node indices ``(P, 8)`` (flat, ``[r, g, b]`` order) and trilinear weights of each point."""
+    pos = np.clip(z, 0.0, 1.0).astype(np.float64) * (size - 1)
+    i = np.minimum(pos.astype(np.int64), size - 2)
+    f = pos - i
+    base = (i[:, 0] * size + i[:, 1]) * size + i[:, 2]
+    idx, wts = [], []
+    for dr in (0, 1):
+        for dg in (0, 1):
+            for db in (0, 1):
+                idx.append(base + (dr * size + dg) * size + db)
+                wr = f[:, 0] if dr else 1 - f[:, 0]
+                wg = f[:, 1] if dg else 1 - f[:, 1]
+                wb = f[:, 2] if db else 1 - f[:, 2]
+                wts.append(wr * wg * wb)
+    return np.stack(idx, axis=1), np.stack(wts, axis=1)
+
+
+@lru_cache(maxsize=4)
+def _grid_roughness(size: int) -> np.ndarray:
+    """``D'D`` for second differences along each axis of a ``size^3`` grid (dense)."""
+    d2 = _second_difference(size)
+    dd, eye = d2.T @ d2, np.eye(size)
+    # (kron of the axis operators)' (kron ...) = kron of their own products: D'D per axis directly.
+    return np.kron(np.kron(dd, eye), eye) + np.kron(np.kron(eye, dd), eye) + np.kron(np.kron(eye, eye), dd)
+
+
+def fit_table(z: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
+    """Colour table ``y ~ T(z)`` by lattice regression, smooth in its difference from the identity.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(size, size, size, 3)`` indexed ``[r, g, b]``.
+    """
+    nodes = size**3
+    idx, wts = _trilinear_weights(z, size)
+    n = max(z.shape[0], 1)
+    pairs = (idx[:, :, None] * nodes + idx[:, None, :]).ravel()
+    gram = (
+        np.bincount(pairs, (wts[:, :, None] * wts[:, None, :]).ravel(), nodes * nodes).reshape(nodes, nodes)
+        / n
+    )
+    rhs = (
+        np.stack([np.bincount(idx.ravel(), (wts * y[:, c : c + 1]).ravel(), nodes) for c in range(3)], axis=1)
+        / n
+    )
+    scale = np.trace(gram) / nodes  # mean pixel weight of a node
+    prior = _grid_roughness(size) * (TABLE_SMOOTHNESS * scale) + np.eye(nodes) * (TABLE_RIDGE * scale)
+    identity = np.stack(np.meshgrid(*[np.linspace(0, 1, size)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    table = np.linalg.solve(gram + prior, rhs + prior @ identity)
+    return table.reshape(size, size, size, 3).astype(np.float32)
+
+
+# Chroma (CIE Lab C*) at which a pixel counts half as much for the tone curves.
+NEUTRAL_CHROMA = 10.0
+
+
+def neutral_weight(rgb: np.ndarray) -> np.ndarray:
+    """Weights that favour near-neutral pixels: ``1 / (1 + (C* / NEUTRAL_CHROMA)^2)``.
+
+    Colour edits (saturation, hue shifts) leave greys alone, so the tone curves are fitted
+    mostly where they alone act; what is left for colourful pixels is the table's.
+    """
+    lab = lab_from_bgr(rgb[:, None, ::-1])[:, 0]
+    return 1.0 / (1.0 + (lab[:, 1] ** 2 + lab[:, 2] ** 2) / NEUTRAL_CHROMA**2)
+
+
+def fit_base(x: np.ndarray, y: np.ndarray, knots: int, matrix: bool) -> LookModel:
+    """The curves (and matrix) of a model: everything but the colour table."""
+    weight = neutral_weight(x)
+    base = LookModel(np.stack([fit_curve(x[:, c], y[:, c], knots, weight) for c in range(3)]))
+    if matrix:
+        base.matrix, base.offset = fit_matrix(base.after_curves(x), y)
+    return base
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, level: Complexity, bases: dict | None = None) -> LookModel:
+    """Fit the stages of ``level`` to before ``x`` and after ``y`` colours, ``(P, 3)`` R, G, B.
+
+    ``bases`` caches curves and matrices by ``(knots, matrix)`` for calls on the same data
+    (cross-validation fits several table sizes on one base).
+    """
+    key = (level.knots, level.matrix)
+    bases = {} if bases is None else bases
+    if key not in bases:
+        bases[key] = fit_base(x, y, level.knots, level.matrix)
+    base = bases[key]
+    model = LookModel(base.curves, base.matrix, base.offset)
+    if level.table:
+        model.table = fit_table(model.before_table(x), y, level.table)
+    return model
+
+
+def rgb_delta_e(rgb1: np.ndarray, rgb2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 between ``(P, 3)`` R, G, B rows in [0, 1]."""
+    return delta_e_2000(lab_from_bgr(rgb1[:, None, ::-1]), lab_from_bgr(rgb2[:, None, ::-1]))[:, 0]

@@ -1,0 +1,88 @@
+"""Write what ``imgenh fit`` learned: a pipeline file with its measured errors, a ``.cube`` file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import yaml
+
+from imgenh.cube import CubeLut, identity_table
+from imgenh.fit.select import FitResult
+
+CUBE_SIZE = 33
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def comment_block(result: FitResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+    """The ``#`` lines a tuned pipeline file starts with: pairs used, errors before and after fitting.
+
+    Parameters
+    ----------
+    result : FitResult
+    unmatched : sequence of str
+        Files without a partner, to list (one line each).
+    refused : sequence of str
+        ``"key: reason"`` for pairs that were refused.
+    """
+    train = [e for e in result.errors if e.role == "train"]
+    held = [e for e in result.errors if e.role == "held-out"]
+    lines = [
+        "Fitted by imgenh fit (look model): tone curves, colour matrix, colour table.",
+        f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {result.seed}.",
+        f"Complexity chosen by cross-validation over pairs: {result.complexity}",
+        "  (" + ", ".join(f"{k} {v:.2f}" for k, v in result.cv_errors.items()) + ")",
+        "Mean CIEDE2000 (sRGB, D65)   nothing done   fitted",
+        f"  train ({len(train)} pairs)          {_fmt(result.mean_error('train', False)):>8}   "
+        f"{_fmt(result.mean_error('train'))}",
+    ]
+    if held:
+        lines.append(
+            f"  held out ({len(held)} pairs)       {_fmt(result.mean_error('held-out', False)):>8}   "
+            f"{_fmt(result.mean_error('held-out'))}"
+        )
+    lines.append("Per pair:")
+    width = max(len(e.key) for e in result.errors)
+    lines += [
+        f"  {e.key:<{width}}  {e.role:<8}  {e.nothing_done:6.2f} -> {e.fitted:6.2f}" for e in result.errors
+    ]
+    lines += [f"Refused: {r}" for r in refused] + [f"Unmatched: {u}" for u in unmatched]
+    lines += [f"Note: {n}" for n in result.notes]
+    return "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
+
+
+def render_pipeline(result: FitResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+    """The text of the tuned pipeline file: the comment block, then ``version`` and ``steps``.
+
+    Numbers lists are written in flow style (``[0.1, 0.2]``), so a 9^3 table stays readable
+    as a block of numbers; the file loads with ``imgenh.load_pipeline`` like any other.
+    """
+    from imgenh.pipeline_file import SCHEMA_VERSION
+
+    body = yaml.safe_dump(
+        {"version": SCHEMA_VERSION, "steps": result.steps},
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
+    )
+    return comment_block(result, unmatched, refused) + body
+
+
+def look_to_cube(steps: list[dict], size: int = CUBE_SIZE, title: str = "imgenh look") -> CubeLut:
+    """Bake pipeline steps that act on each colour alone into one ``size^3`` table.
+
+    The steps are run through the real pipeline on an image whose pixels are the table's
+    nodes, so the ``.cube`` file gives what ``imgenh run`` gives, up to interpolation between
+    nodes. Steps that look at neighbours or image statistics would be baked for this
+    synthetic image only: pass only per-colour steps (what ``fit_look`` writes).
+    """
+    from imgenh.pipeline_file import pipeline_from_steps
+
+    nodes = identity_table(size)  # [r, g, b] -> (r, g, b)
+    image = np.ascontiguousarray(nodes.reshape(size * size, size, 3)[..., ::-1])  # BGR float32
+    out, _ = pipeline_from_steps(steps).apply(image)
+    table = out[..., ::-1].reshape(size, size, size, 3).astype(np.float32)
+    return CubeLut(table, title=title, comments=["Made by imgenh fit; red changes fastest."])

@@ -1,0 +1,229 @@
+"""Fit the look model to pairs: hold-out split, cross-validated complexity, honest errors.
+
+``fit_look(pairs)`` is the Python API behind ``imgenh fit`` without a pipeline. Errors are
+mean CIEDE2000 per pair, measured by running the fitted steps through the real pipeline on
+the working copies: on the pairs used for fitting (train), on pairs kept out of it
+(held-out), and for doing nothing (the before itself) as the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imgenh.colour_difference import mean_delta_e
+from imgenh.fit.look import LADDER, Complexity, LookModel, fit_model, rgb_delta_e
+from imgenh.fit.pairs import PairImages
+
+# Pixels sampled from each pair's working copy for fitting and for cross-validation.
+SAMPLES_PER_PAIR = 6000
+# Up to this many training pairs, cross-validation leaves one pair out; above, K-fold.
+LEAVE_ONE_OUT_MAX = 5
+K_FOLDS = 5
+# A simpler rung is taken when its cross-validated error is within this of the best one's
+# (absolute CIEDE2000 units, or relative, whichever is larger): the one-standard-error idea.
+SIMPLER_WITHIN_ABS = 0.05
+SIMPLER_WITHIN_REL = 0.03
+
+
+@dataclass
+class PairError:
+    """Mean CIEDE2000 of one pair: doing nothing, and the fitted look."""
+
+    key: str
+    role: str  # "train" or "held-out"
+    nothing_done: float
+    fitted: float
+
+
+@dataclass
+class FitResult:
+    """What ``fit_look`` found.
+
+    Attributes
+    ----------
+    steps : list of dict
+        Pipeline steps (``pipeline_from_steps(steps)`` runs them).
+    model : LookModel
+    complexity : str
+        The rung chosen by cross-validation (e.g. ``curves17+matrix+lut9``).
+    cv_errors : dict
+        Cross-validated mean CIEDE2000 of every rung tried, by name.
+    errors : list of PairError
+        Per pair, train and held-out.
+    seed : int
+    notes : list of str
+    """
+
+    steps: list[dict]
+    model: LookModel
+    complexity: str
+    cv_errors: dict[str, float]
+    errors: list[PairError]
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    def mean_error(self, role: str, fitted: bool = True) -> float | None:
+        """Mean over pairs of ``role`` ("train" or "held-out"); None when there are none."""
+        values = [e.fitted if fitted else e.nothing_done for e in self.errors if e.role == role]
+        return float(np.mean(values)) if values else None
+
+    def to_dict(self) -> dict:
+        """Plain data for a JSON report."""
+        return {
+            "complexity": self.complexity,
+            "seed": self.seed,
+            "cross_validation": {k: round(v, 4) for k, v in self.cv_errors.items()},
+            "mean_ciede2000": {
+                role: {"nothing_done": self.mean_error(role, False), "fitted": self.mean_error(role)}
+                for role in ("train", "held-out")
+            },
+            "pairs": [e.__dict__ for e in self.errors],
+            "notes": list(self.notes),
+            "steps": self.steps,
+        }
+
+
+@dataclass
+class _Samples:
+    """Pixels of one pair as R, G, B rows."""
+
+    key: str
+    before: np.ndarray
+    after: np.ndarray
+
+
+def sample_pair(pair: PairImages, count: int, rng: np.random.Generator) -> _Samples:
+    """``count`` random pixels (without replacement) of a pair's working copies, as R, G, B rows."""
+    before = pair.before.reshape(-1, 3)[:, ::-1]
+    after = pair.after.reshape(-1, 3)[:, ::-1]
+    if before.shape[0] > count:
+        pick = np.sort(rng.choice(before.shape[0], count, replace=False))
+        before, after = before[pick], after[pick]
+    return _Samples(pair.pair.key, np.ascontiguousarray(before), np.ascontiguousarray(after))
+
+
+def split_holdout(count: int, holdout: int | None, seed: int) -> np.ndarray:
+    """Indices of the pairs kept out of fitting: ``holdout`` of them, or about 20% from 5 pairs on."""
+    if holdout is None:
+        holdout = int(round(0.2 * count)) if count >= 5 else 0
+    if not 0 <= holdout <= count - 2:
+        raise ValueError(f"holdout {holdout} leaves fewer than 2 of the {count} pairs for fitting")
+    return np.sort(np.random.default_rng(seed).permutation(count)[:holdout])
+
+
+def _folds(groups: Sequence[str], seed: int) -> list[np.ndarray]:
+    """Folds of pair indices; pairs of one group (e.g. one scene) always fall in the same fold."""
+    names = sorted(set(groups))
+    if len(names) > LEAVE_ONE_OUT_MAX:
+        order = np.random.default_rng(seed + 1).permutation(len(names))
+        names = [[names[i] for i in order[k::K_FOLDS]] for k in range(K_FOLDS)]
+    else:
+        names = [[n] for n in names]
+    return [np.array([i for i, g in enumerate(groups) if g in fold]) for fold in names]
+
+
+def _stack(samples: Sequence[_Samples]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([s.before for s in samples]), np.concatenate([s.after for s in samples])
+
+
+def cross_validate(
+    samples: Sequence[_Samples], ladder: Sequence[Complexity], seed: int, groups: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Mean held-out CIEDE2000 of each rung, over folds of pairs (each pair's mean weighs the same).
+
+    ``groups`` names each pair's group (default: every pair its own); a group is never split
+    between fitting and checking, so pictures of one scene do not flatter a complex model.
+    """
+    scores: dict[str, list[float]] = {level.name: [] for level in ladder}
+    groups = [s.key for s in samples] if groups is None else list(groups)
+    if len(set(groups)) < 2:
+        raise ValueError("cross-validation needs pairs from at least 2 groups")
+    for fold in _folds(groups, seed):
+        inside = [s for i, s in enumerate(samples) if i not in set(fold.tolist())]
+        x, y = _stack(inside)
+        bases: dict = {}
+        for level in ladder:
+            model = fit_model(x, y, level, bases)
+            for i in fold:
+                out = model.apply_rgb(samples[i].before)
+                scores[level.name].append(float(rgb_delta_e(out, samples[i].after).mean()))
+    return {name: float(np.mean(v)) for name, v in scores.items()}
+
+
+def choose_complexity(cv_errors: dict[str, float], ladder: Sequence[Complexity]) -> Complexity:
+    """The simplest rung whose cross-validated error is close to the best one's."""
+    best = min(cv_errors.values())
+    margin = max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * best)
+    return next(level for level in ladder if cv_errors[level.name] <= best + margin)
+
+
+def pipeline_errors(steps: list[dict], pairs: Sequence[PairImages], roles: Sequence[str]) -> list[PairError]:
+    """Mean CIEDE2000 per pair of doing nothing and of running ``steps`` through the pipeline."""
+    from imgenh.pipeline_file import pipeline_from_steps  # the pipeline file module imports the registry
+
+    pipeline = pipeline_from_steps(steps)
+    errors = []
+    for pair, role in zip(pairs, roles, strict=True):
+        out, _ = pipeline.apply(pair.before)
+        errors.append(
+            PairError(
+                pair.pair.key,
+                role,
+                round(mean_delta_e(pair.before, pair.after), 4),
+                round(mean_delta_e(out, pair.after), 4),
+            )
+        )
+    return errors
+
+
+def fit_look(
+    pairs: Sequence[PairImages],
+    *,
+    holdout: int | None = None,
+    seed: int = 0,
+    ladder: Sequence[Complexity] = LADDER,
+    samples_per_pair: int = SAMPLES_PER_PAIR,
+    groups: Sequence[str] | None = None,
+) -> FitResult:
+    """Learn the look of before/after pairs as pipeline steps.
+
+    Parameters
+    ----------
+    pairs : sequence of PairImages
+        Loaded, checked pairs (:func:`imgenh.fit.pairs.load_pairs`).
+    holdout : int, optional
+        Pairs kept out of fitting and reported as held-out; default about 20% from 5 pairs on.
+    seed : int
+        Seeds the hold-out choice, pixel sampling and folds: same seed, same result.
+    ladder : sequence of Complexity
+        Rungs cross-validation chooses from, simplest first.
+    samples_per_pair : int
+        Pixels sampled from each pair for fitting.
+    groups : sequence of str, optional
+        A group name per pair (same scene, same burst): cross-validation keeps a group
+        together. Default: each pair is its own group.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 pairs left for fitting.
+    """
+    if len(pairs) < 2:
+        raise ValueError(f"need at least 2 usable pairs to fit a look (got {len(pairs)})")
+    held = set(split_holdout(len(pairs), holdout, seed).tolist())
+    rng = np.random.default_rng(seed)
+    train = [sample_pair(p, samples_per_pair, rng) for i, p in enumerate(pairs) if i not in held]
+    train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
+    cv_errors = cross_validate(train, ladder, seed, train_groups)
+    level = choose_complexity(cv_errors, ladder)
+    model = fit_model(*_stack(train), level)
+    steps = model.steps()
+    roles = ["held-out" if i in held else "train" for i in range(len(pairs))]
+    return FitResult(steps, model, level.name, cv_errors, pipeline_errors(steps, pairs, roles), seed)
