@@ -411,3 +411,13 @@ def test_html_report_shows_the_drawn_values():
         [{"step": 1, "op": "rotate", "variant": 3, "seed": 7, "applied": True, "drawn": {"angle": 7.5}}]
     )
     assert text == "2 rotate: variant=3, seed=7, applied=yes, angle=7.5"
+
+
+def test_one_off_steps_take_random_values_too(data):
+    args = ["run", "-s", "rotate angle={random: [-5, 5]}", "-s", "flip p=0.5", "data/a.jpg", "-o", "s"]
+    assert _imgenh(*args, "--variants", "2", cwd=data).returncode == 0
+    assert sorted(_files(data / "s")) == ["a_v0.jpg", "a_v1.jpg"]
+    bad = _imgenh(
+        "run", "-s", "rotate angle={random: [-5, 500]}", "data/a.jpg", "-o", "t", "--seed", "1", cwd=data
+    )
+    assert bad.returncode == 2 and "--step 1 rotate.angle: random: must be <= 360 (got 500)" in bad.stderr
