@@ -4,24 +4,48 @@ Every executor has one signature, ``executor(worker, jobs, n_workers) -> Iterato
 so the runner does not care where the work happens. The worker is a picklable callable
 built once in the parent; it never raises for a bad image, so an exception out of an
 executor means the executor itself broke (:class:`PoolBroken`).
+
+Backends (``--backend``): ``loky`` processes (the default), ``threading``, and ``dask``
+(:class:`DaskExecutor`: a Dask cluster, or a LocalCluster; dask is imported only then).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
+import math
 import os
 import signal
 import threading
+import time
 import warnings
+from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
 
-from imgenh.io import header_size, sniff_format
-from imgenh.plan import Job
+from imgenh.io import RenameGate, header_size, sniff_format
+from imgenh.plan import Job, Status
 from imgenh.report import Result
 from imgenh.worker import Worker
 
 # Starting a process pool costs ~0.5 s; below about this much input a single process wins.
 POOL_MIN_PIXELS = 80_000_000
+BACKENDS = ("loky", "threading", "dask")
+TASK_SECONDS = 1.0  # a Dask task's target length: long enough to hide the scheduler's round trip
+MAX_BATCH = 1000  # images per Dask task at most, whatever the estimate
+THREADS_RECOUNT = 10.0  # seconds between counts of the cluster's worker threads
+log = logging.getLogger("imgenh")
+
+
+class BackendSettings(Protocol):
+    """The run options that choose an executor (:class:`imgenh.runner.RunOptions` has them)."""
+
+    backend: str
+    scheduler: str | None
+    batch_size: int | None
+    jobs: int | None
 
 
 class PoolBroken(Exception):
@@ -49,8 +73,13 @@ def _input_pixels(jobs: list[Job], limit: int) -> int:
     return total
 
 
-def choose_workers(jobs: list[Job], requested: int | None) -> int:
-    """Number of worker processes: 1 (in-process) for small batches or ``-j 1``."""
+def choose_workers(jobs: list[Job], requested: int | None, backend: str = "loky") -> int:
+    """Number of workers: 1 (in-process) for small batches or ``-j 1``; for dask, -j or the cores.
+
+    With an external Dask scheduler the cluster's own workers run the batch, whatever this says.
+    """
+    if backend == "dask":
+        return max(1, min(requested or os.cpu_count() or 1, len(jobs)))
     if requested == 1 or len(jobs) < 2:
         return 1
     cores = os.cpu_count() or 1
@@ -150,7 +179,222 @@ def _proc_entries() -> list[str]:
         return []
 
 
-def execute(jobs: list[Job], worker: Worker, n_workers: int) -> Iterator[Result]:
-    """Run jobs through the executor that fits: in-process for one worker, else loky."""
-    executor = run_in_process if n_workers <= 1 else run_loky
+def run_threading(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
+    """Run the jobs on ``n_workers`` threads of this process (OpenCV releases the GIL)."""
+    import cv2
+    from joblib import Parallel, delayed
+
+    # One OpenCV thread per image, set here for the whole process: the worker's own
+    # single_thread mode also sets signal handlers, which only the main thread may do.
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    parallel = Parallel(n_jobs=n_workers, backend="threading", return_as="generator_unordered")
+    try:
+        yield from parallel(delayed(worker)(job) for job in jobs)
+    finally:
+        cv2.setNumThreads(previous)
+
+
+class BatchSizer:
+    """Images per Dask task: a fixed ``--batch-size``, or enough for about ``TASK_SECONDS`` each.
+
+    The estimate starts at one image per task and follows the mean time per image of
+    finished tasks; near the end batches shrink so every worker gets a share of what is left.
+    """
+
+    def __init__(self, fixed: int | None = None):
+        self.fixed = fixed
+        self.per_image: float | None = None
+
+    def observe(self, results: list[Result]) -> None:
+        """Fold a finished task's results into the time-per-image estimate."""
+        if results:
+            mean = max(sum(r.seconds for r in results) / len(results), 1e-4)
+            self.per_image = mean if self.per_image is None else 0.7 * self.per_image + 0.3 * mean
+
+    def size(self, remaining: int, workers: int) -> int:
+        """How many of ``remaining`` images the next task takes."""
+        if self.fixed:
+            return self.fixed
+        if self.per_image is None:
+            return 1
+        target = min(MAX_BATCH, max(1, int(TASK_SECONDS / self.per_image)))
+        return max(1, min(target, math.ceil(remaining / max(workers, 1))))
+
+
+def _absolute(job: Job) -> Job:
+    """The job with absolute paths: a Dask worker's working folder is not the client's."""
+    return dataclasses.replace(
+        job, source=Path(os.path.abspath(job.source)), output=Path(os.path.abspath(job.output))
+    )
+
+
+class DaskExecutor:
+    """Run jobs on a Dask cluster, in batches, yielding each image's result as its batch finishes.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        ``tcp://HOST:PORT`` of a running scheduler; None starts a LocalCluster of
+        ``n_workers`` single-threaded processes for the run.
+    batch_size : int or None
+        Images per task; None sizes tasks to about ``TASK_SECONDS``.
+    state_dir : Path or None
+        ``OUT/.imgenh``, where the shared-storage probe is written (None in place).
+    jobs_flag : int or None
+        ``-j`` as given; only noted as ignored with an external scheduler.
+
+    Notes
+    -----
+    A worker that dies mid-task has its task rescheduled by Dask on another worker (up to
+    the scheduler's ``allowed-failures``); outputs are atomic, so nothing half-written is
+    ever renamed into place. A batch that kept killing workers (``KilledWorker``) is split
+    and its images retried one per task, one at a time at the end, so only the image that
+    kills workers fails.
+    """
+
+    def __init__(self, scheduler=None, batch_size=None, state_dir=None, jobs_flag=None):
+        self.scheduler = scheduler
+        self.batch_size = batch_size
+        self.state_dir = state_dir
+        self.jobs_flag = jobs_flag
+
+    def __call__(self, worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
+        from imgenh import cluster
+
+        if self.scheduler and self.jobs_flag:
+            log.warning(
+                "-j %d is ignored with --scheduler: the cluster's own workers run the images", self.jobs_flag
+            )
+        connection = cluster.connect(self.scheduler, n_workers)
+        try:
+            client = connection.client
+            log.info("Dask: %d worker threads (%s)", connection.threads, client.scheduler.address)
+            gate = getattr(worker, "gate", None)
+            if gate is not None:  # workers elsewhere need its absolute path
+                worker.gate = gate = RenameGate(os.path.abspath(gate.path))
+            cluster.check_shared_storage(client, self.state_dir, jobs, gate and gate.path)
+            with cluster.installed(client, worker) as token:
+                yield from self._drain(client, connection.threads, token, jobs)
+        finally:
+            connection.close()
+
+    def _drain(self, client, threads: int, token: str, jobs: list[Job]) -> Iterator[Result]:
+        """Keep about two tasks per worker thread in flight; yield results as tasks finish."""
+        from distributed import as_completed
+
+        batches = _Batches(client, token, threads, jobs, BatchSizer(self.batch_size))
+        done = as_completed()
+        batches.top_up(done)
+        try:
+            for future in done:
+                yield from batches.finished(future)
+                batches.top_up(done)
+        finally:
+            batches.cancel()
+
+
+KILLED_REASON = (
+    "killed every Dask worker that ran it, even alone (a crash in a decoder or an operator, "
+    "or out of memory); not retried"
+)
+
+
+class _Batches:
+    """The Dask tasks of one run: what is queued, what runs, and which images are suspects.
+
+    A task that keeps killing workers ends as ``KilledWorker``; its images become suspects,
+    run one per task and one at a time once everything else is done, so a suspect that
+    kills its worker takes no innocent task with it. A suspect killed even alone fails.
+    """
+
+    def __init__(self, client, token: str, threads: int, jobs: list[Job], sizer: BatchSizer):
+        self.client, self.token, self.threads, self.sizer = client, token, threads, sizer
+        self.originals = {job.key: job for job in jobs}
+        self.queue = deque(_absolute(job) for job in jobs)
+        self.suspects: deque[Job] = deque()
+        self.running: dict = {}  # future -> (its jobs, whether it ran alone)
+        self._counted = time.monotonic()
+
+    def _count_threads(self) -> None:
+        """Follow a cluster that grows or shrinks during the run (checked every few seconds)."""
+        if time.monotonic() - self._counted > THREADS_RECOUNT:
+            self._counted = time.monotonic()
+            with contextlib.suppress(Exception):
+                self.threads = sum(self.client.nthreads().values()) or self.threads
+
+    def _submit(self, done, batch: list[Job], alone: bool = False) -> None:
+        from imgenh import cluster
+
+        future = self.client.submit(cluster.run_batch, self.token, batch, pure=False)
+        self.running[future] = (batch, alone)
+        done.add(future)
+
+    def top_up(self, done) -> None:
+        """Submit batches until two per worker thread are in flight, or a suspect alone at the end."""
+        self._count_threads()
+        while self.queue and len(self.running) < 2 * self.threads:
+            size = min(self.sizer.size(len(self.queue), self.threads), len(self.queue))
+            self._submit(done, [self.queue.popleft() for _ in range(size)])
+        if self.suspects and not self.queue and not self.running:
+            self._submit(done, [self.suspects.popleft()], alone=True)
+
+    def finished(self, future) -> Iterator[Result]:
+        """The results of a finished task (none when its images became suspects)."""
+        from distributed import KilledWorker
+
+        batch, alone = self.running.pop(future)
+        if future.status == "finished":
+            results = future.result()
+            self.sizer.observe(results)
+        elif not isinstance(future.exception(), KilledWorker):
+            exc = future.exception()
+            raise PoolBroken(f"{type(exc).__name__}: {(str(exc) or '?').splitlines()[0]}")
+        elif alone:
+            results = [Result.from_job(batch[0], Status.FAILED, KILLED_REASON)]
+        else:
+            log.warning("%d images kept killing Dask workers: retrying them one at a time", len(batch))
+            self.suspects.extend(batch)
+            results = []
+        future.release()
+        for result in results:  # the paths as planned, not the absolute ones the workers were given
+            job = self.originals[result.key]
+            result.source, result.output = str(job.source), str(job.output)
+            yield result
+
+    def cancel(self) -> None:
+        """Cancel what is still queued or running (a task already running on a worker finishes)."""
+        if self.running:
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(self.running))
+
+
+def execute(
+    jobs: list[Job],
+    worker: Worker,
+    n_workers: int,
+    settings: BackendSettings | None = None,
+    state_dir: Path | None = None,
+) -> Iterator[Result]:
+    """Run jobs through the executor that fits.
+
+    ``--backend dask`` always goes to the cluster; otherwise one worker runs in-process, and
+    more run in a loky process pool or, with ``threading``, on threads.
+
+    Parameters
+    ----------
+    settings : BackendSettings, optional
+        The run's ``backend``, ``scheduler``, ``batch_size`` and ``jobs``; loky when None.
+    state_dir : Path, optional
+        ``OUT/.imgenh`` (the dask backend writes its shared-storage probe there).
+    """
+    backend = settings.backend if settings is not None else "loky"
+    if backend == "dask":
+        if not jobs:
+            return run_in_process(worker, jobs, n_workers)  # nothing to do: no cluster to start
+        dask = DaskExecutor(settings.scheduler, settings.batch_size, state_dir, settings.jobs)
+        return dask(worker, jobs, n_workers)
+    if n_workers <= 1:
+        return run_in_process(worker, jobs, n_workers)
+    executor = run_threading if backend == "threading" else run_loky
     return executor(worker, jobs, n_workers)

@@ -25,6 +25,7 @@ from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_te
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
 from imgenh.report import Result, Summary, ignored_json
+from imgenh.shard import select_shard
 from imgenh.state import CHANGED_SINCE, NOT_MADE_HERE, FileStamps, Manifest, file_sha256, lock_folders
 from imgenh.worker import Worker
 
@@ -49,6 +50,10 @@ class RunOptions:
     listed: tuple[str, ...] = ()  # paths from --files-from: relative files keep their folders
     figures: bool = False  # measure quality figures before/after (--figures, --html)
     thumbnails: bool = False  # and before/after thumbnails (--html)
+    backend: str = "loky"  # loky, threading or dask (see imgenh.executors)
+    scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster for the run
+    batch_size: int | None = None  # images per Dask task; None: about a second's worth
+    shard: tuple[int, int] | None = None  # (K, N): only shard K of N (see imgenh.shard)
     variants: int | None = None  # augmentation: outputs per input (--variants); see imgenh.augment
     seed: int | None = None  # augmentation: the seed of the draws (--seed)
     variant_name: str = augment.DEFAULT_VARIANT_NAME  # augmentation: names of variants (--variant-name)
@@ -105,6 +110,7 @@ def make_plan(
         )
     except PlanError as exc:
         raise PlanError(exc.errors, found.warnings) from None
+    plan = select_shard(plan, options.shard)
     plan.warnings[:0] = found.warnings
     plan.warnings += seed_warnings + _run_warnings(pipeline, plan, options)
     plan.ignored = found.ignored
@@ -186,7 +192,7 @@ class Runner:
         plan = self._plan_and_lock()
         self.summary.warnings = plan.warnings
         self.summary.ignored = ignored_json(plan)
-        n_workers = choose_workers(plan.todo, self.options.jobs)
+        n_workers = choose_workers(plan.todo, self.options.jobs, self.options.backend)
         if self.on_plan:
             self.on_plan(plan, n_workers)
         folders = {j.output.parent for j in plan.jobs}
@@ -207,7 +213,7 @@ class Runner:
                 figures=opts.figures,
                 thumbnails=opts.thumbnails,
             )
-            results = execute(plan.todo, worker, n_workers)
+            results = execute(plan.todo, worker, n_workers, opts, self.manifest and self.manifest.dir)
             self._drain(results)
         except PoolBroken as exc:
             broken = exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import cv2
@@ -74,7 +75,8 @@ class Worker:
     def __call__(self, job: Job) -> Result:
         if self.single_thread:
             cv2.setNumThreads(1)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if threading.current_thread() is threading.main_thread():  # a pool process, not a thread
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         start = time.perf_counter()
         result = Result.from_job(job, Status.FAILED, "")
         result.stamps = stamps = FileStamps()

@@ -13,7 +13,8 @@ PACKAGE = ROOT / "imgenh"
 LAYERS = [
     {"cli", "console"},
     {"runner"},
-    {"executors"},
+    {"executors", "shard"},
+    {"cluster"},
     {"worker"},
     {"preview", "stats", "html_report"},
     {"report"},

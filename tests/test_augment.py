@@ -287,6 +287,17 @@ def test_variants_are_byte_identical_across_runs_and_worker_counts(data):
     assert cv2.imread(str(data / "one" / "sub" / "c_v0.png"), cv2.IMREAD_UNCHANGED).shape[2] == 4
 
 
+def test_shards_together_make_the_same_variants(data):
+    args = ["run", "aug.yaml", "data", "-r", "--variants", "3", "--seed", "7"]
+    whole = _imgenh(*args, "-o", "whole", cwd=data)
+    first = _imgenh(*args, "-o", "sharded", "--shard", "1/2", "--report", "s1.json", cwd=data)
+    second = _imgenh(*args, "-o", "sharded", "--shard", "2/2", "--report", "s2.json", cwd=data)
+    assert whole.returncode == first.returncode == second.returncode == 0, first.stderr + second.stderr
+    done = [json.loads((data / f"s{k}.json").read_text())["totals"]["ok"] for k in (1, 2)]
+    assert all(done) and sum(done) == 9  # variants of one input are spread over both shards
+    assert _files(data / "sharded") == _files(data / "whole")
+
+
 def test_more_variants_later_add_only_the_new_ones(data):
     args = ["run", "aug.yaml", "data", "-r", "--seed", "7", "-o", "out", "--report"]
     first = _imgenh(*args, "r1.json", "--variants", "2", cwd=data)

@@ -332,7 +332,7 @@ def test_image_written_before_a_stop_is_recorded_as_written(batch, monkeypatch):
     """A worker renamed an output into place, then the run stopped before its result arrived."""
     from imgenh import pipeline_from_steps, runner
 
-    def written_then_interrupted(jobs, worker, n_workers):
+    def written_then_interrupted(jobs, worker, n_workers, *backend):  # execute()'s backend arguments
         worker(jobs[0])  # the output is on disk; its result is lost with the stop
         raise KeyboardInterrupt
         yield  # a generator, like every executor

@@ -2,7 +2,8 @@
 
 - :mod:`imgenh.cli.run`: ``run``;
 - :mod:`imgenh.cli.pipelines`: ``validate``, ``ops``, ``schema``, ``configs``;
-- :mod:`imgenh.cli.looks`: ``stats``, ``preview``.
+- :mod:`imgenh.cli.looks`: ``stats``, ``preview``;
+- :mod:`imgenh.cli.fit`: ``fit``.
 
 Exit codes: 0 all images processed or skipped; 1 some images failed; 2 bad usage or
 pipeline; 75 the output folder is locked by another run; 130/143 interrupted by
@@ -96,4 +97,4 @@ def run_cli(args: list[str] | None = None) -> None:
 
 
 # The commands register themselves on `main` (imported last: they import `main` from here).
-from imgenh.cli import looks, pipelines, run  # noqa: E402, F401
+from imgenh.cli import fit, looks, pipelines, run  # noqa: E402, F401

@@ -11,11 +11,13 @@ from imgenh.cli import EXIT_LOCKED, fail, load_or_exit, log, main
 from imgenh.console import ConsoleReporter, print_plan, setup_logging
 from imgenh.discover import EXCLUDE_HELP, INCLUDE_HELP, read_path_list
 from imgenh.errors import ConfigError, UsageError
+from imgenh.executors import BACKENDS
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, OutputError
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Status
 from imgenh.report import Summary, html_target_problem, report_document, report_target_problem, write_report
 from imgenh.runner import RunOptions, make_plan, run_batch
+from imgenh.shard import parse_shard
 from imgenh.state import LockedError
 
 
@@ -46,6 +48,10 @@ from imgenh.state import LockedError
     type=click.IntRange(min=1),
     help="Worker processes [default: all cores; small batches run in-process].",
 )
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky", help="Where images run [loky].")
+@click.option("--scheduler", envvar="IMGENH_SCHEDULER", help="Dask scheduler address [$IMGENH_SCHEDULER].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per Dask task [auto: ~1 s].")
+@click.option("--shard", type=parse_shard, metavar="K/N", help="Only shard K of N (by output name).")
 @click.option(
     "--variants",
     type=click.IntRange(min=1),
