@@ -41,6 +41,9 @@ class Step:
     params: dict[str, Any]
     index: int
     where: str = ""  # how messages name it when not ``steps[index]``, e.g. ``--step 1``
+    # Augmentation: the step's random parameters and probability (imgenh.augment.StepRandom);
+    # ``params`` then hold placeholders until :func:`imgenh.augment.draw` makes them concrete.
+    random: Any = None
 
     @property
     def label(self) -> str:
@@ -95,8 +98,19 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
         An operator failed; the message starts with the step's label, e.g.
         ``steps[0] white_balance.white_at: [5000, 10] is outside the 600x400 image``.
     """
+    img, _, reports = _apply(pixels, steps, None)
+    return img, reports
+
+
+def _apply(
+    pixels: np.ndarray, steps: list[Step], alpha: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, list[dict]]:
+    """:func:`apply_steps`, carrying an alpha plane through the steps that move or resize pixels."""
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):
         raise TypeError(f"unsupported pixel type {pixels.dtype}; expected uint8, uint16 or float32")
+    unresolved = [s.label for s in steps if s.random is not None]
+    if unresolved:  # placeholders must never be applied as if they were the user's values
+        raise StepError(f"{unresolved[0]}: has random parameters; draw a variant first (imgenh.augment.draw)")
     dtype = pixels.dtype
     depth_max = max_value(dtype)
     img = pixels
@@ -129,12 +143,32 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
             ctx = context(img)
             img = step(img, ctx)
             contexts.append((step, ctx))
+            if alpha is not None:
+                alpha = _alpha_after(step, alpha, img.shape[:2])
         for step, ctx in contexts:
             if ctx.values:
                 reports.append({"step": step.index, "op": step.op.name, **ctx.values})
     if img.dtype != dtype or dtype == np.float32:  # float steps may overshoot [0, 1]
         img = from_float(to_float(img), dtype)
-    return img, reports
+    return img, alpha, reports
+
+
+def _alpha_after(step: Step, alpha: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Alpha after ``step``: moved by the operator itself when it moves pixels, else resized to ``shape``.
+
+    An operator declared with ``alpha=...`` (flip, rotate, crop, affine) runs on the alpha
+    plane as a grey image with the same parameters (the declared ones replaced), so the mask
+    moves exactly as the pixels did. Any other change of size resizes alpha: area averaging
+    when it shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
+    """
+    if step.op.alpha is not None:
+        moved = replace(step, params={**step.params, **step.op.alpha})
+        alpha = moved(alpha, OpContext(channels=1, depth_max=max_value(alpha.dtype)))
+    if alpha.shape[:2] != tuple(shape):
+        h, w = shape
+        interp = cv2.INTER_AREA if h * w < alpha.shape[0] * alpha.shape[1] else cv2.INTER_LINEAR
+        alpha = cv2.resize(alpha, (w, h), interpolation=interp)
+    return alpha
 
 
 def run_op(pixels: np.ndarray, name: str, **params: Any) -> np.ndarray:
@@ -263,6 +297,12 @@ class Pipeline:
     name: str = ""
     description: str = ""
     source: str = "<dict>"
+    seed: int | None = None  # augmentation: the run's seed (--seed), part of the hash
+
+    @property
+    def is_random(self) -> bool:
+        """True when a step has random parameters or a probability (see :mod:`imgenh.augment`)."""
+        return any(step.random is not None for step in self.steps)
 
     def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, list[dict]]:
         """Apply the steps to one image (BGR or grey; uint8, uint16 or float32 in [0, 1]).
@@ -277,7 +317,10 @@ class Pipeline:
         return apply_steps(pixels, self.steps)
 
     def apply_image(self, image: Image) -> tuple[Image, list[dict]]:
-        """Apply the steps to a decoded image; alpha follows any change of size.
+        """Apply the steps to a decoded image; alpha moves with the pixels through geometry steps.
+
+        Operators that move pixels (flip, rotate, crop, affine: declared with ``alpha=``) move
+        alpha the same way; other changes of size (resize) resize it; no operator sees it.
 
         Parameters
         ----------
@@ -287,8 +330,8 @@ class Pipeline:
         Returns
         -------
         image : imgenh.io.Image
-            A new image with the result's pixels, alpha resized to match them, and the
-            input's metadata, format and notes.
+            A new image with the result's pixels, alpha moved and sized to match them, and
+            the input's metadata, format and notes.
         reports : list of dict
             As for :meth:`apply`.
 
@@ -302,21 +345,17 @@ class Pipeline:
         >>> out.alpha.shape
         (20, 30)
         """
-        pixels, reports = self.apply(image.pixels)
-        alpha = image.alpha
-        if alpha is not None and pixels.shape[:2] != alpha.shape[:2]:
-            # A geometry step changed the size. Alpha follows: area averaging when it
-            # shrinks, bilinear when it grows (Lanczos would ring on hard mask edges).
-            h, w = pixels.shape[:2]
-            interp = cv2.INTER_AREA if h * w < alpha.shape[0] * alpha.shape[1] else cv2.INTER_LINEAR
-            alpha = cv2.resize(alpha, (w, h), interpolation=interp)
+        pixels, alpha, reports = _apply(image.pixels, self.steps, image.alpha)
         return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), reports
 
     def canonical(self) -> dict[str, Any]:
         """The pipeline as plain data with every default filled in (what the hash covers)."""
-        return {
+        data = {
             "version": SCHEMA_VERSION,
-            "steps": [{"op": s.op.name, **s.params} for s in self.steps],
+            "steps": [
+                {"op": s.op.name, **s.params, **(s.random.plain(s.params) if s.random else {})}
+                for s in self.steps
+            ],
             "output": {
                 "format": self.output.format,
                 "quality": self.output.quality,
@@ -324,6 +363,9 @@ class Pipeline:
                 "metadata": self.output.metadata,
             },
         }
+        if self.is_random:  # the draws depend on the seed; plain pipelines keep their old hash
+            data["seed"] = self.seed
+        return data
 
     def hash(self) -> str:
         """SHA-256 (hex, 16 chars) of :meth:`canonical`: changes when any step or output setting does."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from imgenh import pipeline_ref
+from imgenh import augment, pipeline_ref
 from imgenh.errors import ConfigError
 from imgenh.ops import REGISTRY, describe, get_op
 from imgenh.ops.registry import OpSpec, did_you_mean
@@ -218,7 +218,10 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path, wher
     spec = _step_spec(step, where, path, problems)
     if spec is None:
         return None
-    params, found = spec.resolve({key: value for key, value in step.items() if key != "op"})
+    # Augmentation hook: random specs and a step probability become StepRandom, placeholders stay.
+    given, random, found = augment.split_random(spec, {k: v for k, v in step.items() if k != "op"})
+    params, fixed_found = spec.resolve(given)
+    found += [(key, message) for key, message in fixed_found if key not in dict(found)]
     for key, message in found:
         label = f"{where} {spec.name}.{key}" if key else f"{where} {spec.name}"
         problems.add((*path, key) if key else path, label, message)
@@ -228,7 +231,7 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path, wher
         if param.path and params[name] is not None:
             # A file named by the pipeline: relative to the pipeline file's folder, fixed now.
             params[name] = os.path.abspath(base_dir / params[name])
-    return Step(spec, params, index, where)
+    return Step(spec, params, index, where, random=random)
 
 
 # --- entry points --------------------------------------------------------------------------
@@ -459,7 +462,11 @@ def pipeline_schema() -> dict[str, Any]:
             "description": {"type": "string"},
             "steps": {
                 "type": "array",
-                "items": {"oneOf": [describe.step_schema(s) for _, s in sorted(REGISTRY.items())]},
+                "items": {  # steps, whose parameters may be random specs (imgenh.augment)
+                    "oneOf": [
+                        augment.step_schema(describe.step_schema(s)) for _, s in sorted(REGISTRY.items())
+                    ]
+                },
             },
             "output": {
                 "type": "object",

@@ -14,6 +14,7 @@ from enum import Enum
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
+from imgenh import augment
 from imgenh.discover import Filters, Found
 from imgenh.errors import UsageError
 from imgenh.io import FORMAT_EXTENSION
@@ -57,6 +58,11 @@ class Job:
         Why it is processed: new, input changed, pipeline changed, --overwrite...
     touched : bool
         Skipped as unchanged in content although its mtime moved (the manifest records the new mtime).
+    variant : int or None
+        Augmentation: which variant of its input this output is (``--variants``); None otherwise.
+    input_key : str
+        The input's path relative to where it was found (POSIX): with ``variant``, what its
+        random draws depend on (see :mod:`imgenh.augment`).
     """
 
     source: Path
@@ -66,6 +72,8 @@ class Job:
     error: str | None = None
     why: str = "new"
     touched: bool = False
+    variant: int | None = None
+    input_key: str = ""
 
     @property
     def status(self) -> Status:
@@ -126,6 +134,8 @@ def build_plan(
     manifest: Manifest | None = None,
     overwrite: bool = False,
     filters: Filters | None = None,
+    variants: int | None = None,
+    variant_name: str = augment.DEFAULT_VARIANT_NAME,
 ) -> Plan:
     """Turn found inputs into jobs, refusing unsafe or ambiguous batches.
 
@@ -144,6 +154,9 @@ def build_plan(
     filters : Filters, optional
         The filters the inputs were found with: an output folder inside an input folder is
         allowed when they exclude it (nothing under it is read).
+    variants : int, optional
+        Augmentation: this many outputs per input, named by ``variant_name``
+        (:func:`imgenh.augment.variant_names`).
 
     Raises
     ------
@@ -154,11 +167,16 @@ def build_plan(
     if not found:
         raise PlanError(["no images found in the given inputs"])
     if out is None:
+        if variants is not None:
+            raise PlanError(
+                ["--variants writes new files beside each other; give -o OUT instead of --in-place"]
+            )
         return _plan_in_place(found, fmt, suffix)
     errors = _output_inside_input(found, out, filters or Filters())
     if errors:
         raise PlanError(errors)
-    return _plan_mirror(found, out, fmt, suffix, manifest or Manifest(out), overwrite)
+    naming = (variants, variant_name)
+    return _plan_mirror(found, out, fmt, suffix, manifest or Manifest(out), overwrite, naming)
 
 
 def _plan_in_place(found: list[Found], fmt: str, suffix: str) -> Plan:
@@ -189,24 +207,33 @@ def _plan_in_place(found: list[Found], fmt: str, suffix: str) -> Plan:
 
 
 def _plan_mirror(
-    found: list[Found], out: Path, fmt: str, suffix: str, manifest: Manifest, overwrite: bool
+    found: list[Found],
+    out: Path,
+    fmt: str,
+    suffix: str,
+    manifest: Manifest,
+    overwrite: bool,
+    naming: tuple[int | None, str] = (None, ""),
 ) -> Plan:
-    """Jobs that mirror each input's relative path under ``out``."""
+    """Jobs that mirror each input's relative path under ``out`` (``naming``: variants and their names)."""
     out_real = out.resolve()
-    by_output = _by_output(_unique_files(found), fmt, suffix)
+    by_output = _by_output(_unique_files(found), fmt, suffix, naming)
     sources_real = {os.path.realpath(f.path) for f in found}
     jobs = []
-    for key, f in sorted(by_output.items()):
+    for key, (f, variant) in sorted(by_output.items()):
         target = out / key
         if os.path.realpath(target) in sources_real:
             raise PlanError([f"output {target} would overwrite input {f.path}; choose another -o"])
         if not _inside(Path(os.path.realpath(target)).parent, out_real):
             raise PlanError([f"output {target} would be written outside {out} (through a symlink); refusing"])
+        ids = {"variant": variant, "input_key": f.rel.as_posix()}
         if f.error:
-            jobs.append(Job(f.path, target, key, error=f.error))
+            jobs.append(Job(f.path, target, key, error=f.error, **ids))
             continue
         verdict = manifest.verdict(f.path, target, key, overwrite)
-        jobs.append(Job(f.path, target, key, skip=verdict.skip, why=verdict.why, touched=verdict.touched))
+        jobs.append(
+            Job(f.path, target, key, skip=verdict.skip, why=verdict.why, touched=verdict.touched, **ids)
+        )
     return Plan(jobs)
 
 
@@ -251,8 +278,10 @@ def _unique_files(found: list[Found]) -> list[Found]:
     return unique
 
 
-def _by_output(found: list[Found], fmt: str, suffix: str) -> dict[str, Found]:
-    """Each output key and the one input that makes it.
+def _by_output(
+    found: list[Found], fmt: str, suffix: str, naming: tuple[int | None, str] = (None, "")
+) -> dict[str, tuple[Found, int | None]]:
+    """Each output key, the one input that makes it, and which variant of it (None: no variants).
 
     Raises
     ------
@@ -260,10 +289,14 @@ def _by_output(found: list[Found], fmt: str, suffix: str) -> dict[str, Found]:
         When two different inputs would be written to the same output.
     """
     by_output: dict[str, list[Found]] = {}
+    variant_of: dict[str, int | None] = {}
     for f in found:
-        sources = by_output.setdefault(output_name(f.rel, fmt, suffix, f.content_ext).as_posix(), [])
-        if not any(os.path.abspath(s.path) == os.path.abspath(f.path) for s in sources):
-            sources.append(f)
+        plain = output_name(f.rel, fmt, suffix, f.content_ext)
+        for name, variant in augment.variant_names(plain, *naming):  # augmentation hook: N names per input
+            sources = by_output.setdefault(name.as_posix(), [])
+            variant_of[name.as_posix()] = variant
+            if not any(os.path.abspath(s.path) == os.path.abspath(f.path) for s in sources):
+                sources.append(f)
     errors = [
         f"{len(sources)} inputs would be written to the same output {key}: "
         + ", ".join(str(s.path) for s in sources)
@@ -272,7 +305,7 @@ def _by_output(found: list[Found], fmt: str, suffix: str) -> dict[str, Found]:
     ]
     if errors:
         raise PlanError(errors)
-    return {key: sources[0] for key, sources in by_output.items()}
+    return {key: (sources[0], variant_of[key]) for key, sources in by_output.items()}
 
 
 def _in_place_problem(f: Found, real: Path) -> str | None:

@@ -131,7 +131,9 @@ def _number(value: float) -> str:
 
 def format_value(key: str, value: Any) -> str | None:
     """One reported value or parameter as short text (``None`` for what is not worth a label)."""
-    if value is None or isinstance(value, dict):
+    if isinstance(value, dict):  # e.g. an augmentation step's drawn values: each one
+        return ", ".join(filter(None, (format_value(k, v) for k, v in value.items()))) or None
+    if value is None:
         return None
     if isinstance(value, bool):
         return f"{key}={'yes' if value else 'no'}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgenh import __version__
+from imgenh import __version__, augment
 from imgenh.discover import Filters, find_inputs
 from imgenh.executors import PoolBroken, choose_workers, execute
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
@@ -54,6 +54,9 @@ class RunOptions:
     scheduler: str | None = None  # a Dask scheduler's address; None: a LocalCluster for the run
     batch_size: int | None = None  # images per Dask task; None: about a second's worth
     shard: tuple[int, int] | None = None  # (K, N): only shard K of N (see imgenh.shard)
+    variants: int | None = None  # augmentation: outputs per input (--variants); see imgenh.augment
+    seed: int | None = None  # augmentation: the seed of the draws (--seed)
+    variant_name: str = augment.DEFAULT_VARIANT_NAME  # augmentation: names of variants (--variant-name)
 
 
 class Terminated(BaseException):
@@ -85,6 +88,7 @@ def make_plan(
     imgenh.plan.PlanError
         Carrying the warnings met while finding inputs (they often explain the error).
     """
+    pipeline, seed_warnings = _for_run(pipeline, options)
     filters = Filters(options.include, options.exclude, options.hidden)
     found = find_inputs(inputs, listed=options.listed, recursive=options.recursive, filters=filters)
     out = None if options.in_place else out
@@ -101,14 +105,27 @@ def make_plan(
             manifest=manifest,
             overwrite=options.overwrite,
             filters=filters,
+            variants=options.variants,
+            variant_name=options.variant_name,
         )
     except PlanError as exc:
         raise PlanError(exc.errors, found.warnings) from None
     plan = select_shard(plan, options.shard)
     plan.warnings[:0] = found.warnings
-    plan.warnings += _run_warnings(pipeline, plan, options)
+    plan.warnings += seed_warnings + _run_warnings(pipeline, plan, options)
     plan.ignored = found.ignored
     return plan
+
+
+def _for_run(pipeline: Pipeline, options: RunOptions) -> tuple[Pipeline, list[str]]:
+    """Augmentation hook: the seed set on a random pipeline; UsageError for a random run not asked for."""
+    return augment.for_run(
+        pipeline,
+        options.variants,
+        options.seed,
+        in_place=options.in_place,
+        variant_name=options.variant_name,
+    )
 
 
 def _run_warnings(pipeline: Pipeline, plan: Plan, options: RunOptions) -> list[str]:
@@ -160,14 +177,14 @@ class Runner:
         on_plan: Callable[[Plan, int], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
     ):
-        self.pipeline = pipeline
+        self.pipeline, _ = _for_run(pipeline, options)  # the seed is part of the hash
         self.inputs = inputs
         self.options = options
         self.out = Path(out) if out is not None and not options.in_place else None
         self.on_plan = on_plan
         self.on_result = on_result
         self.manifest = Manifest(self.out).load() if self.out else None
-        self.summary = Summary(pipeline_hash=pipeline.hash(), pipeline_name=pipeline.name)
+        self.summary = Summary(pipeline_hash=self.pipeline.hash(), pipeline_name=pipeline.name)
         self._folder_locks: list[int] = []
 
     def run(self) -> Summary:

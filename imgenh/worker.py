@@ -14,6 +14,7 @@ import time
 
 import cv2
 
+from imgenh import augment
 from imgenh.html_report import image_extras
 from imgenh.io import (
     DEFAULT_FAIL_ON,
@@ -101,7 +102,11 @@ class Worker:
         image = read_image(job.source, max_pixels=self.max_pixels, fail_on=self.fail_on)
         result.stamps.sha256 = image.sha256  # of the very bytes decoded
         before = image
-        image, result.values = self.pipeline.apply_image(image)
+        pipeline, drawn = self.pipeline, []
+        if pipeline.is_random:  # augmentation hook: this variant's concrete steps, drawn for it alone
+            pipeline, drawn = augment.draw(pipeline, job.input_key, job.variant or 0)
+        image, values = pipeline.apply_image(image)
+        result.values = drawn + values
         if self.figures:  # measured before writing: the pixels as processed, not as re-encoded
             result.extras = image_extras(
                 before.pixels,

@@ -21,7 +21,7 @@ LAYERS = [
     {"plan"},
     {"state", "discover", "pipeline_file"},
     {"pipeline_ref"},
-    {"pipeline", "quality"},
+    {"pipeline", "quality", "augment"},
     {"ops"},
     {"pixels", "io", "errors", "yaml_errors"},
 ]

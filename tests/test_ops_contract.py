@@ -25,6 +25,8 @@ EXTRA_PARAMS = {
     "white_balance": [{"method": "gray_edge"}],  # estimates on a float image, not on histograms
     "denoise": [{"method": "bilateral"}],  # the example is nlmeans
     "stretch": [{"linked": False}],  # per-channel histograms instead of luma
+    "rotate": [{"angle": 33, "expand": True, "border": "constant", "interpolation": "cubic"}],  # new size
+    "affine": [{"interpolation": "nearest", "border": "replicate"}],
 }
 CASES = [(name, {}) for name in NAMES] + [
     (n, extra) for n, extras in EXTRA_PARAMS.items() for extra in extras
@@ -157,6 +159,11 @@ def test_contract_declaration_is_complete(name):
 # Every registered operator -> the tests ("module.py::function") that hold it to the reference
 # its declaration names (OpSpec.reference). Add a row when you register an operator.
 REFERENCE_TESTS: dict[str, list[str]] = {
+    "affine": [
+        "test_ops_geometry.py::test_affine_matches_cv2_warp_affine",
+        "test_ops_geometry.py::test_affine_matches_skimage_warp",
+        "test_ops_geometry.py::test_affine_translation_moves_a_pixel_exactly",
+    ],
     "auto_level": [
         "test_ops_tone.py::test_auto_level_matches_formula",
         "test_ops_tone.py::test_auto_level_matches_imagemagick",
@@ -170,6 +177,7 @@ REFERENCE_TESTS: dict[str, list[str]] = {
         "test_ops_lut.py::test_color_matrix_matches_numpy",
         "test_ops_lut.py::test_color_matrix_matches_imagemagick",
     ],
+    "crop": ["test_ops_geometry.py::test_crop_is_numpy_slicing"],
     "curve": [
         "test_ops_tone.py::test_curve_monotone_matches_scipy_pchip",
         "test_ops_tone.py::test_curve_pchip_slopes_match_scipy",
@@ -188,6 +196,7 @@ REFERENCE_TESTS: dict[str, list[str]] = {
         "test_ops_local.py::test_flatten_matches_closing_background_formula",
         "test_ops_local.py::test_flatten_makes_an_unevenly_lit_page_flat",
     ],
+    "flip": ["test_ops_geometry.py::test_flip_matches_cv2_flip_and_numpy"],
     "gamma": [
         "test_ops_tone.py::test_gamma_matches_formula",
         "test_ops_tone.py::test_gamma_matches_imagemagick",
@@ -218,6 +227,11 @@ REFERENCE_TESTS: dict[str, list[str]] = {
     "resize": [
         "test_ops_geometry.py::test_resize_matches_cv2_area_when_shrinking",
         "test_ops_geometry.py::test_resize_matches_cv2_when_enlarging",
+    ],
+    "rotate": [
+        "test_ops_geometry.py::test_rotate_matches_cv2_warp_affine_with_get_rotation_matrix",
+        "test_ops_geometry.py::test_rotate_matches_skimage_rotate",
+        "test_ops_geometry.py::test_rotate_quarter_turns_are_exactly_np_rot90",
     ],
     "saturation": [
         "test_ops_color.py::test_saturation_matches_skimage_lab",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from imgenh import augment
 from imgenh.cli import fail, load_or_exit, main
 from imgenh.io import OutputError, atomic_write
 
@@ -71,7 +72,17 @@ def stats(paths, recursive, fmt, compare):
 )
 @click.option("--width", type=click.IntRange(min=200, max=16000), default=1600, show_default=True)
 @click.option("--split", is_flag=True, help="One half-and-half wipe (input left, output right) instead.")
-def preview(pipeline_file, image_path, out, width, split):
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random parameters: the seed to draw with."
+)
+@click.option(
+    "--variant",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Random parameters: which variant.",
+)
+def preview(pipeline_file, image_path, out, width, split, seed, variant):
     """Show what PIPELINE does to IMAGE: input, each step and the output on one sheet.
 
     Each panel is labelled with its step, key parameters and the values the step reported
@@ -91,6 +102,12 @@ def preview(pipeline_file, image_path, out, width, split):
     if out and out != "-" and Path(out).suffix.lower() not in SHEET_FORMATS:
         fail(f"-o {out}: the sheet is written as {', '.join(SHEET_FORMATS)}; give one of those extensions")
     pipeline, _ = load_or_exit([pipeline_file], ())
+    if pipeline.is_random:  # augmentation: the variant `run --seed/--variants` writes for IMAGE named alone
+        seeded, _ = augment.for_run(pipeline, None, seed)
+        try:
+            pipeline, _ = augment.draw(seeded, Path(image_path).name, variant)
+        except StepError as exc:
+            fail(str(exc), code=1)
     try:
         sheet = render_sheet(pipeline, read_image(image_path), width=width, split=split)
     except (ImageError, StepError, OSError) as exc:

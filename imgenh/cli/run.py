@@ -52,6 +52,18 @@ from imgenh.state import LockedError
 @click.option("--scheduler", envvar="IMGENH_SCHEDULER", help="Dask scheduler address [$IMGENH_SCHEDULER].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per Dask task [auto: ~1 s].")
 @click.option("--shard", type=parse_shard, metavar="K/N", help="Only shard K of N (by output name).")
+@click.option(
+    "--variants",
+    type=click.IntRange(min=1),
+    help="Augment: write N variants of each image, drawn from the pipeline's random parameters.",
+)
+@click.option("--seed", type=int, help="Augment: seed of the random draws [0]; alone: one variant per image.")
+@click.option(
+    "--variant-name",
+    default="{stem}_v{i}{ext}",
+    show_default=True,
+    help="Augment: how variants are named ({stem}, {i}, {ext}).",
+)
 @click.option("--format", "fmt", help="Override output.format: keep, jpg, png, tiff, webp.")
 @click.option("--quality", type=int, help="Override output.quality (1-100).")
 @click.option("--suffix", help="Override output.suffix, e.g. _enh.")

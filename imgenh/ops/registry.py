@@ -249,6 +249,7 @@ class OpSpec:
     example: dict[str, Any] = field(default_factory=dict)
     changes_shape: bool = False
     check: Callable[[dict], str | None] | None = None
+    alpha: dict[str, Any] | None = None  # moves pixels: alpha goes through it too, with these params
 
     def resolve(self, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """Fill defaults and validate a step's parameters.
@@ -322,6 +323,7 @@ def operator(
     example: dict[str, Any] | None = None,
     changes_shape: bool = False,
     check: Callable[[dict], str | None] | None = None,
+    alpha: dict[str, Any] | None = None,
 ):
     """Register an operator; its keyword-only ``Param`` annotations declare the parameters.
 
@@ -344,6 +346,11 @@ def operator(
     check : callable, optional
         ``check(params) -> message or None`` for rules that span parameters; the message
         does not name the operator (the caller prefixes ``steps[i] name:``).
+    alpha : dict, optional
+        For operators that move pixels (flip, rotate, crop...): the alpha plane goes through
+        the operator too, as a grey image of its own depth, with these parameters replaced
+        (e.g. ``{"fill": 0.0}``: what a warp brings in is transparent). None: alpha is only
+        resized when the size changes (see :meth:`imgenh.pipeline.Pipeline.apply_image`).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
@@ -374,6 +381,7 @@ def operator(
             example=example or {},
             changes_shape=changes_shape,
             check=check,
+            alpha=alpha,
         )
         return func
 
