@@ -162,3 +162,48 @@ def quantised_counts(values: np.ndarray, bins: int = LUMA_BINS) -> np.ndarray:
     if hi >= top + 0.5:
         counts[-1] += int(np.count_nonzero(scaled >= top + 0.5))
     return counts
+
+
+# Rows per strip for whole-image statistics: the strip's temporaries stay in cache and no
+# full-size 16-bit copy is made.
+_STRIP_ROWS = 128
+
+
+def luma_counts(img: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
+    """Counts of the Rec. 709 luma of a BGR integer image on 65536 levels (ImageMagick Q16's).
+
+    Each pixel's levels (after ``table`` when given) are taken as 16-bit values, as
+    ImageMagick Q16 holds them, and :data:`LUMA_BGR` weighs them with ``cv2.transform``,
+    which rounds to the nearest 16-bit level. The image is worked through in strips of rows,
+    so no 16-bit copy of it is made; the counts equal those of the whole-image computation.
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W, 3) uint8 or uint16 image.
+    table : ndarray, optional
+        Pending levels in [0, 1], shape ``(N,)`` or ``(N, 3)`` (see :func:`apply_table`).
+
+    Returns
+    -------
+    ndarray of int64, shape (65536,)
+    """
+    weights = LUMA_BGR.reshape(1, 3).astype(np.float32)
+    lut = None
+    if img.dtype == np.uint8:
+        levels = np.arange(256) / 255.0 if table is None else table
+        lut = np.clip(np.rint(levels * 65535.0), 0, 65535).astype(np.uint16)
+        lut = lut if lut.ndim == 1 else np.ascontiguousarray(lut).reshape(256, 1, 3)
+    counts = np.zeros(LUMA_BINS, np.int64)
+    for y0 in range(0, img.shape[0], _STRIP_ROWS):
+        strip = img[y0 : y0 + _STRIP_ROWS]
+        if lut is not None:
+            q16 = cv2.LUT(strip, lut)
+        elif table is not None:
+            q16 = apply_table(strip, table, np.uint16)
+        else:
+            q16 = strip
+        plane = cv2.transform(q16, weights)
+        # Counts per strip as integers: float32 histogram bins stop being exact above 2**24.
+        counts += cv2.calcHist([plane], [0], None, [LUMA_BINS], [0, LUMA_BINS]).ravel().astype(np.int64)
+    return counts
