@@ -255,6 +255,10 @@ def build_runs(args, src: Path, work: Path) -> dict:
     }
     for name, path in write_pipelines(work).items():
         runs[name] = lambda out, path=path: [imgenh_cmd(path, src, out, args.jobs)]
+        if args.baseline:  # the same pipeline run by another checkout of imgenh, interleaved
+            runs[f"{name}@before"] = lambda out, path=path: [
+                ["env", f"PYTHONPATH={args.baseline}", *imgenh_cmd(path, src, out, args.jobs)]
+            ]
     shares = [[str(f) for f in files[i :: args.jobs]] for i in range(args.jobs)]
     if args.tools and tool_available("mogrify", b"ImageMagick"):
         runs["mogrify"] = lambda out: [
@@ -268,30 +272,32 @@ def build_runs(args, src: Path, work: Path) -> dict:
         runs["vips"] = lambda out: [["env", f"OUT={out}", "sh", str(script), *s] for s in shares if s]
     if args.only:
         keep = {"floor", *args.only.split(",")}
-        runs = {k: v for k, v in runs.items() if k in keep}
+        runs = {k: v for k, v in runs.items() if k.split("@")[0] in keep}
     return runs
 
 
-def measure_rounds(runs: dict, rounds: int, work: Path, env: dict) -> dict:
-    """Interleaved rounds; per run a list of (seconds, peak MB) per round."""
+def measure_rounds(runs: dict, rounds: int, work: Path, env: dict, slow=(), slow_rounds: int = 0) -> dict:
+    """Interleaved rounds; per run a list of (round, seconds, peak MB). ``slow`` runs only in the first rounds."""
     names = list(runs)
     results = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            if name in slow and r >= slow_rounds:
+                continue
             out = work / "out" / name
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
             seconds, peak, rc = run_tree(runs[name](out), env)
             if rc:
                 sys.exit(f"{name} failed (exit {rc}): {runs[name](out)}")
-            results[name].append((seconds, peak))
-            print(f"  round {r + 1}/{rounds} {name:<20} {seconds:7.2f} s  {peak:6.0f} MB", file=sys.stderr)
+            results[name].append((r, seconds, peak))
+            print(f"  round {r + 1}/{rounds} {name:<24} {seconds:7.2f} s  {peak:6.0f} MB", file=sys.stderr)
         shutil.rmtree(work / "out", ignore_errors=True)
     return results
 
 
-def one_image_and_version(src: Path, work: Path, env: dict, repeats: int) -> dict:
+def one_image_and_version(src: Path, work: Path, env: dict, repeats: int, baseline: str | None) -> dict:
     """Start-up costs: `imgenh --version`, and one image (default.yaml) against the 1-image floor."""
     one = work / "one"
     shutil.rmtree(one, ignore_errors=True)
@@ -316,28 +322,40 @@ def one_image_and_version(src: Path, work: Path, env: dict, repeats: int) -> dic
             ]
         ],
     }
+    if baseline:
+        for name in ("version", "default.yaml 1 image"):
+            runs[f"{name}@before"] = lambda out, name=name: [
+                ["env", f"PYTHONPATH={baseline}", *runs[name](out)[0]]
+            ]
     res = measure_rounds(runs, repeats, work, env)
-    med = {k: statistics.median(s for s, _ in v) for k, v in res.items()}
-    return {
-        "version_s": med["version"],
-        "one_image_floor_s": med["floor 1 image"],
-        "one_image_default_s": med["default.yaml 1 image"],
-        "one_image_over_floor_s": med["default.yaml 1 image"] - med["floor 1 image"],
-        "one_image_peak_mb": max(p for _, p in res["default.yaml 1 image"]),
-    }
+    med = {k: statistics.median(s for _, s, _ in v) for k, v in res.items()}
+    result = {}
+    for tag in ("", "@before") if baseline else ("",):
+        result[tag or "now"] = {
+            "version_s": med["version" + tag],
+            "one_image_floor_s": med["floor 1 image"],
+            "one_image_default_s": med["default.yaml 1 image" + tag],
+            "one_image_over_floor_s": med["default.yaml 1 image" + tag] - med["floor 1 image"],
+            "one_image_peak_mb": max(p for _, _, p in res["default.yaml 1 image" + tag]),
+        }
+    return result
 
 
 def summarise(results: dict) -> dict:
-    base = [s for s, _ in results["floor"]]
+    """Median (and range) over rounds of each run's time divided by the floor's in the same round."""
+    base = {r: s for r, s, _ in results["floor"]}
     table = {}
     for name, rows in results.items():
-        ratios = [s / b for (s, _), b in zip(rows, base, strict=True)]
+        if not rows:
+            continue
+        ratios = [s / base[r] for r, s, _ in rows]
         table[name] = {
             "ratio": statistics.median(ratios),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
-            "seconds": statistics.median(s for s, _ in rows),
-            "peak_mb": max(p for _, p in rows),
+            "rounds": len(rows),
+            "seconds": statistics.median(s for _, s, _ in rows),
+            "peak_mb": max(p for _, _, p in rows),
         }
     return table
 
@@ -351,25 +369,28 @@ def print_table(meta: dict, table: dict, extra: dict | None) -> None:
     print("|---|---|---|---|---|---|")
     opencv = table.get("opencv", {}).get("ratio")
     for name, row in table.items():
-        target = TARGETS.get(name, "")
+        target = TARGETS.get(name, "") if "@" not in name else ""
         if target == "opencv":
             target = f"<= opencv ({opencv:.2f})" if opencv else ""
         elif target:
             target = f"<= {target}"
-        label = name if name in ("floor", "opencv", "mogrify", "vips") else f"imgenh {name}"
+        label = name if name in ("floor", "opencv", "mogrify", "vips") else f"imgenh {name.replace('@', ' ')}"
+        spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+        if row["rounds"] < meta["rounds"]:
+            spread += f" ({row['rounds']} round{'s' if row['rounds'] > 1 else ''})"
         print(
-            f"| {label} | {row['ratio']:.2f} | {row['ratio_min']:.2f}-{row['ratio_max']:.2f} |"
+            f"| {label} | {row['ratio']:.2f} | {spread} |"
             f" {row['seconds']:.2f} | {row['peak_mb']:.0f} MB | {target} |"
         )
     if "mogrify" in table and "4-step" in table:
         print(
             f"mogrify / imgenh 4-step: {table['mogrify']['ratio'] / table['4-step']['ratio']:.1f}x (target >= 20)"
         )
-    if extra:
+    for tag, row in (extra or {}).items():
         print(
-            f"imgenh --version {extra['version_s']:.2f} s (target < 0.25); 1 image default.yaml"
-            f" {extra['one_image_default_s']:.2f} s = floor {extra['one_image_floor_s']:.2f} s"
-            f" + {extra['one_image_over_floor_s']:.2f} s (target + 0.35), peak {extra['one_image_peak_mb']:.0f} MB"
+            f"[{tag}] imgenh --version {row['version_s']:.2f} s (target < 0.25); 1 image default.yaml"
+            f" {row['one_image_default_s']:.2f} s = floor {row['one_image_floor_s']:.2f} s"
+            f" + {row['one_image_over_floor_s']:.2f} s (target + 0.35), peak {row['one_image_peak_mb']:.0f} MB"
         )
 
 
@@ -444,6 +465,10 @@ def main() -> None:
     ap.add_argument("--no-tools", dest="tools", action="store_false", help="skip mogrify and vips")
     ap.add_argument("--no-startup", dest="startup", action="store_false", help="skip --version / 1-image")
     ap.add_argument("--steps", action="store_true", help="print the per-step profile instead")
+    ap.add_argument(
+        "--baseline", help="another imgenh checkout (its root folder): also run every imgenh row with it"
+    )
+    ap.add_argument("--tool-rounds", type=int, default=1, help="rounds that include mogrify and vips (slow)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "bench_speed.json")
     args = ap.parse_args()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -478,11 +503,16 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="imgenh-bench-") as tmp:
         work = Path(tmp)
-        results = measure_rounds(build_runs(args, src, work), args.rounds, work, env)
-        extra = one_image_and_version(src, work, env, max(args.rounds, 3)) if args.startup else None
+        runs = build_runs(args, src, work)
+        results = measure_rounds(runs, args.rounds, work, env, ("mogrify", "vips"), args.tool_rounds)
+        extra = (
+            one_image_and_version(src, work, env, max(args.rounds, 3), args.baseline)
+            if args.startup
+            else None
+        )
     table = summarise(results)
     print_table(meta, table, extra)
-    raw = {k: [{"seconds": s, "peak_mb": p} for s, p in v] for k, v in results.items()}
+    raw = {k: [{"round": r, "seconds": s, "peak_mb": p} for r, s, p in v] for k, v in results.items()}
     args.json.write_text(json.dumps({"meta": meta, "table": table, "startup": extra, "raw": raw}, indent=1))
     print(f"(JSON: {args.json})")
 
