@@ -29,7 +29,13 @@ def to_float(img: np.ndarray) -> np.ndarray:
     """Integer image -> float32 in [0, 1] (a float image is returned as it is)."""
     if img.dtype == np.float32:
         return img
-    return img.astype(np.float32) * np.float32(1.0 / max_value(img.dtype))
+    out = img.astype(np.float32)
+    out *= np.float32(1.0 / max_value(img.dtype))  # in place: one float copy, not two
+    return out
+
+
+# Float values per strip in from_float (~1 MB of float32).
+_FLOAT_STRIP_VALUES = 1 << 18
 
 
 def from_float(img: np.ndarray, dtype: np.dtype, full_scale: float = 1.0) -> np.ndarray:
@@ -49,9 +55,19 @@ def from_float(img: np.ndarray, dtype: np.dtype, full_scale: float = 1.0) -> np.
         x = img if full_scale == 1.0 else img * np.float32(1.0 / full_scale)
         return np.clip(x, 0.0, 1.0, dtype=np.float32)
     top = max_value(dtype)
-    # One float32 factor, so a level k / top * full_scale comes back as k exactly.
-    scaled = np.clip(img * np.float32(top / full_scale) + np.float32(0.5), 0, top)
-    return scaled.astype(dtype)
+    img = np.asarray(img)
+    if img.ndim == 0:
+        return from_float(img.reshape(1), dtype, full_scale).reshape(())
+    out = np.empty(img.shape, dtype)
+    # Strips of rows: the float temporaries stay small (no two full-size float copies).
+    rows = max(1, _FLOAT_STRIP_VALUES // max(1, img[:1].size))
+    for y0 in range(0, img.shape[0], rows):
+        # One float32 factor, so a level k / top * full_scale comes back as k exactly.
+        scaled = img[y0 : y0 + rows] * np.float32(top / full_scale)
+        scaled += np.float32(0.5)
+        np.clip(scaled, 0, top, out=scaled)
+        out[y0 : y0 + rows] = scaled  # truncation of the non-negative values: round half up
+    return out
 
 
 def luma(img: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ def _eigenvalues(n: int) -> np.ndarray:
     return 2.0 * np.cos(np.pi * np.arange(n) / n) - 2.0
 
 
-def solve_poisson_neumann(div: np.ndarray) -> np.ndarray:
+def solve_poisson_neumann(div: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """Solve ``lap(u) = div`` on a grid with Neumann (zero normal derivative) boundary, directly by DCT.
 
     ``lap`` is the 5-point Laplacian with mirrored ghost pixels, i.e. the divergence
@@ -45,6 +45,9 @@ def solve_poisson_neumann(div: np.ndarray) -> np.ndarray:
         Right-hand side (e.g. the divergence of a gradient field). Its mean is
         ignored: a Neumann problem is only solvable for zero-mean data, so the
         constant component is projected out.
+    overwrite : bool
+        Allow ``div``'s memory to be used for the transforms (it is then garbage): no
+        further full-size array is allocated when it is contiguous with even sides.
 
     Returns
     -------
@@ -68,7 +71,9 @@ def solve_poisson_neumann(div: np.ndarray) -> np.ndarray:
         f = np.concatenate([f, f[::-1]], axis=0)
     if w > 1 and w % 2:
         f = np.concatenate([f, f[:, ::-1]], axis=1)
-    coef = cv2.dct(np.ascontiguousarray(f))
+    f = np.ascontiguousarray(f)
+    in_place = overwrite or f is not div  # f is already a copy when it was converted or mirrored
+    coef = cv2.dct(f, dst=f) if in_place else cv2.dct(f)
     del f
     ey, ex = _eigenvalues(coef.shape[0]).astype(dtype), _eigenvalues(coef.shape[1]).astype(dtype)
     coef[0, 0] = 0.0  # the null space (constant) and any inconsistent mean of div
@@ -78,7 +83,7 @@ def solve_poisson_neumann(div: np.ndarray) -> np.ndarray:
         if start == 0:
             block[0, 0] = 1.0
         coef[start : start + 256] /= block
-    return cv2.idct(coef)[:h, :w]
+    return cv2.idct(coef, dst=coef)[:h, :w]
 
 
 def forward_gradient(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,16 +193,17 @@ def compress_log_luminance(
     """
     h = np.asarray(lum, dtype=np.float32) + np.float32(eps)
     np.log(h, out=h)
+    # Phi first: its pyramid and temporaries are gone before the two gradient planes exist.
+    phi = attenuation(h, alpha, beta, min_size) if beta != 1.0 else None
     gx, gy = forward_gradient(h)
-    if beta != 1.0:
-        phi = attenuation(h, alpha, beta, min_size)
+    del h
+    if phi is not None:
         gx *= phi
         gy *= phi
         del phi
-    del h
     div = divergence(gx, gy)
     del gx, gy
-    return solve_poisson_neumann(div)
+    return solve_poisson_neumann(div, overwrite=True)
 
 
 @operator(
@@ -248,30 +254,37 @@ def gradient_normalize(
         out_lum = lum.copy()
     if img.ndim == 2:
         return out_lum
-    return _restore_colour(img, lum, out_lum, saturation, eps)
+    scale = _colour_scale(lum, out_lum, saturation, eps)  # lum is ours (a fresh plane): reused
+    del out_lum, lum  # freed before the output image is allocated
+    return _restore_colour(img, scale, saturation, eps)
 
 
 # Rows per strip of the colour restoration: its float temporaries stay in cache.
 _STRIP_ROWS = 64
 
 
-def _restore_colour(img, lum, out_lum, saturation: float, eps: float) -> np.ndarray:
-    """``C_out = clip(((C + eps) / (L + eps)) ** saturation * L_out)``, strip by strip.
-
-    Written ``(C + eps) ** s * (L_out / (L + eps) ** s)``: the second factor is one plane, so
-    the power of a ratio costs one power per value and one per pixel, not a division too.
-    """
-    s = np.float32(saturation)
-    eps32 = np.float32(eps)
-    # Ratios (C + eps) / (L + eps): in near-black areas, where C and L are mostly sensor or
-    # JPEG noise, the ratio tends to 1 (grey) instead of blowing the noise up into colour
-    # blotches once the shadows are lifted; elsewhere it is C / L to within eps / L.
-    scale = lum + eps32
+def _colour_scale(lum: np.ndarray, out_lum: np.ndarray, saturation: float, eps: float) -> np.ndarray:
+    """The plane ``L_out / (L + eps) ** saturation`` of :func:`_restore_colour`, written into ``lum``."""
+    scale = np.add(lum, np.float32(eps), out=lum)
     if saturation != 1.0:
-        cv2.pow(scale, -float(s), dst=scale)
+        cv2.pow(scale, -float(saturation), dst=scale)
     else:
         np.reciprocal(scale, out=scale)
     scale *= out_lum
+    return scale
+
+
+def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: float) -> np.ndarray:
+    """``C_out = clip(((C + eps) / (L + eps)) ** saturation * L_out)``, strip by strip.
+
+    Written ``(C + eps) ** s * scale`` with ``scale = L_out / (L + eps) ** s`` (one plane, from
+    :func:`_colour_scale`): the power of a ratio costs one power per value and one per pixel,
+    not a division too. Ratios (C + eps) / (L + eps): in near-black areas, where C and L are
+    mostly sensor or JPEG noise, the ratio tends to 1 (grey) instead of blowing the noise up
+    into colour blotches once the shadows are lifted; elsewhere it is C / L to within eps / L.
+    """
+    s = np.float32(saturation)
+    eps32 = np.float32(eps)
     out = np.empty(img.shape, np.float32)
     for y0 in range(0, img.shape[0], _STRIP_ROWS):
         rows = slice(y0, y0 + _STRIP_ROWS)
