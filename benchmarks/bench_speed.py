@@ -18,8 +18,8 @@ outside, with the same number of worker processes for all of them:
 Rounds are interleaved (A B C, then B C A, ...) so drift of a shared machine hits every run alike;
 each run's time is divided by the floor's time *in the same round* and the table shows the median
 of those ratios (and their spread). Peak RSS is the largest resident set of any single process of
-the run (the script becomes a child subreaper, so pool workers are reaped here too, and their
-`wait4` rusage counts). The corpus is generated once from sample_images (upscaled, with noise)
+the run (sampled from /proc every 50 ms, and `wait4`'s ru_maxrss of each command). (A child
+subreaper, reaping pool workers here, changed how much memory they held: not used.) The corpus is generated once from sample_images (upscaled, with noise)
 and cached in the temp folder. Results go to stdout and, as JSON, to --json.
 Never part of the test suite: machines differ and are shared.
 """
@@ -27,7 +27,7 @@ Never part of the test suite: machines differ and are shared.
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
 import json
 import os
 import platform
@@ -176,33 +176,33 @@ def make_corpus(count: int, megapixels: float) -> Path:
 # Measuring a whole process tree
 
 
-def become_subreaper() -> bool:
-    """Make orphaned grandchildren (pool workers) reparent to this process, so wait4 sees them."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        return False
-
-
 def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int]:
-    """Start ``cmds`` together; wall seconds until all exit, peak RSS (MB) of any process, worst rc."""
+    """Start ``cmds`` together; wall seconds until all exit, peak RSS (MB) of any one process, worst rc.
+
+    The peak is the larger of two readings: the resident set of every descendant (pool
+    workers included) sampled from /proc every 50 ms with psutil, and ``wait4``'s
+    ``ru_maxrss`` of each command's process, which covers the descendants it reaped itself.
+    """
+    import psutil
+
     start = time.perf_counter()
-    procs = {subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL).pid for c in cmds}
-    peak, rc, elapsed = 0, 0, None
-    while True:
-        try:
-            pid, status, usage = os.wait4(-1, 0)
-        except ChildProcessError:
-            break
-        peak = max(peak, usage.ru_maxrss)
-        if pid in procs:
-            procs.discard(pid)
-            rc = max(rc, abs(os.waitstatus_to_exitcode(status)))
-            if not procs:
-                elapsed = time.perf_counter() - start
-                # Leftover workers (loky keeps idle ones for a while) are reaped before the next run.
-    return elapsed, peak / 1024.0, rc
+    pending = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL) for c in cmds]
+    me = psutil.Process()
+    peak, rc = 0, 0
+    while pending:
+        for proc in list(pending):
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                rc = max(rc, abs(proc.returncode))
+                peak = max(peak, usage.ru_maxrss * 1024)
+                pending.remove(proc)
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, child.memory_info().rss)
+        if pending:
+            time.sleep(0.05)
+    return time.perf_counter() - start, peak / 2**20, rc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +486,6 @@ def main() -> None:
     if args.steps:
         step_profile(src, 3)
         return
-    become_subreaper()
     version = subprocess.run(
         [sys.executable, "-m", "imgenh", "--version"], env=env, capture_output=True, text=True, check=True
     ).stdout.split()[-1]
