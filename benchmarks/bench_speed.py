@@ -186,7 +186,10 @@ def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int]:
     import psutil
 
     start = time.perf_counter()
-    pending = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL) for c in cmds]
+    # cwd: a neutral folder. `python -m` puts the working folder first on sys.path, so from a
+    # checkout's root it would import that checkout's imgenh whatever PYTHONPATH says.
+    neutral = tempfile.gettempdir()
+    pending = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, cwd=neutral) for c in cmds]
     me = psutil.Process()
     peak, rc = 0, 0
     while pending:
@@ -487,7 +490,12 @@ def main() -> None:
         step_profile(src, 3)
         return
     version = subprocess.run(
-        [sys.executable, "-m", "imgenh", "--version"], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "imgenh", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
     ).stdout.split()[-1]
 
     meta = {
