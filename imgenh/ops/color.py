@@ -637,7 +637,8 @@ def saturate(img: np.ndarray, factor: float) -> np.ndarray:
     matrices = _chroma_matrices(factor)
     decode = None
     if img.dtype.kind in "ui":
-        decode = _levels(img.dtype, linear=True).astype(np.float32)
+        levels = np.linspace(0.0, 1.0, int(max_value(img.dtype)) + 1)
+        decode = srgb_to_linear(levels).astype(np.float32)  # the linear value of every level
     top = max_value(img.dtype)
     depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(np.dtype(img.dtype))
     out = np.empty_like(img)
