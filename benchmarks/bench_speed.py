@@ -1,141 +1,527 @@
-"""Throughput of `imgenh run` against the decode+encode floor and ImageMagick's mogrify.
+"""Throughput and memory of `imgenh run` against the decode+encode floor (issue 11's table).
 
-Usage: python benchmarks/bench_speed.py [--images 8] [--megapixels 12] [--jobs 2]
+Usage (from the repository root):
 
-Makes N JPEGs (q92) of the given size from the sample photos, then times, in one run on
-this machine:
-  floor     decode + encode of every image with OpenCV, in the same number of processes
-  imgenh    `imgenh run` of the same pipeline (gamma, 1%/99% stretch, 3x3 median, unsharp)
-  default   `imgenh run configs/default.yaml`
-  mogrify   ImageMagick `mogrify` with the equivalent options (if installed)
-and prints each as seconds and as a ratio to the floor. Ratios are what to compare across
-machines; seconds depend on the machine and its load.
+    python benchmarks/bench_speed.py                       # 24 x 12 MP, 3 interleaved rounds
+    python benchmarks/bench_speed.py --images 16 --rounds 1 --only 4-step,opencv --no-tools   # quick
+    python benchmarks/bench_speed.py --steps               # per-step time of every pipeline, in-process
+
+Every run is a whole process (Python start-up, pool start, decode, pipeline, encode), timed from
+outside, with the same number of worker processes for all of them:
+
+  floor      OpenCV decode + encode of every image (a small script in this file)
+  opencv     the same script with a hand-written OpenCV version of the 4-step pipeline
+  imgenh *   `python -m imgenh run PIPELINE ...` for each pipeline of the issue
+  mogrify    ImageMagick 6.9 `mogrify`, one per core over a share of the files (4-step equivalent)
+  vips       libvips CLI, one `vips` call per step (4-step equivalent), one shell per core
+
+Rounds are interleaved (A B C, then B C A, ...) so drift of a shared machine hits every run alike;
+each run's time is divided by the floor's time *in the same round* and the table shows the median
+of those ratios (and their spread). Peak RSS is the largest resident set of any single process of
+the run (sampled from /proc every 50 ms, and `wait4`'s ru_maxrss of each command). (A child
+subreaper, reaping pool workers here, changed how much memory they held: not used.) The corpus is generated once from sample_images (upscaled, with noise)
+and cached in the temp folder. Results go to stdout and, as JSON, to --json.
+Never part of the test suite: machines differ and are shared.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import contextlib
+import json
 import os
+import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
-PIPELINE = """version: 1
-name: bench
-steps:
+QUALITY = 92
+
+# The pipelines of issue 11, as imgenh YAML steps.
+PIPELINES = {
+    "4-step": """
   - {op: gamma, value: 1.2}
-  - {op: stretch, low: 1, high: 99, linked: false}
+  - {op: stretch, low: 1, high: 99, linked: true}
   - {op: median, size: 3}
-  - {op: sharpen, sigma: 1.0, amount: 0.8, threshold: 0.0}
-output: {quality: 92}
+  - {op: sharpen, sigma: 1.0, amount: 1.0, threshold: 0.0}""",
+    "pointwise": """
+  - {op: white_balance, method: manual, gains: [1.1, 1.0, 0.9]}
+  - {op: gamma, value: 1.1}
+  - {op: levels, black: 0.02, white: 0.98}
+  - {op: curve, points: [[0, 0], [0.25, 0.22], [0.75, 0.8], [1, 1]]}""",
+    "statistics": """
+  - {op: white_balance, method: auto}
+  - {op: stretch, low: 0.5, high: 99.5, linked: true}
+  - {op: gamma, auto: true}""",
+    "default.yaml": None,  # the steps of configs/default.yaml
+    "gradient_normalize": """
+  - {op: gradient_normalize}""",
+    "clahe": """
+  - {op: clahe, clip_limit: 2.0, tiles: 8}""",
+    "saturation": """
+  - {op: saturation, factor: 1.3}""",
+}
+TARGETS = {  # issue 11's targets, as ratios to the floor ("opencv" means: <= the opencv run's ratio)
+    "4-step": "opencv",
+    "pointwise": 1.05,
+    "statistics": 1.25,
+    "default.yaml": 1.5,
+    "gradient_normalize": 3.0,
+    "clahe": 1.6,
+    "saturation": 1.6,
+}
+MOGRIFY = ["-gamma", "1.2", "-contrast-stretch", "1%x1%", "-median", "3", "-unsharp", "0x1+1+0"]
+VIPS_SCRIPT = """
+set -e
+t=$(mktemp -d)
+for f in "$@"; do
+  b=$(basename "$f" .jpg)
+  vips gamma "$f" "$t/g.v" --exponent 1.2
+  lo=$(vips percent "$t/g.v" 1); hi=$(vips percent "$t/g.v" 99)
+  a=$(awk -v l="$lo" -v h="$hi" 'BEGIN{d=h-l; if (d<1) d=1; print 255/d}')
+  c=$(awk -v l="$lo" -v h="$hi" 'BEGIN{d=h-l; if (d<1) d=1; print -255*l/d}')
+  vips linear --uchar -- "$t/g.v" "$t/s.v" "$a" "$c"
+  vips rank "$t/s.v" "$t/m.v" 3 3 4
+  vips sharpen "$t/m.v" "$OUT/$b.jpg[Q=92]" --sigma 1
+done
+rm -rf "$t"
 """
-MOGRIFY = [
-    "-gamma",
-    "1.2",
-    "-channel",
-    "RGB",
-    "-contrast-stretch",
-    "1%x1%",
-    "+channel",
-    "-median",
-    "3",
-    "-unsharp",
-    "0x1+0.8+0",
-    "-quality",
-    "92",
-]
 
 
-def make_inputs(folder: Path, count: int, megapixels: float) -> None:
+# ---------------------------------------------------------------------------------------------
+# The floor and the hand-written OpenCV pipeline (run as worker processes of this script)
+
+
+def _hand_written(img):
+    """Gamma 1.2 + linked 1%/99% stretch as one LUT, 3x3 median, unsharp sigma 1 amount 1."""
+    import cv2
+    import numpy as np
+
+    gamma = (np.arange(256) / 255.0) ** (1 / 1.2) * 255.0
+    lut = np.clip(np.rint(gamma), 0, 255).astype(np.uint8)
+    img = cv2.LUT(img, lut)
+    hist = cv2.calcHist([cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)], [0], None, [256], [0, 256]).ravel()
+    cdf = np.cumsum(hist) / hist.sum()
+    lo, hi = int(np.searchsorted(cdf, 0.01)), int(np.searchsorted(cdf, 0.99))
+    stretch = np.clip((np.arange(256) - lo) * (255.0 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+    img = cv2.LUT(img, stretch)
+    img = cv2.medianBlur(img, 3)
+    blur = cv2.GaussianBlur(img, (0, 0), 1.0)
+    return cv2.addWeighted(img, 2.0, blur, -1.0, 0)
+
+
+def _one_image(task):
+    src, dst, kind = task
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)
+    img = cv2.imdecode(np.fromfile(src, np.uint8), cv2.IMREAD_COLOR)
+    if kind == "opencv":
+        img = _hand_written(img)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+    Path(dst).write_bytes(buf.tobytes())
+
+
+def worker_main(kind: str, src: str, out: str, jobs: int) -> None:
+    """`--worker floor|opencv SRC OUT JOBS`: process a folder the way a user's script would."""
+    files = sorted(Path(src).glob("*.jpg"))
+    tasks = [(str(f), str(Path(out) / f.name), kind) for f in files]
+    if jobs <= 1 or len(tasks) < 2:
+        for t in tasks:
+            _one_image(t)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a child forked after OpenCV started its threads can hang.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_one_image, tasks))
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus
+
+
+def make_corpus(count: int, megapixels: float) -> Path:
+    """Generated JPEGs (q92) from the sample photos, upscaled with camera-like noise; cached."""
+    import cv2
+    import numpy as np
+
+    folder = Path(tempfile.gettempdir()) / f"imgenh-bench-{count}x{megapixels:g}mp"
+    stamp = folder / ".complete"
+    if stamp.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
     photos = sorted((ROOT / "sample_images").glob("*.jpg"))
     h = int((megapixels * 1e6 * 3 / 4) ** 0.5)
     w = int(h * 4 / 3)
     rng = np.random.default_rng(0)
     for i in range(count):
-        img = cv2.imread(str(photos[i % len(photos)]))
+        img = cv2.imread(str(photos[i % len(photos)]), cv2.IMREAD_COLOR)
         big = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
-        noisy = np.clip(big + rng.normal(0, 4, big.shape), 0, 255).astype(np.uint8)  # camera-like texture
-        cv2.imwrite(str(folder / f"img{i:03d}.jpg"), noisy, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        noise = rng.standard_normal(big.shape, dtype=np.float32) * np.float32(4.0)
+        noisy = cv2.add(big.astype(np.float32), noise)
+        cv2.imwrite(str(folder / f"img{i:03d}.jpg"), np.clip(noisy, 0, 255).astype(np.uint8))
+    stamp.touch()
+    return folder
 
 
-def _floor_one(args):
-    src, dst = args
-    cv2.setNumThreads(1)
-    img = cv2.imdecode(np.fromfile(src, np.uint8), cv2.IMREAD_UNCHANGED)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    Path(dst).write_bytes(buf.tobytes())
+# ---------------------------------------------------------------------------------------------
+# Measuring a whole process tree
 
 
-def timed(fn) -> float:
+def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int]:
+    """Start ``cmds`` together; wall seconds until all exit, peak RSS (MB) of any one process, worst rc.
+
+    The peak is the larger of two readings: the resident set of every descendant (pool
+    workers included) sampled from /proc every 50 ms with psutil, and ``wait4``'s
+    ``ru_maxrss`` of each command's process, which covers the descendants it reaped itself.
+    """
+    import psutil
+
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    # cwd: a neutral folder. `python -m` puts the working folder first on sys.path, so from a
+    # checkout's root it would import that checkout's imgenh whatever PYTHONPATH says.
+    neutral = tempfile.gettempdir()
+    pending = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, cwd=neutral) for c in cmds]
+    me = psutil.Process()
+    peak, rc = 0, 0
+    while pending:
+        for proc in list(pending):
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                rc = max(rc, abs(proc.returncode))
+                peak = max(peak, usage.ru_maxrss * 1024)
+                pending.remove(proc)
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, child.memory_info().rss)
+        if pending:
+            time.sleep(0.05)
+    return time.perf_counter() - start, peak / 2**20, rc
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs
+
+
+def imgenh_cmd(pipeline: Path, src: Path, out: Path, jobs: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "imgenh",
+        "run",
+        str(pipeline),
+        str(src),
+        "-o",
+        str(out),
+        "-j",
+        str(jobs),
+        "-q",
+    ]
+
+
+def write_pipelines(folder: Path) -> dict[str, Path]:
+    paths = {}
+    for name, steps in PIPELINES.items():
+        path = folder / f"{name.replace('.', '_')}.yaml"
+        if steps is None:
+            path = ROOT / "configs" / "default.yaml"
+        else:
+            path.write_text(f"version: 1\nname: {name}\nsteps:{steps}\noutput: {{quality: {QUALITY}}}\n")
+        paths[name] = path
+    return paths
+
+
+def tool_available(name: str, marker: bytes) -> bool:
+    exe = shutil.which(name, path="/usr/bin:/usr/local/bin:/bin")
+    if not exe:
+        return False
+    probe = subprocess.run([exe, "-version" if name != "vips" else "--version"], capture_output=True)
+    return marker in probe.stdout + probe.stderr
+
+
+def build_runs(args, src: Path, work: Path) -> dict:
+    """name -> function(out_folder) giving the command lines of one run."""
+    me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+    files = sorted(src.glob("*.jpg"))
+    runs = {
+        "floor": lambda out: [[*me, "floor", str(src), str(out), str(args.jobs)]],
+        "opencv": lambda out: [[*me, "opencv", str(src), str(out), str(args.jobs)]],
+    }
+    for name, path in write_pipelines(work).items():
+        runs[name] = lambda out, path=path: [imgenh_cmd(path, src, out, args.jobs)]
+        if args.baseline:  # the same pipeline run by another checkout of imgenh, interleaved
+            runs[f"{name}@before"] = lambda out, path=path: [
+                ["env", f"PYTHONPATH={args.baseline}", *imgenh_cmd(path, src, out, args.jobs)]
+            ]
+    shares = [[str(f) for f in files[i :: args.jobs]] for i in range(args.jobs)]
+    if args.tools and tool_available("mogrify", b"ImageMagick"):
+        runs["mogrify"] = lambda out: [
+            ["/usr/bin/mogrify", "-path", str(out), *MOGRIFY, "-quality", str(QUALITY), *s]
+            for s in shares
+            if s
+        ]
+    if args.tools and tool_available("vips", b"vips"):
+        script = work / "vips.sh"
+        script.write_text(VIPS_SCRIPT)
+        runs["vips"] = lambda out: [["env", f"OUT={out}", "sh", str(script), *s] for s in shares if s]
+    if args.only:
+        keep = {"floor", *args.only.split(",")}
+        runs = {k: v for k, v in runs.items() if k.split("@")[0] in keep}
+    return runs
+
+
+def measure_rounds(runs: dict, rounds: int, work: Path, env: dict, slow=(), slow_rounds: int = 0) -> dict:
+    """Interleaved rounds; per run a list of (round, seconds, peak MB). ``slow`` runs only in the first rounds."""
+    names = list(runs)
+    results = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            if name in slow and r >= slow_rounds:
+                continue
+            out = work / "out" / name
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            seconds, peak, rc = run_tree(runs[name](out), env)
+            if rc:
+                sys.exit(f"{name} failed (exit {rc}): {runs[name](out)}")
+            results[name].append((r, seconds, peak))
+            print(f"  round {r + 1}/{rounds} {name:<24} {seconds:7.2f} s  {peak:6.0f} MB", file=sys.stderr)
+        shutil.rmtree(work / "out", ignore_errors=True)
+    return results
+
+
+def one_image_and_version(src: Path, work: Path, env: dict, repeats: int, baseline: str | None) -> dict:
+    """Start-up costs: `imgenh --version`, and one image (default.yaml) against the 1-image floor."""
+    one = work / "one"
+    shutil.rmtree(one, ignore_errors=True)
+    one.mkdir(parents=True)
+    shutil.copy(sorted(src.glob("*.jpg"))[0], one)
+    me = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+    runs = {
+        "version": lambda out: [[sys.executable, "-m", "imgenh", "--version"]],
+        "floor 1 image": lambda out: [[*me, "floor", str(one), str(out), "1"]],
+        # no -j: what a user types; imgenh runs one image in-process
+        "default.yaml 1 image": lambda out: [
+            [
+                sys.executable,
+                "-m",
+                "imgenh",
+                "run",
+                str(ROOT / "configs" / "default.yaml"),
+                str(one),
+                "-o",
+                str(out),
+                "-q",
+            ]
+        ],
+    }
+    if baseline:
+        for name in ("version", "default.yaml 1 image"):
+            runs[f"{name}@before"] = lambda out, name=name: [
+                ["env", f"PYTHONPATH={baseline}", *runs[name](out)[0]]
+            ]
+    res = measure_rounds(runs, repeats, work, env)
+    med = {k: statistics.median(s for _, s, _ in v) for k, v in res.items()}
+    result = {}
+    for tag in ("", "@before") if baseline else ("",):
+        result[tag or "now"] = {
+            "version_s": med["version" + tag],
+            "one_image_floor_s": med["floor 1 image"],
+            "one_image_default_s": med["default.yaml 1 image" + tag],
+            "one_image_over_floor_s": med["default.yaml 1 image" + tag] - med["floor 1 image"],
+            "one_image_peak_mb": max(p for _, _, p in res["default.yaml 1 image" + tag]),
+        }
+    return result
+
+
+def summarise(results: dict) -> dict:
+    """Median (and range) over rounds of each run's time divided by the floor's in the same round."""
+    base = {r: s for r, s, _ in results["floor"]}
+    table = {}
+    for name, rows in results.items():
+        if not rows:
+            continue
+        ratios = [s / base[r] for r, s, _ in rows]
+        table[name] = {
+            "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "rounds": len(rows),
+            "seconds": statistics.median(s for _, s, _ in rows),
+            "peak_mb": max(p for _, _, p in rows),
+        }
+    return table
+
+
+def print_table(meta: dict, table: dict, extra: dict | None) -> None:
+    print(
+        f"{meta['images']} JPEGs x {meta['megapixels']:g} MP, {meta['jobs']} workers, {meta['rounds']} interleaved"
+        f" rounds; {meta['cpu']} ({meta['nproc']} cores); imgenh {meta['imgenh']}"
+    )
+    print("| run | x floor (median) | min-max | s (median) | peak RSS of one process | target |")
+    print("|---|---|---|---|---|---|")
+    opencv = table.get("opencv", {}).get("ratio")
+    for name, row in table.items():
+        target = TARGETS.get(name, "") if "@" not in name else ""
+        if target == "opencv":
+            target = f"<= opencv ({opencv:.2f})" if opencv else ""
+        elif target:
+            target = f"<= {target}"
+        label = name if name in ("floor", "opencv", "mogrify", "vips") else f"imgenh {name.replace('@', ' ')}"
+        spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+        if row["rounds"] < meta["rounds"]:
+            spread += f" ({row['rounds']} round{'s' if row['rounds'] > 1 else ''})"
+        print(
+            f"| {label} | {row['ratio']:.2f} | {spread} |"
+            f" {row['seconds']:.2f} | {row['peak_mb']:.0f} MB | {target} |"
+        )
+    if "mogrify" in table and "4-step" in table:
+        print(
+            f"mogrify / imgenh 4-step: {table['mogrify']['ratio'] / table['4-step']['ratio']:.1f}x (target >= 20)"
+        )
+    for tag, row in (extra or {}).items():
+        print(
+            f"[{tag}] imgenh --version {row['version_s']:.2f} s (target < 0.25); 1 image default.yaml"
+            f" {row['one_image_default_s']:.2f} s = floor {row['one_image_floor_s']:.2f} s"
+            f" + {row['one_image_over_floor_s']:.2f} s (target + 0.35), peak {row['one_image_peak_mb']:.0f} MB"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-step profile (in-process, one thread)
+
+
+def step_profile(src: Path, repeats: int) -> None:
+    """Time decode, encode and each step of each pipeline on one image, single-threaded."""
+    import cv2
+    import numpy as np
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from imgenh.pipeline import run_op
+
+    cv2.setNumThreads(1)
+    data = np.fromfile(sorted(src.glob("*.jpg"))[0], np.uint8)
+
+    def best(fn):
+        times = []
+        for _ in range(repeats):
+            t = time.thread_time()  # CPU time of this thread: steadier than wall time on a shared machine
+            out = fn()
+            times.append(time.thread_time() - t)
+        return min(times) * 1000, out
+
+    ms, img = best(lambda: cv2.imdecode(data, cv2.IMREAD_COLOR))
+    print(f"decode {ms:6.1f} ms   encode {best(lambda: cv2.imencode('.jpg', img))[0]:6.1f} ms")
+    print(f"hand-written opencv 4-step {best(lambda: _hand_written(img))[0]:6.1f} ms")
+    for name, steps in PIPELINES.items():
+        if steps is None:
+            steps_list = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())["steps"]
+        else:
+            steps_list = yaml.safe_load(steps)
+        x, parts = img, []
+        for step in steps_list:
+            params = {k: v for k, v in step.items() if k != "op"}
+            ms, x = best(lambda x=x, step=step, params=params: run_op(x, step["op"], **params))
+            parts.append(f"{step['op']} {ms:.0f}")
+        print(f"{name:<20} " + ", ".join(parts) + " ms")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "nproc": os.cpu_count()}
 
 
 def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--make-corpus":
+        print(make_corpus(int(sys.argv[2]), float(sys.argv[3])))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--images", type=int, default=24, help="corpus size (>= 16 for the issue's table)")
     ap.add_argument("--megapixels", type=float, default=12)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated runs (floor is always in): opencv,4-step,clahe,...")
+    ap.add_argument("--no-tools", dest="tools", action="store_false", help="skip mogrify and vips")
+    ap.add_argument("--no-startup", dest="startup", action="store_false", help="skip --version / 1-image")
+    ap.add_argument("--steps", action="store_true", help="print the per-step profile instead")
+    ap.add_argument(
+        "--baseline", help="another imgenh checkout (its root folder): also run every imgenh row with it"
+    )
+    ap.add_argument("--tool-rounds", type=int, default=1, help="rounds that include mogrify and vips (slow)")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "bench_speed.json")
     args = ap.parse_args()
-    imgenh = str(Path(sys.executable).parent / "imgenh")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        src = tmp / "in"
-        src.mkdir()
-        make_inputs(src, args.images, args.megapixels)
-        (tmp / "bench.yaml").write_text(PIPELINE)
-        files = sorted(src.iterdir())
-        results = {}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    # The corpus is made in a child process: this one must stay small, because a child's peak
+    # RSS starts from its parent's (the kernel carries the high-water mark across fork + exec).
+    me = [sys.executable, str(Path(__file__).resolve())]
+    made = subprocess.run(
+        [*me, "--make-corpus", str(args.images), str(args.megapixels)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    src = Path(made.stdout.strip())
+    if args.steps:
+        step_profile(src, 3)
+        return
+    version = subprocess.run(
+        [sys.executable, "-m", "imgenh", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout.split()[-1]
 
-        def floor():
-            out = tmp / "floor"
-            out.mkdir()
-            # spawn, not fork: a child forked after OpenCV started its thread pool can hang.
-            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                list(pool.map(_floor_one, [(f, out / f.name) for f in files]))
-
-        results["floor (decode+encode)"] = timed(floor)
-        for label, pipeline in (
-            ("imgenh bench pipeline", tmp / "bench.yaml"),
-            ("imgenh configs/default.yaml", ROOT / "configs" / "default.yaml"),
-        ):
-            out = tmp / label.split()[1].replace("/", "_")
-            cmd = [imgenh, "run", str(pipeline), str(src), "-o", str(out), "-j", str(args.jobs), "-q"]
-            results[label] = timed(lambda cmd=cmd: subprocess.run(cmd, check=True))
-        if (
-            shutil.which("mogrify")
-            and b"ImageMagick" in subprocess.run(["mogrify", "-version"], capture_output=True).stdout
-        ):
-            out = tmp / "magick"
-            out.mkdir()
-            # One mogrify per core over a share of the files, as a shell user would parallelise it.
-            shares = [files[i :: args.jobs] for i in range(args.jobs)]
-
-            def mogrify():
-                procs = [
-                    subprocess.Popen(["mogrify", "-path", str(out), *MOGRIFY, *map(str, share)])
-                    for share in shares
-                    if share
-                ]
-                for p in procs:
-                    p.wait()
-
-            results["ImageMagick mogrify (same pipeline)"] = timed(mogrify)
-    base = results["floor (decode+encode)"]
-    mp = args.images * args.megapixels
-    print(f"{args.images} images x {args.megapixels:g} MP, {args.jobs} processes")
-    for label, seconds in results.items():
-        print(f"  {label:<38} {seconds:7.2f} s  {mp / seconds:6.1f} MP/s  {seconds / base:5.2f}x floor")
+    meta = {
+        "images": args.images,
+        "megapixels": args.megapixels,
+        "jobs": args.jobs,
+        "rounds": args.rounds,
+        "imgenh": version,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **machine(),
+    }
+    with tempfile.TemporaryDirectory(prefix="imgenh-bench-") as tmp:
+        work = Path(tmp)
+        runs = build_runs(args, src, work)
+        results = measure_rounds(runs, args.rounds, work, env, ("mogrify", "vips"), args.tool_rounds)
+        extra = (
+            one_image_and_version(src, work, env, max(args.rounds, 3), args.baseline)
+            if args.startup
+            else None
+        )
+    table = summarise(results)
+    print_table(meta, table, extra)
+    raw = {k: [{"round": r, "seconds": s, "peak_mb": p} for r, s, p in v] for k, v in results.items()}
+    args.json.write_text(json.dumps({"meta": meta, "table": table, "startup": extra, "raw": raw}, indent=1))
+    print(f"(JSON: {args.json})")
 
 
 if __name__ == "__main__":

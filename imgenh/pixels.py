@@ -29,7 +29,13 @@ def to_float(img: np.ndarray) -> np.ndarray:
     """Integer image -> float32 in [0, 1] (a float image is returned as it is)."""
     if img.dtype == np.float32:
         return img
-    return img.astype(np.float32) * np.float32(1.0 / max_value(img.dtype))
+    out = img.astype(np.float32)
+    out *= np.float32(1.0 / max_value(img.dtype))  # in place: one float copy, not two
+    return out
+
+
+# Float values per strip in from_float (~1 MB of float32).
+_FLOAT_STRIP_VALUES = 1 << 18
 
 
 def from_float(img: np.ndarray, dtype: np.dtype, full_scale: float = 1.0) -> np.ndarray:
@@ -49,9 +55,19 @@ def from_float(img: np.ndarray, dtype: np.dtype, full_scale: float = 1.0) -> np.
         x = img if full_scale == 1.0 else img * np.float32(1.0 / full_scale)
         return np.clip(x, 0.0, 1.0, dtype=np.float32)
     top = max_value(dtype)
-    # One float32 factor, so a level k / top * full_scale comes back as k exactly.
-    scaled = np.clip(img * np.float32(top / full_scale) + np.float32(0.5), 0, top)
-    return scaled.astype(dtype)
+    img = np.asarray(img)
+    if img.ndim == 0:
+        return from_float(img.reshape(1), dtype, full_scale).reshape(())
+    out = np.empty(img.shape, dtype)
+    # Strips of rows: the float temporaries stay small (no two full-size float copies).
+    rows = max(1, _FLOAT_STRIP_VALUES // max(1, img[:1].size))
+    for y0 in range(0, img.shape[0], rows):
+        # One float32 factor, so a level k / top * full_scale comes back as k exactly.
+        scaled = img[y0 : y0 + rows] * np.float32(top / full_scale)
+        scaled += np.float32(0.5)
+        np.clip(scaled, 0, top, out=scaled)
+        out[y0 : y0 + rows] = scaled  # truncation of the non-negative values: round half up
+    return out
 
 
 def luma(img: np.ndarray) -> np.ndarray:
@@ -161,4 +177,49 @@ def quantised_counts(values: np.ndarray, bins: int = LUMA_BINS) -> np.ndarray:
         counts[0] += int(np.count_nonzero(scaled < -0.5))
     if hi >= top + 0.5:
         counts[-1] += int(np.count_nonzero(scaled >= top + 0.5))
+    return counts
+
+
+# Rows per strip for whole-image statistics: the strip's temporaries stay in cache and no
+# full-size 16-bit copy is made.
+_STRIP_ROWS = 128
+
+
+def luma_counts(img: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
+    """Counts of the Rec. 709 luma of a BGR integer image on 65536 levels (ImageMagick Q16's).
+
+    Each pixel's levels (after ``table`` when given) are taken as 16-bit values, as
+    ImageMagick Q16 holds them, and :data:`LUMA_BGR` weighs them with ``cv2.transform``,
+    which rounds to the nearest 16-bit level. The image is worked through in strips of rows,
+    so no 16-bit copy of it is made; the counts equal those of the whole-image computation.
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W, 3) uint8 or uint16 image.
+    table : ndarray, optional
+        Pending levels in [0, 1], shape ``(N,)`` or ``(N, 3)`` (see :func:`apply_table`).
+
+    Returns
+    -------
+    ndarray of int64, shape (65536,)
+    """
+    weights = LUMA_BGR.reshape(1, 3).astype(np.float32)
+    lut = None
+    if img.dtype == np.uint8:
+        levels = np.arange(256) / 255.0 if table is None else table
+        lut = np.clip(np.rint(levels * 65535.0), 0, 65535).astype(np.uint16)
+        lut = lut if lut.ndim == 1 else np.ascontiguousarray(lut).reshape(256, 1, 3)
+    counts = np.zeros(LUMA_BINS, np.int64)
+    for y0 in range(0, img.shape[0], _STRIP_ROWS):
+        strip = img[y0 : y0 + _STRIP_ROWS]
+        if lut is not None:
+            q16 = cv2.LUT(strip, lut)
+        elif table is not None:
+            q16 = apply_table(strip, table, np.uint16)
+        else:
+            q16 = strip
+        plane = cv2.transform(q16, weights)
+        # Counts per strip as integers: float32 histogram bins stop being exact above 2**24.
+        counts += cv2.calcHist([plane], [0], None, [LUMA_BINS], [0, LUMA_BINS]).ravel().astype(np.int64)
     return counts

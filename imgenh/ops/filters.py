@@ -277,6 +277,8 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
         Same shape and dtype as ``img``.
     """
     kernel = im_blur_kernel(radius, sigma).astype(np.float32)
+    if img.dtype == np.uint8:
+        return _unsharp_u8(img, kernel, amount, threshold)
     one = np.ones(1, np.float32)
     border = cv2.BORDER_REPLICATE
     if img.dtype == np.float32:
@@ -305,6 +307,71 @@ def unsharp_mask(img: np.ndarray, radius: float, sigma: float, amount: float, th
     if img.dtype == np.float32:
         np.clip(out, 0.0, 1.0, out=out)
     return cv2.copyTo(img, keep, out)
+
+
+# Rows per strip of the 8-bit unsharp mask: a strip's float blur (~3 MB at 4000 x 3) stays in cache.
+_STRIP_ROWS = 64
+# Largest gap, in 16-bit levels, between the unrounded blur and ImageMagick's twice-rounded one
+# (0.5 per pass, the kernel summing to 1) plus float32 round-off: decisions closer than this to
+# the threshold are re-made exactly.
+_Q16_MARGIN = 1.1
+
+
+def _unsharp_u8(img: np.ndarray, kernel: np.ndarray, amount: float, threshold: float) -> np.ndarray:
+    """:func:`unsharp_mask` on uint8, in strips, without 16-bit or full-size float copies.
+
+    The blur is computed straight from the 8-bit pixels as float32 and left unrounded, which
+    only moves the result by rounding. The threshold test needs ImageMagick's blur rounded to
+    16-bit levels after each pass; it differs from the unrounded one by under
+    ``_Q16_MARGIN`` levels, so only the values that close to the threshold are re-tested
+    with the exact blur (:func:`_q16_blur_at`).
+    """
+    height = img.shape[0]
+    r = kernel.size // 2
+    out = np.empty_like(img)
+    limit = threshold * 65535.0 / 2.0 / 257.0  # ImageMagick's test, in 8-bit levels
+    margin = _Q16_MARGIN / 257.0
+    for y0 in range(0, height, _STRIP_ROWS):
+        y1 = min(height, y0 + _STRIP_ROWS)
+        a0, a1 = max(0, y0 - r), min(height, y1 + r)  # rows the strip's blur reads
+        blur = cv2.sepFilter2D(img[a0:a1], cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+        blur = blur[y0 - a0 : y1 - a0]
+        src, dst = img[y0:y1], out[y0:y1]
+        cv2.addWeighted(src, 1.0 + amount, blur, -amount, 0.0, dst=dst, dtype=cv2.CV_8U)
+        if threshold <= 0.0:
+            continue
+        # One plane per strip (channels side by side), so the masks are per value.
+        flat_src, flat_dst = src.reshape(y1 - y0, -1), dst.reshape(y1 - y0, -1)
+        diff = cv2.subtract(flat_src, blur.reshape(y1 - y0, -1), dtype=cv2.CV_32F)
+        np.abs(diff, out=diff)
+        keep = cv2.compare(diff, (limit,) * 4, cv2.CMP_LT)
+        near = cv2.inRange(diff, (limit - margin,) * 4, (limit + margin,) * 4)
+        points = cv2.findNonZero(near)  # x, y pairs; far faster than np.nonzero
+        if points is not None:
+            xs, ys = points.reshape(-1, 2).T
+            exact = _q16_blur_at(img, ys + y0, xs, kernel)
+            values = flat_src[ys, xs].astype(np.float64) * 257.0
+            keep[ys, xs] = np.where(np.abs(values - exact) < threshold * 65535.0 / 2.0, 255, 0)
+        cv2.copyTo(flat_src, keep, flat_dst)
+    return out
+
+
+def _q16_blur_at(img: np.ndarray, ys: np.ndarray, flat_xs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """ImageMagick Q16's blur of a uint8 image at a few values: each pass rounded to 16-bit levels.
+
+    ``flat_xs`` index the row with its channels side by side (``x * C + c``). Border replicated.
+    """
+    height, width = img.shape[:2]
+    channels = img.size // (height * width)
+    xs, cs = np.divmod(flat_xs.astype(np.int64), channels)
+    offsets = np.arange(kernel.size) - kernel.size // 2
+    rows = np.clip(ys[:, None] + offsets, 0, height - 1) * (width * channels)
+    cols = np.clip(xs[:, None] + offsets, 0, width - 1) * channels + cs[:, None]
+    # One flat gather (take) of every window: much cheaper than three-array fancy indexing.
+    window = img.reshape(-1).take(rows[:, :, None] + cols[:, None, :]).astype(np.float32)
+    taps = kernel.astype(np.float32) * np.float32(257.0)
+    across = np.rint(window @ taps)  # the horizontal pass first, as in unsharp_mask
+    return np.rint(across.astype(np.float64) @ kernel.astype(np.float64))
 
 
 @operator(

@@ -739,11 +739,32 @@ def clahe(
         if img.dtype == np.float32:
             return clahe_levels(from_float(img, np.uint16), clip_limit, tiles).astype(np.float32)
         return clahe_plane(img, clip_limit, tiles)
-    lab = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2Lab)
+    return _clahe_colour(img, clip_limit, tiles)
+
+
+# Rows per strip of the colour conversions: the float temporaries of a strip stay in cache and
+# no full-size float copy of the input or the output is made (only the Lab image itself).
+_STRIP_ROWS = 64
+
+
+def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
+    """The colour route of :func:`clahe`, strip by strip: float Lab, CLAHE on quantised L, back."""
+    height = img.shape[0]
+    lab = np.empty(img.shape, np.float32)
+    lum_dtype = np.uint8 if img.dtype == np.uint8 else np.uint16
+    lum = np.empty(img.shape[:2], lum_dtype)
+    strips = [slice(y, min(y + _STRIP_ROWS, height)) for y in range(0, height, _STRIP_ROWS)]
+    for rows in strips:
+        cv2.cvtColor(to_float(img[rows]), cv2.COLOR_BGR2Lab, dst=lab[rows])
+        lum[rows] = from_float(lab[rows, :, 0], lum_dtype, full_scale=100.0)  # L* 0..100 to levels
     if img.dtype == np.uint8:
-        lum = from_float(lab[..., 0], np.uint8, full_scale=100.0)  # L* 0..100 to levels
-        lab[..., 0] = clahe_plane(lum, clip_limit, tiles).astype(np.float32) * np.float32(100.0 / 255.0)
+        new_lum = clahe_plane(lum, clip_limit, tiles)
+        scale = np.float32(100.0 / 255.0)
     else:
-        lum = from_float(lab[..., 0], np.uint16, full_scale=100.0)
-        lab[..., 0] = (clahe_levels(lum, clip_limit, tiles) * 100.0).astype(np.float32)
-    return from_float(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), img.dtype)
+        new_lum = clahe_levels(lum, clip_limit, tiles)
+        scale = np.float32(100.0)
+    out = np.empty_like(img)
+    for rows in strips:
+        np.multiply(new_lum[rows], scale, out=lab[rows, :, 0], casting="unsafe")
+        out[rows] = from_float(cv2.cvtColor(lab[rows], cv2.COLOR_Lab2BGR), img.dtype)
+    return out
