@@ -349,3 +349,21 @@ def test_image_written_before_a_stop_is_recorded_as_written(batch, monkeypatch):
     # the next run skips it: its record is complete (input hash included)
     again = runner.run_batch(pipe, [str(batch / "in")], batch / "out", runner.RunOptions(jobs=1))
     assert next(r for r in again.results if r.key in on_disk).reason == "up to date"
+
+
+def test_interrupt_while_decoder_output_is_captured_keeps_stderr(tmp_path, capfd):
+    """A Ctrl-C while fd 2 points at the decoder capture waits until fd 2 is back, then raises."""
+    import signal as sig
+
+    from imgenh.io.decoder import DecoderMessages
+
+    printed = DecoderMessages()
+    with pytest.raises(KeyboardInterrupt):
+        with printed:
+            os.kill(os.getpid(), sig.SIGINT)  # arrives while fd 2 is redirected: held back
+            time.sleep(0.05)
+            os.write(2, b"decoder noise\n")  # so the decode's output is still captured
+    assert printed.text == "decoder noise\n"
+    os.write(2, b"after the interrupt\n")
+    err = capfd.readouterr().err
+    assert "after the interrupt" in err and "decoder noise" not in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -51,7 +52,10 @@ class DecoderMessages:
 
     def __enter__(self) -> DecoderMessages:
         _CAPTURE_LOCK.acquire()
+        self._held = _HeldSignals()
+        self._saved, self._fd = None, None
         try:
+            self._held.start()  # a Ctrl-C now waits until fd 2 is back (the decode is C anyway)
             if sys.stderr is not None:
                 with contextlib.suppress(Exception):
                     sys.stderr.flush()  # what Python buffered goes out first
@@ -63,22 +67,62 @@ class DecoderMessages:
             if self._fd != 2:
                 os.dup2(self._fd, 2)
         except BaseException:
-            _CAPTURE_LOCK.release()
+            self._restore()
             raise
         return self
+
+    def _restore(self) -> None:
+        """Put fd 2 back, release the lock, then let held signals through (they may raise)."""
+        try:
+            if self._saved is not None:
+                os.dup2(self._saved, 2)
+                os.close(self._saved)
+            if self._fd is not None:
+                os.close(self._fd)
+        finally:
+            _CAPTURE_LOCK.release()
+            self._held.release()
 
     def __exit__(self, *exc_info) -> None:
         try:
             if self._saved is not None:
                 os.dup2(self._saved, 2)
                 os.close(self._saved)
+                self._saved = None
             elif self._fd != 2:
                 os.close(2)
             size = os.lseek(self._fd, 0, os.SEEK_END)
             self.text = os.pread(self._fd, min(size, 1 << 16), 0).decode("utf-8", "replace")
         finally:
-            os.close(self._fd)
-            _CAPTURE_LOCK.release()
+            self._restore()
+
+
+class _HeldSignals:
+    """SIGINT and SIGTERM held back while fd 2 is redirected, then delivered to their handlers.
+
+    An interrupt in the middle of the redirection would otherwise leave fd 2 pointing at the
+    capture file, and everything printed after it (the run's summary) would vanish. Only
+    Python-level handlers on the main thread are held; ignored or default signals are left alone.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, object] = {}
+        self._caught: list[tuple[int, object]] = []
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if callable(handler):
+                self._previous[sig] = handler
+                signal.signal(sig, lambda signum, frame: self._caught.append((signum, frame)))
+
+    def release(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in self._caught:
+            self._previous[signum](signum, frame)  # e.g. raises KeyboardInterrupt
 
 
 def decoder_messages(text: str) -> list[str]:

@@ -344,14 +344,15 @@ def _unsharp_u8(img: np.ndarray, kernel: np.ndarray, amount: float, threshold: f
         flat_src, flat_dst = src.reshape(y1 - y0, -1), dst.reshape(y1 - y0, -1)
         diff = cv2.subtract(flat_src, blur.reshape(y1 - y0, -1), dtype=cv2.CV_32F)
         np.abs(diff, out=diff)
-        keep = cv2.compare(diff, (limit,) * 4, cv2.CMP_LT)
-        near = cv2.inRange(diff, (limit - margin,) * 4, (limit + margin,) * 4)
+        # numpy, not cv2.compare/inRange: OpenCV reads a scalar against a 1x1 plane as a 4x1 array.
+        keep = (diff < np.float32(limit)).view(np.uint8)
+        near = (np.abs(diff - np.float32(limit)) <= np.float32(margin)).view(np.uint8)
         points = cv2.findNonZero(near)  # x, y pairs; far faster than np.nonzero
         if points is not None:
             xs, ys = points.reshape(-1, 2).T
             exact = _q16_blur_at(img, ys + y0, xs, kernel)
             values = flat_src[ys, xs].astype(np.float64) * 257.0
-            keep[ys, xs] = np.where(np.abs(values - exact) < threshold * 65535.0 / 2.0, 255, 0)
+            keep[ys, xs] = np.abs(values - exact) < threshold * 65535.0 / 2.0
         cv2.copyTo(flat_src, keep, flat_dst)
     return out
 
