@@ -358,11 +358,10 @@ def test_interrupt_while_decoder_output_is_captured_keeps_stderr(tmp_path, capfd
     from imgenh.io.decoder import DecoderMessages
 
     printed = DecoderMessages()
-    with pytest.raises(KeyboardInterrupt):
-        with printed:
-            os.kill(os.getpid(), sig.SIGINT)  # arrives while fd 2 is redirected: held back
-            time.sleep(0.05)
-            os.write(2, b"decoder noise\n")  # so the decode's output is still captured
+    with pytest.raises(KeyboardInterrupt), printed:
+        os.kill(os.getpid(), sig.SIGINT)  # arrives while fd 2 is redirected: held back
+        time.sleep(0.05)
+        os.write(2, b"decoder noise\n")  # so the decode's output is still captured
     assert printed.text == "decoder noise\n"
     os.write(2, b"after the interrupt\n")
     err = capfd.readouterr().err
