@@ -18,7 +18,7 @@ import numpy as np
 
 from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
-from imgenh.pixels import luma
+from imgenh.pixels import from_float, luma, to_float
 
 WORK_SIDE = 512  # masks of larger images are computed on a copy this size (longer side)
 _BASE_FLOOR = 0.02  # shadows_highlights: bases below this count as this (bounds the gain)
@@ -201,7 +201,7 @@ def flatten(
 
 @operator(
     "denoise_chroma",
-    kind="float",
+    kind="native",
     summary="Smooth only colour noise: guided-filter Cr and Cb (YCrCb) steered by luma; luma untouched.",
     formula="Y, Cr, Cb = YCrCb(in); Cr' = guided(Y, Cr, radius, eps), Cb' likewise; out = BGR(Y, Cr', Cb')",
     reference="He et al. 2010 guided filter on OpenCV's YCrCb (Rec. 601); checked against numpy formulas",
@@ -214,15 +214,20 @@ def denoise_chroma(
     radius: Param(int, 3, "window radius in pixels", ge=1, le=50),
     eps: Param(float, 0.002, "edge-preservation (luma variance above this keeps colour edges)", gt=0, le=1),
 ):
-    """Chroma-noise operator: a grey image has no chroma and comes back as it is."""
+    """Chroma-noise operator: a grey image has no chroma and comes back as it is.
+
+    Native, not float: it returns the image at its own depth, so the pointwise steps that
+    usually follow (white balance, stretch) still fuse into one lookup table instead of
+    running on a float image (at 12 MP: ~0.8 s saved in `default`).
+    """
     if img.ndim == 2:
         return img.copy()
-    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+    ycc = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2YCrCb)
     y = np.ascontiguousarray(ycc[..., 0])
     for c in (1, 2):
         ycc[..., c] = guided_filter(y, np.ascontiguousarray(ycc[..., c]), radius, eps)
     out = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
-    return np.clip(out, 0.0, 1.0, out=out)
+    return from_float(out, img.dtype)
 
 
 def _deblock_axis(x: np.ndarray, threshold: float, block: int, axis: int) -> None:
