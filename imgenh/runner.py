@@ -307,15 +307,18 @@ class Runner:
         return plan
 
     def _emit(self, result: Result, log: bool = True) -> None:
-        self.summary.results.append(result)
-        if not log:
-            return
-        if self.manifest is not None and result.status in (Status.OK, Status.FAILED):
+        """Record a result: in the manifest first, then in the summary.
+
+        A Ctrl-C in between leaves it out of the summary, where :meth:`_recover_written` finds
+        it again; the reverse order could report an image as written that the manifest has not.
+        """
+        if log and self.manifest is not None and result.status in (Status.OK, Status.FAILED):
             try:
                 self.manifest.append(self.manifest.record(result))
             except OSError as exc:  # e.g. disk full: the image itself is fine; say so, go on
                 result.notes.append(f"not recorded in {self.manifest.path}: {exc.strerror or exc}")
-        if self.on_result:
+        self.summary.results.append(result)
+        if log and self.on_result:
             self.on_result(result)
 
     def _emit_known(self, plan: Plan) -> None:

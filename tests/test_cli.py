@@ -628,3 +628,15 @@ def test_verbose_lines_carry_time_and_progress(runner, tree):
     assert "4 images: 4 to process with 1 worker, 0 to skip" in res.stderr
     one = invoke(runner, ["run", "p.yaml", "photos/a.jpg", "-o", "out2", "-v"], cwd=tree)
     assert "1 image: 1 to process" in one.stderr
+
+
+def test_version_and_help_of_the_group_load_no_image_libraries():
+    """`imgenh --version` (and a Ctrl-C at start-up) need neither numpy nor OpenCV: commands load on first use."""
+    code = (
+        "import sys\nfrom imgenh.cli import run_cli\n"
+        "try:\n    run_cli(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('cv2', 'numpy', 'imgenh.pipeline') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -12,15 +12,18 @@ SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from imgenh import __version__
 from imgenh.errors import ConfigError, UsageError
-from imgenh.pipeline import Pipeline
-from imgenh.pipeline_file import load_for_run
+
+if TYPE_CHECKING:
+    from imgenh.pipeline import Pipeline
 
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: try again later
 log = logging.getLogger("imgenh")
@@ -38,6 +41,8 @@ def fail(lines: list[str] | str | UsageError, code: int = 2) -> None:
 
 def load_or_exit(words: tuple[str, ...] | list[str], steps: tuple[str, ...]) -> tuple[Pipeline, list[str]]:
     """The pipeline named by the first of ``words`` plus ``--step`` steps, and the remaining words; exit 2 on errors."""
+    from imgenh.pipeline_file import load_for_run
+
     try:
         return load_for_run(words, steps)
     except ConfigError as exc:
@@ -45,7 +50,31 @@ def load_or_exit(words: tuple[str, ...] | list[str], steps: tuple[str, ...]) -> 
 
 
 class _Group(click.Group):
-    """A command group whose ``--help`` lists each command's whole first sentence (wrapped, not cut)."""
+    """Commands loaded on first use; ``--help`` lists each one's whole first sentence (wrapped, not cut).
+
+    Loading a command's module only when it runs keeps ``imgenh --version`` and a Ctrl-C at
+    start-up free of numpy and OpenCV.
+    """
+
+    # command -> module that registers it on `main`
+    MODULES = {
+        "run": "imgenh.cli.run",
+        "validate": "imgenh.cli.pipelines",
+        "ops": "imgenh.cli.pipelines",
+        "schema": "imgenh.cli.pipelines",
+        "configs": "imgenh.cli.pipelines",
+        "stats": "imgenh.cli.looks",
+        "preview": "imgenh.cli.looks",
+        "fit": "imgenh.cli.fit",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.MODULES and name not in self.commands:
+            importlib.import_module(self.MODULES[name])
+        return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [
@@ -94,7 +123,3 @@ def run_cli(args: list[str] | None = None) -> None:
         click.echo(f"imgenh: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(0)
-
-
-# The commands register themselves on `main` (imported last: they import `main` from here).
-from imgenh.cli import fit, looks, pipelines, run  # noqa: E402, F401
