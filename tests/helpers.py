@@ -70,3 +70,18 @@ def assert_images_close(
             f"{name}: max diff {diff.max():g} > {atol:g} on {over:.4%} of values "
             f"(allowed {max_fraction:.4%}); images saved in {FAILED_DIR}"
         )
+
+
+def invoke_in(cwd: Path | None, args: list[str], runner=None, **kwargs):
+    """Run ``imgenh ARGS`` through Click's test runner from folder ``cwd`` (the current one when None)."""
+    from click.testing import CliRunner
+
+    from imgenh.cli import main
+
+    old = os.getcwd()
+    try:
+        if cwd:
+            os.chdir(cwd)
+        return (runner or CliRunner()).invoke(main, args, catch_exceptions=False, **kwargs)
+    finally:
+        os.chdir(old)

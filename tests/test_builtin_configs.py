@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import pytest
 from click.testing import CliRunner
+from helpers import invoke_in
 
 from imgenh import load_pipeline
 from imgenh.cli import main
@@ -19,12 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, args)
 
 
 @pytest.fixture

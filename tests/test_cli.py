@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import invoke_in
 
 from imgenh import __version__
-from imgenh.cli import main
 from imgenh.ops import REGISTRY
 from imgenh.ops.describe import operator_table
 
@@ -41,13 +41,7 @@ def tree(tmp_path, photo8) -> Path:
 
 
 def invoke(runner, args, cwd=None, **kw):
-    old = os.getcwd()
-    try:
-        if cwd:
-            os.chdir(cwd)
-        return runner.invoke(main, args, catch_exceptions=False, **kw)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, args, runner, **kw)
 
 
 def outputs(folder: Path) -> list[str]:

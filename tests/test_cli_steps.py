@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 import pytest
-from click.testing import CliRunner
+from helpers import invoke_in
 
-from imgenh.cli import main
 from imgenh.pipeline_file import ConfigError, load_pipeline, steps_from_cli, with_cli_steps
 
 GAMMA = "version: 1\nsteps:\n  - op: gamma\n    value: 1.5\n"
 
 
 def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, args)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import invoke_in
 
-from imgenh.cli import main
 from imgenh.discover import Filters, Pattern, find_inputs
 
 GAMMA = "version: 1\nname: g\nsteps:\n  - op: gamma\n    value: 1.5\n"
@@ -102,12 +102,7 @@ def runner() -> CliRunner:
 
 
 def invoke(runner, args, cwd: Path):
-    old = os.getcwd()
-    try:
-        os.chdir(cwd)
-        return runner.invoke(main, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, args, runner)
 
 
 def files_under(folder: Path) -> list[str]:
