@@ -9,8 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import assert_images_close
 
-from imgenh.ops import local
+from imgenh.ops import get_op, local
+from imgenh.pipeline import Step, apply_steps, run_op
 from imgenh.pixels import from_float, to_float
 
 
@@ -40,3 +42,33 @@ def test_denoise_chroma_strips_match_the_whole_image_route(photo8, dtype):
     else:  # float rounding may move a value across a rounding boundary: one level, rarely
         assert diff.max() <= 1
         assert np.mean(diff > 0) < 0.01
+
+
+def _step(name: str, index: int, **params) -> Step:
+    spec = get_op(name)
+    values, errors = spec.resolve(params)
+    assert not errors, errors
+    return Step(spec, values, index)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [("white_balance", {"method": "auto", "strength": 0.5}), ("stretch", {"low": 1.0, "high": 99.0})],
+        [("gamma", {"value": 1.3}), ("white_balance", {"method": "gray_world"})],
+        [("white_balance", {"method": "manual", "gains": [1.2, 1.0, 0.8]}), ("gamma", {"auto": True})],
+    ],
+    ids=["learned+stretch", "gamma+gray_world", "gains+auto_gamma"],
+)
+def test_white_balance_fuses_with_its_neighbours(photo8, photo16, steps):
+    # white_balance is a pointwise step: one table with the steps around it, estimated from
+    # the pixels as they stand. Within 1 LSB of the steps one after the other on 8 bit (the
+    # fused table is rounded once, the sequence twice), 4 LSB of 16 bits (see test_ops_tone).
+    for img, atol in ((photo8, 1), (photo16, 4)):
+        fused, reports = apply_steps(img, [_step(name, i, **p) for i, (name, p) in enumerate(steps)])
+        seq = img
+        for name, p in steps:
+            seq = run_op(seq, name, **p)
+        assert_images_close(fused, seq, atol, f"fused-wb-{steps[0][0]}")
+        wb = next(r for r in reports if r["op"] == "white_balance")
+        assert len(wb["gains"]) == 3
