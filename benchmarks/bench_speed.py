@@ -368,6 +368,8 @@ def print_table(meta: dict, table: dict, extra: dict | None) -> None:
         f"{meta['images']} JPEGs x {meta['megapixels']:g} MP, {meta['jobs']} workers, {meta['rounds']} interleaved"
         f" rounds; {meta['cpu']} ({meta['nproc']} cores); imgenh {meta['imgenh']}"
     )
+    if "load_before" in meta:  # a shared machine: how busy it was (1-minute load average)
+        print(f"load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after")
     print("| run | x floor (median) | min-max | s (median) | peak RSS of one process | target |")
     print("|---|---|---|---|---|---|")
     opencv = table.get("opencv", {}).get("ratio")
@@ -507,6 +509,7 @@ def main() -> None:
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         **machine(),
+        "load_before": os.getloadavg()[0],
     }
     with tempfile.TemporaryDirectory(prefix="imgenh-bench-") as tmp:
         work = Path(tmp)
@@ -517,6 +520,7 @@ def main() -> None:
             if args.startup
             else None
         )
+    meta["load_after"] = os.getloadavg()[0]
     table = summarise(results)
     print_table(meta, table, extra)
     raw = {k: [{"round": r, "seconds": s, "peak_mb": p} for r, s, p in v] for k, v in results.items()}
