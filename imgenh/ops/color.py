@@ -19,7 +19,7 @@ import numpy as np
 from imgenh.boost import BoostedTrees
 from imgenh.ops.contract import OpContext, ParamError
 from imgenh.ops.registry import GIVEN, Param, operator
-from imgenh.pixels import LUMA_BGR, apply_table, level_counts, max_value
+from imgenh.pixels import LUMA_BGR, apply_table, level_counts, max_value, per_channel
 
 # --------------------------------------------------------------------------------------
 # sRGB transfer function and CIE colorimetry (IEC 61966-2-1, CIE 15)
@@ -390,21 +390,21 @@ def gains_from_illuminant(illuminant_bgr: np.ndarray) -> np.ndarray:
     return gains / np.dot(LUMA_BGR, gains)
 
 
-def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> np.ndarray:
-    """Multiply each channel by its gain, in linear light or on stored values, keeping the dtype.
+def apply_gains(x: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> np.ndarray:
+    """Multiply each channel by its gain, in linear light or on stored values.
 
-    ``out = encode(clip(gain * decode(in)))`` when ``linear``, else ``clip(gain * in)``;
-    integer images go through one lookup table per channel.
+    ``out = encode(clip(gain * decode(in)))`` when ``linear``, else ``clip(gain * in)``, on
+    levels in [0, 1]: a lookup table (shape ``(N,)`` or ``(N, 3)``, the pipeline's fused
+    tables) or a BGR float image. Integer images are mapped through one table per channel
+    and keep their dtype.
     """
     gains = np.asarray(gains_bgr, dtype=np.float64)
-    if img.dtype.kind in "ui":
-        levels = _level_values(img.dtype, linear)
-        table = np.clip(levels[:, None] * gains[None, :], 0.0, 1.0)
-        if linear:
-            table = linear_to_srgb(table)
-        return apply_table(img, table)
-    work = _working(img, linear) * gains.astype(np.float32)
-    work = np.clip(work, 0.0, 1.0)
+    if x.dtype.kind in "ui":
+        return apply_table(x, apply_gains(_level_values(x.dtype, False), gains, linear))
+    work = per_channel(x, 3)
+    if work.dtype == np.float32:
+        gains = gains.astype(np.float32)
+    work = np.clip((srgb_to_linear(work) if linear else work) * gains, 0.0, 1.0)
     return linear_to_srgb(work) if linear else work
 
 
@@ -825,7 +825,7 @@ def _estimated_illuminant(
 
 @operator(
     "white_balance",
-    kind="native",
+    kind="pointwise",
     summary="Remove a colour cast: estimate the illuminant (or take it as given), apply per-channel gains.",
     formula="out_c = gain_c * in_c (linear light), gain_c ~ 1 / illuminant_c, Rec.709 luma(gains) = 1",
     reference="van de Weijer et al. 2007 estimators (gray world, max-RGB, shades of gray, gray edge); "
@@ -834,7 +834,7 @@ def _estimated_illuminant(
     check=_check_white_balance,
 )
 def white_balance(
-    img: np.ndarray,
+    x: np.ndarray,
     ctx: OpContext,
     *,
     method: Param(
@@ -986,12 +986,13 @@ def white_balance(
     ctx.record("method", method)
     if not ctx.is_color:
         ctx.record("skipped", "grey image: white balance needs colour channels")
-        return img.copy()
+        return x.copy()
     confidence = None
     if method == "manual" and gains is not None:
         gains_bgr = np.asarray(gains[::-1], dtype=np.float64)
         illuminant = 1.0 / gains_bgr
     else:
+        img = ctx.stats.image()  # the pixels as they stand (estimators need more than histograms)
         if method == "manual":
             illuminant = _manual_illuminant(img, linear, white, white_at, window, kelvin)
         else:
@@ -1009,7 +1010,7 @@ def white_balance(
     ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
     ctx.record("gains", gains_bgr[::-1])
     ctx.record("linear", linear)
-    return apply_gains(img, gains_bgr, linear)
+    return apply_gains(x, gains_bgr, linear)
 
 
 # --------------------------------------------------------------------------------------
