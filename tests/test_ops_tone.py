@@ -415,9 +415,9 @@ def test_stretch_strength_moves_the_points_part_way(strength):
     [
         (5, 250, (0.0, 0.0)),  # a full range: nothing to do
         (10, 192, (0.0, 0.0)),  # low-key: brightest at 0.75 is meant, kept
-        (3, 110, (0.0, 1.0)),  # under-exposed: the white end goes all the way
-        (90, 250, (1.0, 0.0)),  # a veil: the black end goes all the way
-        (50, 160, (0.5853, 0.6127)),  # flat: part way (ramps 0.12..0.25 and 0.25..0.45)
+        (3, 110, (1.0, 1.0)),  # under-exposed: a narrow range, both ends go all the way
+        (90, 250, (1.0, 0.4837)),  # a veil: the black end all the way, the white by the range
+        (30, 200, (0.2222, 0.2222)),  # a little flat: part way, by the range (0.3..0.45)
     ],
 )
 def test_stretch_strength_auto_moves_only_compressed_ends(black, white, moves):
@@ -436,9 +436,25 @@ def test_stretch_strength_auto_per_channel():
     img = _ramp_image(10, 200)
     img[..., 2] = _ramp_image(100, 200)[..., 2]  # red veiled
     out, report = run_with_report(img, "stretch", low=0, high=100, linked=False, strength="auto")
-    assert report["strength"]["red"] == [1.0, 0.0]
+    assert report["strength"]["red"] == [1.0, 1.0]
     assert report["strength"]["blue"] == [0.0, 0.0]
     assert int(out[..., 2].min()) == 0 and np.array_equal(out[..., 0], img[..., 0])
+
+
+def test_stretch_linear_undoes_an_exposure_and_a_veil_in_linear_light():
+    # in = t * out + veil in linear light; the stretch drawn in linear light maps it back.
+    from imgenh.ops.color import linear_to_srgb, srgb_to_linear
+
+    lin = np.linspace(0.0, 1.0, 256)[None, :, None].repeat(4, axis=0).repeat(3, axis=2)
+    for t, veil in ((0.2, 0.0), (0.55, 0.36)):
+        seen = np.round(linear_to_srgb(lin * t + veil) * 65535).astype(np.uint16)
+        out = run_op(seen, "stretch", low=0, high=100, linear=True)
+        expected = linear_to_srgb(lin)
+        assert np.abs(levels_of(out) - expected).max() < 2e-4, (t, veil)
+        # drawn on the stored levels instead, the midtones come out wrong
+        plain = run_op(seen, "stretch", low=0, high=100)
+        assert np.abs(levels_of(plain) - expected).max() > 0.03
+    assert srgb_to_linear(np.array([1.0]))[0] == pytest.approx(1.0)
 
 
 def test_stretch_validation():

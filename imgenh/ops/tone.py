@@ -16,6 +16,7 @@ import math
 import cv2
 import numpy as np
 
+from imgenh.ops.color import linear_to_srgb, srgb_to_linear
 from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import from_float, max_value, per_channel, to_float
@@ -302,9 +303,13 @@ def linear_stretch(
 # micrograph's bright background sits at 0.11), at or above AUTO_BLACK[1] as a veil or a flat
 # scan (haze lifts it to 0.6, halved contrast to 0.25), linear between. The white end the same,
 # by its distance below 1: a low-key photo's brightest luma sits near 0.75 (distance 0.25), an
-# under-exposed one's at 0.55 or below. Chosen on benchmarks/quality.py's tuning set.
+# under-exposed one's at 0.55 or below. And both ends move when the range between them is
+# narrow (AUTO_RANGE, by 1 - range): every clean photo of the tuning set spans 0.74 or more,
+# halved contrast, haze and -2 stops leave 0.5 or less. Chosen on benchmarks/quality.py's
+# tuning set.
 AUTO_BLACK = (0.12, 0.25)
 AUTO_WHITE = (0.25, 0.45)
+AUTO_RANGE = (0.30, 0.45)
 
 
 def _ramp(value: float, start: float, end: float) -> float:
@@ -318,17 +323,21 @@ def stretch_targets(black: float, white: float, strength: float | str) -> tuple[
     ----------
     black, white : float
         The measured points, levels in [0, 1].
-    strength : float or "auto"
-        0 leaves the levels, 1 sends the points to 0 and 1; ``"auto"`` picks each end's
-        strength from its level (``AUTO_BLACK``, ``AUTO_WHITE``).
+    strength : float, (float, float) or "auto"
+        0 leaves the levels, 1 sends the points to 0 and 1; a pair gives the black and
+        white ends their own; ``"auto"`` picks each end's strength from its level
+        (``AUTO_BLACK``, ``AUTO_WHITE``) and from the range between them (``AUTO_RANGE``).
 
     Returns
     -------
     to_black, to_white, black_strength, white_strength : float
     """
     if strength == "auto":
-        s_black = _ramp(black, *AUTO_BLACK)
-        s_white = _ramp(1.0 - white, *AUTO_WHITE)
+        narrow = _ramp(1.0 - (white - black), *AUTO_RANGE)
+        s_black = max(_ramp(black, *AUTO_BLACK), narrow)
+        s_white = max(_ramp(1.0 - white, *AUTO_WHITE), narrow)
+    elif isinstance(strength, tuple):
+        s_black, s_white = strength
     else:
         s_black = s_white = float(strength)
     return black * (1.0 - s_black), white + (1.0 - white) * s_white, s_black, s_white
@@ -630,7 +639,7 @@ def curve(
 
 
 def _stretch_plane(
-    x: np.ndarray, points: tuple[float, float], strength: float | str
+    x: np.ndarray, points: tuple[float, float], strength: float | str, linear: bool
 ) -> tuple[np.ndarray, dict]:
     """One stretch map applied, and what the report shows of it."""
     black, white = points
@@ -638,7 +647,12 @@ def _stretch_plane(
     shown = {"black_point": round(black, 6), "white_point": round(white, 6)}
     if strength != 1.0:
         shown["strength"] = [round(s_black, 4), round(s_white, 4)]
-    return linear_stretch(x, black, white, to_black, to_white), shown
+    if not linear:
+        return linear_stretch(x, black, white, to_black, to_white), shown
+    # The strengths are judged on the stored levels (as above); the map is drawn in linear light.
+    black, white = (float(v) for v in srgb_to_linear(np.array([black, white])))
+    to_black, to_white = stretch_targets(black, white, (s_black, s_white))[:2]
+    return linear_to_srgb(linear_stretch(srgb_to_linear(x), black, white, to_black, to_white)), shown
 
 
 def _stretch_map(
@@ -649,11 +663,12 @@ def _stretch_map(
     linked: bool,
     linked_channel,
     strength: float | str = 1.0,
+    linear: bool = False,
 ) -> np.ndarray:
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
         points = stretch_points(*ctx.stats.histogram(linked_channel), low, high)
-        out, shown = _stretch_plane(x, points, strength)
+        out, shown = _stretch_plane(x, points, strength, linear)
         for key, value in shown.items():
             ctx.record(key, value)
         return out
@@ -661,7 +676,7 @@ def _stretch_map(
     per_channel: dict[str, dict] = {}
     for name, c in sorted(CHANNEL_INDEX.items(), key=lambda kv: -kv[1]):
         points = stretch_points(*ctx.stats.histogram(c), low, high)
-        out[..., c], shown = _stretch_plane(out[..., c], points, strength)
+        out[..., c], shown = _stretch_plane(out[..., c], points, strength, linear)
         for key, value in shown.items():
             per_channel.setdefault(key, {})[name] = value
     for key, value in per_channel.items():
@@ -696,6 +711,12 @@ def stretch(
         le=1,
         words=("auto",),
     ),
+    linear: Param(
+        bool,
+        False,
+        "draw the map in linear light (sRGB decoded): exposure and haze act there, so a stretch "
+        "there undoes them without bending the midtones",
+    ),
 ) -> np.ndarray:
     """Contrast stretch with ImageMagick 6.9's black/white point rule (see :func:`stretch_points`).
 
@@ -706,9 +727,13 @@ def stretch(
     ``black * (1 - s)`` and the white point to ``white + (1 - white) * s`` (the map stays
     linear); ``auto`` takes ``s`` for each end from its level (:func:`stretch_targets`):
     a black point at or below 0.12 and a white point at or above 0.75 stay where they are,
-    one at or beyond 0.25 / 0.55 goes all the way; the strengths are reported.
+    one at or beyond 0.25 / 0.55 goes all the way, and both go all the way when they are
+    0.55 or less apart (none when 0.7 or more); the strengths are reported. With
+    ``linear`` the points (measured on the stored levels, as ImageMagick does) and the
+    levels are decoded from sRGB, stretched, and encoded again: an under-exposure or a
+    veil in linear light (``in = t * out + veil``) is undone exactly.
     """
-    return _stretch_map(x, ctx, low, high, linked, "luma", strength)
+    return _stretch_map(x, ctx, low, high, linked, "luma", strength, linear)
 
 
 @operator(
