@@ -450,7 +450,7 @@ def test_stretch_linear_undoes_an_exposure_and_a_veil_in_linear_light():
         seen = np.round(linear_to_srgb(lin * t + veil) * 65535).astype(np.uint16)
         out = run_op(seen, "stretch", low=0, high=100, linear=True)
         expected = linear_to_srgb(lin)
-        assert np.abs(levels_of(out) - expected).max() < 2e-4, (t, veil)
+        assert np.abs(levels_of(out) - expected).max() < 5e-4, (t, veil)  # 16-bit rounding, amplified
         # drawn on the stored levels instead, the midtones come out wrong
         plain = run_op(seen, "stretch", low=0, high=100)
         assert np.abs(levels_of(plain) - expected).max() > 0.03
