@@ -760,6 +760,24 @@ AUTO = {"method": "learned"}
 _MANUAL = ("gains", "white", "white_at", "kelvin")
 
 
+def cast_size(illuminant_bgr: np.ndarray) -> float:
+    """Distance of a light from neutral: ``hypot(ln(R/G), ln(B/G))`` (0 for a grey light)."""
+    b, g, r = np.maximum(np.asarray(illuminant_bgr, dtype=np.float64), 1e-9)
+    return float(math.hypot(math.log(r / g), math.log(b / g)))
+
+
+def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, ctx) -> float:
+    """``strength`` scaled by how plausible the cast is as a light (see ``cast_range``)."""
+    small, large = cast_range
+    size = cast_size(illuminant_bgr)
+    rise = 1.0 if small <= 0 else float(np.clip((size - small) / small, 0.0, 1.0))
+    fall = float(np.clip((size - large) / (0.4 * large), 0.0, 1.0)) if large > 0 else 1.0
+    held = strength * rise * (1.0 - fall)
+    ctx.record("cast", round(size, 4))
+    ctx.record("strength", round(held, 4))
+    return held
+
+
 def _check_white_balance(p: dict) -> str | None:
     given = [k for k in _MANUAL if p[k] is not None]
     if p["method"] == "manual" and len(given) != 1:
@@ -771,6 +789,8 @@ def _check_white_balance(p: dict) -> str | None:
         return "strength auto needs an estimated light (any method but manual); give a number"
     if p["dark"] >= p["saturated"]:
         return f"dark ({p['dark']:g}) must be below saturated ({p['saturated']:g})"
+    if p["cast_range"] is not None and not p["cast_range"][0] < p["cast_range"][1]:
+        return "cast_range must be [small, large] with small < large"
     return None
 
 
@@ -935,6 +955,17 @@ def white_balance(
         words=("auto",),
     ),
     linear: Param(bool, True, "estimate and apply on linear light (sRGB decoded)"),
+    cast_range: Param(
+        list,
+        None,
+        "[small, large]: correct only a cast of this size (see below); smaller is the scene's own "
+        "balance, larger a scene of one colour",
+        item=float,
+        length=2,
+        ge=0,
+        le=5,
+        only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
 ) -> np.ndarray:
     """White balance: estimate the illuminant, then divide it out with per-channel gains.
 
@@ -982,6 +1013,14 @@ def white_balance(
     ``expected_error`` (degrees) and ``disagreement`` (largest angle between the classic
     estimates, degrees), and ``adaptation`` and ``strength`` when strength is auto. Grey images pass unchanged
     (reported as skipped).
+
+    ``cast_range: [small, large]`` holds back where an estimate is more likely the scene than
+    the light. The cast is the distance of the estimated light from neutral,
+    ``hypot(ln(R/G), ln(B/G))`` in the working space (tungsten over daylight is ~0.55, a
+    well-balanced photo's estimate 0.1-0.3). Below ``small`` nothing is corrected, from
+    ``2 * small`` the full ``strength``; from ``large`` the correction fades to none at
+    ``1.4 * large`` (a red fundus, an orange cat filling the frame). Reports ``cast`` and
+    the ``strength`` used.
     """
     ctx.record("method", method)
     if not ctx.is_color:
@@ -1006,6 +1045,8 @@ def white_balance(
     if strength == "auto":
         strength = confidence
         ctx.record("strength", round(strength, 4))
+    if cast_range is not None:
+        strength = _held_back(strength, illuminant, cast_range, ctx)
     gains_bgr = 1.0 + strength * (gains_bgr - 1.0)
     ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
     ctx.record("gains", gains_bgr[::-1])
