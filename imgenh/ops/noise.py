@@ -44,7 +44,7 @@ def row_bands(img: np.ndarray, overlap: int = 0, budget: int | None = None) -> I
         yield img[top : top + rows]
 
 
-def noise_sigma(plane: np.ndarray, budget: int | None = None) -> float:
+def noise_sigma(plane: np.ndarray, budget: int | None = None, weights: np.ndarray | None = None) -> float:
     """Robust noise estimate in 8-bit levels, from the finest diagonal wavelet band of the flat half.
 
     Donoho & Johnstone (1994): the diagonal detail (HH) coefficients of the first level of a
@@ -58,11 +58,16 @@ def noise_sigma(plane: np.ndarray, budget: int | None = None) -> float:
 
     Parameters
     ----------
-    plane : ndarray, shape (H, W)
-        One plane (luma or a channel): uint8, uint16 or float32 in [0, 1].
+    plane : ndarray, shape (H, W) or (H, W, C)
+        One plane (luma or a channel), or an image whose channels ``weights`` combine into the
+        plane to measure: uint8, uint16 or float32 in [0, 1].
     budget : int, optional
         Past this many pixels only evenly spread row bands of about this many pixels are read
         (default :data:`SAMPLE_PIXELS`).
+    weights : ndarray, shape (C,), optional
+        Channel weights of a (H, W, C) ``plane`` (e.g. :data:`imgenh.pixels.LUMA_BGR`): the
+        weighted sum is formed band by band, unrounded, so 8- and 16-bit copies of one image
+        give the same estimate.
 
     Returns
     -------
@@ -76,7 +81,10 @@ def noise_sigma(plane: np.ndarray, budget: int | None = None) -> float:
     >>> 4.25 < noise_sigma(noisy) < 5.75
     True
     """
-    h, w = plane.shape
+    h, w = plane.shape[:2]
+    if plane.ndim == 3 and weights is None:
+        raise ValueError(f"a (H, W, C) image needs channel weights (got shape {plane.shape})")
+    mix = None if plane.ndim == 2 else np.asarray(weights, np.float32).reshape(1, -1)
     if h < 4 or w < 4:
         return 0.0
     scale = np.float32(255.0 / max_value(plane.dtype))
@@ -85,7 +93,10 @@ def noise_sigma(plane: np.ndarray, budget: int | None = None) -> float:
     for band in row_bands(plane, overlap=3, budget=budget or SAMPLE_PIXELS):
         if band.shape[0] < 4:
             continue
-        values = band.astype(np.float32) * scale
+        values = band.astype(np.float32)
+        if mix is not None:
+            values = cv2.transform(values, mix)
+        values *= scale
         # Filtering anchored at the first tap keeps the valid part at the top left; every
         # second coefficient is the decimation of the wavelet transform.
         hh = cv2.sepFilter2D(values, cv2.CV_32F, kernel, kernel, anchor=(0, 0))
