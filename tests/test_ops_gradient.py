@@ -238,7 +238,7 @@ def test_gradient_normalize_colour_ratio_formula(photo8):
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=f"saturation={s}")
     # s = 1 keeps the chromaticity C / L wherever nothing clipped (rtol 1e-4).
     got = run_op(img, "gradient_normalize", saturation=1.0, noise=1.0).astype(np.float64)
-    ok = (got.max(axis=2) < 1) & (grey_out > 0.02)
+    ok = (got.max(axis=2) < 1 - 1e-5) & (grey_out > 0.02)  # pixels scaled down to 1 may land an ulp below
     np.testing.assert_allclose(got[ok] / grey_out[ok][:, None], ratio[ok], rtol=1e-4)
     # s = 0 gives grey.
     grey = run_op(img, "gradient_normalize", saturation=0.0)

@@ -166,8 +166,11 @@ def attenuation(
     while min(levels[-1].shape) // 2 >= max(min_size, 1) and min(levels[-1].shape) >= 2:
         levels.append(cv2.pyrDown(levels[-1]))
     phi_total = None
+    finest = None  # the finest level's |grad|, kept for the noise floor
     for k in range(len(levels) - 1, -1, -1):
         g = _central_magnitude(levels[k], 2.0 ** (k + 1))
+        if k == 0 and noise > 0:
+            finest = g.copy()
         mean = float(g.mean())
         if mean > 0:
             a = alpha * mean
@@ -183,8 +186,8 @@ def attenuation(
             size = (phi.shape[1], phi.shape[0])
             phi_total = cv2.resize(phi_total, size, interpolation=cv2.INTER_LINEAR)
             phi_total *= phi
-    if noise > 0:
-        hold_noise_back(phi_total, h, levels[1] if len(levels) > 1 else h, noise, eps)
+    if finest is not None:
+        hold_noise_back(phi_total, finest, levels[1] if len(levels) > 1 else h, noise, eps)
     return phi_total
 
 
@@ -193,22 +196,26 @@ def attenuation(
 _NOISE_FLOOR_SIGMAS = 3.0 / np.sqrt(2.0)
 
 
-def hold_noise_back(phi: np.ndarray, h: np.ndarray, coarse: np.ndarray, noise: float, eps: float) -> None:
+def hold_noise_back(phi: np.ndarray, g: np.ndarray, coarse: np.ndarray, noise: float, eps: float) -> None:
     """Cap the amplification of noise-level gradients, in place: Phi <= 1 below the noise floor.
 
     Noise of sigma ``noise`` in the luminance is ``noise / (L + eps)`` in ``h = log(L + eps)``,
-    so the floor of the finest gradient magnitude is ``f = 3 / sqrt(2) * noise / (L + eps)``
-    (``L + eps`` from ``coarse``, one pyramid level down, so the floor is not itself noisy).
+    so the floor of the finest gradient magnitude ``g`` (central differences / 2, as in
+    :func:`attenuation`; overwritten) is ``f = 3 / sqrt(2) * noise / (L + eps)`` (``L + eps``
+    from ``coarse``, ``h`` one pyramid level down, so the floor is not itself noisy; ``h`` itself
+    when the image is too small for a pyramid).
     Where Phi > 1 (Fattal amplifies gradients below ``alpha`` times the mean), the excess is
     kept in proportion ``t = clip((g - f) / f, 0, 1)`` of the finest gradient ``g``: none
     below the floor, all of it above twice the floor. Attenuation (Phi < 1) is left as is.
     """
-    size = (h.shape[1], h.shape[0])
-    floor = cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR) if coarse is not h else h.copy()
-    np.negative(floor, out=floor)
+    size = (g.shape[1], g.shape[0])
+    if coarse.shape == g.shape:
+        floor = np.negative(coarse)
+    else:
+        floor = cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR)
+        np.negative(floor, out=floor)
     cv2.exp(floor, dst=floor)  # 1 / (L + eps)
     floor *= np.float32(_NOISE_FLOOR_SIGMAS * noise)
-    g = _central_magnitude(h, 2.0)
     t = cv2.divide(cv2.subtract(g, floor, dst=g), floor, dst=g)
     cv2.min(cv2.max(t, (0.0,) * 4, dst=t), (1.0,) * 4, dst=t)
     excess = cv2.subtract(phi, (1.0,) * 4, dst=floor)
@@ -417,7 +424,8 @@ def _colour_scale(lum: np.ndarray, out_lum: np.ndarray, saturation: float, eps: 
 
 
 def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: float) -> np.ndarray:
-    """``C_out = clip(((C + eps) / (L + eps)) ** saturation * L_out)``, strip by strip.
+    """``C_out = ((C + eps) / (L + eps)) ** saturation * L_out``, strip by strip; a pixel whose
+    largest channel passes 1 is divided by it (all channels: its hue stays).
 
     Written ``(C + eps) ** s * scale`` with ``scale = L_out / (L + eps) ** s`` (one plane, from
     :func:`_colour_scale`): the power of a ratio costs one power per value and one per pixel,
@@ -433,14 +441,15 @@ def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: 
         part = cv2.add(img[rows], (float(eps32),) * 4)
         if saturation != 1.0:
             cv2.pow(part, float(s), dst=part)
-        part *= scale[rows, :, None]
-        # A saturated colour overshoots 1: scale the pixel down as a whole (a per-channel clip
-        # would shift its hue, a bright blue towards violet).
-        peak = part.max(axis=2)
-        over = peak > 1.0
-        if over.any():
-            part[over] /= peak[over][:, None]
-        cv2.max(part, (0.0,) * 4, dst=out[rows])
+        # A saturated colour can overshoot 1: the pixel is scaled down as a whole (a per-channel
+        # clip would shift its hue, a bright blue towards violet). Its peak is scale * max channel.
+        b, g, r = cv2.split(part)
+        peak = cv2.max(cv2.max(b, g, dst=b), r, dst=b)
+        factor = scale[rows]
+        peak = cv2.max(cv2.multiply(peak, factor, dst=peak), (1.0,) * 4, dst=peak)
+        factor = cv2.divide(factor, peak, dst=peak)
+        part *= factor[:, :, None]
+        cv2.min(part, (1.0,) * 4, dst=out[rows])  # float round-off only
     return out
 
 
