@@ -300,7 +300,13 @@ def gradient_normalize(
     beta: Param(float, 0.85, "attenuation exponent; 1 = none, smaller compresses more", gt=0, le=1),
     saturation: Param(float, 0.6, "colour exponent s in (C/L)^s * L_out; 1 keeps ratios", ge=0, le=2),
     low: Param(float, 0.5, "percentile of the new luminance mapped to 0", ge=0, lt=100),
-    high: Param(float, 99.5, "percentile of the new luminance mapped to 1", gt=0, le=100),
+    high: Param(
+        float,
+        99.5,
+        "percentile of the new luminance mapped to 1 (highlights protect: levels past 0.8 then roll off)",
+        gt=0,
+        le=100,
+    ),
     eps: Param(float, 0.004, "added to luminance before the log (~1 level of 8 bits)", ge=1e-6, le=1),
     min_size: Param(int, 32, "shorter side of the coarsest pyramid level", ge=2),
     noise: Param(
