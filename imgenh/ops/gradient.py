@@ -452,8 +452,9 @@ def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: 
         b, g, r = cv2.split(part)
         peak = cv2.max(cv2.max(b, g, dst=b), r, dst=b)
         factor = scale[rows]
-        peak = cv2.max(cv2.multiply(peak, factor, dst=peak), (1.0,) * 4, dst=peak)
-        factor = cv2.divide(factor, peak, dst=peak)
+        # numpy for the planes: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+        np.maximum(np.multiply(peak, factor, out=peak), np.float32(1.0), out=peak)
+        factor = np.divide(factor, peak, out=peak)
         part *= factor[:, :, None]
         cv2.min(part, (1.0,) * 4, dst=out[rows])  # float round-off only
     return out
