@@ -406,12 +406,11 @@ def _map_luminance(
 
 def _roll_off(y: np.ndarray, top: float) -> None:
     """``y -> k + v / (1 + v / c)`` above the knee ``k`` (``v = y - k``), in place, so ``top`` maps to 1."""
-    inv_c = 1.0 / (1.0 - _KNEE) - 1.0 / (top - _KNEE)
-    v = cv2.subtract(y, (_KNEE,) * 4)
-    cv2.max(v, (0.0,) * 4, dst=v)
-    cv2.subtract(y, v, dst=y)  # y = min(y, k)
-    denom = cv2.scaleAdd(v, inv_c, np.ones_like(v))
-    cv2.add(y, cv2.divide(v, denom, dst=v), dst=y)
+    inv_c = np.float32(1.0 / (1.0 - _KNEE) - 1.0 / (top - _KNEE))
+    flat = y.reshape(-1)
+    above = np.flatnonzero(flat > np.float32(_KNEE))  # the few brightest pixels: no full-size passes
+    v = flat[above] - np.float32(_KNEE)
+    flat[above] = np.float32(_KNEE) + v / (np.float32(1.0) + v * inv_c)
 
 
 # Rows per strip of the colour restoration: its float temporaries stay in cache.
