@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from imgenh.ops.contract import OpContext
-from imgenh.ops.noise import noise_sigma
+from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, noise_sigma
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, from_float, max_value, to_float
 
@@ -379,9 +379,6 @@ def _q16_blur_at(img: np.ndarray, ys: np.ndarray, flat_xs: np.ndarray, kernel: n
     return np.rint(across.astype(np.float64) @ kernel.astype(np.float64))
 
 
-# Per 12 MP image the auto threshold reads about this many pixels of each plane it measures
-# (noise statistics settle long before that; the estimate then costs ~10 ms per plane).
-_NOISE_BUDGET = 500_000
 # threshold: auto leaves alone differences up to this many standard deviations of what noise
 # alone gives: a Gaussian's 3-sigma tail is 0.27% of pixels, so the noise barely grows.
 AUTO_THRESHOLD_SIGMAS = 3.0
@@ -414,11 +411,11 @@ def auto_threshold(img: np.ndarray, radius: float, sigma: float, luminance: bool
         The threshold as a fraction of full scale (capped at 1) and the noise sigma in 8-bit levels.
     """
     if img.ndim == 2:
-        sigma_n = noise_sigma(img, _NOISE_BUDGET)
+        sigma_n = noise_sigma(img, OPERATOR_SAMPLE_PIXELS)
     elif luminance:
-        sigma_n = noise_sigma(img, _NOISE_BUDGET, weights=LUMA_BGR)
+        sigma_n = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=LUMA_BGR)
     else:
-        sigma_n = max(noise_sigma(img[..., c], _NOISE_BUDGET) for c in range(img.shape[2]))
+        sigma_n = max(noise_sigma(img[..., c], OPERATOR_SAMPLE_PIXELS) for c in range(img.shape[2]))
     gain = noise_difference_gain(im_blur_kernel(radius, sigma))
     return min(1.0, 2.0 * AUTO_THRESHOLD_SIGMAS * sigma_n * gain / 255.0), sigma_n
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from imgenh.ops.contract import OpContext
-from imgenh.ops.noise import noise_sigma
+from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, noise_sigma
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, luma
 
@@ -216,13 +216,13 @@ def hold_noise_back(phi: np.ndarray, g: np.ndarray, coarse: np.ndarray, noise: f
         np.negative(floor, out=floor)
     cv2.exp(floor, dst=floor)  # 1 / (L + eps)
     floor *= np.float32(_NOISE_FLOOR_SIGMAS * noise)
-    t = cv2.divide(cv2.subtract(g, floor, dst=g), floor, dst=g)
-    cv2.min(cv2.max(t, (0.0,) * 4, dst=t), (1.0,) * 4, dst=t)
-    excess = cv2.subtract(phi, (1.0,) * 4, dst=floor)
-    cv2.max(excess, (0.0,) * 4, dst=excess)
+    # numpy with scalars: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+    t = np.divide(np.subtract(g, floor, out=g), floor, out=g)
+    np.minimum(np.maximum(t, np.float32(0.0), out=t), np.float32(1.0), out=t)
+    excess = np.maximum(np.subtract(phi, np.float32(1.0), out=floor), np.float32(0.0), out=floor)
     # phi - excess * (1 - t) = (phi - excess) + excess * t
-    cv2.subtract(phi, excess, dst=phi)
-    cv2.add(phi, cv2.multiply(excess, t, dst=excess), dst=phi)
+    np.subtract(phi, excess, out=phi)
+    np.add(phi, np.multiply(excess, t, out=excess), out=phi)
 
 
 def compress_log_luminance(
@@ -270,12 +270,10 @@ def compress_log_luminance(
 # Past this many pixels, percentiles are read from an even sample (every k-th pixel): exact
 # enough for a normalisation and ~10x cheaper on 12 MP than a full partition.
 _PERCENTILE_SAMPLE = 1_000_000
-# Pixels the noise estimate reads (sharpen reads as many): ~10 ms on a 12 MP image.
-_NOISE_BUDGET = 500_000
 # protect: the output luminance rolls off above this level so the brightest pixel lands on 1.
 _KNEE = 0.8
 # A luminance spread below this many times what the noise alone spreads is not stretched at all;
-# one above twice it is stretched fully (in between, a blend).
+# one above this plus 1 times it is stretched fully (in between, a blend).
 _NOISE_SPREAD_KEEP = 1.5
 
 
@@ -340,7 +338,7 @@ def gradient_normalize(
     """
     lum = luma(img).astype(np.float32, copy=False)
     if noise == "auto":
-        noise = noise_sigma(img, _NOISE_BUDGET, weights=None if img.ndim == 2 else LUMA_BGR)
+        noise = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=None if img.ndim == 2 else LUMA_BGR)
         ctx.record("noise_sigma", round(noise, 3))
     sigma = noise / 255.0
     out_lum = compress_log_luminance(lum, alpha, beta, eps, min_size, sigma)
