@@ -35,13 +35,15 @@ from imgenh.fit.space import FitParam, FitSpace
 
 DEFAULT_BUDGET = 300  # evaluations of the objective
 SEARCH_SIDE = 128  # long side of the copies the objective runs on
-RESTARTS = 4
+SCREENED = 8  # starting points tried (the middle of every range, then seeded random points)
+RESTARTS = 3  # local searches, from the best of the screened points
 POLISH_SHARE = 0.15  # of the budget, kept for polishing the best point
 DISCRETE_MAX = 9  # integer ranges with at most this many values are searched like choices
 EXHAUSTIVE_MAX = 12  # discrete combinations tried all together up to this many
 INITIAL_STEP = 0.25  # Nelder-Mead's first simplex, in units of each range
 POLISH_STEP = 0.05
-TOLERANCE = 1e-3  # a simplex smaller than this (in range units) has converged
+TOLERANCE = 1e-3  # a simplex smaller than this (in range units) has converged,
+F_TOLERANCE = 1e-3  # and so has one whose errors (CIEDE2000) are all within this of each other
 SIGNIFICANT_DIGITS = 5  # fitted numbers are written, and evaluated, with this many digits
 SETTLED = 0.01  # CIEDE2000: a search whose best improved by less in its last tenth had settled
 
@@ -184,7 +186,11 @@ def _options(param: FitParam) -> tuple:
 
 
 def nelder_mead(
-    f: Callable[[np.ndarray], float], x0: np.ndarray, step: float, stop: Callable[[], bool]
+    f: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    step: float,
+    stop: Callable[[], bool],
+    f_tolerance: float = F_TOLERANCE,
 ) -> tuple[np.ndarray, float]:
     """Minimise ``f`` over the box [0, 1]^d from ``x0`` (Nelder-Mead; points outside are clipped).
 
@@ -198,6 +204,9 @@ def nelder_mead(
         Size of the first simplex along each axis (pointing inward at a face of the box).
     stop : callable
         Returns True when the evaluations allowed are spent.
+    f_tolerance : float
+        Converged when the simplex's values are all within this of each other (or its points
+        within ``TOLERANCE`` of the best one).
 
     Returns
     -------
@@ -213,7 +222,10 @@ def nelder_mead(
     while not stop():
         order = np.argsort(values, kind="stable")
         points, values = [points[k] for k in order], [values[k] for k in order]
-        if max(np.abs(p - points[0]).max() for p in points[1:]) < TOLERANCE:
+        if (
+            values[-1] - values[0] < f_tolerance
+            or max(np.abs(p - points[0]).max() for p in points[1:]) < TOLERANCE
+        ):
             break
         centroid = np.mean(points[:-1], axis=0)
         reflected = np.clip(2 * centroid - points[-1], 0.0, 1.0)
@@ -298,14 +310,20 @@ class _Search:
 
 
 def _search(objective: _Objective, coords: _Coordinates, seed: int) -> None:
-    """Restarts then a polish of the best point, until they converge or the budget is spent."""
+    """Screen starting points, search from the best ones, polish the best point found.
+
+    The most promising start gets half of the budget left for restarts (most edits have one
+    basin: converging there matters most), the next ones share the rest.
+    """
     search = _Search(objective, coords, np.random.default_rng(seed))
     polish = int(POLISH_SHARE * objective.budget)
     try:
-        for restart in range(RESTARTS):
-            share = (objective.budget - polish - objective.count) // (RESTARTS - restart)
-            u, picks = search.start(restart)
-            search.run(u, picks, share, INITIAL_STEP, first_pick=True)
+        starts = [search.start(k) for k in range(SCREENED)]
+        errors = [search.error(u, picks) for u, picks in starts]
+        for rank, k in enumerate(np.argsort(errors, kind="stable")[:RESTARTS]):
+            left = objective.budget - polish - objective.count
+            share = left // 2 if rank == 0 and RESTARTS > 1 else left // (RESTARTS - rank)
+            search.run(*starts[k], share, INITIAL_STEP, first_pick=True)
         u, picks = search.best_point()
         search.run(u, picks, objective.budget - objective.count, POLISH_STEP, first_pick=False)
     except _BudgetSpent:
