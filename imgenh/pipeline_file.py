@@ -233,7 +233,22 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path, wher
         if param.path and params[name] is not None:
             # A file named by the pipeline: relative to the pipeline file's folder, fixed now.
             params[name] = os.path.abspath(base_dir / params[name])
+            problem = _unreadable(param.path, params[name])
+            if problem:
+                problems.add((*path, name), f"{where} {spec.name}.{name}", problem)
+                return None
     return Step(spec, params, index, where, random=random)
+
+
+def _unreadable(reader: Any, filename: str) -> str | None:
+    """Why a file a step names cannot be used, found at load rather than at the first image."""
+    if not callable(reader):
+        return None
+    try:
+        reader(filename)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def is_fit_marker(value: Any) -> bool:

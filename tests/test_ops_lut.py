@@ -233,3 +233,26 @@ def test_color_matrix_matches_imagemagick(tmp_path, photo8):
     ref = cv2.imread(str(dst), cv2.IMREAD_COLOR)
     out = run_op(photo8, "color_matrix", matrix=MATRIX, offset=OFFSET)
     assert np.abs(out.astype(int) - ref).max() <= 1
+
+
+def test_a_missing_or_broken_cube_file_stops_the_pipeline_at_load(tmp_path):
+    # Read when the pipeline is loaded, so `imgenh run` exits 2 before any image, naming file and line.
+    from imgenh.errors import ConfigError
+    from imgenh.pipeline_file import load_pipeline
+
+    (tmp_path / "p.yaml").write_text(
+        "version: 1\nsteps:\n  - op: gamma\n  - op: lut3d\n    file: looks/film.cube\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(tmp_path / "p.yaml")
+    assert info.value.errors == [
+        f"{tmp_path / 'p.yaml'}:5: steps[1] lut3d.file: {tmp_path / 'looks' / 'film.cube'}: no such .cube file"
+    ]
+    (tmp_path / "looks").mkdir()
+    (tmp_path / "looks" / "film.cube").write_text("LUT_3D_SIZE 2\n0 0 0\n")
+    with pytest.raises(
+        ConfigError, match=r"p.yaml:5: steps\[1\] lut3d.file: .*film.cube: LUT_3D_SIZE 2 needs 8"
+    ):
+        load_pipeline(tmp_path / "p.yaml")
+    write_cube(tmp_path / "looks" / "film.cube", CubeLut(identity_table(2)))
+    assert load_pipeline(tmp_path / "p.yaml").steps[1].params["file"] == str(tmp_path / "looks" / "film.cube")

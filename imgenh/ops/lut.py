@@ -268,7 +268,9 @@ def lut3d(
     img: np.ndarray,
     ctx,
     *,
-    file: Param(str, None, ".cube file (Adobe Cube 1.0 / Resolve), relative to the pipeline file", path=True),
+    file: Param(
+        str, None, ".cube file (Adobe Cube 1.0 / Resolve), relative to the pipeline file", path=load_cube
+    ),
     table: Param(list, None, "inline table: 3 * size^3 numbers, R G B per node, red fastest", item=float),
     size: Param(int, None, "nodes per axis of an inline table", ge=2, le=64),
     interpolation: Param(

@@ -63,9 +63,11 @@ class Param:
         Type of each item of a ``list`` parameter (``float`` or ``list`` for pairs).
     length : int or tuple of int, optional
         Allowed list length(s).
-    path : bool
+    path : bool or callable
         A ``str`` naming a file: a relative value is resolved against the pipeline file's
         folder when the pipeline is loaded (against the current folder for Python data).
+        A callable reads the file then (raising ``OSError`` or ``ValueError`` with a message
+        naming it), so a missing or broken file stops the run before any image.
     only_with : dict, optional
         The parameter has an effect only when each named parameter of the same operator has
         one of the listed values (``{"method": ("shades_of_gray", "gray_edge")}``), or any
@@ -90,7 +92,7 @@ class Param:
         item: type | None = None,
         length: int | tuple[int, ...] | None = None,
         words: tuple[str, ...] | None = None,
-        path: bool = False,
+        path: bool | Callable[[str], Any] = False,
         only_with: dict[str, tuple | _Given] | None = None,
     ):
         if path and type is not str:
