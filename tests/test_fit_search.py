@@ -302,3 +302,24 @@ def test_a_pipeline_that_fails_for_every_value_is_a_clear_error():
     )
     with pytest.raises(ValueError, match=r"failed for every value tried: steps\[0\] white_balance.white_at"):
         fit_search(space, make_pairs([{"op": "gamma", "value": 1.2}])[:3], holdout=0, budget=10)
+
+
+def test_a_grey_pair_is_run_as_grey_and_scored_in_colour(tmp_path):
+    # imgenh run leaves a grey image's colour alone (white balance skips it); the fit must see the same.
+    from imgenh.fit.pairs import load_pair
+    from imgenh.fit.select import pipeline_errors
+
+    grey = cv2.cvtColor(cv2.imread(str(SAMPLES / "astronaut.jpg")), cv2.COLOR_BGR2GRAY)[::4, ::4]
+    edited = pipeline_from_steps([{"op": "gamma", "value": 1.3}]).apply(grey)[0]
+    cv2.imwrite(str(tmp_path / "b.png"), grey)
+    cv2.imwrite(str(tmp_path / "a.png"), edited)
+    pair = load_pair(Pair("g", tmp_path / "b.png", tmp_path / "a.png"))
+    assert pair.grey and pair.before.ndim == 3
+    steps = [
+        {"op": "white_balance", "method": "manual", "gains": [1.3, 1.0, 0.8]},
+        {"op": "gamma", "value": 1.3},
+    ]
+    out = pair.run(pipeline_from_steps(steps))
+    assert out.shape == pair.before.shape and np.array_equal(out[..., 0], out[..., 2])  # still grey
+    error = pipeline_errors(steps, [pair], ["train"])[0]
+    assert error.fitted < 0.3 < error.nothing_done

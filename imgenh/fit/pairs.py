@@ -141,12 +141,24 @@ class PairImages:
         (H, W, 3) float32, at most ``WORKING_SIDE`` pixels on the long side.
     notes : list of str
         What was done to make them comparable (e.g. the after resized).
+    grey : bool
+        The before is a grey image: pipelines run on one plane of it (:meth:`run`), as
+        ``imgenh run`` would, and only the comparison is in colour.
     """
 
     pair: Pair
     before: np.ndarray
     after: np.ndarray
     notes: list[str] = field(default_factory=list)
+    grey: bool = False
+
+    def run(self, pipeline, before: np.ndarray | None = None) -> np.ndarray:
+        """``pipeline`` applied to ``before`` (default: the working before) as stored, back as BGR."""
+        before = self.before if before is None else before
+        if self.grey:
+            before = np.ascontiguousarray(before[..., 0])
+        out, _ = pipeline.apply(before)
+        return _colour(out)
 
 
 def resize_to_side(img: np.ndarray, side: int) -> np.ndarray:
@@ -247,7 +259,8 @@ def load_pair(pair: Pair, side: int = WORKING_SIDE) -> PairImages:
     note = check_sizes(images[0].shape, images[1].shape)
     # Shrink before converting: a 12 MP frame never becomes float.
     before, after = (_colour(resize_to_side(img, side)) for img in images)
-    return PairImages(pair, before, align_after(before, after), [note] if note else [])
+    notes = [note] if note else []
+    return PairImages(pair, before, align_after(before, after), notes, grey=images[0].ndim == 2)
 
 
 def load_pairs(

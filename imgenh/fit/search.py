@@ -113,6 +113,7 @@ class _Objective:
 
     def __init__(self, space: FitSpace, pairs: Sequence[PairImages], budget: int, on_eval: Callable | None):
         self.space, self.budget, self.on_eval = space, budget, on_eval
+        self.pairs = pairs
         self.befores = [resize_to_side(p.before, SEARCH_SIDE) for p in pairs]
         self.afters = [lab_from_bgr(resize_to_side(p.after, SEARCH_SIDE)) for p in pairs]
         self.cache: dict[tuple, float] = {}
@@ -145,8 +146,8 @@ class _Objective:
         try:
             pipeline = pipeline_from_steps(self.space.steps_for(values))
             total = 0.0
-            for before, after_lab in zip(self.befores, self.afters, strict=True):
-                out, _ = pipeline.apply(before)
+            for pair, before, after_lab in zip(self.pairs, self.befores, self.afters, strict=True):
+                out = pair.run(pipeline, before)
                 total += float(delta_e_2000(lab_from_bgr(out), after_lab).mean())
         except (ConfigError, StepError) as exc:
             self.failure = self.failure or str(exc)

@@ -180,7 +180,7 @@ def pipeline_errors(steps: list[dict], pairs: Sequence[PairImages], roles: Seque
     pipeline = pipeline_from_steps(steps)
     errors = []
     for pair, role in zip(pairs, roles, strict=True):
-        out, _ = pipeline.apply(pair.before)
+        out = pair.run(pipeline)
         errors.append(
             PairError(
                 pair.pair.key,
