@@ -472,3 +472,13 @@ def test_gradient_normalize_no_drift_at_the_borders():
     inner = np.concatenate([out[16:20, 24:-24].ravel(), out[-20:-16, 24:-24].ravel()])
     inner = np.concatenate([inner, out[24:-24, 16:20].ravel(), out[24:-24, -20:-16].ravel()])
     assert abs(outer.mean() - inner.mean()) < 0.5, (outer.mean(), inner.mean())
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-128, 1e-45])
+def test_gradient_normalize_with_a_vanishing_noise_floor_stays_finite(noise):
+    # A noise value below float32's range used to give 0 / 0 in the floor (found by hypothesis).
+    black = np.zeros((2, 2, 3), np.uint8)
+    assert np.array_equal(run_op(black, "gradient_normalize", noise=noise, min_size=2, eps=1.0), black)
+    ramp = np.tile(np.linspace(0, 255, 16, dtype=np.uint8)[None, :, None], (16, 1, 3))
+    out = run_op(ramp, "gradient_normalize", noise=noise)
+    assert out.shape == ramp.shape

@@ -208,6 +208,8 @@ def hold_noise_back(phi: np.ndarray, g: np.ndarray, coarse: np.ndarray, noise: f
     kept in proportion ``t = clip((g - f) / f, 0, 1)`` of the finest gradient ``g``: none
     below the floor, all of it above twice the floor. Attenuation (Phi < 1) is left as is.
     """
+    if not _NOISE_FLOOR_SIGMAS * noise >= np.finfo(np.float32).tiny:
+        return  # no floor in float32 (noise 0 or vanishing): nothing to hold back, and no 0 / 0
     size = (g.shape[1], g.shape[0])
     if coarse.shape == g.shape:
         floor = np.negative(coarse)
