@@ -29,8 +29,13 @@ from imgenh.io import OutputError, atomic_write
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
 @click.option("--report", metavar="FILE", help="Write the errors per pair as JSON.")
+@click.option(
+    "--adaptive",
+    is_flag=True,
+    help="Per-image parameters (white balance, levels, saturation) predicted from image statistics.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
-def fit(before, after, out, cube, holdout, seed, report, progress):
+def fit(before, after, out, cube, holdout, seed, report, progress, adaptive):
     """Learn an edit from before/after pairs and write it as a pipeline `imgenh run` applies.
 
     Pairs are matched by relative path and file stem (a/IMG_1.CR2.jpg pairs a/IMG_1.png); an
@@ -43,14 +48,17 @@ def fit(before, after, out, cube, holdout, seed, report, progress):
     Examples:
       imgenh fit --before edits/before --after edits/after -o look.yaml --cube look.cube
       imgenh run look.yaml shoot/ -o shoot_edited -r
+      imgenh fit --adaptive --before edits/before --after edits/after -o tuned.yaml
     """
     from imgenh.fit.folders import fit_folders
 
     if Path(out).suffix.lower() not in (".yaml", ".yml"):
         fail(f"-o {out}: name the pipeline file .yaml")
+    if adaptive and cube:
+        fail("--cube: an adaptive look differs per image; a .cube file holds one fixed look")
     bar = _ProgressBar(progress)
     try:
-        fitted = fit_folders(before, after, holdout=holdout, seed=seed, on_pair=bar)
+        fitted = fit_folders(before, after, holdout=holdout, seed=seed, on_pair=bar, adaptive=adaptive)
     except UsageError as exc:
         fail(exc)
     finally:

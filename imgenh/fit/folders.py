@@ -22,7 +22,7 @@ class FolderFit:
 
     Attributes
     ----------
-    result : FitResult
+    result : FitResult or AdaptiveFit
         Steps, chosen complexity, errors per pair.
     match : PairMatch
         Pairs found, files without a partner, ambiguous names.
@@ -44,6 +44,8 @@ class FolderFit:
     def pipeline_text(self) -> str:
         """The tuned pipeline file, starting with the comment block of measured errors."""
         refused = [f"{pair.key}: {why}" for pair, why in self.refused]
+        if hasattr(self.result, "render"):  # an AdaptiveFit writes its own file (the adaptive: block)
+            return self.result.render(self.unmatched, refused)
         return render_pipeline(self.result, self.unmatched, refused)
 
     def report(self) -> dict:
@@ -63,6 +65,7 @@ def fit_folders(
     holdout: int | None = None,
     seed: int = 0,
     on_pair: Callable[[Pair, str | None], None] | None = None,
+    adaptive: bool = False,
 ) -> FolderFit:
     """Learn the edit that turns the images in ``before`` into those in ``after``.
 
@@ -76,6 +79,8 @@ def fit_folders(
         Same seed, same result.
     on_pair : callable, optional
         ``on_pair(pair, reason_or_None)`` as each pair is loaded (progress bars, logs).
+    adaptive : bool
+        Per-image parameters predicted from image statistics (:func:`imgenh.fit.adaptive.fit_adaptive`).
 
     Raises
     ------
@@ -98,7 +103,12 @@ def fit_folders(
             [f"{len(loaded)} usable pair(s) of {len(match.pairs)}; fitting needs at least 2"], reasons
         )
     try:
-        result = fit_look(loaded, holdout=holdout, seed=seed)
+        if adaptive:
+            from imgenh.fit.adaptive import fit_adaptive
+
+            result = fit_adaptive(loaded, holdout=holdout, seed=seed)
+        else:
+            result = fit_look(loaded, holdout=holdout, seed=seed)
     except ValueError as exc:
         raise UsageError([f"--holdout: {exc}"]) from None
     return FolderFit(result, match, refused)

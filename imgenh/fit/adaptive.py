@@ -1,0 +1,414 @@
+"""``imgenh fit --adaptive``: per-image parameters, and a boosted regression that predicts them.
+
+When an edit differs per image (the editor brightened dark shots more, warmed cold ones), one
+global look cannot follow it. The adaptive fit puts a per-image step in front of the look
+(white-balance gains, black and white points with gamma, saturation: :data:`LOOK_PREFIX`):
+
+1. each training image's own values of those parameters are found by a small gradient-free
+   search (Nelder-Mead on the bounded, normalised parameters) on a downscaled copy,
+   minimising mean CIEDE2000 to its after image;
+2. the global look (curves, matrix, colour table: :func:`imgenh.fit.select.fit_look`) is
+   fitted on the images after their own per-image step; steps 1-2 alternate :data:`ROUNDS` times
+   (the per-image search then runs through the look);
+3. one AdaBoost.R2 model over shallow trees per parameter (:class:`imgenh.boost.BoostedTrees`)
+   learns the parameter from the image's statistics (:func:`imgenh.adaptive.image_features`).
+
+Held-out pairs take part in none of it; their errors come from running the written pipeline,
+adaptive model included, through :class:`imgenh.pipeline.Pipeline`, as ``imgenh run`` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import yaml
+
+from imgenh.adaptive import FEATURE_NAMES, AdaptiveModel, Target, image_features
+from imgenh.boost import BoostedTrees
+from imgenh.colour_difference import mean_delta_e
+from imgenh.fit.pairs import PairImages, resize_to_side
+from imgenh.fit.select import FitResult, fit_look, split_holdout
+
+# The per-image search runs on copies this many pixels on the long side.
+SEARCH_SIDE = 64
+# Alternations of per-image search and global look fit.
+ROUNDS = 2
+# Pull of each normalised parameter toward its neutral value (CIEDE2000 units per unit^2):
+# where two parameters trade off (white point and gamma), the search stays near neutral.
+NEUTRAL_PULL = 0.05
+# The regression: AdaBoost.R2 over depth-2 trees (a handful of pairs supports no more).
+BOOST = {"n_estimators": 60, "max_depth": 2, "learning_rate": 1.0, "loss": "linear", "digits": 6}
+
+
+@dataclass(frozen=True)
+class Free:
+    """One per-image parameter: ``steps[step].param`` (item ``item``) searched in ``[lo, hi]``.
+
+    ``log`` searches the parameter on a log scale (gains, gamma, factors).
+    """
+
+    step: int
+    param: str
+    lo: float
+    hi: float
+    neutral: float
+    item: int | None = None
+    log: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.param if self.item is None else f"{self.param}[{self.item}]"
+
+    def value(self, u: float) -> float:
+        """The parameter at normalised position ``u`` in [0, 1]."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            return float(np.exp(np.log(self.lo) + u * (np.log(self.hi) - np.log(self.lo))))
+        return self.lo + u * (self.hi - self.lo)
+
+    def position(self, value: float) -> float:
+        """Inverse of :meth:`value`."""
+        if self.log:
+            return float((np.log(value) - np.log(self.lo)) / (np.log(self.hi) - np.log(self.lo)))
+        return (value - self.lo) / (self.hi - self.lo)
+
+
+# The per-image step in front of the look model: existing operators, neutral as written.
+LOOK_PREFIX: tuple[dict, ...] = (
+    {"op": "white_balance", "method": "manual", "gains": [1.0, 1.0, 1.0]},
+    {"op": "levels", "black": 0.0, "white": 1.0, "gamma": 1.0},
+    {"op": "saturation", "factor": 1.0},
+)
+LOOK_FREE: tuple[Free, ...] = (
+    Free(0, "gains", 0.25, 4.0, 1.0, item=0, log=True),
+    Free(0, "gains", 0.25, 4.0, 1.0, item=2, log=True),
+    Free(1, "black", 0.0, 0.4, 0.0),
+    Free(1, "white", 0.6, 1.0, 1.0),
+    Free(1, "gamma", 0.25, 4.0, 1.0, log=True),
+    Free(2, "factor", 0.3, 2.5, 1.0, log=True),
+)
+
+
+def with_values(template: Sequence[dict], free: Sequence[Free], values: Sequence[float]) -> list[dict]:
+    """The template steps (plain data) with the free parameters set to ``values``."""
+    steps = [dict(step) for step in template]
+    for f, v in zip(free, values, strict=True):
+        if f.item is None:
+            steps[f.step][f.param] = float(v)
+        else:
+            items = list(steps[f.step][f.param])
+            items[f.item] = float(v)
+            steps[f.step][f.param] = items
+    return steps
+
+
+def nelder_mead(
+    objective: Callable[[np.ndarray], float], start: np.ndarray, step: float = 0.12, evaluations: int = 240
+) -> np.ndarray:
+    """Minimise ``objective`` from ``start`` (Nelder & Mead 1965, standard coefficients); numpy only."""
+    n = start.size
+    simplex = [start.astype(np.float64)]
+    for i in range(n):
+        point = start.astype(np.float64).copy()
+        point[i] += step if point[i] + step <= 1 else -step
+        simplex.append(point)
+    scores = [objective(p) for p in simplex]
+    used = len(scores)
+    while used < evaluations:
+        order = np.argsort(scores)
+        simplex, scores = [simplex[i] for i in order], [scores[i] for i in order]
+        if scores[-1] - scores[0] < 1e-4 and np.ptp(np.array(simplex), axis=0).max() < 1e-3:
+            break
+        centre = np.mean(simplex[:-1], axis=0)
+        worst = simplex[-1]
+        reflected = centre + (centre - worst)
+        r = objective(reflected)
+        used += 1
+        if r < scores[0]:
+            expanded = centre + 2.0 * (centre - worst)
+            e = objective(expanded)
+            used += 1
+            simplex[-1], scores[-1] = (expanded, e) if e < r else (reflected, r)
+        elif r < scores[-2]:
+            simplex[-1], scores[-1] = reflected, r
+        else:
+            contracted = (
+                centre + 0.5 * (worst - centre) if r >= scores[-1] else centre + 0.5 * (reflected - centre)
+            )
+            c = objective(contracted)
+            used += 1
+            if c < min(r, scores[-1]):
+                simplex[-1], scores[-1] = contracted, c
+            else:  # shrink toward the best point
+                simplex = [simplex[0]] + [simplex[0] + 0.5 * (p - simplex[0]) for p in simplex[1:]]
+                scores = [scores[0]] + [objective(p) for p in simplex[1:]]
+                used += n
+    return simplex[int(np.argmin(scores))]
+
+
+def _build(steps: list[dict]):
+    from imgenh.pipeline_file import pipeline_from_steps  # the pipeline file module imports the registry
+
+    return pipeline_from_steps(steps)
+
+
+def search_image(
+    template: Sequence[dict],
+    free: Sequence[Free],
+    before: np.ndarray,
+    after: np.ndarray,
+    look: list[dict] | None = None,
+    start: Sequence[float] | None = None,
+) -> list[float]:
+    """One image's own values of the free parameters: template (+ look) closest to ``after``.
+
+    ``before`` and ``after`` are float32 BGR working copies; the search runs on copies at most
+    :data:`SEARCH_SIDE` pixels on the long side, minimising mean CIEDE2000 plus a small pull
+    toward neutral values.
+    """
+    small_before, small_after = resize_to_side(before, SEARCH_SIDE), resize_to_side(after, SEARCH_SIDE)
+    if look:
+        look_pipeline = _build(look)
+    neutral = np.array([f.position(f.neutral) for f in free])
+
+    def objective(u: np.ndarray) -> float:
+        values = [f.value(x) for f, x in zip(free, u, strict=True)]
+        try:
+            out, _ = _build(with_values(template, free, values)).apply(small_before)
+        except Exception:  # a combination the operator refuses (e.g. black >= white)
+            return 1e6
+        if look:
+            out, _ = look_pipeline.apply(out)
+        outside = np.sum(np.clip(u - 1, 0, None) ** 2 + np.clip(-u, 0, None) ** 2)
+        return (
+            mean_delta_e(out, small_after) + NEUTRAL_PULL * float(np.sum((u - neutral) ** 2)) + 10 * outside
+        )
+
+    first = neutral if start is None else np.array([f.position(v) for f, v in zip(free, start, strict=True)])
+    best = nelder_mead(objective, first)
+    return [float(f"{f.value(x):.6g}") for f, x in zip(free, best, strict=True)]
+
+
+def fit_regression(features: np.ndarray, values: np.ndarray, free: Sequence[Free], seed: int) -> list[Target]:
+    """One AdaBoost.R2 model per free parameter, from image features (rows) to its values."""
+    targets = []
+    for k, f in enumerate(free):
+        model = BoostedTrees(seed=seed + k, **BOOST).fit(features, values[:, k])
+        targets.append(Target(f.step, f.param, (f.lo, f.hi), model, f.item))
+    return targets
+
+
+@dataclass
+class AdaptivePairError:
+    """Mean CIEDE2000 of one pair: doing nothing, the global look, the adaptive pipeline."""
+
+    key: str
+    role: str  # "train" or "held-out"
+    nothing_done: float
+    global_look: float
+    adaptive: float
+    predicted: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fitted(self) -> float:
+        """The error of what the file does (the adaptive pipeline)."""
+        return self.adaptive
+
+
+@dataclass
+class AdaptiveFit:
+    """What :func:`fit_adaptive` found.
+
+    Attributes
+    ----------
+    steps : list of dict
+        The per-image steps (typical values) followed by the global look's steps.
+    model : AdaptiveModel
+        Predicts the per-image values (step indices into ``steps``).
+    errors : list of AdaptivePairError
+    complexity : str
+        The global look's rung, chosen by cross-validation.
+    global_complexity : str
+        The rung of the plain global look fitted for comparison.
+    seed : int
+    notes : list of str
+    """
+
+    steps: list[dict]
+    model: AdaptiveModel
+    errors: list[AdaptivePairError]
+    complexity: str
+    global_complexity: str
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    def mean_error(self, role: str, fitted: bool = True, which: str | None = None) -> float | None:
+        """Mean over pairs of ``role``: the adaptive pipeline's error (or ``which``: nothing_done,
+        global_look, adaptive); ``fitted=False`` is doing nothing. None when there are none."""
+        which = which or ("adaptive" if fitted else "nothing_done")
+        values = [getattr(e, which) for e in self.errors if e.role == role]
+        return float(np.mean(values)) if values else None
+
+    def pipeline(self):
+        """The fitted pipeline, adaptive model included (what ``imgenh run`` would load)."""
+        return replace(_build(self.steps), adaptive=self.model)
+
+    def to_dict(self) -> dict:
+        """Plain data for a JSON report."""
+        return {
+            "adaptive": True,
+            "complexity": self.complexity,
+            "global_complexity": self.global_complexity,
+            "seed": self.seed,
+            "mean_ciede2000": {
+                role: {k: self.mean_error(role, which=k) for k in ("nothing_done", "global_look", "adaptive")}
+                for role in ("train", "held-out")
+            },
+            "pairs": [e.__dict__ for e in self.errors],
+            "notes": list(self.notes),
+            "steps": self.steps,
+            "predicts": [f"steps[{t.step}] {t.label}" for t in self.model.targets],
+        }
+
+    def render(self, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+        """The tuned pipeline file: comment block, ``version``, ``steps`` and the ``adaptive`` block."""
+        from imgenh.pipeline_file import SCHEMA_VERSION
+
+        body = yaml.safe_dump(
+            {"version": SCHEMA_VERSION, "steps": self.steps, "adaptive": self.model.to_dict()},
+            sort_keys=False,
+            default_flow_style=None,
+            width=100,
+        )
+        return self.comment_block(unmatched, refused) + body
+
+    def comment_block(self, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+        """``#`` lines: pairs used, what is predicted, errors of nothing / global / adaptive per pair."""
+        train = [e for e in self.errors if e.role == "train"]
+        held = [e for e in self.errors if e.role == "held-out"]
+        predicted = ", ".join(f"steps[{t.step}] {t.label}" for t in self.model.targets)
+
+        def row(label: str, role: str) -> str:
+            cells = [self.mean_error(role, which=k) for k in ("nothing_done", "global_look", "adaptive")]
+            return f"  {label:<24}" + "".join(f"{c:>11.2f}" for c in cells)
+
+        lines = [
+            "Fitted by imgenh fit --adaptive: per-image parameters predicted by boosted trees",
+            "(AdaBoost.R2) from image statistics, in front of a global look (curves, matrix, table).",
+            f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {self.seed}.",
+            f"Predicted per image: {predicted}.",
+            f"Global look after the per-image steps: {self.complexity} (plain global fit: {self.global_complexity}).",
+            "Mean CIEDE2000 (sRGB, D65)   nothing done  global look   adaptive",
+            row(f"train ({len(train)} pairs)", "train"),
+        ]
+        if held:
+            lines.append(row(f"held out ({len(held)} pairs)", "held-out"))
+        lines.append("Per pair (nothing -> global / adaptive):")
+        width = max(len(e.key) for e in self.errors)
+        lines += [
+            f"  {e.key:<{width}}  {e.role:<8}  {e.nothing_done:6.2f} -> {e.global_look:6.2f} / {e.adaptive:6.2f}"
+            for e in self.errors
+        ]
+        lines += [f"Refused: {r}" for r in refused] + [f"Unmatched: {u}" for u in unmatched]
+        lines += [f"Note: {n}" for n in self.notes]
+        return "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
+
+
+def _per_image(
+    pairs: Sequence[PairImages],
+    template: Sequence[dict],
+    free: Sequence[Free],
+    look: list[dict] | None,
+    start: list[list[float]] | None,
+) -> list[list[float]]:
+    starts = start or [None] * len(pairs)
+    return [
+        search_image(template, free, p.before, p.after, look, s) for p, s in zip(pairs, starts, strict=True)
+    ]
+
+
+def _stepped(pairs: Sequence[PairImages], template, free, values) -> list[PairImages]:
+    """Pairs whose befores went through their own per-image step."""
+    return [
+        replace(p, before=_build(with_values(template, free, v)).apply(p.before)[0])
+        for p, v in zip(pairs, values, strict=True)
+    ]
+
+
+def fit_adaptive(
+    pairs: Sequence[PairImages],
+    *,
+    holdout: int | None = None,
+    seed: int = 0,
+    groups: Sequence[str] | None = None,
+    template: Sequence[dict] = LOOK_PREFIX,
+    free: Sequence[Free] = LOOK_FREE,
+    on_image: Callable[[str], None] | None = None,
+) -> AdaptiveFit:
+    """Learn a look whose per-image parameters are predicted from each image's statistics.
+
+    Parameters
+    ----------
+    pairs : sequence of PairImages
+        Loaded, checked pairs (:func:`imgenh.fit.pairs.load_pairs`).
+    holdout : int, optional
+        Pairs kept out of everything and reported as held-out (default ~20% from 5 pairs on).
+    seed : int
+        Same seed, same hold-out split, same model.
+    groups : sequence of str, optional
+        A group name per pair; cross-validation of the look keeps a group together.
+    template, free : optional
+        The per-image steps and which of their parameters are fitted per image
+        (default: white-balance gains, levels, saturation in front of the look).
+    on_image : callable, optional
+        Called with a stage name as each per-image search ends (progress).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 pairs left for fitting.
+    """
+    if len(pairs) < 2:
+        raise ValueError(f"need at least 2 usable pairs to fit a look (got {len(pairs)})")
+    held = set(split_holdout(len(pairs), holdout, seed).tolist())
+    train = [p for i, p in enumerate(pairs) if i not in held]
+    train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
+    values, look = None, None
+    for _ in range(ROUNDS):
+        values = _per_image(train, template, free, None if look is None else look.steps, values)
+        if on_image:
+            on_image("per-image search")
+        look = fit_look(_stepped(train, template, free, values), holdout=0, seed=seed, groups=train_groups)
+    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
+    model = AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
+    typical = np.median(np.array(values), axis=0)
+    steps = with_values(template, free, [float(f"{v:.6g}") for v in typical]) + look.steps
+    plain = fit_look(pairs, holdout=holdout, seed=seed, groups=groups)
+    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
+    return AdaptiveFit(steps, model, errors, look.complexity, plain.complexity, seed)
+
+
+def _errors(
+    pairs: Sequence[PairImages], held: set[int], pipeline, plain: FitResult
+) -> list[AdaptivePairError]:
+    """Per pair: nothing done, the plain global look, and the adaptive pipeline run as ``imgenh run`` runs it."""
+    out = []
+    for i, (pair, plain_error) in enumerate(zip(pairs, plain.errors, strict=True)):
+        result, reports = pipeline.apply(pair.before)
+        predicted = {}
+        for r in reports:
+            for name, value in r.get("predicted", {}).items():
+                predicted[f"steps[{r['step']}] {name}"] = value
+        out.append(
+            AdaptivePairError(
+                pair.pair.key,
+                "held-out" if i in held else "train",
+                plain_error.nothing_done,
+                plain_error.fitted,
+                round(mean_delta_e(result, pair.after), 4),
+                predicted,
+            )
+        )
+    return out
