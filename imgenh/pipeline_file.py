@@ -229,6 +229,8 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path, wher
     spec = _step_spec(step, where, path, problems)
     if spec is None:
         return None
+    if _still_to_fit(step, spec, where, path, problems):
+        return None
     # Augmentation hook: random specs and a step probability become StepRandom, placeholders stay.
     given, random, found = augment.split_random(spec, {k: v for k, v in step.items() if k != "op"})
     params, fixed_found = spec.resolve(given)
@@ -243,6 +245,26 @@ def _build_step(step: Any, index: int, problems: _Problems, base_dir: Path, wher
             # A file named by the pipeline: relative to the pipeline file's folder, fixed now.
             params[name] = os.path.abspath(base_dir / params[name])
     return Step(spec, params, index, where, random=random)
+
+
+def is_fit_marker(value: Any) -> bool:
+    """True for a parameter written as ``{fit: ...}``: a value ``imgenh fit`` searches (imgenh.fit.space)."""
+    return isinstance(value, dict) and "fit" in value
+
+
+def _still_to_fit(step: dict, spec: OpSpec, where: str, path: DataPath, problems: _Problems) -> bool:
+    """Report ``{fit: ...}`` markers: a pipeline to fit runs only once ``imgenh fit`` has set its values."""
+    found = False
+    for key, value in step.items():
+        if is_fit_marker(value) or (isinstance(value, list) and any(is_fit_marker(v) for v in value)):
+            name = problems.source if problems.lines is not None else "PIPELINE"
+            message = (
+                f"is still to be fitted ({{fit: ...}}); run `imgenh fit {name} --before B --after A "
+                "-o tuned.yaml` first, then use tuned.yaml"
+            )
+            problems.add((*path, key), f"{where} {spec.name}.{key}", message)
+            found = True
+    return found
 
 
 # --- entry points --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ adaptive model included, through :class:`imgenh.pipeline.Pipeline`, as ``imgenh 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,10 +29,16 @@ from imgenh.adaptive import FEATURE_NAMES, AdaptiveModel, Target, image_features
 from imgenh.boost import BoostedTrees
 from imgenh.colour_difference import mean_delta_e
 from imgenh.fit.pairs import PairImages, resize_to_side
-from imgenh.fit.select import FitResult, fit_look, split_holdout
+from imgenh.fit.search import DEFAULT_BUDGET, fit_search, nelder_mead
+from imgenh.fit.select import fit_look, split_holdout
+from imgenh.fit.space import FitSpace
 
 # The per-image search runs on copies this many pixels on the long side.
 SEARCH_SIDE = 64
+# Evaluations per image and search, the first simplex's size and when it has converged.
+EVALUATIONS = 240
+FIRST_STEP = 0.12
+F_TOLERANCE = 1e-4
 # Alternations of per-image search and global look fit.
 ROUNDS = 2
 # Pull of each normalised parameter toward its neutral value (CIEDE2000 units per unit^2):
@@ -104,50 +110,6 @@ def with_values(template: Sequence[dict], free: Sequence[Free], values: Sequence
     return steps
 
 
-def nelder_mead(
-    objective: Callable[[np.ndarray], float], start: np.ndarray, step: float = 0.12, evaluations: int = 240
-) -> np.ndarray:
-    """Minimise ``objective`` from ``start`` (Nelder & Mead 1965, standard coefficients); numpy only."""
-    n = start.size
-    simplex = [start.astype(np.float64)]
-    for i in range(n):
-        point = start.astype(np.float64).copy()
-        point[i] += step if point[i] + step <= 1 else -step
-        simplex.append(point)
-    scores = [objective(p) for p in simplex]
-    used = len(scores)
-    while used < evaluations:
-        order = np.argsort(scores)
-        simplex, scores = [simplex[i] for i in order], [scores[i] for i in order]
-        if scores[-1] - scores[0] < 1e-4 and np.ptp(np.array(simplex), axis=0).max() < 1e-3:
-            break
-        centre = np.mean(simplex[:-1], axis=0)
-        worst = simplex[-1]
-        reflected = centre + (centre - worst)
-        r = objective(reflected)
-        used += 1
-        if r < scores[0]:
-            expanded = centre + 2.0 * (centre - worst)
-            e = objective(expanded)
-            used += 1
-            simplex[-1], scores[-1] = (expanded, e) if e < r else (reflected, r)
-        elif r < scores[-2]:
-            simplex[-1], scores[-1] = reflected, r
-        else:
-            contracted = (
-                centre + 0.5 * (worst - centre) if r >= scores[-1] else centre + 0.5 * (reflected - centre)
-            )
-            c = objective(contracted)
-            used += 1
-            if c < min(r, scores[-1]):
-                simplex[-1], scores[-1] = contracted, c
-            else:  # shrink toward the best point
-                simplex = [simplex[0]] + [simplex[0] + 0.5 * (p - simplex[0]) for p in simplex[1:]]
-                scores = [scores[0]] + [objective(p) for p in simplex[1:]]
-                used += n
-    return simplex[int(np.argmin(scores))]
-
-
 def _build(steps: list[dict]):
     from imgenh.pipeline_file import pipeline_from_steps  # the pipeline file module imports the registry
 
@@ -173,7 +135,11 @@ def search_image(
         look_pipeline = _build(look)
     neutral = np.array([f.position(f.neutral) for f in free])
 
+    evaluations = 0
+
     def objective(u: np.ndarray) -> float:
+        nonlocal evaluations
+        evaluations += 1
         values = [f.value(x) for f, x in zip(free, u, strict=True)]
         try:
             out, _ = _build(with_values(template, free, values)).apply(small_before)
@@ -181,13 +147,10 @@ def search_image(
             return 1e6
         if look:
             out, _ = look_pipeline.apply(out)
-        outside = np.sum(np.clip(u - 1, 0, None) ** 2 + np.clip(-u, 0, None) ** 2)
-        return (
-            mean_delta_e(out, small_after) + NEUTRAL_PULL * float(np.sum((u - neutral) ** 2)) + 10 * outside
-        )
+        return mean_delta_e(out, small_after) + NEUTRAL_PULL * float(np.sum((u - neutral) ** 2))
 
     first = neutral if start is None else np.array([f.position(v) for f, v in zip(free, start, strict=True)])
-    best = nelder_mead(objective, first)
+    best, _ = nelder_mead(objective, first, FIRST_STEP, lambda: evaluations >= EVALUATIONS, F_TOLERANCE)
     return [float(f"{f.value(x):.6g}") for f, x in zip(free, best, strict=True)]
 
 
@@ -207,7 +170,7 @@ class AdaptivePairError:
     key: str
     role: str  # "train" or "held-out"
     nothing_done: float
-    global_look: float
+    global_fit: float
     adaptive: float
     predicted: dict[str, float] = field(default_factory=dict)
 
@@ -234,6 +197,8 @@ class AdaptiveFit:
         The rung of the plain global look fitted for comparison.
     seed : int
     notes : list of str
+    pipeline_source : str
+        The user's pipeline file ("" for the look model).
     """
 
     steps: list[dict]
@@ -243,13 +208,18 @@ class AdaptiveFit:
     global_complexity: str
     seed: int
     notes: list[str] = field(default_factory=list)
+    pipeline_source: str = ""  # the user's pipeline file, when its parameters were fitted
 
     def mean_error(self, role: str, fitted: bool = True, which: str | None = None) -> float | None:
         """Mean over pairs of ``role``: the adaptive pipeline's error (or ``which``: nothing_done,
-        global_look, adaptive); ``fitted=False`` is doing nothing. None when there are none."""
+        global_fit, adaptive); ``fitted=False`` is doing nothing. None when there are none."""
         which = which or ("adaptive" if fitted else "nothing_done")
         values = [getattr(e, which) for e in self.errors if e.role == role]
         return float(np.mean(values)) if values else None
+
+    def predicted_names(self) -> list[str]:
+        """``steps[1] levels.gamma`` for each predicted parameter."""
+        return [f"steps[{t.step}] {self.steps[t.step]['op']}.{t.label}" for t in self.model.targets]
 
     def pipeline(self):
         """The fitted pipeline, adaptive model included (what ``imgenh run`` would load)."""
@@ -259,17 +229,18 @@ class AdaptiveFit:
         """Plain data for a JSON report."""
         return {
             "adaptive": True,
+            "pipeline": self.pipeline_source or None,
             "complexity": self.complexity,
             "global_complexity": self.global_complexity,
             "seed": self.seed,
             "mean_ciede2000": {
-                role: {k: self.mean_error(role, which=k) for k in ("nothing_done", "global_look", "adaptive")}
+                role: {k: self.mean_error(role, which=k) for k in ("nothing_done", "global_fit", "adaptive")}
                 for role in ("train", "held-out")
             },
             "pairs": [e.__dict__ for e in self.errors],
             "notes": list(self.notes),
             "steps": self.steps,
-            "predicts": [f"steps[{t.step}] {t.label}" for t in self.model.targets],
+            "predicts": self.predicted_names(),
         }
 
     def render(self, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
@@ -288,19 +259,30 @@ class AdaptiveFit:
         """``#`` lines: pairs used, what is predicted, errors of nothing / global / adaptive per pair."""
         train = [e for e in self.errors if e.role == "train"]
         held = [e for e in self.errors if e.role == "held-out"]
-        predicted = ", ".join(f"steps[{t.step}] {t.label}" for t in self.model.targets)
+        predicted = ", ".join(self.predicted_names())
 
         def row(label: str, role: str) -> str:
-            cells = [self.mean_error(role, which=k) for k in ("nothing_done", "global_look", "adaptive")]
+            cells = [self.mean_error(role, which=k) for k in ("nothing_done", "global_fit", "adaptive")]
             return f"  {label:<24}" + "".join(f"{c:>11.2f}" for c in cells)
 
+        if self.pipeline_source:
+            what = [
+                f"Fitted by imgenh fit {self.pipeline_source} --adaptive: its {{fit: [lo, hi]}} ranges predicted per",
+                "image by boosted trees (AdaBoost.R2) from image statistics; global fit: the same pipeline",
+                f"searched once for all images ({self.global_complexity}).",
+            ]
+        else:
+            what = [
+                "Fitted by imgenh fit --adaptive: per-image parameters predicted by boosted trees",
+                "(AdaBoost.R2) from image statistics, in front of a global look (curves, matrix, table).",
+                f"Global look after the per-image steps: {self.complexity}; global fit without them:",
+                f"{self.global_complexity}.",
+            ]
         lines = [
-            "Fitted by imgenh fit --adaptive: per-image parameters predicted by boosted trees",
-            "(AdaBoost.R2) from image statistics, in front of a global look (curves, matrix, table).",
+            *what,
             f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {self.seed}.",
             f"Predicted per image: {predicted}.",
-            f"Global look after the per-image steps: {self.complexity} (plain global fit: {self.global_complexity}).",
-            "Mean CIEDE2000 (sRGB, D65)   nothing done  global look   adaptive",
+            "Mean CIEDE2000 (sRGB, D65)   nothing done   global fit   adaptive",
             row(f"train ({len(train)} pairs)", "train"),
         ]
         if held:
@@ -308,7 +290,7 @@ class AdaptiveFit:
         lines.append("Per pair (nothing -> global / adaptive):")
         width = max(len(e.key) for e in self.errors)
         lines += [
-            f"  {e.key:<{width}}  {e.role:<8}  {e.nothing_done:6.2f} -> {e.global_look:6.2f} / {e.adaptive:6.2f}"
+            f"  {e.key:<{width}}  {e.role:<8}  {e.nothing_done:6.2f} -> {e.global_fit:6.2f} / {e.adaptive:6.2f}"
             for e in self.errors
         ]
         lines += [f"Refused: {r}" for r in refused] + [f"Unmatched: {u}" for u in unmatched]
@@ -343,11 +325,10 @@ def fit_adaptive(
     holdout: int | None = None,
     seed: int = 0,
     groups: Sequence[str] | None = None,
-    template: Sequence[dict] = LOOK_PREFIX,
-    free: Sequence[Free] = LOOK_FREE,
-    on_image: Callable[[str], None] | None = None,
+    space: FitSpace | None = None,
+    budget: int = DEFAULT_BUDGET,
 ) -> AdaptiveFit:
-    """Learn a look whose per-image parameters are predicted from each image's statistics.
+    """Learn an edit whose parameters are predicted per image from each image's statistics.
 
     Parameters
     ----------
@@ -358,41 +339,74 @@ def fit_adaptive(
     seed : int
         Same seed, same hold-out split, same model.
     groups : sequence of str, optional
-        A group name per pair; cross-validation of the look keeps a group together.
-    template, free : optional
-        The per-image steps and which of their parameters are fitted per image
-        (default: white-balance gains, levels, saturation in front of the look).
-    on_image : callable, optional
-        Called with a stage name as each per-image search ends (progress).
+        Look model: a group name per pair; cross-validation of the look keeps a group together.
+    space : FitSpace, optional
+        A user's pipeline (:func:`imgenh.fit.space.load_space`): its ``{fit: [lo, hi]}`` ranges
+        of number parameters become per-image, choices and whole numbers are fitted once for
+        all images (:func:`imgenh.fit.search.fit_search`). Without it, the look model gains
+        the per-image step :data:`LOOK_PREFIX`.
+    budget : int
+        With ``space``: the global search's evaluation budget.
 
     Raises
     ------
     ValueError
-        Fewer than 2 pairs left for fitting.
+        Fewer than 2 pairs left for fitting; a pipeline without a range of a number parameter.
     """
     if len(pairs) < 2:
-        raise ValueError(f"need at least 2 usable pairs to fit a look (got {len(pairs)})")
+        raise ValueError(f"need at least 2 usable pairs to fit (got {len(pairs)})")
     held = set(split_holdout(len(pairs), holdout, seed).tolist())
     train = [p for i, p in enumerate(pairs) if i not in held]
+    if space is not None:
+        return _fit_pipeline(pairs, held, space, seed, budget)
     train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
+    template, free = LOOK_PREFIX, LOOK_FREE
     values, look = None, None
     for _ in range(ROUNDS):
         values = _per_image(train, template, free, None if look is None else look.steps, values)
-        if on_image:
-            on_image("per-image search")
         look = fit_look(_stepped(train, template, free, values), holdout=0, seed=seed, groups=train_groups)
-    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
-    model = AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
-    typical = np.median(np.array(values), axis=0)
-    steps = with_values(template, free, [float(f"{v:.6g}") for v in typical]) + look.steps
+    model = _model(train, free, values, seed)
+    steps = _typical(template, free, values) + look.steps
     plain = fit_look(pairs, holdout=holdout, seed=seed, groups=groups)
     errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
     return AdaptiveFit(steps, model, errors, look.complexity, plain.complexity, seed)
 
 
-def _errors(
-    pairs: Sequence[PairImages], held: set[int], pipeline, plain: FitResult
-) -> list[AdaptivePairError]:
+def _fit_pipeline(pairs: Sequence[PairImages], held: set[int], space: FitSpace, seed: int, budget: int):
+    """A user's pipeline: global search first, then its number ranges per image, pulled toward the global values."""
+    plain = fit_search(space, pairs, holdout=len(held), seed=seed, budget=budget)
+    free = [
+        Free(p.step, p.name, float(p.low), float(p.high), float(v), item=p.item)
+        for p, v in zip(space.params, plain.values, strict=True)
+        if p.is_range and not p.integer
+    ]
+    if not free:
+        raise ValueError("--adaptive predicts ranges of number parameters; write one as {fit: [lo, hi]}")
+    template = plain.steps
+    train = [p for i, p in enumerate(pairs) if i not in held]
+    values = _per_image(train, template, free, None, [[f.neutral for f in free]] * len(train))
+    model = _model(train, free, values, seed)
+    steps = _typical(template, free, values)
+    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
+    kept = len(space.params) - len(free)
+    how = f"{len(free)} pipeline parameters per image" + (f", {kept} fitted once" if kept else "")
+    notes = [f"{line} (global search)" for line in space.describe(plain.values)]
+    searched = f"{plain.evaluations} evaluations"
+    return AdaptiveFit(steps, model, errors, how, searched, seed, notes, pipeline_source=space.source)
+
+
+def _model(train: Sequence[PairImages], free: Sequence[Free], values, seed: int) -> AdaptiveModel:
+    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
+    return AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
+
+
+def _typical(template: Sequence[dict], free: Sequence[Free], values) -> list[dict]:
+    """The template with each free parameter at its median over the training images (what the steps show)."""
+    typical = np.median(np.array(values), axis=0)
+    return with_values(template, free, [float(f"{v:.6g}") for v in typical])
+
+
+def _errors(pairs: Sequence[PairImages], held: set[int], pipeline, plain) -> list[AdaptivePairError]:
     """Per pair: nothing done, the plain global look, and the adaptive pipeline run as ``imgenh run`` runs it."""
     out = []
     for i, (pair, plain_error) in enumerate(zip(pairs, plain.errors, strict=True)):

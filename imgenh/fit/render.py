@@ -1,4 +1,8 @@
-"""Write what ``imgenh fit`` learned: a pipeline file with its measured errors, a ``.cube`` file."""
+"""Write what ``imgenh fit`` learned: a pipeline file with its measured errors, a ``.cube`` file.
+
+The look model's steps, or a user's pipeline with its fitted values in place; both files start
+with the same block of measured errors.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import yaml
 
 from imgenh.cube import CubeLut, identity_table
+from imgenh.fit.search import SEARCH_SIDE, SearchResult
 from imgenh.fit.select import FitResult
 
 CUBE_SIZE = 33
@@ -17,12 +22,15 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def comment_block(result: FitResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+def comment_block(
+    result: FitResult | SearchResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()
+) -> str:
     """The ``#`` lines a tuned pipeline file starts with: pairs used, errors before and after fitting.
 
     Parameters
     ----------
-    result : FitResult
+    result : FitResult or SearchResult
+        The look model's fit, or the search of a user's pipeline.
     unmatched : sequence of str
         Files without a partner, to list (one line each).
     refused : sequence of str
@@ -30,11 +38,9 @@ def comment_block(result: FitResult, unmatched: Sequence[str] = (), refused: Seq
     """
     train = [e for e in result.errors if e.role == "train"]
     held = [e for e in result.errors if e.role == "held-out"]
-    lines = [
-        "Fitted by imgenh fit (look model): tone curves, colour matrix, colour table.",
-        f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {result.seed}.",
-        f"Complexity chosen by cross-validation over pairs: {result.complexity}",
-        "  (" + ", ".join(f"{k} {v:.2f}" for k, v in result.cv_errors.items()) + ")",
+    pairs = f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {result.seed}."
+    lines = _search_lines(result, pairs) if isinstance(result, SearchResult) else _look_lines(result, pairs)
+    lines += [
         "Mean CIEDE2000 (sRGB, D65)   nothing done   fitted",
         f"  train ({len(train)} pairs)          {_fmt(result.mean_error('train', False)):>8}   "
         f"{_fmt(result.mean_error('train'))}",
@@ -54,20 +60,45 @@ def comment_block(result: FitResult, unmatched: Sequence[str] = (), refused: Seq
     return "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
 
 
-def render_pipeline(result: FitResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+def _look_lines(result: FitResult, pairs: str) -> list[str]:
+    return [
+        "Fitted by imgenh fit (look model): tone curves, colour matrix, colour table.",
+        pairs,
+        f"Complexity chosen by cross-validation over pairs: {result.complexity}",
+        "  (" + ", ".join(f"{k} {v:.2f}" for k, v in result.cv_errors.items()) + ")",
+    ]
+
+
+def _search_lines(result: SearchResult, pairs: str) -> list[str]:
+    source = result.space.source
+    return [
+        f"Fitted by imgenh fit from {source}: its {{fit: ...}} parameters searched, the rest as written.",
+        f"(Comments of {source} are not kept.)",
+        pairs,
+        f"Search: {result.evaluations} evaluations (budget {result.budget}), mean CIEDE2000 on the "
+        f"fitted pairs at {SEARCH_SIDE} px {result.objective:.2f}.",
+        "Fitted values:",
+        *(f"  {line}" for line in result.space.describe(result.values)),
+    ]
+
+
+def render_pipeline(
+    result: FitResult | SearchResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()
+) -> str:
     """The text of the tuned pipeline file: the comment block, then ``version`` and ``steps``.
 
-    Numbers lists are written in flow style (``[0.1, 0.2]``), so a 9^3 table stays readable
-    as a block of numbers; the file loads with ``imgenh.load_pipeline`` like any other.
+    For a :class:`SearchResult` the document is the user's pipeline (name, description,
+    output kept) with the fitted values in place of the ``{fit: ...}`` markers. Numbers
+    lists are written in flow style (``[0.1, 0.2]``), so a 9^3 table stays readable as a
+    block of numbers; the file loads with ``imgenh.load_pipeline`` like any other.
     """
     from imgenh.pipeline_file import SCHEMA_VERSION
 
-    body = yaml.safe_dump(
-        {"version": SCHEMA_VERSION, "steps": result.steps},
-        sort_keys=False,
-        default_flow_style=None,
-        width=100,
-    )
+    if isinstance(result, SearchResult):
+        document = result.space.document(result.values)
+    else:
+        document = {"version": SCHEMA_VERSION, "steps": result.steps}
+    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
     return comment_block(result, unmatched, refused) + body
 
 

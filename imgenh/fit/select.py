@@ -8,7 +8,7 @@ the working copies: on the pairs used for fitting (train), on pairs kept out of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +36,12 @@ class PairError:
     role: str  # "train" or "held-out"
     nothing_done: float
     fitted: float
+
+
+def mean_pair_error(errors: Sequence[PairError], role: str, fitted: bool = True) -> float | None:
+    """Mean over the pairs of ``role`` ("train" or "held-out"), fitted or doing nothing; None when there are none."""
+    values = [e.fitted if fitted else e.nothing_done for e in errors if e.role == role]
+    return float(np.mean(values)) if values else None
 
 
 @dataclass
@@ -67,8 +73,7 @@ class FitResult:
 
     def mean_error(self, role: str, fitted: bool = True) -> float | None:
         """Mean over pairs of ``role`` ("train" or "held-out"); None when there are none."""
-        values = [e.fitted if fitted else e.nothing_done for e in self.errors if e.role == role]
-        return float(np.mean(values)) if values else None
+        return mean_pair_error(self.errors, role, fitted)
 
     def to_dict(self) -> dict:
         """Plain data for a JSON report."""
@@ -130,26 +135,34 @@ def _stack(samples: Sequence[_Samples]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cross_validate(
-    samples: Sequence[_Samples], ladder: Sequence[Complexity], seed: int, groups: Sequence[str] | None = None
+    samples: Sequence[_Samples],
+    ladder: Sequence[Complexity],
+    seed: int,
+    groups: Sequence[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Mean held-out CIEDE2000 of each rung, over folds of pairs (each pair's mean weighs the same).
 
     ``groups`` names each pair's group (default: every pair its own); a group is never split
     between fitting and checking, so pictures of one scene do not flatter a complex model.
+    ``on_progress(done, total)`` is called after each rung of each fold (progress bars).
     """
     scores: dict[str, list[float]] = {level.name: [] for level in ladder}
     groups = [s.key for s in samples] if groups is None else list(groups)
     if len(set(groups)) < 2:
         raise ValueError("cross-validation needs pairs from at least 2 groups")
-    for fold in _folds(groups, seed):
+    folds = _folds(groups, seed)
+    for k, fold in enumerate(folds):
         inside = [s for i, s in enumerate(samples) if i not in set(fold.tolist())]
         x, y = _stack(inside)
         bases: dict = {}
-        for level in ladder:
+        for r, level in enumerate(ladder):
             model = fit_model(x, y, level, bases)
             for i in fold:
                 out = model.apply_rgb(samples[i].before)
                 scores[level.name].append(float(rgb_delta_e(out, samples[i].after).mean()))
+            if on_progress:
+                on_progress(k * len(ladder) + r + 1, len(folds) * len(ladder))
     return {name: float(np.mean(v)) for name, v in scores.items()}
 
 
@@ -187,6 +200,7 @@ def fit_look(
     ladder: Sequence[Complexity] = LADDER,
     samples_per_pair: int = SAMPLES_PER_PAIR,
     groups: Sequence[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Learn the look of before/after pairs as pipeline steps.
 
@@ -205,6 +219,8 @@ def fit_look(
     groups : sequence of str, optional
         A group name per pair (same scene, same burst): cross-validation keeps a group
         together. Default: each pair is its own group.
+    on_progress : callable, optional
+        ``on_progress(done, total)`` as cross-validation goes (progress bars).
 
     Returns
     -------
@@ -221,7 +237,7 @@ def fit_look(
     rng = np.random.default_rng(seed)
     train = [sample_pair(p, samples_per_pair, rng) for i, p in enumerate(pairs) if i not in held]
     train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
-    cv_errors = cross_validate(train, ladder, seed, train_groups)
+    cv_errors = cross_validate(train, ladder, seed, train_groups, on_progress)
     level = choose_complexity(cv_errors, ladder)
     model = fit_model(*_stack(train), level)
     steps = model.steps()
