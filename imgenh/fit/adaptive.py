@@ -27,7 +27,8 @@ import yaml
 
 from imgenh.adaptive import FEATURE_NAMES, AdaptiveModel, Target, image_features
 from imgenh.boost import BoostedTrees
-from imgenh.colour_difference import mean_delta_e
+from imgenh.colour_difference import delta_e_2000, lab_from_bgr, mean_delta_e
+from imgenh.fit.look import LADDER
 from imgenh.fit.pairs import PairImages, resize_to_side
 from imgenh.fit.search import DEFAULT_BUDGET, fit_search, nelder_mead
 from imgenh.fit.select import fit_look, split_holdout
@@ -130,7 +131,8 @@ def search_image(
     :data:`SEARCH_SIDE` pixels on the long side, minimising mean CIEDE2000 plus a small pull
     toward neutral values.
     """
-    small_before, small_after = resize_to_side(before, SEARCH_SIDE), resize_to_side(after, SEARCH_SIDE)
+    small_before = resize_to_side(before, SEARCH_SIDE)
+    target = lab_from_bgr(resize_to_side(after, SEARCH_SIDE))  # converted once, not per evaluation
     if look:
         look_pipeline = _build(look)
     neutral = np.array([f.position(f.neutral) for f in free])
@@ -147,7 +149,8 @@ def search_image(
             return 1e6
         if look:
             out, _ = look_pipeline.apply(out)
-        return mean_delta_e(out, small_after) + NEUTRAL_PULL * float(np.sum((u - neutral) ** 2))
+        error = float(np.mean(delta_e_2000(lab_from_bgr(out), target), dtype=np.float64))
+        return error + NEUTRAL_PULL * float(np.sum((u - neutral) ** 2))
 
     first = neutral if start is None else np.array([f.position(v) for f, v in zip(free, start, strict=True)])
     best, _ = nelder_mead(objective, first, FIRST_STEP, lambda: evaluations >= EVALUATIONS, F_TOLERANCE)
@@ -362,9 +365,12 @@ def fit_adaptive(
     train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
     template, free = LOOK_PREFIX, LOOK_FREE
     values, look = None, None
-    for _ in range(ROUNDS):
+    for rounds_left in range(ROUNDS - 1, -1, -1):
         values = _per_image(train, template, free, None if look is None else look.steps, values)
-        look = fit_look(_stepped(train, template, free, values), holdout=0, seed=seed, groups=train_groups)
+        # Before the last round, a stepping stone: the affine rung alone, no cross-validation cost.
+        ladder = LADDER if rounds_left == 0 else LADDER[:1]
+        stepped = _stepped(train, template, free, values)
+        look = fit_look(stepped, holdout=0, seed=seed, groups=train_groups, ladder=ladder)
     model = _model(train, free, values, seed)
     steps = _typical(template, free, values) + look.steps
     plain = fit_look(pairs, holdout=holdout, seed=seed, groups=groups)
