@@ -294,3 +294,11 @@ def test_cli_progress_bars_cover_the_search_and_the_look_cross_validation(folder
 def test_help_states_the_budget_and_search_size():
     res = CliRunner().invoke(main, ["fit", "--help"])
     assert f"[default: {DEFAULT_BUDGET}]" in res.output and f"shrunk to {SEARCH_SIDE} px" in res.output
+
+
+def test_a_pipeline_that_fails_for_every_value_is_a_clear_error():
+    space = space_for(
+        [{"op": "white_balance", "method": "manual", "white_at": [5000, 10], "window": {"fit": [3, 5]}}]
+    )
+    with pytest.raises(ValueError, match=r"failed for every value tried: steps\[0\] white_balance.white_at"):
+        fit_search(space, make_pairs([{"op": "gamma", "value": 1.2}])[:3], holdout=0, budget=10)

@@ -110,6 +110,8 @@ def test_file_parameters_are_taken_from_the_pipeline_folder(tmp_path):
          "my.yaml:5: steps[0] white_balance.gains: used only with method: manual (this step has method: "
          "gray_world) (when steps[0] white_balance.method is gray_world, one of its {fit:} choices)"),
         ("  - op: gamma\n    value: 1.2\n", "my.yaml:3: no parameter to fit"),
+        ("  - op: gamma\n    value: {fit: [1, 2]}\n  - op: saturation\n    factor: {random: [1, 2]}\n",
+         "my.yaml:5: steps[1] saturation: random values ({random}, {choice}, p) cannot be fitted"),
     ],
 )  # fmt: skip
 def test_bad_markers_are_reported_with_file_line_and_parameter(tmp_path, text, expected):

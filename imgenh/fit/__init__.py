@@ -7,28 +7,39 @@ Typical use::
     pairs, refused = load_pairs(found.pairs)
     result = fit_look(pairs, holdout=None, seed=0)
     text = render_pipeline(result, refused=[f"{p.key}: {why}" for p, why in refused])
+
+    # or search the {fit: ...} parameters of a pipeline file
+    result = fit_search(load_space("my.yaml"), pairs, holdout=None, seed=0)
 """
 
 from imgenh.fit.look import LADDER, Complexity, LookModel
 from imgenh.fit.pairs import Pair, PairImages, PairMatch, PairRefused, load_pair, load_pairs, match_pairs
 from imgenh.fit.render import comment_block, look_to_cube, render_pipeline
+from imgenh.fit.search import SearchResult, fit_search
 from imgenh.fit.select import FitResult, PairError, fit_look
+from imgenh.fit.space import FitParam, FitSpace, load_space, parse_space
 
 __all__ = [
     "LADDER",
     "Complexity",
+    "FitParam",
     "FitResult",
+    "FitSpace",
     "LookModel",
     "Pair",
     "PairError",
     "PairImages",
     "PairMatch",
     "PairRefused",
+    "SearchResult",
     "comment_block",
     "fit_look",
+    "fit_search",
     "load_pair",
     "load_pairs",
+    "load_space",
     "look_to_cube",
     "match_pairs",
+    "parse_space",
     "render_pipeline",
 ]

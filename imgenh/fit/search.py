@@ -9,8 +9,9 @@ as they run). The search is gradient-free and needs no smoothness:
 - choices, and integer ranges of at most ``DISCRETE_MAX`` values, are discrete: tried all
   together when their combinations are few (``EXHAUSTIVE_MAX``), else one parameter at a
   time, before each Nelder-Mead run and again after it until they stop changing;
-- ``RESTARTS`` restarts from seeded starting points (the first from the middle of every
-  range), each with an equal share of the evaluation budget, then a short polish of the best.
+- ``SCREENED`` seeded starting points are evaluated (the first is the middle of every range);
+  local searches start from the best ``RESTARTS`` of them, the first with half of the budget
+  (most edits have one basin), then the best point found is polished with a small simplex.
 
 Every evaluation is counted against ``budget`` (points already seen are free), so the time is
 about ``budget`` x one pipeline run over the shrunk training pairs. Same seed, same result.
@@ -324,8 +325,9 @@ def _search(objective: _Objective, coords: _Coordinates, seed: int) -> None:
             left = objective.budget - polish - objective.count
             share = left // 2 if rank == 0 and RESTARTS > 1 else left // (RESTARTS - rank)
             search.run(*starts[k], share, INITIAL_STEP, first_pick=True)
-        u, picks = search.best_point()
-        search.run(u, picks, objective.budget - objective.count, POLISH_STEP, first_pick=False)
+        if math.isfinite(objective.best[0]):
+            u, picks = search.best_point()
+            search.run(u, picks, objective.budget - objective.count, POLISH_STEP, first_pick=False)
     except _BudgetSpent:
         pass
 

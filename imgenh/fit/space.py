@@ -213,6 +213,11 @@ def parse_space(text: str, source: str = "<string>", base_dir: str | Path | None
     # Raises with every problem so far (the markers' too) when anything is wrong.
     pipeline = _build({**data, "steps": placeholders} if isinstance(data, dict) else data, problems, base_dir)
     _check_choices(data, template, params, lines, base_dir, problems)
+    for step in pipeline.steps:
+        if step.random is not None:  # each evaluation would draw other values
+            problems.add(
+                ("steps", step.index), step.label, "random values ({random}, {choice}, p) cannot be fitted"
+            )
     if not params:
         example = "e.g. `value: {fit: [0.5, 3]}`"
         problems.add(("steps",), "", f"no parameter to fit: write one as {MARKER_FORMS}, {example}")
