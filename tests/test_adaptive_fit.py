@@ -82,7 +82,7 @@ def folders(tmp_path_factory) -> Path:
     for part in ("before", "after"):
         (root / part).mkdir()
     for key, before, after in _shots(48):
-        if key[-1] not in "036":  # three exposures of each photo
+        if key[-1] not in "036" or key.startswith("chelsea"):  # three exposures of three photos
             continue
         cv2.imwrite(str(root / "before" / f"{key}.png"), before)
         cv2.imwrite(str(root / "after" / f"{key}.png"), after)
