@@ -184,3 +184,22 @@ def test_schema_describes_the_adaptive_block():
     block = schema["properties"]["adaptive"]
     assert block["required"] == ["features", "predicts"]
     assert set(block["properties"]["features"]["items"]["enum"]) == set(FEATURE_NAMES)
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.full((1, 1, 3), 200, np.uint8),
+        np.zeros((3, 1, 3), np.uint16),
+        np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4),
+        np.full((5, 7), 40000, np.uint16),
+    ],
+    ids=["1x1", "black-16bit", "grey-float", "grey-16bit"],
+)
+def test_tiny_grey_and_deep_images_get_finite_predictions_in_bounds(model, pixels):
+    features = image_features(pixels)
+    assert all(np.isfinite(v) for v in features.values())
+    pipeline = load_pipeline_doc(_document(model))
+    out, reports = pipeline.apply(pixels)
+    assert out.shape == pixels.shape and out.dtype == pixels.dtype
+    assert 0.2 <= reports[0]["predicted"]["value"] <= 4.0
