@@ -19,7 +19,7 @@ adaptive model included, through :class:`imgenh.pipeline.Pipeline`, as ``imgenh 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -309,11 +309,14 @@ def _per_image(
     free: Sequence[Free],
     look: list[dict] | None,
     start: list[list[float]] | None,
+    progress: Callable[[], None] | None = None,
 ) -> list[list[float]]:
-    starts = start or [None] * len(pairs)
-    return [
-        search_image(template, free, p.before, p.after, look, s) for p, s in zip(pairs, starts, strict=True)
-    ]
+    values = []
+    for pair, first in zip(pairs, start or [None] * len(pairs), strict=True):
+        values.append(search_image(template, free, pair.before, pair.after, look, first))
+        if progress:
+            progress()
+    return values
 
 
 def _stepped(pairs: Sequence[PairImages], template, free, values) -> list[PairImages]:
@@ -332,6 +335,7 @@ def fit_adaptive(
     groups: Sequence[str] | None = None,
     space: FitSpace | None = None,
     budget: int = DEFAULT_BUDGET,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> AdaptiveFit:
     """Learn an edit whose parameters are predicted per image from each image's statistics.
 
@@ -352,6 +356,8 @@ def fit_adaptive(
         the per-image step :data:`LOOK_PREFIX`.
     budget : int
         With ``space``: the global search's evaluation budget.
+    on_progress : callable, optional
+        ``on_progress("per-image search", done, total)`` after each image's search (progress bars).
 
     Raises
     ------
@@ -362,13 +368,23 @@ def fit_adaptive(
         raise ValueError(f"need at least 2 usable pairs to fit (got {len(pairs)})")
     held = set(split_holdout(len(pairs), holdout, seed).tolist())
     train = [p for i, p in enumerate(pairs) if i not in held]
+    rounds = 1 if space is not None else ROUNDS
+    done = 0
+
+    def progress() -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress("per-image search", done, rounds * len(train))
+
     if space is not None:
-        return _fit_pipeline(pairs, held, space, seed, budget)
+        searching = None if on_progress is None else lambda d, t: on_progress("searching", d, t)
+        return _fit_pipeline(pairs, held, space, seed, budget, progress, searching)
     train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
     template, free = LOOK_PREFIX, LOOK_FREE
     values, look = None, None
     for rounds_left in range(ROUNDS - 1, -1, -1):
-        values = _per_image(train, template, free, None if look is None else look.steps, values)
+        values = _per_image(train, template, free, None if look is None else look.steps, values, progress)
         # Before the last round, a stepping stone: the affine rung alone, no cross-validation cost.
         ladder = LADDER if rounds_left == 0 else LADDER[:1]
         stepped = _stepped(train, template, free, values)
@@ -380,9 +396,11 @@ def fit_adaptive(
     return AdaptiveFit(steps, model, errors, look.complexity, plain.complexity, seed)
 
 
-def _fit_pipeline(pairs: Sequence[PairImages], held: set[int], space: FitSpace, seed: int, budget: int):
+def _fit_pipeline(
+    pairs: Sequence[PairImages], held: set[int], space: FitSpace, seed: int, budget: int, progress, on_eval
+) -> AdaptiveFit:
     """A user's pipeline: global search first, then its number ranges per image, pulled toward the global values."""
-    plain = fit_search(space, pairs, holdout=len(held), seed=seed, budget=budget)
+    plain = fit_search(space, pairs, holdout=len(held), seed=seed, budget=budget, on_eval=on_eval)
     free = [
         Free(p.step, p.name, float(p.low), float(p.high), float(v), item=p.item)
         for p, v in zip(space.params, plain.values, strict=True)
@@ -392,7 +410,7 @@ def _fit_pipeline(pairs: Sequence[PairImages], held: set[int], space: FitSpace, 
         raise ValueError("--adaptive predicts ranges of number parameters; write one as {fit: [lo, hi]}")
     template = plain.steps
     train = [p for i, p in enumerate(pairs) if i not in held]
-    values = _per_image(train, template, free, None, [[f.neutral for f in free]] * len(train))
+    values = _per_image(train, template, free, None, [[f.neutral for f in free]] * len(train), progress)
     model = _model(train, free, values, seed)
     steps = _typical(template, free, values)
     errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)

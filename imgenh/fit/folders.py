@@ -128,7 +128,9 @@ def fit_folders(
         from imgenh.fit.adaptive import fit_adaptive
 
         try:
-            result = fit_adaptive(loaded, holdout=holdout, seed=seed, space=space, budget=budget)
+            result = fit_adaptive(
+                loaded, holdout=holdout, seed=seed, space=space, budget=budget, on_progress=on_progress
+            )
         except ValueError as exc:
             raise UsageError([f"{space.source if space else 'fit --adaptive'}: {exc}"]) from None
     elif space is None:
