@@ -40,11 +40,6 @@ SEARCH_SIDE = 64
 EVALUATIONS = 240
 FIRST_STEP = 0.12
 F_TOLERANCE = 1e-4
-# A parameter is predicted per image only when trees fitted without an image's group predict it
-# with a mean error below this fraction of its spread around the median; otherwise it is fixed
-# at the median (an edit that is the same for every image then stays a global fit).
-PREDICTABLE = 0.8
-OOF_FOLDS = 5
 # Alternations of per-image search and global look fit.
 ROUNDS = 2
 # Pull of each normalised parameter toward its neutral value (CIEDE2000 units per unit^2):
@@ -173,29 +168,6 @@ def fit_regression(features: np.ndarray, values: np.ndarray, free: Sequence[Free
     return targets
 
 
-def out_of_fold(features: np.ndarray, values: np.ndarray, groups: Sequence[str], seed: int) -> np.ndarray:
-    """Each image's values as predicted by trees fitted without its group (up to 5 folds of groups)."""
-    names = sorted(set(groups))
-    order = np.random.default_rng(seed + 2).permutation(len(names))
-    folds = min(OOF_FOLDS, len(names))
-    fold_of = {names[j]: i % folds for i, j in enumerate(order)}
-    rows = np.array([fold_of[g] for g in groups])
-    predicted = np.empty_like(values)
-    for fold in range(folds):
-        inside, out = rows != fold, rows == fold
-        for k in range(values.shape[1]):
-            model = BoostedTrees(seed=seed + k, **BOOST).fit(features[inside], values[inside, k])
-            predicted[out, k] = model.predict(features[out])
-    return predicted
-
-
-def predictable(values: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Per parameter: do out-of-fold predictions beat its median clearly (:data:`PREDICTABLE`)?"""
-    spread = np.abs(values - np.median(values, axis=0)).mean(axis=0)
-    error = np.abs(predicted - values).mean(axis=0)
-    return (spread > 1e-6) & (error < PREDICTABLE * spread)
-
-
 @dataclass
 class AdaptivePairError:
     """Mean CIEDE2000 of one pair: doing nothing, the global look, the adaptive pipeline."""
@@ -221,9 +193,8 @@ class AdaptiveFit:
     ----------
     steps : list of dict
         The per-image steps (typical values) followed by the global look's steps.
-    model : AdaptiveModel or None
-        Predicts the per-image values (step indices into ``steps``); None when no parameter
-        could be predicted (the steps then are a global fit, at the median values).
+    model : AdaptiveModel
+        Predicts the per-image values (step indices into ``steps``).
     errors : list of AdaptivePairError
     complexity : str
         The global look's rung, chosen by cross-validation.
@@ -236,7 +207,7 @@ class AdaptiveFit:
     """
 
     steps: list[dict]
-    model: AdaptiveModel | None
+    model: AdaptiveModel
     errors: list[AdaptivePairError]
     complexity: str
     global_complexity: str
@@ -253,8 +224,7 @@ class AdaptiveFit:
 
     def predicted_names(self) -> list[str]:
         """``steps[1] levels.gamma`` for each predicted parameter."""
-        targets = self.model.targets if self.model else ()
-        return [f"steps[{t.step}] {self.steps[t.step]['op']}.{t.label}" for t in targets]
+        return [f"steps[{t.step}] {self.steps[t.step]['op']}.{t.label}" for t in self.model.targets]
 
     def pipeline(self):
         """The fitted pipeline, adaptive model included (what ``imgenh run`` would load)."""
@@ -282,11 +252,8 @@ class AdaptiveFit:
         """The tuned pipeline file: comment block, ``version``, ``steps`` and the ``adaptive`` block."""
         from imgenh.pipeline_file import SCHEMA_VERSION
 
-        doc = {"version": SCHEMA_VERSION, "steps": self.steps}
-        if self.model is not None:
-            doc["adaptive"] = self.model.to_dict()
         body = yaml.safe_dump(
-            doc,
+            {"version": SCHEMA_VERSION, "steps": self.steps, "adaptive": self.model.to_dict()},
             sort_keys=False,
             default_flow_style=None,
             width=100,
@@ -297,7 +264,7 @@ class AdaptiveFit:
         """``#`` lines: pairs used, what is predicted, errors of nothing / global / adaptive per pair."""
         train = [e for e in self.errors if e.role == "train"]
         held = [e for e in self.errors if e.role == "held-out"]
-        predicted = ", ".join(self.predicted_names()) or "nothing (no parameter was predictable)"
+        predicted = ", ".join(self.predicted_names())
 
         def row(label: str, role: str) -> str:
             cells = [self.mean_error(role, which=k) for k in ("nothing_done", "global_fit", "adaptive")]
@@ -413,57 +380,20 @@ def fit_adaptive(
     if space is not None:
         searching = None if on_progress is None else lambda d, t: on_progress("searching", d, t)
         return _fit_pipeline(pairs, held, space, seed, budget, progress, searching)
-    train_groups = (
-        [p.pair.key for p in train] if groups is None else [g for i, g in enumerate(groups) if i not in held]
-    )
+    train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
     template, free = LOOK_PREFIX, LOOK_FREE
     values, look = None, None
-    for _ in range(ROUNDS):
+    for rounds_left in range(ROUNDS - 1, -1, -1):
         values = _per_image(train, template, free, None if look is None else look.steps, values, progress)
-        # A stepping stone for the next round's search: the affine rung alone, no cross-validation cost.
-        look = fit_look(_stepped(train, template, free, values), holdout=0, seed=seed, ladder=LADDER[:1])
-    chosen = _choose(train, train_groups, free, values, seed)
-    # The look is fitted after the per-image values the model will give (out of fold), not the ideal ones.
-    stepped = _stepped(train, template, free, chosen.applied)
-    look = fit_look(stepped, holdout=0, seed=seed, groups=train_groups)
+        # Before the last round, a stepping stone: the affine rung alone, no cross-validation cost.
+        ladder = LADDER if rounds_left == 0 else LADDER[:1]
+        stepped = _stepped(train, template, free, values)
+        look = fit_look(stepped, holdout=0, seed=seed, groups=train_groups, ladder=ladder)
+    model = _model(train, free, values, seed)
     steps = _typical(template, free, values) + look.steps
     plain = fit_look(pairs, holdout=holdout, seed=seed, groups=groups)
-    errors = _errors(pairs, held, replace(_build(steps), adaptive=chosen.model), plain)
-    return AdaptiveFit(steps, chosen.model, errors, look.complexity, plain.complexity, seed, chosen.notes)
-
-
-@dataclass
-class _Chosen:
-    """The parameters kept per image, their model (None when none is), values as applied, notes."""
-
-    model: AdaptiveModel | None
-    applied: np.ndarray
-    notes: list[str]
-
-
-def _choose(
-    train: Sequence[PairImages], groups: Sequence[str], free: Sequence[Free], values, seed: int
-) -> _Chosen:
-    """Keep the parameters trees can predict out of fold; fix the others at their median."""
-    values = np.array(values)
-    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
-    median = np.median(values, axis=0)
-    if len(set(groups)) < 2:
-        keep, predicted = np.ones(len(free), bool), values
-    else:
-        predicted = out_of_fold(features, values, groups, seed)
-        keep = predictable(values, predicted)
-    applied = np.where(keep, np.clip(predicted, [f.lo for f in free], [f.hi for f in free]), median)
-    kept = [f for f, k in zip(free, keep, strict=True) if k]
-    notes = [
-        f"steps[{f.step}] {f.label}: not predictable from the image statistics, fixed at {median[i]:.4g}"
-        for i, f in enumerate(free)
-        if not keep[i]
-    ]
-    model = None
-    if kept:
-        model = AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, values[:, keep], kept, seed)))
-    return _Chosen(model, applied, notes)
+    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
+    return AdaptiveFit(steps, model, errors, look.complexity, plain.complexity, seed)
 
 
 def _fit_pipeline(
@@ -481,14 +411,19 @@ def _fit_pipeline(
     template = plain.steps
     train = [p for i, p in enumerate(pairs) if i not in held]
     values = _per_image(train, template, free, None, [[f.neutral for f in free]] * len(train), progress)
-    chosen = _choose(train, [p.pair.key for p in train], free, values, seed)
+    model = _model(train, free, values, seed)
     steps = _typical(template, free, values)
-    errors = _errors(pairs, held, replace(_build(steps), adaptive=chosen.model), plain)
+    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
     kept = len(space.params) - len(free)
     how = f"{len(free)} pipeline parameters per image" + (f", {kept} fitted once" if kept else "")
-    notes = [f"{line} (global search)" for line in space.describe(plain.values)] + chosen.notes
+    notes = [f"{line} (global search)" for line in space.describe(plain.values)]
     searched = f"{plain.evaluations} evaluations"
-    return AdaptiveFit(steps, chosen.model, errors, how, searched, seed, notes, pipeline_source=space.source)
+    return AdaptiveFit(steps, model, errors, how, searched, seed, notes, pipeline_source=space.source)
+
+
+def _model(train: Sequence[PairImages], free: Sequence[Free], values, seed: int) -> AdaptiveModel:
+    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
+    return AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
 
 
 def _typical(template: Sequence[dict], free: Sequence[Free], values) -> list[dict]:
