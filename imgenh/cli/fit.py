@@ -110,6 +110,8 @@ def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progr
     except (OSError, OutputError) as exc:
         fail(str(exc), code=1)
     click.echo(f"imgenh: {_summary_line(fitted.result)}; wrote {out}", err=True)
+    for note in fitted.result.verdict() if adaptive else []:
+        click.echo(f"imgenh: note: {note}", err=True)
 
 
 def _summary_line(result) -> str:

@@ -299,8 +299,19 @@ class AdaptiveFit:
             for e in self.errors
         ]
         lines += [f"Refused: {r}" for r in refused] + [f"Unmatched: {u}" for u in unmatched]
-        lines += [f"Note: {n}" for n in self.notes]
+        lines += [f"Note: {n}" for n in [*self.notes, *self.verdict()]]
         return "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
+
+    def verdict(self) -> list[str]:
+        """A note when the global fit does as well as the adaptive one (held-out pairs, else fitted ones)."""
+        role = "held-out" if any(e.role == "held-out" for e in self.errors) else "train"
+        adaptive, plain = self.mean_error(role), self.mean_error(role, which="global_fit")
+        if adaptive < plain:
+            return []
+        return [
+            f"on {role} pairs the global fit does as well ({plain:.2f} vs {adaptive:.2f}): the edit looks the same "
+            "for every image; `imgenh fit` without --adaptive gives a simpler file"
+        ]
 
 
 def _per_image(
