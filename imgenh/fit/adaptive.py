@@ -13,6 +13,11 @@ global look cannot follow it. The adaptive fit puts a per-image step in front of
 3. one AdaBoost.R2 model over shallow trees per parameter (:class:`imgenh.boost.BoostedTrees`)
    learns the parameter from the image's statistics (:func:`imgenh.adaptive.image_features`).
 
+With a user's pipeline (``imgenh fit my.yaml --adaptive``) the pipeline is searched once for all
+images (:func:`imgenh.fit.search.fit_search`, the "global fit"); its ``{fit: [lo, hi]}`` number
+ranges then get per-image values (step 1, pulled toward the global values) and step 3; choices
+and whole numbers keep their global values.
+
 Held-out pairs take part in none of it; their errors come from running the written pipeline,
 adaptive model included, through :class:`imgenh.pipeline.Pipeline`, as ``imgenh run`` would.
 """
