@@ -21,7 +21,9 @@ of those ratios (and their spread). Peak RSS is the largest resident set of any 
 the run (sampled from /proc every 50 ms, and `wait4`'s ru_maxrss of each command). (A child
 subreaper, reaping pool workers here, changed how much memory they held: not used.) The corpus is generated once from sample_images (upscaled, with noise)
 and cached in the temp folder. Results go to stdout and, as JSON, to --json.
-Never part of the test suite: machines differ and are shared.
+imgenh is byte-compiled once beforehand (into a cache in the temp folder), as an installed
+package is: a shell with PYTHONDONTWRITEBYTECODE would otherwise make every process compile
+it again (~0.3 s). Never part of the test suite: machines differ and are shared.
 """
 
 from __future__ import annotations
@@ -368,6 +370,8 @@ def print_table(meta: dict, table: dict, extra: dict | None) -> None:
         f"{meta['images']} JPEGs x {meta['megapixels']:g} MP, {meta['jobs']} workers, {meta['rounds']} interleaved"
         f" rounds; {meta['cpu']} ({meta['nproc']} cores); imgenh {meta['imgenh']}"
     )
+    if "load_before" in meta:  # a shared machine: how busy it was (1-minute load average)
+        print(f"load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after")
     print("| run | x floor (median) | min-max | s (median) | peak RSS of one process | target |")
     print("|---|---|---|---|---|---|")
     opencv = table.get("opencv", {}).get("ratio")
@@ -440,6 +444,19 @@ def step_profile(src: Path, repeats: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def compile_once(env: dict, checkouts: list[Path]) -> None:
+    """Byte-compile each checkout's imgenh once, into a cache outside the trees, for every run.
+
+    An installed imgenh has its bytecode (pip compiles it); a checkout run with
+    PYTHONDONTWRITEBYTECODE set (as in some shells and CI) would compile all its modules
+    again in every process, ~0.3 s each, which no user pays. Changes ``env`` in place.
+    """
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "imgenh-bench-pycache")
+    for root in checkouts:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "imgenh")], env=env, check=True)
+
+
 def machine() -> dict:
     cpu = platform.processor() or "?"
     try:
@@ -475,6 +492,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "bench_speed.json")
     args = ap.parse_args()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    compile_once(env, [ROOT] + ([Path(args.baseline)] if args.baseline else []))
     # The corpus is made in a child process: this one must stay small, because a child's peak
     # RSS starts from its parent's (the kernel carries the high-water mark across fork + exec).
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -507,6 +525,7 @@ def main() -> None:
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         **machine(),
+        "load_before": os.getloadavg()[0],
     }
     with tempfile.TemporaryDirectory(prefix="imgenh-bench-") as tmp:
         work = Path(tmp)
@@ -517,6 +536,7 @@ def main() -> None:
             if args.startup
             else None
         )
+    meta["load_after"] = os.getloadavg()[0]
     table = summarise(results)
     print_table(meta, table, extra)
     raw = {k: [{"round": r, "seconds": s, "peak_mb": p} for r, s, p in v] for k, v in results.items()}

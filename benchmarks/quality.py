@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python benchmarks/quality.py                       # both sets, every config, ~3-5 min on 2 busy cores
     python benchmarks/quality.py --set tuning --configs configs/default.yaml /tmp/candidate.yaml
     python benchmarks/quality.py --out benchmarks/results/quality-after   # -> .md and .json
+    python benchmarks/quality.py --sheets /tmp/sheets   # a contact sheet per config (imgenh preview)
 
 Clean photos come from scikit-image's ``skimage.data`` (the tuning set) and OpenCV's sample data
 (the held-out set: ``apt-get install opencv-doc``), shrunk to at most 0.4 MP. Each is
@@ -266,6 +267,31 @@ def markdown(name: str, photos: tuple[str, ...], table: dict, figs: dict) -> str
     return "\n".join(lines) + "\n"
 
 
+# For --sheets: each config on a held-out photo degraded the way it is meant for.
+SHEETS = {
+    "default": ("fruits", "flat"),
+    "color_cast": ("building", "tungsten"),
+    "low_light": ("home", "underexposed"),
+    "hdr_tone_map": ("leuvenA", "backlit"),
+    "dataset_normalize": ("squirrel_cls", "clean"),
+    "scanned_documents": ("sudoku", "clean"),  # a phone photo of newsprint under uneven light
+}
+
+
+def write_sheets(configs: list[str], folder: Path) -> None:
+    """An ``imgenh preview`` contact sheet per config (input, every step, output) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in configs:
+        photo, case = SHEETS.get(Path(path).stem, ("messi5", "noisy"))
+        clean = load_photo(photo) if photo != "sudoku" else _held_out_photo(photo)
+        src = folder / f"{photo}_{case}.jpg"
+        cv2.imwrite(str(src), degraded_input(clean, case, sum(map(ord, photo + case))))
+        out = folder / f"{Path(path).stem}-{photo}_{case}.jpg"
+        cmd = [sys.executable, "-m", "imgenh", "preview", path, str(src), "-o", str(out), "--width", "1200"]
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        print(f"sheet: {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", choices=("tuning", "held_out", "both"), default="both")
@@ -274,11 +300,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="quality", help="output prefix: writes OUT.md and OUT.json")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-magick", action="store_true", help="skip the ImageMagick baseline")
+    parser.add_argument(
+        "--sheets", metavar="DIR", help="only write a preview contact sheet per config to DIR"
+    )
     args = parser.parse_args(argv)
     configs = [
         str(p)
         for p in (args.configs if args.configs is not None else sorted((ROOT / "configs").glob("*.yaml")))
     ]
+    if args.sheets:
+        write_sheets(configs, Path(args.sheets))
+        return
     magick = not args.no_magick and shutil.which(MAGICK) is not None
     sets = list(SETS) if args.set == "both" else [args.set]
     photos = [p for s in sets for p in SETS[s]]

@@ -89,8 +89,48 @@ def choose_workers(jobs: list[Job], requested: int | None, backend: str = "loky"
     return max(n, 1)
 
 
+# glibc's mallopt parameters: sizes up to the threshold come from the heap, which is kept.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = 1 << 30
+_memory_kept = False
+
+
+def keep_freed_memory() -> None:
+    """Let this process reuse freed image buffers instead of returning them to the kernel.
+
+    Each decoded 12 MP frame is a fresh ~36 MB allocation; above glibc's mmap threshold every
+    one is mapped, faulted in page by page and unmapped again (~25% of a worker's time went
+    to the kernel). Raising the mmap and trim thresholds keeps freed frames in the heap for
+    the next image: the peak stays the same, the page faults go. A no-op off glibc.
+    """
+    global _memory_kept
+    if _memory_kept:
+        return
+    _memory_kept = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclasses.dataclass
+class _KeepingMemory:
+    """A worker that first calls :func:`keep_freed_memory` in the process it runs in (picklable)."""
+
+    worker: Worker
+
+    def __call__(self, job: Job) -> Result:
+        keep_freed_memory()
+        return self.worker(job)
+
+
 def run_in_process(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result]:
     """Run the jobs one after the other in this process."""
+    keep_freed_memory()
     for job in jobs:
         yield worker(job)
 
@@ -121,7 +161,7 @@ def run_loky(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[Result
     # in these ~0.1 s is lost (SIGTERM is not).
     previous = _ignore_sigint()
     try:
-        results = parallel(delayed(worker)(job) for job in jobs)
+        results = parallel(delayed(_KeepingMemory(worker))(job) for job in jobs)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -188,6 +228,7 @@ def run_threading(worker: Worker, jobs: list[Job], n_workers: int) -> Iterator[R
     # single_thread mode also sets signal handlers, which only the main thread may do.
     previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    keep_freed_memory()
     parallel = Parallel(n_jobs=n_workers, backend="threading", return_as="generator_unordered")
     try:
         yield from parallel(delayed(worker)(job) for job in jobs)

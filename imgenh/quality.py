@@ -12,11 +12,11 @@ the README and the HTML report).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
+from imgenh.ops.noise import SAMPLE_PIXELS, noise_sigma, row_bands
 from imgenh.pixels import LUMA_BGR, from_float, level_counts, max_value
 
 FIGURES: tuple[tuple[str, str], ...] = (
@@ -44,14 +44,6 @@ FIGURE_NAMES: tuple[str, ...] = tuple(name for name, _ in FIGURES)
 # The reference area for sharpness: the image is resized to this many pixels (aspect kept).
 SHARPNESS_AREA = 512 * 512
 SHARPNESS_SIGMA = 1.0  # Gaussian before the Laplacian, in reference pixels
-# Rows per band when a figure walks the image (bounds the float32 working memory).
-BAND_PIXELS = 1 << 18
-# Colourfulness and noise read at most about this many pixels (whole row bands spread
-# evenly over a larger image): their statistics settle long before 12 MP.
-SAMPLE_PIXELS = 2_000_000
-# Daubechies-2 decomposition high-pass filter (the band skimage.restoration.estimate_sigma reads).
-_S3 = np.sqrt(3.0)
-DB2_HIGH = np.array([-(1 - _S3), 3 - _S3, -(3 + _S3), 1 + _S3]) / (4 * np.sqrt(2.0))
 
 
 def colour_planes(pixels: np.ndarray) -> np.ndarray:
@@ -110,24 +102,6 @@ def entropy_bits(counts: np.ndarray) -> float:
     return float(max(0.0, -np.sum(p * np.log2(p))))
 
 
-def _bands(img: np.ndarray, overlap: int = 0, budget: int | None = None) -> Iterator[np.ndarray]:
-    """Row bands of about :data:`BAND_PIXELS` pixels; consecutive bands share ``overlap`` rows.
-
-    With ``budget``, an image with more pixels yields only an evenly spread subset of its
-    bands, about ``budget`` pixels in all (a sample of whole rows, not a resampled image).
-    """
-    step = max(2, BAND_PIXELS // max(img.shape[1], 1))
-    step += step % 2  # even, so every band decimates in the same phase
-    rows = step + overlap
-    tops = list(range(0, max(img.shape[0] - overlap, 1), step))
-    total = img.shape[0] * img.shape[1]
-    if budget and total > budget:
-        keep = max(1, math.ceil(len(tops) * budget / total))
-        tops = [tops[i] for i in np.unique(np.linspace(0, len(tops) - 1, keep).round().astype(int))]
-    for top in tops:
-        yield img[top : top + rows]
-
-
 def brightness_contrast(luma: np.ndarray) -> tuple[float, float]:
     """Mean and standard deviation of an integer luma plane, both as fractions of full scale."""
     mean, std = cv2.meanStdDev(luma)
@@ -171,7 +145,7 @@ def colourfulness(img: np.ndarray) -> float:
     n = 0
     # Over the budget, every k-th row: a fine, even sample of the scene.
     rows = img[:: math.ceil(img.shape[0] * img.shape[1] / SAMPLE_PIXELS)]
-    for band in _bands(rows):
+    for band in row_bands(rows):
         n += band.shape[0] * band.shape[1]
         b, g, r = (band[..., c].astype(np.float32) * scale for c in range(3))
         rg = r - g
@@ -205,41 +179,6 @@ def sharpness(luma: np.ndarray) -> float:
     plane = cv2.GaussianBlur(plane, (0, 0), SHARPNESS_SIGMA, borderType=cv2.BORDER_REFLECT)
     lap = cv2.Laplacian(plane, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
     return float(cv2.meanStdDev(lap)[1][0, 0] ** 2)
-
-
-def noise_sigma(luma: np.ndarray) -> float:
-    """Robust noise estimate in 8-bit levels, from the finest diagonal wavelet band of the flat half.
-
-    Donoho & Johnstone (1994): the diagonal detail (HH) coefficients of the first level of a
-    Daubechies-2 decomposition are mostly noise, and their median absolute value / 0.6745
-    estimates its sigma (what ``skimage.restoration.estimate_sigma`` computes). Texture and
-    edges leak into that band too, so, in the spirit of Tai & Yang (2008), only coefficients
-    where the gradient of the Gaussian-smoothed (sigma 1.5) luma is at or below its median
-    count. On sample photos (astronaut, rocket) with 2-9 levels of luma noise added, that cut the
-    overestimate from up to 55% to under 10%; on a textured photo with grain of its own (coffee)
-    it still reads ~0.8 levels with nothing added. Images under 4x4 pixels give 0.
-    """
-    h, w = luma.shape
-    if h < 4 or w < 4:
-        return 0.0
-    scale = np.float32(255.0 / max_value(luma.dtype))
-    kernel = DB2_HIGH.astype(np.float32)
-    details, gradients = [], []
-    for band in _bands(luma, overlap=3, budget=SAMPLE_PIXELS):
-        if band.shape[0] < 4:
-            continue
-        plane = band.astype(np.float32) * scale
-        # Filtering anchored at the first tap keeps the valid part at the top left; every
-        # second coefficient is the decimation of the wavelet transform.
-        hh = cv2.sepFilter2D(plane, cv2.CV_32F, kernel, kernel, anchor=(0, 0))
-        smooth = cv2.GaussianBlur(plane, (0, 0), 1.5)
-        grad = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
-        rows, cols = slice(0, band.shape[0] - 3, 2), slice(0, w - 3, 2)
-        details.append(np.abs(hh[rows, cols]).ravel())
-        gradients.append(grad[1:, 1:][rows, cols].ravel())
-    detail, gradient = np.concatenate(details), np.concatenate(gradients)
-    flat = detail[gradient <= np.median(gradient)]
-    return float(np.median(flat) / 0.6745)
 
 
 def figures(pixels: np.ndarray) -> dict[str, float]:

@@ -389,6 +389,74 @@ def test_stretch_matches_imagemagick_contrast_stretch(request, fixture, linked):
     _magick_close(out, img, args, f"stretch-{fixture}-{linked}")
 
 
+def _ramp_image(black: int, white: int) -> np.ndarray:
+    """Grey levels black..white (8-bit) as a colour image, every level present."""
+    row = np.linspace(black, white, 64).round().astype(np.uint8)
+    return np.repeat(np.repeat(row[None, :, None], 8, axis=0), 3, axis=2)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_stretch_strength_moves_the_points_part_way(strength):
+    # The formula: black -> black * (1 - s), white -> white + (1 - white) * s, linear between.
+    img = _ramp_image(60, 180)
+    out, report = run_with_report(img, "stretch", low=0, high=100, strength=strength)
+    b, w = 60 / 255, 180 / 255
+    to_b, to_w = b * (1 - strength), w + (1 - w) * strength
+    expected = (levels_of(img) - b) * (to_w - to_b) / (w - b) + to_b
+    assert_rounds_to(out, expected, f"stretch-strength-{strength}")
+    if strength == 0.0:
+        assert np.array_equal(out, img)
+    if strength != 1.0:
+        assert report["strength"] == [strength, strength]
+
+
+@pytest.mark.parametrize(
+    ("black", "white", "moves"),
+    [
+        (5, 250, (0.0, 0.0)),  # a full range: nothing to do
+        (10, 192, (0.0, 0.0)),  # low-key: brightest at 0.75 is meant, kept
+        (3, 110, (1.0, 1.0)),  # under-exposed: a narrow range, both ends go all the way
+        (90, 250, (1.0, 0.4837)),  # a veil: the black end all the way, the white by the range
+        (30, 200, (0.2222, 0.2222)),  # a little flat: part way, by the range (0.3..0.45)
+    ],
+)
+def test_stretch_strength_auto_moves_only_compressed_ends(black, white, moves):
+    img = _ramp_image(black, white)
+    out, report = run_with_report(img, "stretch", low=0, high=100, strength="auto")
+    assert report["strength"] == [pytest.approx(moves[0], abs=1e-3), pytest.approx(moves[1], abs=1e-3)]
+    if moves == (0.0, 0.0):
+        assert np.array_equal(out, img)
+    lo, hi = int(out.min()), int(out.max())
+    assert abs(lo - black * (1 - moves[0])) <= 1
+    assert abs(hi - (white + (255 - white) * moves[1])) <= 1
+
+
+def test_stretch_strength_auto_per_channel():
+    # Not linked: each channel's ends are judged on their own.
+    img = _ramp_image(10, 200)
+    img[..., 2] = _ramp_image(100, 200)[..., 2]  # red veiled
+    out, report = run_with_report(img, "stretch", low=0, high=100, linked=False, strength="auto")
+    assert report["strength"]["red"] == [1.0, 1.0]
+    assert report["strength"]["blue"] == [0.0, 0.0]
+    assert int(out[..., 2].min()) == 0 and np.array_equal(out[..., 0], img[..., 0])
+
+
+def test_stretch_linear_undoes_an_exposure_and_a_veil_in_linear_light():
+    # in = t * out + veil in linear light; the stretch drawn in linear light maps it back.
+    from imgenh.ops.color import linear_to_srgb, srgb_to_linear
+
+    lin = np.linspace(0.0, 1.0, 256)[None, :, None].repeat(4, axis=0).repeat(3, axis=2)
+    for t, veil in ((0.2, 0.0), (0.55, 0.36)):
+        seen = np.round(linear_to_srgb(lin * t + veil) * 65535).astype(np.uint16)
+        out = run_op(seen, "stretch", low=0, high=100, linear=True)
+        expected = linear_to_srgb(lin)
+        assert np.abs(levels_of(out) - expected).max() < 5e-4, (t, veil)  # 16-bit rounding, amplified
+        # drawn on the stored levels instead, the midtones come out wrong
+        plain = run_op(seen, "stretch", low=0, high=100)
+        assert np.abs(levels_of(plain) - expected).max() > 0.03
+    assert srgb_to_linear(np.array([1.0]))[0] == pytest.approx(1.0)
+
+
 def test_stretch_validation():
     img = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(ValueError, match="low must be < high"):

@@ -81,6 +81,7 @@ def _unused_cases():
                         "white": [0.5, 0.5, 0.5],
                         "white_at": [1, 1],
                         "kelvin": 5000,
+                        "cast_range": [0.3, 1.0],
                     }.get(pname, 0.5)
                 yield name, pname, value, {other: wrong}
 

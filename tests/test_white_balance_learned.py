@@ -279,3 +279,60 @@ def test_cli_report_json_has_confidence_beside_illuminant_and_gains(tmp_path):
     (values,) = [v for v in image["values"] if v.get("op") == "white_balance"]
     assert {"illuminant", "gains", "confidence", "expected_error", "adaptation", "strength"} <= set(values)
     assert values["estimator"] == {"method": "learned"} and 0 <= values["strength"] <= 1
+
+
+# ----------------------------------------------------------------------------------------
+# cast_range: hold back where the estimate is more likely the scene than the light
+
+
+def _cast_image(light_rgb: tuple[float, float, float]) -> np.ndarray:
+    """A colourful 8-bit image whose linear mean is neutral, lit by ``light_rgb`` (linear gains)."""
+    rng = np.random.default_rng(7)
+    lin = rng.uniform(0.05, 0.35, (48, 48, 3))
+    lin *= 0.2 / lin.reshape(-1, 3).mean(axis=0)  # gray world sees exactly the light below
+    lin *= np.array(light_rgb[::-1])
+    return np.round(linear_to_srgb(np.clip(lin, 0, 1)) * 255).astype(np.uint8)
+
+
+def test_cast_size_is_the_log_chromaticity_distance_from_neutral():
+    from imgenh.ops.color import cast_size
+
+    assert cast_size(np.array([0.3, 0.3, 0.3])) == 0.0
+    # B, G, R = 1, 1, e: ln(R/G) = 1, ln(B/G) = 0
+    assert cast_size(np.array([1.0, 1.0, np.e])) == pytest.approx(1.0)
+    assert cast_size(np.array([0.5, 1.0, 2.0])) == pytest.approx(np.hypot(np.log(2), np.log(0.5)))
+
+
+@pytest.mark.parametrize(
+    ("light", "held"),
+    [
+        ((1.08, 1.0, 0.95), 0.0),  # near neutral (cast ~0.1): the scene's own balance, left
+        ((1.35, 1.0, 0.62), 1.0),  # tungsten-like (cast ~0.55 > 2 x 0.25): the full strength
+        ((2.4, 1.0, 0.35), 0.0),  # one colour filling the frame (cast ~1.4 >= 1.4 x 0.9): left
+    ],
+)
+def test_cast_range_corrects_only_plausible_casts(light, held):
+    img = _cast_image(light)
+    out, report = wb(img, method="gray_world", strength=0.8, cast_range=[0.25, 0.9])
+    assert report["strength"] == pytest.approx(0.8 * held, abs=1e-3)
+    size = np.hypot(np.log(light[0] / light[1]), np.log(light[2] / light[1]))
+    assert report["cast"] == pytest.approx(size, abs=0.02)
+    if held == 0.0:
+        assert np.array_equal(out, img)
+    else:
+        full, _ = wb(img, method="gray_world", strength=0.8)
+        assert np.array_equal(out, full)
+
+
+def test_cast_range_fades_linearly_between_its_ends():
+    img = _cast_image((1.2, 1.0, 0.85))  # cast ~0.24: between 0.2 and 0.4
+    _, report = wb(img, method="gray_world", strength=1.0, cast_range=[0.2, 3.0])
+    assert report["strength"] == pytest.approx((report["cast"] - 0.2) / 0.2, abs=1e-3)
+
+
+def test_cast_range_validation():
+    spec = get_op("white_balance")
+    _, errors = spec.resolve({"cast_range": [0.5, 0.2]})
+    assert errors and "small < large" in errors[0][1]
+    _, errors = spec.resolve({"method": "manual", "kelvin": 3000, "cast_range": [0.2, 1.0]})
+    assert errors and errors[0][0] == "cast_range"

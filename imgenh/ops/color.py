@@ -19,7 +19,7 @@ import numpy as np
 from imgenh.boost import BoostedTrees
 from imgenh.ops.contract import OpContext, ParamError
 from imgenh.ops.registry import GIVEN, Param, operator
-from imgenh.pixels import LUMA_BGR, apply_table, level_counts, max_value
+from imgenh.pixels import LUMA_BGR, apply_table, level_counts, max_value, per_channel
 
 # --------------------------------------------------------------------------------------
 # sRGB transfer function and CIE colorimetry (IEC 61966-2-1, CIE 15)
@@ -390,21 +390,21 @@ def gains_from_illuminant(illuminant_bgr: np.ndarray) -> np.ndarray:
     return gains / np.dot(LUMA_BGR, gains)
 
 
-def apply_gains(img: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> np.ndarray:
-    """Multiply each channel by its gain, in linear light or on stored values, keeping the dtype.
+def apply_gains(x: np.ndarray, gains_bgr: np.ndarray, linear: bool = True) -> np.ndarray:
+    """Multiply each channel by its gain, in linear light or on stored values.
 
-    ``out = encode(clip(gain * decode(in)))`` when ``linear``, else ``clip(gain * in)``;
-    integer images go through one lookup table per channel.
+    ``out = encode(clip(gain * decode(in)))`` when ``linear``, else ``clip(gain * in)``, on
+    levels in [0, 1]: a lookup table (shape ``(N,)`` or ``(N, 3)``, the pipeline's fused
+    tables) or a BGR float image. Integer images are mapped through one table per channel
+    and keep their dtype.
     """
     gains = np.asarray(gains_bgr, dtype=np.float64)
-    if img.dtype.kind in "ui":
-        levels = _level_values(img.dtype, linear)
-        table = np.clip(levels[:, None] * gains[None, :], 0.0, 1.0)
-        if linear:
-            table = linear_to_srgb(table)
-        return apply_table(img, table)
-    work = _working(img, linear) * gains.astype(np.float32)
-    work = np.clip(work, 0.0, 1.0)
+    if x.dtype.kind in "ui":
+        return apply_table(x, apply_gains(_level_values(x.dtype, False), gains, linear))
+    work = per_channel(x, 3)
+    if work.dtype == np.float32:
+        gains = gains.astype(np.float32)
+    work = np.clip((srgb_to_linear(work) if linear else work) * gains, 0.0, 1.0)
     return linear_to_srgb(work) if linear else work
 
 
@@ -760,6 +760,24 @@ AUTO = {"method": "learned"}
 _MANUAL = ("gains", "white", "white_at", "kelvin")
 
 
+def cast_size(illuminant_bgr: np.ndarray) -> float:
+    """Distance of a light from neutral: ``hypot(ln(R/G), ln(B/G))`` (0 for a grey light)."""
+    b, g, r = np.maximum(np.asarray(illuminant_bgr, dtype=np.float64), 1e-9)
+    return float(math.hypot(math.log(r / g), math.log(b / g)))
+
+
+def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, ctx) -> float:
+    """``strength`` scaled by how plausible the cast is as a light (see ``cast_range``)."""
+    small, large = cast_range
+    size = cast_size(illuminant_bgr)
+    rise = 1.0 if small <= 0 else float(np.clip((size - small) / small, 0.0, 1.0))
+    fall = float(np.clip((size - large) / (0.4 * large), 0.0, 1.0)) if large > 0 else 1.0
+    held = strength * rise * (1.0 - fall)
+    ctx.record("cast", round(size, 4))
+    ctx.record("strength", round(held, 4))
+    return held
+
+
 def _check_white_balance(p: dict) -> str | None:
     given = [k for k in _MANUAL if p[k] is not None]
     if p["method"] == "manual" and len(given) != 1:
@@ -771,6 +789,8 @@ def _check_white_balance(p: dict) -> str | None:
         return "strength auto needs an estimated light (any method but manual); give a number"
     if p["dark"] >= p["saturated"]:
         return f"dark ({p['dark']:g}) must be below saturated ({p['saturated']:g})"
+    if p["cast_range"] is not None and not p["cast_range"][0] < p["cast_range"][1]:
+        return "cast_range must be [small, large] with small < large"
     return None
 
 
@@ -825,7 +845,7 @@ def _estimated_illuminant(
 
 @operator(
     "white_balance",
-    kind="native",
+    kind="pointwise",
     summary="Remove a colour cast: estimate the illuminant (or take it as given), apply per-channel gains.",
     formula="out_c = gain_c * in_c (linear light), gain_c ~ 1 / illuminant_c, Rec.709 luma(gains) = 1",
     reference="van de Weijer et al. 2007 estimators (gray world, max-RGB, shades of gray, gray edge); "
@@ -834,7 +854,7 @@ def _estimated_illuminant(
     check=_check_white_balance,
 )
 def white_balance(
-    img: np.ndarray,
+    x: np.ndarray,
     ctx: OpContext,
     *,
     method: Param(
@@ -935,6 +955,17 @@ def white_balance(
         words=("auto",),
     ),
     linear: Param(bool, True, "estimate and apply on linear light (sRGB decoded)"),
+    cast_range: Param(
+        list,
+        None,
+        "[small, large]: correct only a cast of this size (see below); smaller is the scene's own "
+        "balance, larger a scene of one colour",
+        item=float,
+        length=2,
+        ge=0,
+        le=5,
+        only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
 ) -> np.ndarray:
     """White balance: estimate the illuminant, then divide it out with per-channel gains.
 
@@ -982,16 +1013,25 @@ def white_balance(
     ``expected_error`` (degrees) and ``disagreement`` (largest angle between the classic
     estimates, degrees), and ``adaptation`` and ``strength`` when strength is auto. Grey images pass unchanged
     (reported as skipped).
+
+    ``cast_range: [small, large]`` holds back where an estimate is more likely the scene than
+    the light. The cast is the distance of the estimated light from neutral,
+    ``hypot(ln(R/G), ln(B/G))`` in the working space (tungsten over daylight is ~0.55, a
+    well-balanced photo's estimate 0.1-0.3). Below ``small`` nothing is corrected, from
+    ``2 * small`` the full ``strength``; from ``large`` the correction fades to none at
+    ``1.4 * large`` (a red fundus, an orange cat filling the frame). Reports ``cast`` and
+    the ``strength`` used.
     """
     ctx.record("method", method)
     if not ctx.is_color:
         ctx.record("skipped", "grey image: white balance needs colour channels")
-        return img.copy()
+        return x.copy()
     confidence = None
     if method == "manual" and gains is not None:
         gains_bgr = np.asarray(gains[::-1], dtype=np.float64)
         illuminant = 1.0 / gains_bgr
     else:
+        img = ctx.stats.image()  # the pixels as they stand (estimators need more than histograms)
         if method == "manual":
             illuminant = _manual_illuminant(img, linear, white, white_at, window, kelvin)
         else:
@@ -1005,11 +1045,13 @@ def white_balance(
     if strength == "auto":
         strength = confidence
         ctx.record("strength", round(strength, 4))
+    if cast_range is not None:
+        strength = _held_back(strength, illuminant, cast_range, ctx)
     gains_bgr = 1.0 + strength * (gains_bgr - 1.0)
     ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
     ctx.record("gains", gains_bgr[::-1])
     ctx.record("linear", linear)
-    return apply_gains(img, gains_bgr, linear)
+    return apply_gains(x, gains_bgr, linear)
 
 
 # --------------------------------------------------------------------------------------

@@ -27,10 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
-from imgenh.pixels import LUMA_BGR, LUMA_BINS, apply_table, level_counts, luma, quantised_counts, to_float
+from imgenh.pixels import LUMA_BINS, apply_table, level_counts, luma, luma_counts, quantised_counts, to_float
 
 KINDS = ("pointwise", "native", "float")
 
@@ -80,6 +79,7 @@ class Stats:
         self._raw = {} if raw_counts is None else raw_counts
         self.channels = 1 if image.ndim == 2 else image.shape[2]
         self._hist: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        self._current: np.ndarray | None = None
 
     def _plane(self, channel: int) -> np.ndarray:
         return self._image if self._image.ndim == 2 else self._image[..., channel]
@@ -101,15 +101,20 @@ class Stats:
         """Counts of the Rec. 709 luma rounded to 65536 levels (ImageMagick's intensity histogram)."""
         if self._image.dtype.kind not in "ui":
             return quantised_counts(luma(self.materialise()), self.FLOAT_BINS)
-        # Integer images: the levels as 16-bit values (ImageMagick Q16's quanta), then a 16-bit
-        # cv2.transform, which rounds the weighted sum to the nearest 16-bit level itself.
-        if self._table is not None:
-            q16 = apply_table(self._image, self._table, np.uint16)
-        elif self._image.dtype == np.uint8:
-            q16 = cv2.LUT(self._image, (np.arange(256, dtype=np.uint16) * 257))
-        else:
-            q16 = self._image
-        return level_counts(cv2.transform(q16, LUMA_BGR.reshape(1, 3).astype(np.float32)))
+        # Integer images: the levels as 16-bit values (ImageMagick Q16's quanta), strip by strip.
+        return luma_counts(self._image, self._table)
+
+    def image(self) -> np.ndarray:
+        """The current image at its own depth (pending table applied), for estimators that need pixels.
+
+        Integer images come back as the separate steps would have left them (levels rounded);
+        made once per ``Stats``.
+        """
+        if self._table is None:
+            return self._image
+        if self._current is None:
+            self._current = apply_table(self._image, self._table)
+        return self._current
 
     def materialise(self) -> np.ndarray:
         """The current image as float32 in [0, 1] (pending table applied)."""

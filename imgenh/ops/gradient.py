@@ -14,12 +14,15 @@ gamma-encoded values instead of linear ones only changes the output by a power
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import cv2
 import numpy as np
 
 from imgenh.ops.contract import OpContext
+from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, noise_sigma
 from imgenh.ops.registry import Param, operator
-from imgenh.pixels import luma
+from imgenh.pixels import LUMA_BGR, luma
 
 # Gradients below this fraction of alpha are treated as this size, so the attenuation
 # factor (|grad| / alpha) ** (beta - 1) stays finite in flat regions.
@@ -116,7 +119,14 @@ def _central_magnitude(h: np.ndarray, scale: float) -> np.ndarray:
     return mag
 
 
-def attenuation(h: np.ndarray, alpha: float = 0.1, beta: float = 0.85, min_size: int = 32) -> np.ndarray:
+def attenuation(
+    h: np.ndarray,
+    alpha: float = 0.1,
+    beta: float = 0.85,
+    min_size: int = 32,
+    noise: float = 0.0,
+    eps: float = 1e-3,
+) -> np.ndarray:
     """Fattal's multi-scale gradient attenuation factor Phi for a log-luminance image.
 
     A Gaussian pyramid ``H_0 = h, H_{k+1} = pyrDown(H_k)`` is built while half the
@@ -138,6 +148,12 @@ def attenuation(h: np.ndarray, alpha: float = 0.1, beta: float = 0.85, min_size:
         Attenuation exponent in (0, 1]; 1 gives Phi = 1 (no change).
     min_size : int
         Smallest shorter side of a pyramid level.
+    noise : float
+        Noise sigma of the luminance ``exp(h) - eps`` (fraction of full scale); 0 = Fattal's Phi.
+        Otherwise Phi is never above 1 where the finest gradient is at noise level: see
+        :func:`hold_noise_back`.
+    eps : float
+        The ``eps`` of ``h = log(L + eps)`` (used with ``noise`` only).
 
     Returns
     -------
@@ -150,8 +166,11 @@ def attenuation(h: np.ndarray, alpha: float = 0.1, beta: float = 0.85, min_size:
     while min(levels[-1].shape) // 2 >= max(min_size, 1) and min(levels[-1].shape) >= 2:
         levels.append(cv2.pyrDown(levels[-1]))
     phi_total = None
+    finest = None  # the finest level's |grad|, kept for the noise floor
     for k in range(len(levels) - 1, -1, -1):
         g = _central_magnitude(levels[k], 2.0 ** (k + 1))
+        if k == 0 and noise > 0:
+            finest = g.copy()
         mean = float(g.mean())
         if mean > 0:
             a = alpha * mean
@@ -167,11 +186,52 @@ def attenuation(h: np.ndarray, alpha: float = 0.1, beta: float = 0.85, min_size:
             size = (phi.shape[1], phi.shape[0])
             phi_total = cv2.resize(phi_total, size, interpolation=cv2.INTER_LINEAR)
             phi_total *= phi
+    if finest is not None:
+        hold_noise_back(phi_total, finest, levels[1] if len(levels) > 1 else h, noise, eps)
     return phi_total
 
 
+# Gradients up to this many noise sigmas are noise-level: the central-difference magnitude of
+# white noise of sigma s is Rayleigh with scale s / sqrt(2), 99% of it below 3.03 of that.
+_NOISE_FLOOR_SIGMAS = 3.0 / np.sqrt(2.0)
+
+
+def hold_noise_back(phi: np.ndarray, g: np.ndarray, coarse: np.ndarray, noise: float, eps: float) -> None:
+    """Cap the amplification of noise-level gradients, in place: Phi <= 1 below the noise floor.
+
+    Noise of sigma ``noise`` in the luminance is ``noise / (L + eps)`` in ``h = log(L + eps)``,
+    so the floor of the finest gradient magnitude ``g`` (central differences / 2, as in
+    :func:`attenuation`; overwritten) is ``f = 3 / sqrt(2) * noise / (L + eps)`` (``L + eps``
+    from ``coarse``, ``h`` one pyramid level down, so the floor is not itself noisy; ``h`` itself
+    when the image is too small for a pyramid).
+    Where Phi > 1 (Fattal amplifies gradients below ``alpha`` times the mean), the excess is
+    kept in proportion ``t = clip((g - f) / f, 0, 1)`` of the finest gradient ``g``: none
+    below the floor, all of it above twice the floor. Attenuation (Phi < 1) is left as is.
+    """
+    size = (g.shape[1], g.shape[0])
+    if coarse.shape == g.shape:
+        floor = np.negative(coarse)
+    else:
+        floor = cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR)
+        np.negative(floor, out=floor)
+    cv2.exp(floor, dst=floor)  # 1 / (L + eps)
+    floor *= np.float32(_NOISE_FLOOR_SIGMAS * noise)
+    # numpy with scalars: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+    t = np.divide(np.subtract(g, floor, out=g), floor, out=g)
+    np.minimum(np.maximum(t, np.float32(0.0), out=t), np.float32(1.0), out=t)
+    excess = np.maximum(np.subtract(phi, np.float32(1.0), out=floor), np.float32(0.0), out=floor)
+    # phi - excess * (1 - t) = (phi - excess) + excess * t
+    np.subtract(phi, excess, out=phi)
+    np.add(phi, np.multiply(excess, t, out=excess), out=phi)
+
+
 def compress_log_luminance(
-    lum: np.ndarray, alpha: float = 0.1, beta: float = 0.85, eps: float = 1e-3, min_size: int = 32
+    lum: np.ndarray,
+    alpha: float = 0.1,
+    beta: float = 0.85,
+    eps: float = 1e-3,
+    min_size: int = 32,
+    noise: float = 0.0,
 ) -> np.ndarray:
     """Fattal's gradient-domain compression of a luminance image, returning the new log luminance.
 
@@ -182,8 +242,8 @@ def compress_log_luminance(
     ----------
     lum : ndarray, shape (H, W)
         Luminance >= 0.
-    alpha, beta, min_size
-        See :func:`attenuation`.
+    alpha, beta, min_size, noise
+        See :func:`attenuation` (``noise``: 0 = Fattal's formula, no noise floor).
     eps : float
         Added before the log so black stays finite.
 
@@ -195,7 +255,7 @@ def compress_log_luminance(
     h = np.asarray(lum, dtype=np.float32) + np.float32(eps)
     np.log(h, out=h)
     # Phi first: its pyramid and temporaries are gone before the two gradient planes exist.
-    phi = attenuation(h, alpha, beta, min_size) if beta != 1.0 else None
+    phi = attenuation(h, alpha, beta, min_size, noise, eps) if beta != 1.0 else None
     gx, gy = forward_gradient(h)
     del h
     if phi is not None:
@@ -207,13 +267,26 @@ def compress_log_luminance(
     return solve_poisson_neumann(div, overwrite=True)
 
 
+# Past this many pixels, percentiles are read from an even sample (every k-th pixel): exact
+# enough for a normalisation and ~10x cheaper on 12 MP than a full partition.
+_PERCENTILE_SAMPLE = 1_000_000
+# protect: the output luminance rolls off above this level so the brightest pixel lands on 1.
+_KNEE = 0.8
+# A luminance spread below this many times what the noise alone spreads is not stretched at all;
+# one above this plus 1 times it is stretched fully (in between, a blend).
+_NOISE_SPREAD_KEEP = 1.5
+
+
 @operator(
     "gradient_normalize",
     kind="float",
-    summary="Gradient-domain tone mapping (Fattal et al. 2002): compresses large luminance steps, keeps detail.",
-    formula="I = poisson(div(grad log(L+eps) * Phi)), Phi = prod_k up((|grad H_k|/(alpha*mean))^(beta-1)); "
-    "L_out = pct_norm(exp I); C_out = ((C+eps)/(L+eps))^s * L_out",
-    reference="Fattal, Lischinski, Werman 2002 (formula; DCT solver checked against a sparse direct solve)",
+    summary="Gradient-domain tone mapping (Fattal et al. 2002): compresses large luminance steps, keeps "
+    "detail; never amplifies noise-level gradients, rolls highlights off instead of clipping, keeps hue.",
+    formula="I = poisson(div(grad log(L+eps) * Phi)), Phi = prod_k up((|grad H_k|/(alpha*mean))^(beta-1)), "
+    "Phi <= 1 where |grad H| < 3/sqrt2 noise/(L+eps); L_out = pct_norm(exp I) (highlights rolled off); "
+    "C_out = ((C+eps)/(L+eps))^s * L_out, scaled down per pixel (not clipped) past 1",
+    reference="Fattal, Lischinski, Werman 2002 (formula; DCT solver checked against a sparse direct solve); "
+    "noise: Donoho & Johnstone 1994 wavelet MAD",
     example={"alpha": 0.1, "beta": 0.85, "saturation": 0.6},
     check=lambda p: None if p["low"] < p["high"] else "low must be below high",
 )
@@ -225,39 +298,117 @@ def gradient_normalize(
     beta: Param(float, 0.85, "attenuation exponent; 1 = none, smaller compresses more", gt=0, le=1),
     saturation: Param(float, 0.6, "colour exponent s in (C/L)^s * L_out; 1 keeps ratios", ge=0, le=2),
     low: Param(float, 0.5, "percentile of the new luminance mapped to 0", ge=0, lt=100),
-    high: Param(float, 99.5, "percentile of the new luminance mapped to 1", gt=0, le=100),
+    high: Param(
+        float,
+        99.5,
+        "percentile of the new luminance mapped to 1 (highlights protect: levels past 0.8 then roll off)",
+        gt=0,
+        le=100,
+    ),
     eps: Param(float, 0.004, "added to luminance before the log (~1 level of 8 bits)", ge=1e-6, le=1),
     min_size: Param(int, 32, "shorter side of the coarsest pyramid level", ge=2),
+    noise: Param(
+        float,
+        "auto",
+        "luma noise sigma in 8-bit levels: gradients at that level are never amplified and a spread "
+        "within the noise is not stretched; auto = estimated from the image, 0 = off (Fattal's formula)",
+        ge=0,
+        le=64,
+        words=("auto",),
+    ),
+    highlights: Param(
+        str,
+        "protect",
+        "protect: levels past the high percentile roll off so only the brightest reaches 1; "
+        "clip: they clip at 1",
+        choices=("protect", "clip"),
+    ),
 ) -> np.ndarray:
     """Compress the dynamic range in the gradient domain (Fattal, Lischinski and Werman 2002).
 
     The luminance (Rec. 709 luma of the stored values) is compressed by
-    :func:`compress_log_luminance`; ``exp(I)`` is mapped linearly so its ``low`` and
-    ``high`` percentiles become 0 and 1; colour is restored with
-    ``C_out = ((C_in + eps) / (L_in + eps)) ** saturation * L_out`` (``eps`` keeps the
-    noise of near-black pixels from turning into colour). A flat image (no spread to
-    normalise) keeps its luminance.
+    :func:`compress_log_luminance`, with gradients at the noise level never amplified
+    (:func:`hold_noise_back`; ``noise`` from :func:`imgenh.ops.noise.noise_sigma`, recorded as
+    ``noise_sigma``); ``exp(I)`` is mapped linearly so its ``low`` and ``high`` percentiles
+    become 0 and 1 (:func:`_map_luminance`: highlights rolled off, a spread within the noise
+    not stretched); colour is restored with ``C_out = ((C_in + eps) / (L_in + eps)) **
+    saturation * L_out`` (``eps`` keeps the noise of near-black pixels from turning into
+    colour), a pixel past 1 scaled down as a whole so its hue stays. A flat image (no spread
+    to normalise) keeps its luminance.
     """
     lum = luma(img).astype(np.float32, copy=False)
-    out_lum = compress_log_luminance(lum, alpha, beta, eps, min_size)
+    if noise == "auto":
+        noise = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=None if img.ndim == 2 else LUMA_BGR)
+        ctx.record("noise_sigma", round(noise, 3))
+    sigma = noise / 255.0
+    out_lum = compress_log_luminance(lum, alpha, beta, eps, min_size, sigma)
     # Subtract the maximum before exp: the solve fixes I only up to a constant, which the
     # percentile normalisation below removes anyway, and a large I would overflow float32.
     out_lum -= out_lum.max()
     np.exp(out_lum, out=out_lum)
-    lo, hi = np.percentile(out_lum, [low, high])
-    ctx.record("percentiles", [float(lo), float(hi)])
-    # Below float32 resolution the spread is round-off, not image content.
-    if hi - lo > max(1e-6 * abs(hi), 1e-30):  # 1e-30: a larger 1 / (hi - lo) overflows float32
-        out_lum -= lo
-        out_lum *= 1.0 / (hi - lo)
-        cv2.min(cv2.max(out_lum, (0.0,) * 4, dst=out_lum), (1.0,) * 4, dst=out_lum)
-    else:
-        out_lum = lum.copy()
+    out_lum = _map_luminance(out_lum, lum, (low, high), highlights == "protect", sigma, ctx)
     if img.ndim == 2:
         return out_lum
     scale = _colour_scale(lum, out_lum, saturation, eps)  # lum is ours (a fresh plane): reused
     del out_lum, lum  # freed before the output image is allocated
     return _restore_colour(img, scale, saturation, eps)
+
+
+def _percentiles(plane: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
+    """Percentiles ``q`` of a plane (0 and 100 exact; others from an even sample past 1 MP)."""
+    flat = plane.reshape(-1)
+    sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
+    return tuple(
+        float(flat.min() if p <= 0 else flat.max() if p >= 100 else np.percentile(sample, p)) for p in q
+    )
+
+
+def _map_luminance(
+    e: np.ndarray, lum: np.ndarray, q: tuple[float, float], protect: bool, sigma: float, ctx: OpContext
+) -> np.ndarray:
+    """Map the compressed luminance ``e = exp(I)`` to [0, 1], in place; see :func:`gradient_normalize`.
+
+    ``y = (e - lo) / (hi - lo)`` with ``lo, hi`` the ``q`` percentiles of ``e``, 0 below. Above 1:
+    clipped, or with ``protect`` rolled off past ``_KNEE`` (``k + v / (1 + v / c)``, ``v = y - k``,
+    slope 1 at the knee, ``c`` chosen so the largest ``y`` lands on 1). Noise: when the input
+    luminance spreads (same percentiles) less than ``_NOISE_SPREAD_KEEP`` times what Gaussian
+    noise of ``sigma`` alone spreads, the image is noise on a flat field: it keeps its
+    luminance; up to one more such spread the result is blended in (weight recorded as ``stretch``).
+    """
+    lo, hi = _percentiles(e, q)
+    ctx.record("percentiles", [lo, hi])
+    # Below float32 resolution the spread is round-off, not image content.
+    if not hi - lo > max(1e-6 * abs(hi), 1e-30):  # 1e-30: a larger 1 / (hi - lo) overflows float32
+        return lum.copy()
+    weight = 1.0
+    if sigma > 0:
+        z = NormalDist()
+        tails = [min(max(p / 100.0, 1e-5), 1 - 1e-5) for p in q]
+        noise_spread = (z.inv_cdf(tails[1]) - z.inv_cdf(tails[0])) * sigma
+        lum_lo, lum_hi = _percentiles(lum, q)
+        weight = min(max((lum_hi - lum_lo) / noise_spread - _NOISE_SPREAD_KEEP, 0.0), 1.0)
+        ctx.record("stretch", round(weight, 4))
+        if weight == 0.0:
+            return lum.copy()
+    top = (float(e.max()) - lo) / (hi - lo)
+    e -= np.float32(lo)
+    e *= np.float32(1.0 / (hi - lo))
+    cv2.max(e, (0.0,) * 4, dst=e)
+    if protect and top > 1.0:
+        _roll_off(e, top)
+    cv2.min(e, (1.0,) * 4, dst=e)
+    if weight < 1.0:
+        cv2.addWeighted(e, weight, lum, 1.0 - weight, 0.0, dst=e)
+    return e
+
+
+def _roll_off(y: np.ndarray, top: float) -> None:
+    """``y -> k + v / (1 + v / c)`` above the knee ``k`` (``v = y - k``), in place, so ``top`` maps to 1."""
+    inv_c = np.float32(1.0 / (1.0 - _KNEE) - 1.0 / (top - _KNEE))
+    flat = y.reshape(-1)
+    above = np.flatnonzero(flat > np.float32(_KNEE))  # the few brightest pixels: no full-size passes
+    v = flat[above] - np.float32(_KNEE)
+    flat[above] = np.float32(_KNEE) + v / (np.float32(1.0) + v * inv_c)
 
 
 # Rows per strip of the colour restoration: its float temporaries stay in cache.
@@ -276,7 +427,8 @@ def _colour_scale(lum: np.ndarray, out_lum: np.ndarray, saturation: float, eps: 
 
 
 def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: float) -> np.ndarray:
-    """``C_out = clip(((C + eps) / (L + eps)) ** saturation * L_out)``, strip by strip.
+    """``C_out = ((C + eps) / (L + eps)) ** saturation * L_out``, strip by strip; a pixel whose
+    largest channel passes 1 is divided by it (all channels: its hue stays).
 
     Written ``(C + eps) ** s * scale`` with ``scale = L_out / (L + eps) ** s`` (one plane, from
     :func:`_colour_scale`): the power of a ratio costs one power per value and one per pixel,
@@ -292,9 +444,16 @@ def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: 
         part = cv2.add(img[rows], (float(eps32),) * 4)
         if saturation != 1.0:
             cv2.pow(part, float(s), dst=part)
-        part *= scale[rows, :, None]
-        # Saturated colours overshoot 1; clip so the kernel is usable on its own, outside a pipeline.
-        cv2.min(cv2.max(part, (0.0,) * 4, dst=part), (1.0,) * 4, dst=out[rows])  # ~5x np.clip
+        # A saturated colour can overshoot 1: the pixel is scaled down as a whole (a per-channel
+        # clip would shift its hue, a bright blue towards violet). Its peak is scale * max channel.
+        b, g, r = cv2.split(part)
+        peak = cv2.max(cv2.max(b, g, dst=b), r, dst=b)
+        factor = scale[rows]
+        # numpy for the planes: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+        np.maximum(np.multiply(peak, factor, out=peak), np.float32(1.0), out=peak)
+        factor = np.divide(factor, peak, out=peak)
+        part *= factor[:, :, None]
+        cv2.min(part, (1.0,) * 4, dst=out[rows])  # float round-off only
     return out
 
 

@@ -222,12 +222,72 @@ def denoise_chroma(
     """
     if img.ndim == 2:
         return img.copy()
-    ycc = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2YCrCb)
-    y = np.ascontiguousarray(ycc[..., 0])
-    for c in (1, 2):
-        ycc[..., c] = guided_filter(y, np.ascontiguousarray(ycc[..., c]), radius, eps)
-    out = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
-    return from_float(out, img.dtype)
+    h, w = img.shape[:2]
+    if max(h, w) <= WORK_SIDE:
+        ycc = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2YCrCb)
+        y = np.ascontiguousarray(ycc[..., 0])
+        for c in (1, 2):
+            ycc[..., c] = guided_filter(y, np.ascontiguousarray(ycc[..., c]), radius, eps)
+        return from_float(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR), img.dtype)
+    return _denoise_chroma_strips(img, radius, eps)
+
+
+_CHROMA_STRIP_ROWS = 16  # rows per strip: the float temporaries of a strip stay in cache
+
+
+def _strips(height: int) -> list[slice]:
+    return [slice(y, min(y + _CHROMA_STRIP_ROWS, height)) for y in range(0, height, _CHROMA_STRIP_ROWS)]
+
+
+# OpenCV's YCrCb (Rec. 601) for float images: Y weights (B, G, R), chroma offset, and the inverse
+# map's chroma columns: (B, G, R) = Y + _CR_TO_BGR * (Cr - 0.5) + _CB_TO_BGR * (Cb - 0.5).
+_Y_BGR = (0.114, 0.587, 0.299)
+_CHROMA_DELTA = 0.5
+_CR_TO_BGR = np.array([0.0, -0.714, 1.403], np.float32)
+_CB_TO_BGR = np.array([1.773, -0.344, 0.0], np.float32)
+
+
+def _denoise_chroma_strips(img: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """:func:`denoise_chroma` of a large colour image, strip by strip: no full-size float copy.
+
+    The computation of :func:`guided_filter`'s shrunk route on float YCrCb, reordered (equal
+    up to float rounding). The filtered chroma is ``a Y + b`` per channel, so going back to
+    BGR is ``gain * Y + offset`` per channel, with gain and offset linear in the coefficients:
+    they are formed on the small copy and enlarged instead of a and b. OpenCV's area and
+    bilinear resizes are separable, so the shrink runs along the rows of each strip and then
+    down the columns of the narrow result, and the enlargement runs down the columns once
+    (full height, small width) and along the rows strip by strip.
+    """
+    h, w = img.shape[:2]
+    scale = WORK_SIDE / max(h, w)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    narrow = np.empty((h, sw, 3), np.float32)
+    for rows in _strips(h):
+        # Area means of BGR, then YCrCb: the same as area means of YCrCb (a linear map).
+        narrow[rows] = cv2.resize(
+            to_float(img[rows]), (sw, rows.stop - rows.start), interpolation=cv2.INTER_AREA
+        )
+    small = cv2.cvtColor(cv2.resize(narrow, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YCrCb)
+    del narrow
+    small_y = np.ascontiguousarray(small[..., 0])
+    small_radius = max(1, round(radius * scale))
+    a_cr, b_cr = guided_coefficients(small_y, np.ascontiguousarray(small[..., 1]), small_radius, eps)
+    a_cb, b_cb = guided_coefficients(small_y, np.ascontiguousarray(small[..., 2]), small_radius, eps)
+    gain = 1.0 + a_cr[..., None] * _CR_TO_BGR + a_cb[..., None] * _CB_TO_BGR
+    offset = (b_cr[..., None] - _CHROMA_DELTA) * _CR_TO_BGR + (b_cb[..., None] - _CHROMA_DELTA) * _CB_TO_BGR
+    tall_gain, tall_offset = (
+        cv2.resize(x.astype(np.float32), (sw, h), interpolation=cv2.INTER_LINEAR) for x in (gain, offset)
+    )
+    to_y = np.array([_Y_BGR] * 3, np.float32)  # Y in each of three channels
+    out = np.empty_like(img)
+    for rows in _strips(h):
+        size = (w, rows.stop - rows.start)
+        y = cv2.transform(to_float(img[rows]), to_y)
+        bgr = cv2.resize(tall_gain[rows], size, interpolation=cv2.INTER_LINEAR)
+        cv2.multiply(bgr, y, dst=bgr)
+        cv2.add(bgr, cv2.resize(tall_offset[rows], size, interpolation=cv2.INTER_LINEAR), dst=bgr)
+        out[rows] = from_float(bgr, img.dtype)
+    return out
 
 
 def _deblock_axis(x: np.ndarray, threshold: float, block: int, axis: int) -> None:

@@ -16,6 +16,7 @@ import math
 import cv2
 import numpy as np
 
+from imgenh.ops.color import linear_to_srgb, srgb_to_linear
 from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import from_float, max_value, per_channel, to_float
@@ -283,15 +284,63 @@ def stretch_points(levels: np.ndarray, counts: np.ndarray, low: float, high: flo
     return float(black), float(white)
 
 
-def linear_stretch(x: np.ndarray, black: float, white: float) -> np.ndarray:
-    """Map ``black`` to 0 and ``white`` to 1 linearly, clipping outside.
+def linear_stretch(
+    x: np.ndarray, black: float, white: float, to_black: float = 0.0, to_white: float = 1.0
+) -> np.ndarray:
+    """Map ``black`` to ``to_black`` and ``white`` to ``to_white`` linearly, clipping outside [0, 1].
 
     Equal points leave the levels unchanged (ImageMagick does not stretch a channel with
     a single value).
     """
     if white - black < MAGICK_EPSILON:
         return np.clip(x, 0.0, 1.0)
-    return np.clip((x - black) / (white - black), 0.0, 1.0)
+    gain = (to_white - to_black) / (white - black)
+    return np.clip((x - black) * gain + to_black, 0.0, 1.0)
+
+
+# strength: auto moves each end of a stretch only as far as its level says the range was
+# compressed. A black point at or below AUTO_BLACK[0] is taken as meant (deep shadows; a
+# micrograph's bright background sits at 0.11), at or above AUTO_BLACK[1] as a veil or a flat
+# scan (haze lifts it to 0.6, halved contrast to 0.25), linear between. The white end the same,
+# by its distance below 1: a low-key photo's brightest luma sits near 0.75 (distance 0.25), an
+# under-exposed one's at 0.55 or below. And both ends move when the range between them is
+# narrow (AUTO_RANGE, by 1 - range): every clean photo of the tuning set spans 0.74 or more,
+# halved contrast, haze and -2 stops leave 0.5 or less. Chosen on benchmarks/quality.py's
+# tuning set.
+AUTO_BLACK = (0.12, 0.25)
+AUTO_WHITE = (0.25, 0.45)
+AUTO_RANGE = (0.30, 0.45)
+
+
+def _ramp(value: float, start: float, end: float) -> float:
+    return float(np.clip((value - start) / (end - start), 0.0, 1.0))
+
+
+def stretch_targets(black: float, white: float, strength: float | str) -> tuple[float, float, float, float]:
+    """Where a stretch of ``strength`` sends its black and white points.
+
+    Parameters
+    ----------
+    black, white : float
+        The measured points, levels in [0, 1].
+    strength : float, (float, float) or "auto"
+        0 leaves the levels, 1 sends the points to 0 and 1; a pair gives the black and
+        white ends their own; ``"auto"`` picks each end's strength from its level
+        (``AUTO_BLACK``, ``AUTO_WHITE``) and from the range between them (``AUTO_RANGE``).
+
+    Returns
+    -------
+    to_black, to_white, black_strength, white_strength : float
+    """
+    if strength == "auto":
+        narrow = _ramp(1.0 - (white - black), *AUTO_RANGE)
+        s_black = max(_ramp(black, *AUTO_BLACK), narrow)
+        s_white = max(_ramp(1.0 - white, *AUTO_WHITE), narrow)
+    elif isinstance(strength, tuple):
+        s_black, s_white = strength
+    else:
+        s_black = s_white = float(strength)
+    return black * (1.0 - s_black), white + (1.0 - white) * s_white, s_black, s_white
 
 
 # --------------------------------------------------------------------------- kernels
@@ -589,23 +638,49 @@ def curve(
     return out
 
 
+def _stretch_plane(
+    x: np.ndarray, points: tuple[float, float], strength: float | str, linear: bool
+) -> tuple[np.ndarray, dict]:
+    """One stretch map applied, and what the report shows of it."""
+    black, white = points
+    to_black, to_white, s_black, s_white = stretch_targets(black, white, strength)
+    shown = {"black_point": round(black, 6), "white_point": round(white, 6)}
+    if strength != 1.0:
+        shown["strength"] = [round(s_black, 4), round(s_white, 4)]
+    if not linear:
+        return linear_stretch(x, black, white, to_black, to_white), shown
+    # The strengths are judged on the stored levels (as above); the map is drawn in linear light.
+    black, white = (float(v) for v in srgb_to_linear(np.array([black, white])))
+    to_black, to_white = stretch_targets(black, white, (s_black, s_white))[:2]
+    return linear_to_srgb(linear_stretch(srgb_to_linear(x), black, white, to_black, to_white)), shown
+
+
 def _stretch_map(
-    x: np.ndarray, ctx: OpContext, low: float, high: float, linked: bool, linked_channel
+    x: np.ndarray,
+    ctx: OpContext,
+    low: float,
+    high: float,
+    linked: bool,
+    linked_channel,
+    strength: float | str = 1.0,
+    linear: bool = False,
 ) -> np.ndarray:
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
-        black, white = stretch_points(*ctx.stats.histogram(linked_channel), low, high)
-        ctx.record("black_point", round(black, 6))
-        ctx.record("white_point", round(white, 6))
-        return linear_stretch(x, black, white)
+        points = stretch_points(*ctx.stats.histogram(linked_channel), low, high)
+        out, shown = _stretch_plane(x, points, strength, linear)
+        for key, value in shown.items():
+            ctx.record(key, value)
+        return out
     out = _per_channel_copy(x, ctx.channels)
-    blacks, whites = {}, {}
+    per_channel: dict[str, dict] = {}
     for name, c in sorted(CHANNEL_INDEX.items(), key=lambda kv: -kv[1]):
-        black, white = stretch_points(*ctx.stats.histogram(c), low, high)
-        blacks[name], whites[name] = round(black, 6), round(white, 6)
-        out[..., c] = linear_stretch(out[..., c], black, white)
-    ctx.record("black_point", blacks)
-    ctx.record("white_point", whites)
+        points = stretch_points(*ctx.stats.histogram(c), low, high)
+        out[..., c], shown = _stretch_plane(out[..., c], points, strength, linear)
+        for key, value in shown.items():
+            per_channel.setdefault(key, {})[name] = value
+    for key, value in per_channel.items():
+        ctx.record(key, value)
     return out
 
 
@@ -627,15 +702,38 @@ def stretch(
         float, 99.0, "percentile mapped to white (100 - high percent clipped to white)", gt=0, le=100
     ),
     linked: Param(bool, True, "one map from Rec.709 luma for all channels; false: one per channel"),
+    strength: Param(
+        float,
+        1.0,
+        "how far the points move: 0 = unchanged, 1 = to black and white; auto = each end by how "
+        "compressed it is (a low-key photo keeps its highlights, a hazy one loses its veil)",
+        ge=0,
+        le=1,
+        words=("auto",),
+    ),
+    linear: Param(
+        bool,
+        False,
+        "draw the map in linear light (sRGB decoded): exposure and haze act there, so a stretch "
+        "there undoes them without bending the midtones",
+    ),
 ) -> np.ndarray:
     """Contrast stretch with ImageMagick 6.9's black/white point rule (see :func:`stretch_points`).
 
     Linked, the histogram is the Rec. 709 luma of each pixel quantised to 65536 levels
     (ImageMagick with default channels); otherwise each channel's own histogram
     (``-channel RGB``). The points are reported as ``black_point``/``white_point``,
-    per channel when not linked.
+    per channel when not linked. Below full ``strength`` the black point goes to
+    ``black * (1 - s)`` and the white point to ``white + (1 - white) * s`` (the map stays
+    linear); ``auto`` takes ``s`` for each end from its level (:func:`stretch_targets`):
+    a black point at or below 0.12 and a white point at or above 0.75 stay where they are,
+    one at or beyond 0.25 / 0.55 goes all the way, and both go all the way when they are
+    0.55 or less apart (none when 0.7 or more); the strengths are reported. With
+    ``linear`` the points (measured on the stored levels, as ImageMagick does) and the
+    levels are decoded from sRGB, stretched, and encoded again: an under-exposure or a
+    veil in linear light (``in = t * out + veil``) is undone exactly.
     """
-    return _stretch_map(x, ctx, low, high, linked, "luma")
+    return _stretch_map(x, ctx, low, high, linked, "luma", strength, linear)
 
 
 @operator(

@@ -1,0 +1,113 @@
+"""How noisy an image is: one robust noise estimate, shared by the operators that hold back for noise.
+
+``sharpen`` (``threshold: auto``), ``gradient_normalize`` (its noise floor) and the quality figure
+``noise_sigma`` (``imgenh stats``) all read the noise from :func:`noise_sigma`, so the figure a
+user sees is the one the operators act on. Large images are read in row bands, a sample of them
+(:func:`row_bands`), so no full-size float copy is made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from imgenh.pixels import max_value
+
+# Rows per band when a figure walks the image (bounds the float32 working memory).
+BAND_PIXELS = 1 << 18
+# Colourfulness and noise read at most about this many pixels (whole row bands spread
+# evenly over a larger image): their statistics settle long before 12 MP.
+SAMPLE_PIXELS = 2_000_000
+# What an operator that holds back for noise reads (sharpen, gradient_normalize): ~5-10 ms per
+# plane on a 12 MP image; within 2% of the 2 MP figure (astronaut, rocket at 12 MP + sigma 3 or 8).
+OPERATOR_SAMPLE_PIXELS = 500_000
+# Daubechies-2 decomposition high-pass filter (the band skimage.restoration.estimate_sigma reads).
+_S3 = np.sqrt(3.0)
+DB2_HIGH = np.array([-(1 - _S3), 3 - _S3, -(3 + _S3), 1 + _S3]) / (4 * np.sqrt(2.0))
+
+
+def row_bands(img: np.ndarray, overlap: int = 0, budget: int | None = None) -> Iterator[np.ndarray]:
+    """Row bands of about :data:`BAND_PIXELS` pixels; consecutive bands share ``overlap`` rows.
+
+    With ``budget``, an image with more pixels yields only an evenly spread subset of its
+    bands, about ``budget`` pixels in all (a sample of whole rows, not a resampled image).
+    """
+    step = max(2, BAND_PIXELS // max(img.shape[1], 1))
+    step += step % 2  # even, so every band decimates in the same phase
+    rows = step + overlap
+    tops = list(range(0, max(img.shape[0] - overlap, 1), step))
+    total = img.shape[0] * img.shape[1]
+    if budget and total > budget:
+        keep = max(1, math.ceil(len(tops) * budget / total))
+        tops = [tops[i] for i in np.unique(np.linspace(0, len(tops) - 1, keep).round().astype(int))]
+    for top in tops:
+        yield img[top : top + rows]
+
+
+def noise_sigma(plane: np.ndarray, budget: int | None = None, weights: np.ndarray | None = None) -> float:
+    """Robust noise estimate in 8-bit levels, from the finest diagonal wavelet band of the flat half.
+
+    Donoho & Johnstone (1994): the diagonal detail (HH) coefficients of the first level of a
+    Daubechies-2 decomposition are mostly noise, and their median absolute value / 0.6745
+    estimates its sigma (what ``skimage.restoration.estimate_sigma`` computes). Texture and
+    edges leak into that band too, so, in the spirit of Tai & Yang (2008), only coefficients
+    where the gradient of the Gaussian-smoothed (sigma 1.5) plane is at or below its median
+    count. On sample photos (astronaut, rocket) with 2-9 levels of luma noise added, that cut the
+    overestimate from up to 55% to under 10%; on a textured photo with grain of its own (coffee)
+    it still reads ~0.8 levels with nothing added.
+
+    Parameters
+    ----------
+    plane : ndarray, shape (H, W) or (H, W, C)
+        One plane (luma or a channel), or an image whose channels ``weights`` combine into the
+        plane to measure: uint8, uint16 or float32 in [0, 1].
+    budget : int, optional
+        Past this many pixels only evenly spread row bands of about this many pixels are read
+        (default :data:`SAMPLE_PIXELS`).
+    weights : ndarray, shape (C,), optional
+        Channel weights of a (H, W, C) ``plane`` (e.g. :data:`imgenh.pixels.LUMA_BGR`): the
+        weighted sum is formed band by band, unrounded, so 8- and 16-bit copies of one image
+        give the same estimate.
+
+    Returns
+    -------
+    float
+        Sigma in 8-bit levels (0..255 scale whatever the depth); 0 for planes under 4x4 pixels.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> noisy = np.clip(np.rint(128 + rng.normal(0, 5, (200, 200))), 0, 255).astype(np.uint8)
+    >>> 4.25 < noise_sigma(noisy) < 5.75
+    True
+    """
+    h, w = plane.shape[:2]
+    if plane.ndim == 3 and weights is None:
+        raise ValueError(f"a (H, W, C) image needs channel weights (got shape {plane.shape})")
+    mix = None if plane.ndim == 2 else np.asarray(weights, np.float32).reshape(1, -1)
+    if h < 4 or w < 4:
+        return 0.0
+    scale = np.float32(255.0 / max_value(plane.dtype))
+    kernel = DB2_HIGH.astype(np.float32)
+    details, gradients = [], []
+    for band in row_bands(plane, overlap=3, budget=budget or SAMPLE_PIXELS):
+        if band.shape[0] < 4:
+            continue
+        values = band.astype(np.float32)
+        if mix is not None:
+            values = cv2.transform(values, mix)
+        values *= scale
+        # Filtering anchored at the first tap keeps the valid part at the top left; every
+        # second coefficient is the decimation of the wavelet transform.
+        hh = cv2.sepFilter2D(values, cv2.CV_32F, kernel, kernel, anchor=(0, 0))
+        smooth = cv2.GaussianBlur(values, (0, 0), 1.5)
+        grad = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
+        rows, cols = slice(0, band.shape[0] - 3, 2), slice(0, w - 3, 2)
+        details.append(np.abs(hh[rows, cols]).ravel())
+        gradients.append(grad[1:, 1:][rows, cols].ravel())
+    detail, gradient = np.concatenate(details), np.concatenate(gradients)
+    flat = detail[gradient <= np.median(gradient)]
+    return float(np.median(flat) / 0.6745)

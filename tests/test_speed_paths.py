@@ -1,0 +1,74 @@
+"""Fast paths agree with the plain computation they replace (issue 11).
+
+Each fast route (strips instead of whole-image float copies, fused tables) is checked here
+against the straightforward whole-image version on images large enough to take it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import assert_images_close
+
+from imgenh.ops import get_op, local
+from imgenh.pipeline import Step, apply_steps, run_op
+from imgenh.pixels import from_float, to_float
+
+
+def _denoise_chroma_whole(img: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """denoise_chroma as one float YCrCb image through guided_filter (the route before strips)."""
+    ycc = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2YCrCb)
+    y = np.ascontiguousarray(ycc[..., 0])
+    for c in (1, 2):
+        ycc[..., c] = local.guided_filter(y, np.ascontiguousarray(ycc[..., c]), radius, eps)
+    return from_float(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR), img.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_denoise_chroma_strips_match_the_whole_image_route(photo8, dtype):
+    # Taller and wider than WORK_SIDE, with an odd height (a short last strip).
+    big = cv2.resize(
+        photo8, (local.WORK_SIDE + 91, 2 * local.WORK_SIDE // 3 + 7), interpolation=cv2.INTER_CUBIC
+    )
+    noisy = np.clip(big + np.random.default_rng(1).normal(0, 12, big.shape), 0, 255).astype(np.uint8)
+    img = {np.uint8: noisy, np.uint16: noisy.astype(np.uint16) * 257, np.float32: to_float(noisy)}[dtype]
+    out = local.denoise_chroma(img, None, radius=3, eps=0.002)
+    expected = _denoise_chroma_whole(img, 3, 0.002)
+    diff = np.abs(out.astype(np.float64) - expected)
+    assert out.dtype == img.dtype
+    if dtype == np.float32:
+        assert diff.max() < 1e-5
+    else:  # float rounding may move a value across a rounding boundary: one level, rarely
+        assert diff.max() <= 1
+        assert np.mean(diff > 0) < 0.01
+
+
+def _step(name: str, index: int, **params) -> Step:
+    spec = get_op(name)
+    values, errors = spec.resolve(params)
+    assert not errors, errors
+    return Step(spec, values, index)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [("white_balance", {"method": "auto", "strength": 0.5}), ("stretch", {"low": 1.0, "high": 99.0})],
+        [("gamma", {"value": 1.3}), ("white_balance", {"method": "gray_world"})],
+        [("white_balance", {"method": "manual", "gains": [1.2, 1.0, 0.8]}), ("gamma", {"auto": True})],
+    ],
+    ids=["learned+stretch", "gamma+gray_world", "gains+auto_gamma"],
+)
+def test_white_balance_fuses_with_its_neighbours(photo8, photo16, steps):
+    # white_balance is a pointwise step: one table with the steps around it, estimated from
+    # the pixels as they stand. Within 1 LSB of the steps one after the other on 8 bit (the
+    # fused table is rounded once, the sequence twice), 4 LSB of 16 bits (see test_ops_tone).
+    for img, atol in ((photo8, 1), (photo16, 4)):
+        fused, reports = apply_steps(img, [_step(name, i, **p) for i, (name, p) in enumerate(steps)])
+        seq = img
+        for name, p in steps:
+            seq = run_op(seq, name, **p)
+        assert_images_close(fused, seq, atol, f"fused-wb-{steps[0][0]}")
+        wb = next(r for r in reports if r["op"] == "white_balance")
+        assert len(wb["gains"]) == 3
