@@ -309,6 +309,9 @@ class Pipeline:
     def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, list[dict]]:
         """Apply the steps to one image (BGR or grey; uint8, uint16 or float32 in [0, 1]).
 
+        With an adaptive model (``adaptive:`` in the file) the predicted parameters are this
+        image's own (:meth:`steps_for`), and the reports start with what was predicted.
+
         Returns
         -------
         image : ndarray
