@@ -1,6 +1,6 @@
 """How well `imgenh fit`'s look model learns edits, against the classic methods; and how fast it is.
 
-Usage: python benchmarks/fit_looks.py [--timing-only | --accuracy-only]
+Usage: python benchmarks/fit_looks.py [--timing-only | --accuracy-only | --adaptive-only]
 
 Accuracy: looks are built two ways over real photos (scikit-image's), each photo cut in four
 pairs at 384 px:
@@ -10,6 +10,13 @@ pairs at 384 px:
 Pairs from five photos are fitted; two other photos (rocket, hubble_deep_field) are held out
 and never used for fitting or for choosing anything. Each method is fitted on the training
 pairs; the table is the mean CIEDE2000 over the held-out pairs (lower is better).
+
+Per-image edits (--adaptive): each photo in 4 shots at a random exposure (gamma 0.5-2) and
+colour cast (red and blue gains 0.78-1.28), then edited by an auto-correction followed by a fixed
+look (auto exposure; gray world; gray world + auto levels + auto gamma), so the edit differs per
+shot. Fitted on the 20 shots of the five training photos; held out: 8 shots of the two other
+photos, and 10 new shots of the training photos (the same scenes at exposures and casts never
+fitted on). Every method of the table above plus `imgenh fit --adaptive`.
 
 Timing: 20 pairs of 12 MP JPEGs (q92) on disk, before and after; the time of
 match_pairs + load_pairs + fit_look + render_pipeline, as `imgenh fit` would run them.
@@ -30,6 +37,7 @@ import numpy as np
 
 from imgenh.colour_difference import mean_delta_e
 from imgenh.fit import Pair, PairImages, fit_look, load_pairs, match_pairs, render_pipeline
+from imgenh.fit.adaptive import fit_adaptive
 from imgenh.fit.look import fit_curve, fit_matrix
 from imgenh.fit.pairs import resize_to_side
 from imgenh.ops.lut import interpolate_rgb
@@ -234,6 +242,12 @@ def fit_imgenh(pairs):
     return lambda img: pipeline.apply(img)[0]
 
 
+def fit_imgenh_adaptive(pairs):
+    result = fit_adaptive(pairs, holdout=0, seed=0, groups=[p.pair.key.split("/")[0] for p in pairs])
+    pipeline = result.pipeline()
+    return lambda img: pipeline.apply(img)[0]
+
+
 METHODS = {
     "nothing done": lambda pairs: lambda img: img,
     "curves (LS)": fit_curves_ls,
@@ -278,6 +292,89 @@ def accuracy() -> None:
     print("\nComplexity chosen by imgenh: " + ", ".join(f"{k}: {v}" for k, v in chosen.items()))
 
 
+PER_IMAGE_EDITS = {
+    "auto exposure + look": [
+        {"op": "gamma", "auto": True},
+        {"op": "sigmoid", "contrast": 5.0, "midpoint": 0.5},
+        {"op": "white_balance", "method": "manual", "gains": [1.1, 1.0, 0.88]},
+    ],
+    "gray world + look": [
+        {"op": "white_balance", "method": "gray_world"},
+        {"op": "sigmoid", "contrast": 4.0, "midpoint": 0.45},
+        {"op": "saturation", "factor": 1.25},
+    ],
+    "gray world + auto levels + auto gamma + look": [
+        {"op": "white_balance", "method": "gray_world"},
+        {"op": "stretch", "low": 1.0, "high": 99.0},
+        {"op": "gamma", "auto": True},
+        {"op": "curve", "channel": "blue", "points": [[0, 0.04], [0.5, 0.47], [1, 1]]},
+    ],
+}
+
+
+def shots(befores: dict, names, count: int, seed: int) -> dict[str, np.ndarray]:
+    """``count`` shots of each photo at a random exposure and colour cast, BGR uint8."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in names:
+        for k in range(count):
+            gains = np.exp(rng.uniform(-0.25, 0.25, 3))
+            gains[1] = 1.0
+            steps = [
+                {"op": "white_balance", "method": "manual", "gains": gains.round(3).tolist()},
+                {"op": "gamma", "value": float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))},
+            ]
+            out[f"{name}/{k}"] = pipeline_from_steps(steps).apply(befores[name])[0]
+    return out
+
+
+def shot_pairs(befores: dict, edit: list[dict]) -> list[PairImages]:
+    pipeline = pipeline_from_steps(edit)
+    return [
+        PairImages(
+            Pair(key, Path(key), Path(key)),
+            b.astype(np.float32) / 255,
+            pipeline.apply(b)[0].astype(np.float32) / 255,
+        )
+        for key, b in befores.items()
+    ]
+
+
+def adaptive_accuracy() -> None:
+    photos_ = photos()
+    train_shots = shots(photos_, TRAIN_PHOTOS, 4, seed=1)
+    held_sets = {
+        "new photos": shots(photos_, HELD_OUT_PHOTOS, 4, seed=2),
+        "new shots": shots(photos_, TRAIN_PHOTOS, 2, seed=3),
+    }
+    methods = {**METHODS, "imgenh --adaptive": fit_imgenh_adaptive}
+    table: dict[str, dict[str, float]] = {m: {} for m in methods}
+    columns = []
+    for look, edit in PER_IMAGE_EDITS.items():
+        train = shot_pairs(train_shots, edit)
+        held = {name: shot_pairs(s, edit) for name, s in held_sets.items()}
+        for method, fit in methods.items():
+            start = time.perf_counter()
+            predict = fit(train)
+            seconds = time.perf_counter() - start
+            for name, pairs in held.items():
+                table[method][f"{look} ({name})"] = float(
+                    np.mean([mean_delta_e(predict(p.before), p.after) for p in pairs])
+                )
+            print(f"  {look}: {method} {seconds:.1f} s", file=sys.stderr)
+        columns += [f"{look} ({name})" for name in held]
+    print(
+        "\nPer-image edits: held-out mean CIEDE2000; fitted on 20 shots of 5 photos; new photos: 8 shots of rocket and "
+        "hubble_deep_field; new shots: 10 more shots of the 5 training photos\n"
+    )
+    print("| method | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for method, row in table.items():
+        best = {c: min(table[m][c] for m in methods if m != "nothing done") for c in columns}
+        cells = [f"**{row[c]:.2f}**" if row[c] == best[c] else f"{row[c]:.2f}" for c in columns]
+        print(f"| {method} | " + " | ".join(cells) + " |")
+
+
 def write_12mp_pairs(root: Path, count: int = 20) -> None:
     """``count`` 12 MP (4000x3000) before/after JPEG pairs, q92, edited by a hidden pipeline."""
     hidden = pipeline_from_steps(random_look(12))
@@ -305,11 +402,20 @@ def timing() -> None:
         result = fit_look(loaded, seed=0)
         text = render_pipeline(result)
         total = time.perf_counter() - start
+        start = time.perf_counter()
+        adaptive = fit_adaptive(loaded, seed=0)
+        adaptive_text = adaptive.render()
+        t_adaptive = time.perf_counter() - start
     print(
         f"\n20 pairs of 12 MP JPEGs: {total:.1f} s in all (read + check + working copies {t_load:.1f} s, "
         f"fit {total - t_load:.1f} s); {len(loaded)} pairs used, {len(refused)} refused; "
         f"chosen {result.complexity}; held-out CIEDE2000 {result.mean_error('held-out'):.2f} "
         f"(nothing done {result.mean_error('held-out', False):.2f}); YAML {len(text)} bytes"
+    )
+    print(
+        f"--adaptive on the same working copies: {t_adaptive:.1f} s more (+ the same {t_load:.1f} s of reading); "
+        f"held-out CIEDE2000 {adaptive.mean_error('held-out'):.2f} (global "
+        f"{adaptive.mean_error('held-out', which='global_fit'):.2f}); YAML {len(adaptive_text)} bytes"
     )
 
 
@@ -317,9 +423,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--accuracy-only", action="store_true")
+    parser.add_argument("--adaptive-only", action="store_true", help="only the per-image edits table")
     args = parser.parse_args()
+    if args.adaptive_only:
+        adaptive_accuracy()
+        return
     if not args.timing_only:
         accuracy()
+        adaptive_accuracy()
     if not args.accuracy_only:
         timing()
 

@@ -298,6 +298,8 @@ class Pipeline:
     description: str = ""
     source: str = "<dict>"
     seed: int | None = None  # augmentation: the run's seed (--seed), part of the hash
+    # Per-image parameters (imgenh.adaptive.AdaptiveModel), predicted from each image's statistics.
+    adaptive: Any = None
 
     @property
     def is_random(self) -> bool:
@@ -307,6 +309,9 @@ class Pipeline:
     def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, list[dict]]:
         """Apply the steps to one image (BGR or grey; uint8, uint16 or float32 in [0, 1]).
 
+        With an adaptive model (``adaptive:`` in the file) the predicted parameters are this
+        image's own (:meth:`steps_for`), and the reports start with what was predicted.
+
         Returns
         -------
         image : ndarray
@@ -314,7 +319,23 @@ class Pipeline:
         reports : list of dict
             Values the operators reported (e.g. white-balance illuminant), one dict per step.
         """
-        return apply_steps(pixels, self.steps)
+        steps, predicted = self.steps_for(pixels)
+        out, reports = apply_steps(pixels, steps)
+        return out, predicted + reports
+
+    def steps_for(self, pixels: np.ndarray) -> tuple[list[Step], list[dict]]:
+        """The steps as they run on ``pixels``: with an adaptive model, its per-image predictions.
+
+        Returns
+        -------
+        steps : list of Step
+        predicted : list of dict
+            ``{"step": i, "op": name, "predicted": {param: value}}`` per predicted step (empty
+            without a model), for the report.
+        """
+        if self.adaptive is None:
+            return self.steps, []
+        return self.adaptive.steps_for(self.steps, pixels)
 
     def apply_image(self, image: Image) -> tuple[Image, list[dict]]:
         """Apply the steps to a decoded image; alpha moves with the pixels through geometry steps.
@@ -345,8 +366,9 @@ class Pipeline:
         >>> out.alpha.shape
         (20, 30)
         """
-        pixels, alpha, reports = _apply(image.pixels, self.steps, image.alpha)
-        return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), reports
+        steps, predicted = self.steps_for(image.pixels)
+        pixels, alpha, reports = _apply(image.pixels, steps, image.alpha)
+        return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), predicted + reports
 
     def canonical(self) -> dict[str, Any]:
         """The pipeline as plain data with every default filled in (what the hash covers)."""
@@ -365,6 +387,8 @@ class Pipeline:
         }
         if self.is_random:  # the draws depend on the seed; plain pipelines keep their old hash
             data["seed"] = self.seed
+        if self.adaptive is not None:
+            data["adaptive"] = self.adaptive.to_dict()
         return data
 
     def hash(self) -> str:

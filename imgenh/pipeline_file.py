@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from imgenh import augment, pipeline_ref
+from imgenh.adaptive import AdaptiveError, adaptive_schema, parse_adaptive
 from imgenh.errors import ConfigError
 from imgenh.ops import REGISTRY, describe, get_op
 from imgenh.ops.registry import OpSpec, did_you_mean
@@ -40,7 +41,7 @@ __all__ = [
     "with_cli_steps",
 ]
 
-TOP_KEYS = ("version", "name", "description", "steps", "output")
+TOP_KEYS = ("version", "name", "description", "steps", "output", "adaptive")
 
 
 # --- problems, with lines when the data came from YAML ------------------------------------
@@ -154,7 +155,17 @@ def _build(data: Any, problems: _Problems, base_dir: Path) -> Pipeline:
     output = _build_output(data.get("output"), problems)
     if problems.errors:
         raise ConfigError(problems.errors)
-    return Pipeline(steps=steps, output=output, source=problems.source, **text_fields)
+    adaptive = _build_adaptive(data.get("adaptive"), steps, problems) if "adaptive" in data else None
+    return Pipeline(steps=steps, output=output, source=problems.source, adaptive=adaptive, **text_fields)
+
+
+def _build_adaptive(value: Any, steps: list[Step], problems: _Problems):
+    """The ``adaptive:`` block (per-image parameters), checked against the steps; the first problem is raised."""
+    try:
+        return parse_adaptive(value, steps)
+    except AdaptiveError as exc:
+        problems.add(("adaptive", *exc.path), exc.field, exc.message)
+        raise ConfigError(problems.errors) from None
 
 
 def _check_header(data: dict, problems: _Problems) -> None:
@@ -510,6 +521,7 @@ def pipeline_schema() -> dict[str, Any]:
                 "properties": {k: describe.param_schema(p) for k, p in OUTPUT_PARAMS.items()},
                 "additionalProperties": False,
             },
+            "adaptive": adaptive_schema(),
         },
         "required": ["version", "steps"],
         "additionalProperties": False,

@@ -350,8 +350,9 @@ def render_sheet(pipeline, image: Image, width: int = 1600, split: bool = False)
     """
     if width < 2 * MARGIN + 32:
         raise ValueError(f"width must be at least {2 * MARGIN + 32} pixels (got {width})")
-    steps = list(pipeline.steps)
+    steps, predicted = pipeline.steps_for(image.pixels)  # an adaptive pipeline's values for this image
     output, reports = apply_steps(image.pixels, steps)
+    reports = predicted + reports
     labels = _labels(image, steps, reports, output)
     if split:
         h, w = output.shape[:2]

@@ -39,8 +39,14 @@ from imgenh.io import OutputError, atomic_write
     "pair shrunk to 128 px; the search's time is about proportional to it [default: 300].",
 )
 @click.option("--report", metavar="FILE", help="Write the errors per pair as JSON.")
+@click.option(
+    "--adaptive",
+    is_flag=True,
+    help="Per-image parameters predicted from image statistics by boosted trees: the look model's "
+    "white balance, levels and saturation, or a PIPELINE's {fit: [lo, hi]} ranges.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
-def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progress):
+def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progress, adaptive):
     """Learn an edit from before/after pairs and write it as a pipeline `imgenh run` applies.
 
     Pairs are matched by relative path and file stem (a/IMG_1.CR2.jpg pairs a/IMG_1.png); an
@@ -58,6 +64,7 @@ def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progr
       imgenh fit --before edits/before --after edits/after -o look.yaml --cube look.cube
       imgenh fit my.yaml --before edits/before --after edits/after -o tuned.yaml
       imgenh run look.yaml shoot/ -o shoot_edited -r
+      imgenh fit --adaptive --before edits/before --after edits/after -o tuned.yaml
     """
     from imgenh.fit.folders import fit_folders
     from imgenh.fit.search import DEFAULT_BUDGET
@@ -66,6 +73,8 @@ def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progr
         fail(f"-o {out}: name the pipeline file .yaml")
     if pipeline is not None and cube:
         fail("--cube exports the look model; a PIPELINE's steps may depend on each image, so fit without one")
+    if adaptive and cube:
+        fail("--cube: an adaptive look differs per image; a .cube file holds one fixed look")
     if pipeline is None and budget is not None:
         fail("--budget is for a PIPELINE's search; the look model has no budget")
     bar = _ProgressBar(progress)
@@ -79,6 +88,7 @@ def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progr
             budget=budget or DEFAULT_BUDGET,
             on_pair=bar,
             on_progress=bar.stage,
+            adaptive=adaptive,
         )
     except UsageError as exc:
         fail(exc)
@@ -100,6 +110,8 @@ def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progr
     except (OSError, OutputError) as exc:
         fail(str(exc), code=1)
     click.echo(f"imgenh: {_summary_line(fitted.result)}; wrote {out}", err=True)
+    for note in fitted.result.verdict() if adaptive else []:
+        click.echo(f"imgenh: note: {note}", err=True)
 
 
 def _summary_line(result) -> str:

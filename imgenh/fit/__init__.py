@@ -10,8 +10,12 @@ Typical use::
 
     # or search the {fit: ...} parameters of a pipeline file
     result = fit_search(load_space("my.yaml"), pairs, holdout=None, seed=0)
+
+    # or predict parameters per image (--adaptive); result.render() is the tuned file's text
+    result = fit_adaptive(pairs, holdout=None, seed=0)    # space=load_space("my.yaml") for a pipeline
 """
 
+from imgenh.fit.adaptive import AdaptiveFit, fit_adaptive
 from imgenh.fit.look import LADDER, Complexity, LookModel
 from imgenh.fit.pairs import Pair, PairImages, PairMatch, PairRefused, load_pair, load_pairs, match_pairs
 from imgenh.fit.render import comment_block, look_to_cube, render_pipeline
@@ -21,6 +25,7 @@ from imgenh.fit.space import FitParam, FitSpace, load_space, parse_space
 
 __all__ = [
     "LADDER",
+    "AdaptiveFit",
     "Complexity",
     "FitParam",
     "FitResult",
@@ -33,6 +38,7 @@ __all__ = [
     "PairRefused",
     "SearchResult",
     "comment_block",
+    "fit_adaptive",
     "fit_look",
     "fit_search",
     "load_pair",

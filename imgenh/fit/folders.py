@@ -25,9 +25,9 @@ class FolderFit:
 
     Attributes
     ----------
-    result : FitResult or SearchResult
+    result : FitResult or SearchResult or AdaptiveFit
         The look model's steps, chosen complexity and errors per pair; or, for a pipeline,
-        its fitted values, steps and errors per pair.
+        its fitted values, steps and errors per pair; or, with ``adaptive``, both plus the model.
     match : PairMatch
         Pairs found, files without a partner, ambiguous names.
     refused : list of (Pair, str)
@@ -48,6 +48,8 @@ class FolderFit:
     def pipeline_text(self) -> str:
         """The tuned pipeline file, starting with the comment block of measured errors."""
         refused = [f"{pair.key}: {why}" for pair, why in self.refused]
+        if hasattr(self.result, "render"):  # an AdaptiveFit writes its own file (the adaptive: block)
+            return self.result.render(self.unmatched, refused)
         return render_pipeline(self.result, self.unmatched, refused)
 
     def report(self) -> dict:
@@ -70,6 +72,7 @@ def fit_folders(
     budget: int = DEFAULT_BUDGET,
     on_pair: Callable[[Pair, str | None], None] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    adaptive: bool = False,
 ) -> FolderFit:
     """Learn the edit that turns the images in ``before`` into those in ``after``.
 
@@ -91,6 +94,9 @@ def fit_folders(
     on_progress : callable, optional
         ``on_progress(stage, done, total)`` as the fit goes; stage is "searching" or
         "cross-validating".
+    adaptive : bool
+        Per-image parameters predicted from image statistics (:func:`imgenh.fit.adaptive.fit_adaptive`):
+        the look model's per-image step, or the pipeline's ``{fit: [lo, hi]}`` ranges.
 
     Raises
     ------
@@ -118,7 +124,16 @@ def fit_folders(
         split_holdout(len(loaded), holdout, seed)
     except ValueError as exc:
         raise UsageError([f"--holdout: {exc}"]) from None
-    if space is None:
+    if adaptive:
+        from imgenh.fit.adaptive import fit_adaptive
+
+        try:
+            result = fit_adaptive(
+                loaded, holdout=holdout, seed=seed, space=space, budget=budget, on_progress=on_progress
+            )
+        except ValueError as exc:
+            raise UsageError([f"{space.source if space else 'fit --adaptive'}: {exc}"]) from None
+    elif space is None:
         stage = "cross-validating"
         result = fit_look(loaded, holdout=holdout, seed=seed, on_progress=_staged(on_progress, stage))
     else:

@@ -1,0 +1,470 @@
+"""``imgenh fit --adaptive``: per-image parameters, and a boosted regression that predicts them.
+
+When an edit differs per image (the editor brightened dark shots more, warmed cold ones), one
+global look cannot follow it. The adaptive fit puts a per-image step in front of the look
+(white-balance gains, black and white points with gamma, saturation: :data:`LOOK_PREFIX`):
+
+1. each training image's own values of those parameters are found by a small gradient-free
+   search (Nelder-Mead on the bounded, normalised parameters) on a downscaled copy,
+   minimising mean CIEDE2000 to its after image;
+2. the global look (curves, matrix, colour table: :func:`imgenh.fit.select.fit_look`) is
+   fitted on the images after their own per-image step; steps 1-2 alternate :data:`ROUNDS` times
+   (the per-image search then runs through the look);
+3. one AdaBoost.R2 model over shallow trees per parameter (:class:`imgenh.boost.BoostedTrees`)
+   learns the parameter from the image's statistics (:func:`imgenh.adaptive.image_features`).
+
+With a user's pipeline (``imgenh fit my.yaml --adaptive``) the pipeline is searched once for all
+images (:func:`imgenh.fit.search.fit_search`, the "global fit"); its ``{fit: [lo, hi]}`` number
+ranges then get per-image values (step 1, pulled toward the global values) and step 3; choices
+and whole numbers keep their global values.
+
+Held-out pairs take part in none of it; their errors come from running the written pipeline,
+adaptive model included, through :class:`imgenh.pipeline.Pipeline`, as ``imgenh run`` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import yaml
+
+from imgenh.adaptive import FEATURE_NAMES, AdaptiveModel, Target, image_features
+from imgenh.boost import BoostedTrees
+from imgenh.colour_difference import delta_e_2000, lab_from_bgr, mean_delta_e
+from imgenh.fit.look import LADDER
+from imgenh.fit.pairs import PairImages, resize_to_side
+from imgenh.fit.search import DEFAULT_BUDGET, fit_search, nelder_mead
+from imgenh.fit.select import fit_look, split_holdout
+from imgenh.fit.space import FitSpace
+
+# The per-image search runs on copies this many pixels on the long side.
+SEARCH_SIDE = 64
+# Evaluations per image and search, the first simplex's size and when it has converged.
+EVALUATIONS = 240
+FIRST_STEP = 0.12
+F_TOLERANCE = 1e-4
+# Alternations of per-image search and global look fit.
+ROUNDS = 2
+# Pull of each normalised parameter toward its neutral value (CIEDE2000 units per unit^2):
+# where two parameters trade off (white point and gamma), the search stays near neutral.
+NEUTRAL_PULL = 0.05
+# The regression: AdaBoost.R2 over depth-3 trees, shrunk. Chosen on tests/test_adaptive_fit.py's
+# exposures of the sample photos (held-out CIEDE2000: depth 2, 60 trees 4.82; depth 3, 100 trees
+# 3.70, with learning rate 0.5 3.55; depth 4 3.83), never on benchmarks/fit_looks.py's photos.
+BOOST = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.5, "loss": "linear", "digits": 6}
+
+
+@dataclass(frozen=True)
+class Free:
+    """One per-image parameter: ``steps[step].param`` (item ``item``) searched in ``[lo, hi]``.
+
+    ``log`` searches the parameter on a log scale (gains, gamma, factors).
+    """
+
+    step: int
+    param: str
+    lo: float
+    hi: float
+    neutral: float
+    item: int | None = None
+    log: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.param if self.item is None else f"{self.param}[{self.item}]"
+
+    def value(self, u: float) -> float:
+        """The parameter at normalised position ``u`` in [0, 1]."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            return float(np.exp(np.log(self.lo) + u * (np.log(self.hi) - np.log(self.lo))))
+        return self.lo + u * (self.hi - self.lo)
+
+    def position(self, value: float) -> float:
+        """Inverse of :meth:`value`."""
+        if self.log:
+            return float((np.log(value) - np.log(self.lo)) / (np.log(self.hi) - np.log(self.lo)))
+        return (value - self.lo) / (self.hi - self.lo)
+
+
+# The per-image step in front of the look model: existing operators, neutral as written.
+LOOK_PREFIX: tuple[dict, ...] = (
+    {"op": "white_balance", "method": "manual", "gains": [1.0, 1.0, 1.0]},
+    {"op": "levels", "black": 0.0, "white": 1.0, "gamma": 1.0},
+    {"op": "saturation", "factor": 1.0},
+)
+LOOK_FREE: tuple[Free, ...] = (
+    Free(0, "gains", 0.25, 4.0, 1.0, item=0, log=True),
+    Free(0, "gains", 0.25, 4.0, 1.0, item=2, log=True),
+    Free(1, "black", 0.0, 0.4, 0.0),
+    Free(1, "white", 0.6, 1.0, 1.0),
+    Free(1, "gamma", 0.25, 4.0, 1.0, log=True),
+    Free(2, "factor", 0.3, 2.5, 1.0, log=True),
+)
+
+
+def with_values(template: Sequence[dict], free: Sequence[Free], values: Sequence[float]) -> list[dict]:
+    """The template steps (plain data) with the free parameters set to ``values``."""
+    steps = [dict(step) for step in template]
+    for f, v in zip(free, values, strict=True):
+        if f.item is None:
+            steps[f.step][f.param] = float(v)
+        else:
+            items = list(steps[f.step][f.param])
+            items[f.item] = float(v)
+            steps[f.step][f.param] = items
+    return steps
+
+
+def _build(steps: list[dict]):
+    from imgenh.pipeline_file import pipeline_from_steps  # the pipeline file module imports the registry
+
+    return pipeline_from_steps(steps)
+
+
+def search_image(
+    template: Sequence[dict],
+    free: Sequence[Free],
+    before: np.ndarray,
+    after: np.ndarray,
+    look: list[dict] | None = None,
+    start: Sequence[float] | None = None,
+) -> list[float]:
+    """One image's own values of the free parameters: template (+ look) closest to ``after``.
+
+    ``before`` and ``after`` are float32 BGR working copies; the search runs on copies at most
+    :data:`SEARCH_SIDE` pixels on the long side, minimising mean CIEDE2000 plus a small pull
+    toward neutral values.
+    """
+    small_before = resize_to_side(before, SEARCH_SIDE)
+    target = lab_from_bgr(resize_to_side(after, SEARCH_SIDE))  # converted once, not per evaluation
+    if look:
+        look_pipeline = _build(look)
+    neutral = np.array([f.position(f.neutral) for f in free])
+
+    evaluations = 0
+
+    def objective(u: np.ndarray) -> float:
+        nonlocal evaluations
+        evaluations += 1
+        values = [f.value(x) for f, x in zip(free, u, strict=True)]
+        try:
+            out, _ = _build(with_values(template, free, values)).apply(small_before)
+        except Exception:  # a combination the operator refuses (e.g. black >= white)
+            return 1e6
+        if look:
+            out, _ = look_pipeline.apply(out)
+        error = float(np.mean(delta_e_2000(lab_from_bgr(out), target), dtype=np.float64))
+        return error + NEUTRAL_PULL * float(np.sum((u - neutral) ** 2))
+
+    first = neutral if start is None else np.array([f.position(v) for f, v in zip(free, start, strict=True)])
+    best, _ = nelder_mead(objective, first, FIRST_STEP, lambda: evaluations >= EVALUATIONS, F_TOLERANCE)
+    return [float(f"{f.value(x):.6g}") for f, x in zip(free, best, strict=True)]
+
+
+def fit_regression(features: np.ndarray, values: np.ndarray, free: Sequence[Free], seed: int) -> list[Target]:
+    """One AdaBoost.R2 model per free parameter, from image features (rows) to its values."""
+    targets = []
+    for k, f in enumerate(free):
+        model = BoostedTrees(seed=seed + k, **BOOST).fit(features, values[:, k])
+        targets.append(Target(f.step, f.param, (f.lo, f.hi), model, f.item))
+    return targets
+
+
+@dataclass
+class AdaptivePairError:
+    """Mean CIEDE2000 of one pair: doing nothing, the global look, the adaptive pipeline."""
+
+    key: str
+    role: str  # "train" or "held-out"
+    nothing_done: float
+    global_fit: float
+    adaptive: float
+    predicted: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fitted(self) -> float:
+        """The error of what the file does (the adaptive pipeline)."""
+        return self.adaptive
+
+
+@dataclass
+class AdaptiveFit:
+    """What :func:`fit_adaptive` found.
+
+    Attributes
+    ----------
+    steps : list of dict
+        The per-image steps (typical values) followed by the global look's steps.
+    model : AdaptiveModel
+        Predicts the per-image values (step indices into ``steps``).
+    errors : list of AdaptivePairError
+    complexity : str
+        The global look's rung, chosen by cross-validation.
+    global_complexity : str
+        The rung of the plain global look fitted for comparison.
+    seed : int
+    notes : list of str
+    pipeline_source : str
+        The user's pipeline file ("" for the look model).
+    """
+
+    steps: list[dict]
+    model: AdaptiveModel
+    errors: list[AdaptivePairError]
+    complexity: str
+    global_complexity: str
+    seed: int
+    notes: list[str] = field(default_factory=list)
+    pipeline_source: str = ""  # the user's pipeline file, when its parameters were fitted
+
+    def mean_error(self, role: str, fitted: bool = True, which: str | None = None) -> float | None:
+        """Mean over pairs of ``role``: the adaptive pipeline's error (or ``which``: nothing_done,
+        global_fit, adaptive); ``fitted=False`` is doing nothing. None when there are none."""
+        which = which or ("adaptive" if fitted else "nothing_done")
+        values = [getattr(e, which) for e in self.errors if e.role == role]
+        return float(np.mean(values)) if values else None
+
+    def predicted_names(self) -> list[str]:
+        """``steps[1] levels.gamma`` for each predicted parameter."""
+        return [f"steps[{t.step}] {self.steps[t.step]['op']}.{t.label}" for t in self.model.targets]
+
+    def pipeline(self):
+        """The fitted pipeline, adaptive model included (what ``imgenh run`` would load)."""
+        return replace(_build(self.steps), adaptive=self.model)
+
+    def to_dict(self) -> dict:
+        """Plain data for a JSON report."""
+        return {
+            "adaptive": True,
+            "pipeline": self.pipeline_source or None,
+            "complexity": self.complexity,
+            "global_complexity": self.global_complexity,
+            "seed": self.seed,
+            "mean_ciede2000": {
+                role: {k: self.mean_error(role, which=k) for k in ("nothing_done", "global_fit", "adaptive")}
+                for role in ("train", "held-out")
+            },
+            "pairs": [e.__dict__ for e in self.errors],
+            "notes": list(self.notes),
+            "steps": self.steps,
+            "predicts": self.predicted_names(),
+        }
+
+    def render(self, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+        """The tuned pipeline file: comment block, ``version``, ``steps`` and the ``adaptive`` block."""
+        from imgenh.pipeline_file import SCHEMA_VERSION
+
+        body = yaml.safe_dump(
+            {"version": SCHEMA_VERSION, "steps": self.steps, "adaptive": self.model.to_dict()},
+            sort_keys=False,
+            default_flow_style=None,
+            width=100,
+        )
+        return self.comment_block(unmatched, refused) + body
+
+    def comment_block(self, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
+        """``#`` lines: pairs used, what is predicted, errors of nothing / global / adaptive per pair."""
+        train = [e for e in self.errors if e.role == "train"]
+        held = [e for e in self.errors if e.role == "held-out"]
+        predicted = ", ".join(self.predicted_names())
+
+        def row(label: str, role: str) -> str:
+            cells = [self.mean_error(role, which=k) for k in ("nothing_done", "global_fit", "adaptive")]
+            return f"  {label:<24}" + "".join(f"{c:>11.2f}" for c in cells)
+
+        if self.pipeline_source:
+            what = [
+                f"Fitted by imgenh fit {self.pipeline_source} --adaptive: its {{fit: [lo, hi]}} ranges predicted per",
+                "image by boosted trees (AdaBoost.R2) from image statistics; global fit: the same pipeline",
+                f"searched once for all images ({self.global_complexity}).",
+            ]
+        else:
+            what = [
+                "Fitted by imgenh fit --adaptive: per-image parameters predicted by boosted trees",
+                "(AdaBoost.R2) from image statistics, in front of a global look (curves, matrix, table).",
+                f"Global look after the per-image steps: {self.complexity}; global fit without them:",
+                f"{self.global_complexity}.",
+            ]
+        lines = [
+            *what,
+            f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {self.seed}.",
+            f"Predicted per image: {predicted}.",
+            "Mean CIEDE2000 (sRGB, D65)   nothing done   global fit   adaptive",
+            row(f"train ({len(train)} pairs)", "train"),
+        ]
+        if held:
+            lines.append(row(f"held out ({len(held)} pairs)", "held-out"))
+        lines.append("Per pair (nothing -> global / adaptive):")
+        width = max(len(e.key) for e in self.errors)
+        lines += [
+            f"  {e.key:<{width}}  {e.role:<8}  {e.nothing_done:6.2f} -> {e.global_fit:6.2f} / {e.adaptive:6.2f}"
+            for e in self.errors
+        ]
+        lines += [f"Refused: {r}" for r in refused] + [f"Unmatched: {u}" for u in unmatched]
+        lines += [f"Note: {n}" for n in [*self.notes, *self.verdict()]]
+        return "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
+
+    def verdict(self) -> list[str]:
+        """A note when the global fit does as well as the adaptive one (held-out pairs, else fitted ones)."""
+        role = "held-out" if any(e.role == "held-out" for e in self.errors) else "train"
+        adaptive, plain = self.mean_error(role), self.mean_error(role, which="global_fit")
+        if adaptive < plain:
+            return []
+        return [
+            f"on {role} pairs the global fit does as well ({plain:.2f} vs {adaptive:.2f}): the edit looks the same "
+            "for every image; `imgenh fit` without --adaptive gives a simpler file"
+        ]
+
+
+def _per_image(
+    pairs: Sequence[PairImages],
+    template: Sequence[dict],
+    free: Sequence[Free],
+    look: list[dict] | None,
+    start: list[list[float]] | None,
+    progress: Callable[[], None] | None = None,
+) -> list[list[float]]:
+    values = []
+    for pair, first in zip(pairs, start or [None] * len(pairs), strict=True):
+        values.append(search_image(template, free, pair.before, pair.after, look, first))
+        if progress:
+            progress()
+    return values
+
+
+def _stepped(pairs: Sequence[PairImages], template, free, values) -> list[PairImages]:
+    """Pairs whose befores went through their own per-image step."""
+    return [
+        replace(p, before=_build(with_values(template, free, v)).apply(p.before)[0])
+        for p, v in zip(pairs, values, strict=True)
+    ]
+
+
+def fit_adaptive(
+    pairs: Sequence[PairImages],
+    *,
+    holdout: int | None = None,
+    seed: int = 0,
+    groups: Sequence[str] | None = None,
+    space: FitSpace | None = None,
+    budget: int = DEFAULT_BUDGET,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> AdaptiveFit:
+    """Learn an edit whose parameters are predicted per image from each image's statistics.
+
+    Parameters
+    ----------
+    pairs : sequence of PairImages
+        Loaded, checked pairs (:func:`imgenh.fit.pairs.load_pairs`).
+    holdout : int, optional
+        Pairs kept out of everything and reported as held-out (default ~20% from 5 pairs on).
+    seed : int
+        Same seed, same hold-out split, same model.
+    groups : sequence of str, optional
+        Look model: a group name per pair; cross-validation of the look keeps a group together.
+    space : FitSpace, optional
+        A user's pipeline (:func:`imgenh.fit.space.load_space`): its ``{fit: [lo, hi]}`` ranges
+        of number parameters become per-image, choices and whole numbers are fitted once for
+        all images (:func:`imgenh.fit.search.fit_search`). Without it, the look model gains
+        the per-image step :data:`LOOK_PREFIX`.
+    budget : int
+        With ``space``: the global search's evaluation budget.
+    on_progress : callable, optional
+        ``on_progress("per-image search", done, total)`` after each image's search (progress bars).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 pairs left for fitting; a pipeline without a range of a number parameter.
+    """
+    if len(pairs) < 2:
+        raise ValueError(f"need at least 2 usable pairs to fit (got {len(pairs)})")
+    held = set(split_holdout(len(pairs), holdout, seed).tolist())
+    train = [p for i, p in enumerate(pairs) if i not in held]
+    rounds = 1 if space is not None else ROUNDS
+    done = 0
+
+    def progress() -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress("per-image search", done, rounds * len(train))
+
+    if space is not None:
+        searching = None if on_progress is None else lambda d, t: on_progress("searching", d, t)
+        return _fit_pipeline(pairs, held, space, seed, budget, progress, searching)
+    train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
+    template, free = LOOK_PREFIX, LOOK_FREE
+    values, look = None, None
+    for rounds_left in range(ROUNDS - 1, -1, -1):
+        values = _per_image(train, template, free, None if look is None else look.steps, values, progress)
+        # Before the last round, a stepping stone: the affine rung alone, no cross-validation cost.
+        ladder = LADDER if rounds_left == 0 else LADDER[:1]
+        stepped = _stepped(train, template, free, values)
+        look = fit_look(stepped, holdout=0, seed=seed, groups=train_groups, ladder=ladder)
+    model = _model(train, free, values, seed)
+    steps = _typical(template, free, values) + look.steps
+    plain = fit_look(pairs, holdout=holdout, seed=seed, groups=groups)
+    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
+    return AdaptiveFit(steps, model, errors, look.complexity, plain.complexity, seed)
+
+
+def _fit_pipeline(
+    pairs: Sequence[PairImages], held: set[int], space: FitSpace, seed: int, budget: int, progress, on_eval
+) -> AdaptiveFit:
+    """A user's pipeline: global search first, then its number ranges per image, pulled toward the global values."""
+    plain = fit_search(space, pairs, holdout=len(held), seed=seed, budget=budget, on_eval=on_eval)
+    free = [
+        Free(p.step, p.name, float(p.low), float(p.high), float(v), item=p.item)
+        for p, v in zip(space.params, plain.values, strict=True)
+        if p.is_range and not p.integer
+    ]
+    if not free:
+        raise ValueError("--adaptive predicts ranges of number parameters; write one as {fit: [lo, hi]}")
+    template = plain.steps
+    train = [p for i, p in enumerate(pairs) if i not in held]
+    values = _per_image(train, template, free, None, [[f.neutral for f in free]] * len(train), progress)
+    model = _model(train, free, values, seed)
+    steps = _typical(template, free, values)
+    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
+    kept = len(space.params) - len(free)
+    how = f"{len(free)} pipeline parameters per image" + (f", {kept} fitted once" if kept else "")
+    notes = [f"{line} (global search)" for line in space.describe(plain.values)]
+    searched = f"{plain.evaluations} evaluations"
+    return AdaptiveFit(steps, model, errors, how, searched, seed, notes, pipeline_source=space.source)
+
+
+def _model(train: Sequence[PairImages], free: Sequence[Free], values, seed: int) -> AdaptiveModel:
+    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
+    return AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
+
+
+def _typical(template: Sequence[dict], free: Sequence[Free], values) -> list[dict]:
+    """The template with each free parameter at its median over the training images (what the steps show)."""
+    typical = np.median(np.array(values), axis=0)
+    return with_values(template, free, [float(f"{v:.6g}") for v in typical])
+
+
+def _errors(pairs: Sequence[PairImages], held: set[int], pipeline, plain) -> list[AdaptivePairError]:
+    """Per pair: nothing done, the plain global look, and the adaptive pipeline run as ``imgenh run`` runs it."""
+    out = []
+    for i, (pair, plain_error) in enumerate(zip(pairs, plain.errors, strict=True)):
+        result, reports = pipeline.apply(pair.before)
+        predicted = {}
+        for r in reports:
+            for name, value in r.get("predicted", {}).items():
+                predicted[f"steps[{r['step']}] {name}"] = value
+        out.append(
+            AdaptivePairError(
+                pair.pair.key,
+                "held-out" if i in held else "train",
+                plain_error.nothing_done,
+                plain_error.fitted,
+                round(mean_delta_e(result, pair.after), 4),
+                predicted,
+            )
+        )
+    return out

@@ -1,0 +1,154 @@
+"""``imgenh fit --adaptive``: per-image edits a global fit cannot follow, learned and predicted per image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SAMPLES
+from helpers import invoke_in
+
+from imgenh import load_pipeline, pipeline_from_steps
+from imgenh.colour_difference import mean_delta_e
+from imgenh.fit import Pair, PairImages, fit_look
+from imgenh.fit.adaptive import fit_adaptive
+from imgenh.fit.pairs import resize_to_side
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+EXPOSURES = (0.4, 0.55, 0.75, 1.0, 1.35, 1.8, 2.5)
+HELD_OUT = (1, 4)  # exposures 0.55 and 1.35 of every photo: shots never fitted on
+# A per-image edit: exposure brought to mid-grey (auto gamma), then a fixed look.
+EDIT = [
+    {"op": "gamma", "auto": True},
+    {"op": "sigmoid", "contrast": 5.0},
+    {"op": "white_balance", "method": "manual", "gains": [1.1, 1.0, 0.88]},
+]
+
+
+def _shots(side: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Each photo at several exposures (before) and the same through the per-image edit (after)."""
+    edit = pipeline_from_steps(EDIT)
+    out = []
+    for name in PHOTOS:
+        img = resize_to_side(cv2.imread(str(SAMPLES / f"{name}.jpg")), side)
+        for k, g in enumerate(EXPOSURES):
+            before = pipeline_from_steps([{"op": "gamma", "value": g}]).apply(img)[0]
+            out.append((f"{name}_{k}", before, edit.apply(before)[0]))
+    return out
+
+
+def _pairs(shots) -> list[PairImages]:
+    return [
+        PairImages(Pair(key, Path(key), Path(key)), b.astype(np.float32) / 255, a.astype(np.float32) / 255)
+        for key, b, a in shots
+    ]
+
+
+def test_adaptive_beats_a_global_fit_on_held_out_pairs_of_a_per_image_edit():
+    shots = _shots(48)
+    train = _pairs([s for s in shots if int(s[0][-1]) not in HELD_OUT])
+    held = _pairs([s for s in shots if int(s[0][-1]) in HELD_OUT])
+    result = fit_adaptive(train, holdout=0, seed=0)
+    adaptive = result.pipeline()
+    global_fit = pipeline_from_steps(fit_look(train, holdout=0, seed=0).steps)
+    errors = {
+        name: np.mean([mean_delta_e(p.apply(pair.before)[0], pair.after) for pair in held])
+        for name, p in (("adaptive", adaptive), ("global", global_fit), ("nothing", pipeline_from_steps([])))
+    }
+    # One look for every exposure cannot undo them; the predicted per-image step can.
+    assert errors["adaptive"] < 0.6 * errors["global"] < 0.6 * errors["nothing"], errors
+    # The reported errors are those of the pipeline as written, adaptive model included.
+    for pair, error in zip(train, result.errors, strict=True):
+        _, reports = adaptive.apply(pair.before)
+        predicted = [r for r in reports if "predicted" in r]
+        assert {
+            f"steps[{r['step']}] {k}": v for r in predicted for k, v in r["predicted"].items()
+        } == error.predicted
+        assert error.adaptive == pytest.approx(
+            mean_delta_e(adaptive.apply(pair.before)[0], pair.after), abs=1e-3
+        )
+    gammas = [
+        adaptive.apply(p.before)[1][1]["predicted"]["gamma"] for p in held if p.pair.key.startswith("coffee")
+    ]
+    assert gammas[0] > gammas[1]  # the darker exposure is brightened more
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("adaptive")
+    for part in ("before", "after"):
+        (root / part).mkdir()
+    for key, before, after in _shots(48):
+        if key[-1] not in "036" or key.startswith("chelsea"):  # three exposures of three photos
+            continue
+        cv2.imwrite(str(root / "before" / f"{key}.png"), before)
+        cv2.imwrite(str(root / "after" / f"{key}.png"), after)
+    return root
+
+
+def test_cli_fits_writes_and_runs_an_adaptive_pipeline(folders):
+    res = invoke_in(
+        folders,
+        [
+            "fit",
+            "--adaptive",
+            "--before",
+            "before",
+            "--after",
+            "after",
+            "-o",
+            "tuned.yaml",
+            "--report",
+            "fit.json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    text = (folders / "tuned.yaml").read_text()
+    assert text.startswith("# Fitted by imgenh fit --adaptive")
+    assert "nothing done   global fit   adaptive" in text and "\nadaptive:\n" in text
+    report = json.loads((folders / "fit.json").read_text())
+    assert set(report["mean_ciede2000"]["held-out"]) == {"nothing_done", "global_fit", "adaptive"}
+    assert all(pair["predicted"] for pair in report["pairs"])
+    pipeline = load_pipeline(folders / "tuned.yaml")
+    assert [s.op.name for s in pipeline.steps[:3]] == ["white_balance", "levels", "saturation"]
+    res = invoke_in(folders, ["run", "tuned.yaml", "before", "-o", "out", "--report", "run.json"])
+    assert res.exit_code == 0, res.output
+    images = json.loads((folders / "run.json").read_text())["images"]
+    levels = {i["key"]: i["values"][1]["predicted"] for i in images}
+    assert levels["coffee_0.png"] != levels["coffee_6.png"]  # two exposures, two sets of values
+
+
+def test_cli_adaptive_pipeline_fit_parameters_become_per_image(folders):
+    # The user's pipeline can express the edit only with its gamma chosen per image.
+    (folders / "my.yaml").write_text(
+        "version: 1\nsteps:\n  - op: gamma\n    value: {fit: [0.3, 3.0]}\n"
+        "  - op: sigmoid\n    contrast: {fit: [0.5, 8.0]}\n"
+        "  - op: white_balance\n    method: manual\n    gains: [1.1, 1.0, 0.88]\n"
+    )
+    args = ["fit", "my.yaml", "--adaptive", "--before", "before", "--after", "after", "-o", "t.yaml"]
+    res = invoke_in(folders, [*args, "--report", "p.json", "--budget", "60"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((folders / "p.json").read_text())
+    assert report["predicts"] == ["steps[0] gamma.value", "steps[1] sigmoid.contrast"]
+    train = report["mean_ciede2000"]["train"]
+    assert train["adaptive"] < train["global_fit"] < train["nothing_done"]
+    pipeline = load_pipeline(folders / "t.yaml")
+    assert [t.step for t in pipeline.adaptive.targets] == [0, 1]
+    dark = cv2.imread(str(folders / "before" / "coffee_0.png"))
+    bright = cv2.imread(str(folders / "before" / "coffee_6.png"))
+    value = [pipeline.apply(img)[1][0]["predicted"]["value"] for img in (dark, bright)]
+    assert value[0] > value[1]
+
+
+def test_cli_refuses_what_adaptive_cannot_do(folders):
+    res = invoke_in(folders, ["fit", "--adaptive", "--before", "before", "--after", "after", "-o", "t.yaml",
+                              "--cube", "t.cube"])  # fmt: skip
+    assert res.exit_code == 2 and "--cube" in res.output
+    (folders / "choices.yaml").write_text("version: 1\nsteps:\n  - op: white_balance\n"
+                                          "    method: {fit: [gray_world, white_patch]}\n")  # fmt: skip
+    args = ["fit", "choices.yaml", "--adaptive", "--before", "before", "--after", "after", "-o", "t.yaml"]
+    res = invoke_in(folders, [*args, "--budget", "10"])
+    assert res.exit_code == 2 and "{fit: [lo, hi]}" in res.output
