@@ -319,7 +319,7 @@ def test_a_grey_pair_is_run_as_grey_and_scored_in_colour(tmp_path):
         {"op": "white_balance", "method": "manual", "gains": [1.3, 1.0, 0.8]},
         {"op": "gamma", "value": 1.3},
     ]
-    out = pair.run(pipeline_from_steps(steps))
+    out, _ = pair.run(pipeline_from_steps(steps))
     assert out.shape == pair.before.shape and np.array_equal(out[..., 0], out[..., 2])  # still grey
     error = pipeline_errors(steps, [pair], ["train"])[0]
     assert error.fitted < 0.3 < error.nothing_done

@@ -452,7 +452,7 @@ def _errors(pairs: Sequence[PairImages], held: set[int], pipeline, plain) -> lis
     """Per pair: nothing done, the plain global look, and the adaptive pipeline run as ``imgenh run`` runs it."""
     out = []
     for i, (pair, plain_error) in enumerate(zip(pairs, plain.errors, strict=True)):
-        result, reports = pipeline.apply(pair.before)
+        result, reports = pair.run(pipeline)  # a grey before runs as grey, as imgenh run runs it
         predicted = {}
         for r in reports:
             for name, value in r.get("predicted", {}).items():

@@ -152,13 +152,13 @@ class PairImages:
     notes: list[str] = field(default_factory=list)
     grey: bool = False
 
-    def run(self, pipeline, before: np.ndarray | None = None) -> np.ndarray:
-        """``pipeline`` applied to ``before`` (default: the working before) as stored, back as BGR."""
+    def run(self, pipeline, before: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+        """``pipeline.apply`` on ``before`` (default: the working before) as stored; the image as BGR."""
         before = self.before if before is None else before
         if self.grey:
             before = np.ascontiguousarray(before[..., 0])
-        out, _ = pipeline.apply(before)
-        return _colour(out)
+        out, reports = pipeline.apply(before)
+        return _colour(out), reports
 
 
 def resize_to_side(img: np.ndarray, side: int) -> np.ndarray:

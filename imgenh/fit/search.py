@@ -147,7 +147,7 @@ class _Objective:
             pipeline = pipeline_from_steps(self.space.steps_for(values))
             total = 0.0
             for pair, before, after_lab in zip(self.pairs, self.befores, self.afters, strict=True):
-                out = pair.run(pipeline, before)
+                out, _ = pair.run(pipeline, before)
                 total += float(delta_e_2000(lab_from_bgr(out), after_lab).mean())
         except (ConfigError, StepError) as exc:
             self.failure = self.failure or str(exc)

@@ -180,7 +180,7 @@ def pipeline_errors(steps: list[dict], pairs: Sequence[PairImages], roles: Seque
     pipeline = pipeline_from_steps(steps)
     errors = []
     for pair, role in zip(pairs, roles, strict=True):
-        out = pair.run(pipeline)
+        out, _ = pair.run(pipeline)
         errors.append(
             PairError(
                 pair.pair.key,
