@@ -10,7 +10,8 @@ Python API
 128
 
 ``load_pipeline(path)`` reads a YAML file; ``run_batch(pipeline, inputs, out)`` runs it over
-files and folders like ``imgenh run``; ``read_image``/``write_image`` are the safe I/O.
+files and folders like ``imgenh run``; ``fit_folders(before, after, ...)`` learns an edit like
+``imgenh fit`` (the pieces are in :mod:`imgenh.fit`); ``read_image``/``write_image`` are the safe I/O.
 """
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 # start-up need none of numpy, OpenCV or the operators.
 _API = {
     "ConfigError": "imgenh.pipeline_file",
+    "fit_folders": "imgenh.fit.folders",
     "Pipeline": "imgenh.pipeline",
     "RunOptions": "imgenh.runner",
     "load_pipeline": "imgenh.pipeline_file",
@@ -44,6 +46,7 @@ __all__ = [
     "Pipeline",
     "RunOptions",
     "__version__",
+    "fit_folders",
     "load_pipeline",
     "parse_pipeline",
     "pipeline_from_steps",

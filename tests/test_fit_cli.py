@@ -85,3 +85,24 @@ def test_a_rotated_after_is_refused_and_fitting_goes_on(pairs, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"refused {victim.stem}" in res.stderr
     assert "1 refused" in (tmp_path / "look.yaml").read_text()
+
+
+def test_python_api_fits_like_the_cli(pairs, tmp_path):
+    # imgenh.fit_folders is `imgenh fit` in one call: the same text, the same errors.
+    import imgenh
+
+    spec = tmp_path / "my.yaml"
+    spec.write_text("version: 1\nsteps:\n  - op: gamma\n    value: {fit: [0.5, 3.0]}\n")
+    fitted = imgenh.fit_folders(pairs / "before", pairs / "after", pipeline=spec, holdout=1, budget=40)
+    (tmp_path / "tuned.yaml").write_text(fitted.pipeline_text())
+    gamma = load_pipeline(tmp_path / "tuned.yaml").steps[0].params["value"]
+    assert (
+        1.1 < gamma < 1.45
+    )  # the hidden edit's gamma is 1.25; white balance and saturation are not in my.yaml
+    errors = fitted.report()["mean_ciede2000"]
+    assert errors["held-out"]["fitted"] < errors["held-out"]["nothing_done"]
+    assert (
+        fit(pairs, str(spec), "--holdout", "1", "--budget", "40", "-o", str(tmp_path / "cli.yaml")).exit_code
+        == 0
+    )
+    assert (tmp_path / "cli.yaml").read_text() == (tmp_path / "tuned.yaml").read_text()

@@ -1,6 +1,11 @@
 """Learn an edit from before/after pairs (``imgenh fit``).
 
-Typical use::
+In one call, as ``imgenh fit`` does it (also ``imgenh.fit_folders``)::
+
+    fitted = fit_folders("edits/before", "edits/after", pipeline=None, adaptive=False)
+    Path("look.yaml").write_text(fitted.pipeline_text())  # fitted.report(): errors per pair
+
+Step by step::
 
     from imgenh.fit import match_pairs, load_pairs, fit_look, render_pipeline
     found = match_pairs("edits/before", "edits/after")
@@ -16,6 +21,7 @@ Typical use::
 """
 
 from imgenh.fit.adaptive import AdaptiveFit, fit_adaptive
+from imgenh.fit.folders import FolderFit, fit_folders
 from imgenh.fit.look import LADDER, Complexity, LookModel
 from imgenh.fit.pairs import Pair, PairImages, PairMatch, PairRefused, load_pair, load_pairs, match_pairs
 from imgenh.fit.render import comment_block, look_to_cube, render_pipeline
@@ -30,6 +36,7 @@ __all__ = [
     "FitParam",
     "FitResult",
     "FitSpace",
+    "FolderFit",
     "LookModel",
     "Pair",
     "PairError",
@@ -39,6 +46,7 @@ __all__ = [
     "SearchResult",
     "comment_block",
     "fit_adaptive",
+    "fit_folders",
     "fit_look",
     "fit_search",
     "load_pair",
