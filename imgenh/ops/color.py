@@ -959,8 +959,8 @@ def white_balance(
     cast_range: Param(
         list,
         None,
-        "[small, large]: correct only a cast of this size (see below); smaller is the scene's own "
-        "balance, larger a scene of one colour",
+        "[small, large]: correct only a cast (hypot(ln R/G, ln B/G) of the estimated light) between "
+        "them, full from 2*small, none past 1.4*large; smaller is the scene's own balance, larger a scene of one colour",
         item=float,
         length=2,
         ge=0,

@@ -691,7 +691,9 @@ def _stretch_map(
     formula="out = clip((in - black) / (white - black)); black/white at the low/high percentiles",
     reference="ImageMagick -contrast-stretch {low}%x{100-high}% (linked: false adds -channel RGB)",
     example={"low": 1.0, "high": 99.0},
-    check=lambda p: "low must be < high" if p["low"] >= p["high"] else None,
+    check=lambda p: (
+        f"low must be < high (got {p['low']:g} and {p['high']:g})" if p["low"] >= p["high"] else None
+    ),
 )
 def stretch(
     x: np.ndarray,
