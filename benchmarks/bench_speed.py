@@ -261,6 +261,8 @@ def build_runs(args, src: Path, work: Path) -> dict:
     for name, path in write_pipelines(work).items():
         runs[name] = lambda out, path=path: [imgenh_cmd(path, src, out, args.jobs)]
         if args.baseline:  # the same pipeline run by another checkout of imgenh, interleaved
+            if name == "default.yaml":  # that checkout's own default (its parameters may predate ours)
+                path = Path(args.baseline) / "configs" / "default.yaml"
             runs[f"{name}@before"] = lambda out, path=path: [
                 ["env", f"PYTHONPATH={args.baseline}", *imgenh_cmd(path, src, out, args.jobs)]
             ]
@@ -328,9 +330,14 @@ def one_image_and_version(src: Path, work: Path, env: dict, repeats: int, baseli
         ],
     }
     if baseline:
+        own_default = str(Path(baseline) / "configs" / "default.yaml")
         for name in ("version", "default.yaml 1 image"):
             runs[f"{name}@before"] = lambda out, name=name: [
-                ["env", f"PYTHONPATH={baseline}", *runs[name](out)[0]]
+                ["env", f"PYTHONPATH={baseline}"]
+                + [
+                    own_default if arg == str(ROOT / "configs" / "default.yaml") else arg
+                    for arg in runs[name](out)[0]
+                ]
             ]
     res = measure_rounds(runs, repeats, work, env)
     med = {k: statistics.median(s for _, s, _ in v) for k, v in res.items()}
