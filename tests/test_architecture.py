@@ -12,6 +12,7 @@ PACKAGE = ROOT / "imgenh"
 # Modules below may not import modules above them (the run path's direction of flow).
 LAYERS = [
     {"cli", "console"},
+    {"fit"},
     {"runner"},
     {"executors", "shard"},
     {"cluster"},
@@ -20,10 +21,10 @@ LAYERS = [
     {"report"},
     {"plan"},
     {"state", "discover", "pipeline_file"},
-    {"pipeline_ref"},
-    {"pipeline", "quality", "augment"},
+    {"pipeline_ref", "adaptive"},
+    {"pipeline", "quality", "augment", "colour_difference"},
     {"ops"},
-    {"pixels", "io", "errors", "yaml_errors"},
+    {"pixels", "io", "errors", "yaml_errors", "boost", "cube"},
 ]
 
 
