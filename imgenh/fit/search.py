@@ -31,7 +31,7 @@ import numpy as np
 from imgenh.colour_difference import delta_e_2000, lab_from_bgr
 from imgenh.errors import ConfigError
 from imgenh.fit.pairs import PairImages, resize_to_side
-from imgenh.fit.select import PairError, mean_pair_error, pipeline_errors, split_holdout
+from imgenh.fit.select import PairError, PairErrors, pipeline_errors, split_holdout
 from imgenh.fit.space import FitParam, FitSpace
 
 DEFAULT_BUDGET = 300  # evaluations of the objective
@@ -50,7 +50,7 @@ SETTLED = 0.01  # CIEDE2000: a search whose best improved by less in its last te
 
 
 @dataclass
-class SearchResult:
+class SearchResult(PairErrors):
     """What ``fit_search`` found.
 
     Attributes
@@ -79,10 +79,6 @@ class SearchResult:
     objective: float
     notes: list[str] = field(default_factory=list)
 
-    def mean_error(self, role: str, fitted: bool = True) -> float | None:
-        """Mean over pairs of ``role`` ("train" or "held-out"); None when there are none."""
-        return mean_pair_error(self.errors, role, fitted)
-
     def to_dict(self) -> dict:
         """Plain data for a JSON report."""
         return {
@@ -94,10 +90,7 @@ class SearchResult:
                 {"parameter": p.label, "marker": p.marker(), "value": v}
                 for p, v in zip(self.space.params, self.values, strict=True)
             ],
-            "mean_ciede2000": {
-                role: {"nothing_done": self.mean_error(role, False), "fitted": self.mean_error(role)}
-                for role in ("train", "held-out")
-            },
+            "mean_ciede2000": self.error_summary(),
             "pairs": [e.__dict__ for e in self.errors],
             "notes": list(self.notes),
             "steps": self.steps,

@@ -44,8 +44,25 @@ def mean_pair_error(errors: Sequence[PairError], role: str, fitted: bool = True)
     return float(np.mean(values)) if values else None
 
 
+class PairErrors:
+    """Mean errors by role for a fit result whose ``errors`` lists a :class:`PairError` per pair."""
+
+    errors: list[PairError]
+
+    def mean_error(self, role: str, fitted: bool = True) -> float | None:
+        """Mean over pairs of ``role`` ("train" or "held-out"); None when there are none."""
+        return mean_pair_error(self.errors, role, fitted)
+
+    def error_summary(self) -> dict:
+        """``{role: {"nothing_done": mean, "fitted": mean}}`` for a JSON report."""
+        return {
+            role: {"nothing_done": self.mean_error(role, False), "fitted": self.mean_error(role)}
+            for role in ("train", "held-out")
+        }
+
+
 @dataclass
-class FitResult:
+class FitResult(PairErrors):
     """What ``fit_look`` found.
 
     Attributes
@@ -71,20 +88,13 @@ class FitResult:
     seed: int
     notes: list[str] = field(default_factory=list)
 
-    def mean_error(self, role: str, fitted: bool = True) -> float | None:
-        """Mean over pairs of ``role`` ("train" or "held-out"); None when there are none."""
-        return mean_pair_error(self.errors, role, fitted)
-
     def to_dict(self) -> dict:
         """Plain data for a JSON report."""
         return {
             "complexity": self.complexity,
             "seed": self.seed,
             "cross_validation": {k: round(v, 4) for k, v in self.cv_errors.items()},
-            "mean_ciede2000": {
-                role: {"nothing_done": self.mean_error(role, False), "fitted": self.mean_error(role)}
-                for role in ("train", "held-out")
-            },
+            "mean_ciede2000": self.error_summary(),
             "pairs": [e.__dict__ for e in self.errors],
             "notes": list(self.notes),
             "steps": self.steps,
