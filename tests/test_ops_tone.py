@@ -407,7 +407,7 @@ def test_stretch_strength_moves_the_points_part_way(strength):
     if strength == 0.0:
         assert np.array_equal(out, img)
     if strength != 1.0:
-        assert report["strength"] == [strength, strength]
+        assert (report["black_strength"], report["white_strength"]) == (strength, strength)
 
 
 @pytest.mark.parametrize(
@@ -423,7 +423,8 @@ def test_stretch_strength_moves_the_points_part_way(strength):
 def test_stretch_strength_auto_moves_only_compressed_ends(black, white, moves):
     img = _ramp_image(black, white)
     out, report = run_with_report(img, "stretch", low=0, high=100, strength="auto")
-    assert report["strength"] == [pytest.approx(moves[0], abs=1e-3), pytest.approx(moves[1], abs=1e-3)]
+    assert report["black_strength"] == pytest.approx(moves[0], abs=1e-3)
+    assert report["white_strength"] == pytest.approx(moves[1], abs=1e-3)
     if moves == (0.0, 0.0):
         assert np.array_equal(out, img)
     lo, hi = int(out.min()), int(out.max())
@@ -436,8 +437,8 @@ def test_stretch_strength_auto_per_channel():
     img = _ramp_image(10, 200)
     img[..., 2] = _ramp_image(100, 200)[..., 2]  # red veiled
     out, report = run_with_report(img, "stretch", low=0, high=100, linked=False, strength="auto")
-    assert report["strength"]["red"] == [1.0, 1.0]
-    assert report["strength"]["blue"] == [0.0, 0.0]
+    assert (report["black_strength"]["red"], report["white_strength"]["red"]) == (1.0, 1.0)
+    assert (report["black_strength"]["blue"], report["white_strength"]["blue"]) == (0.0, 0.0)
     assert int(out[..., 2].min()) == 0 and np.array_equal(out[..., 0], img[..., 0])
 
 

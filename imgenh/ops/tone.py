@@ -646,7 +646,7 @@ def _stretch_plane(
     to_black, to_white, s_black, s_white = stretch_targets(black, white, strength)
     shown = {"black_point": round(black, 6), "white_point": round(white, 6)}
     if strength != 1.0:
-        shown["strength"] = [round(s_black, 4), round(s_white, 4)]
+        shown["black_strength"], shown["white_strength"] = round(s_black, 4), round(s_white, 4)
     if not linear:
         return linear_stretch(x, black, white, to_black, to_white), shown
     # The strengths are judged on the stored levels (as above); the map is drawn in linear light.
@@ -727,7 +727,8 @@ def stretch(
     (``-channel RGB``). The points are reported as ``black_point``/``white_point``,
     per channel when not linked. Below full ``strength`` the black point goes to
     ``black * (1 - s)`` and the white point to ``white + (1 - white) * s`` (the map stays
-    linear); ``auto`` takes ``s`` for each end from its level (:func:`stretch_targets`):
+    linear); ``auto`` takes ``s`` for each end from its level (:func:`stretch_targets`),
+    reported as ``black_strength`` and ``white_strength``:
     a black point at or below 0.12 and a white point at or above 0.75 stay where they are,
     one at or beyond 0.25 / 0.55 goes all the way, and both go all the way when they are
     0.55 or less apart (none when 0.7 or more); the strengths are reported. With
