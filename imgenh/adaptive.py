@@ -183,13 +183,11 @@ class AdaptiveModel:
     def steps_for(self, steps: list, pixels: np.ndarray) -> tuple[list, list[dict[str, Any]]]:
         """The steps with this image's predicted values, and a report entry per predicted step.
 
-        Raises
-        ------
-        imgenh.pipeline.StepError
-            The predicted values break a rule across parameters (e.g. levels black >= white).
+        Each parameter is predicted on its own, so together they can break a rule across
+        parameters (stretch low >= high, levels black >= white) or a hand-edited step may no
+        longer use one: that step then keeps its written (typical) values for this image, and
+        its report entry says so under ``kept``, instead of the image failing.
         """
-        from imgenh.pipeline import StepError
-
         # By the step's index in the file: augmentation may have left a step out of ``steps``.
         position = {step.index: i for i, step in enumerate(steps)}
         values = self.predict(pixels)
@@ -209,11 +207,13 @@ class AdaptiveModel:
             # Only values that differ from the defaults: resolve refuses a default given where it has no effect.
             given = {k: v for k, v in step.params.items() if v != step.op.params[k].default}
             resolved, errors = step.op.resolve({**given, **params})
+            entry = {"step": step.index, "op": step.op.name, "predicted": params}
             if errors:
                 key, message = errors[0]
-                raise StepError(f"{step.label}{'.' + key if key else ''}: predicted {params}: {message}")
-            out[index] = replace(step, params=resolved)
-            reports.append({"step": step.index, "op": step.op.name, "predicted": params})
+                entry["kept"] = f"{key + ': ' if key else ''}{message}; the step's written values used"
+            else:
+                out[index] = replace(step, params=resolved)
+            reports.append(entry)
         return out, reports
 
     def to_dict(self) -> dict[str, Any]:

@@ -203,3 +203,15 @@ def test_tiny_grey_and_deep_images_get_finite_predictions_in_bounds(model, pixel
     out, reports = pipeline.apply(pixels)
     assert out.shape == pixels.shape and out.dtype == pixels.dtype
     assert 0.2 <= reports[0]["predicted"]["value"] <= 4.0
+
+
+def test_predictions_a_step_cannot_take_leave_its_written_values(model, small):
+    # Parameters are predicted one by one; a step that cannot take them (here hand-edited to
+    # auto, where `value` has no effect) keeps its written values and the report says why.
+    doc = _document(model)
+    doc["steps"][1] = {"op": "gamma", "auto": True}
+    pipeline = load_pipeline_doc(doc)
+    out, reports = pipeline.apply(small)
+    assert "kept" in reports[0] and "value" in reports[0]["kept"]
+    written = pipeline_from_steps([{"op": "sigmoid", "contrast": 2.0}, {"op": "gamma", "auto": True}])
+    assert np.array_equal(out, written.apply(small)[0])
