@@ -151,4 +151,4 @@ def test_cli_refuses_what_adaptive_cannot_do(folders):
                                           "    method: {fit: [gray_world, white_patch]}\n")  # fmt: skip
     args = ["fit", "choices.yaml", "--adaptive", "--before", "before", "--after", "after", "-o", "t.yaml"]
     res = invoke_in(folders, [*args, "--budget", "10"])
-    assert res.exit_code == 2 and "{fit: [lo, hi]}" in res.output
+    assert res.exit_code == 2 and "{fit: [lo, hi]}" in res.output and "fitted once" in res.output

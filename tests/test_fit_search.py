@@ -298,7 +298,7 @@ def test_help_states_the_budget_and_search_size():
 
 def test_a_pipeline_that_fails_for_every_value_is_a_clear_error():
     space = space_for(
-        [{"op": "white_balance", "method": "manual", "white_at": [5000, 10], "window": {"fit": [3, 5]}}]
+        [{"op": "white_balance", "method": "manual", "white_at": [5000, 10], "strength": {"fit": [0.5, 1.0]}}]
     )
     with pytest.raises(ValueError, match=r"failed for every value tried: steps\[0\] white_balance.white_at"):
         fit_search(space, make_pairs([{"op": "gamma", "value": 1.2}])[:3], holdout=0, budget=10)

@@ -112,6 +112,15 @@ def test_file_parameters_are_taken_from_the_pipeline_folder(tmp_path):
         ("  - op: gamma\n    value: 1.2\n", "my.yaml:3: no parameter to fit"),
         ("  - op: gamma\n    value: {fit: [1, 2]}\n  - op: saturation\n    factor: {random: [1, 2]}\n",
          "my.yaml:5: steps[1] saturation: random values ({random}, {choice}, p) cannot be fitted"),
+        # fit works on shrunk copies: a length in pixels found there would be wrong at full size
+        ("  - op: sharpen\n    sigma: {fit: [0.5, 10]}\n",
+         "my.yaml:4: steps[0] sharpen.sigma: fit: a length in pixels cannot be fitted"),
+        ("  - op: median\n    size: {fit: [3, 5, 7]}\n", "steps[0] median.size: fit: a length in pixels"),
+        # outputs are compared with the afters pixel by pixel: no step may change the size
+        ("  - op: gamma\n    value: {fit: [1, 2]}\n  - op: resize\n    long_side: 16\n",
+         "my.yaml:5: steps[1] resize: resize changes the image size"),
+        ("  - op: gamma\n    value: {fit: [1, 2]}\nadaptive: {}\n",
+         "my.yaml:5: adaptive: this file holds a fitted model"),
     ],
 )  # fmt: skip
 def test_bad_markers_are_reported_with_file_line_and_parameter(tmp_path, text, expected):
@@ -135,7 +144,7 @@ def test_every_problem_is_reported_together(tmp_path):
 
 
 def test_an_odd_only_parameter_takes_choices():
-    space = parse_space("version: 1\nsteps:\n  - op: median\n    size: {fit: [3, 5]}\n")
+    space = parse_space("version: 1\nsteps:\n  - op: gradient_magnitude\n    ksize: {fit: [3, 5]}\n")
     assert space.params[0].choices == (3, 5)
 
 

@@ -416,14 +416,17 @@ def _fit_pipeline(
     pairs: Sequence[PairImages], held: set[int], space: FitSpace, seed: int, budget: int, progress, on_eval
 ) -> AdaptiveFit:
     """A user's pipeline: global search first, then its number ranges per image, pulled toward the global values."""
+    if not any(p.is_range and not p.integer for p in space.params):  # said before the search, not after
+        raise ValueError(
+            "--adaptive predicts ranges of decimal numbers per image ({fit: [lo, hi]} on a float parameter); "
+            "whole-number ranges and choices are fitted once for all images: fit without --adaptive"
+        )
     plain = fit_search(space, pairs, holdout=len(held), seed=seed, budget=budget, on_eval=on_eval)
     free = [
         Free(p.step, p.name, float(p.low), float(p.high), float(v), item=p.item)
         for p, v in zip(space.params, plain.values, strict=True)
         if p.is_range and not p.integer
     ]
-    if not free:
-        raise ValueError("--adaptive predicts ranges of number parameters; write one as {fit: [lo, hi]}")
     template = plain.steps
     train = [p for i, p in enumerate(pairs) if i not in held]
     values = _per_image(train, template, free, None, [[f.neutral for f in free]] * len(train), progress)

@@ -39,9 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from imgenh.errors import ConfigError
 from imgenh.ops import get_op
 from imgenh.ops.registry import Param, yaml_text
+from imgenh.pipeline import Pipeline, Step
 
 # The pipeline file's own reader and validator (YAML with lines, problems as ``file:line: where:
 # message``), reused so a file with markers is read and reported exactly as any pipeline file.
@@ -209,6 +212,13 @@ def parse_space(text: str, source: str = "<string>", base_dir: str | Path | None
     params: list[FitParam] = []
     for index, step in enumerate(template):
         params += _step_markers(step, index, problems)
+    if isinstance(data, dict) and "adaptive" in data:  # a tuned file: its model was fitted to other values
+        problems.add(
+            ("adaptive",),
+            "adaptive",
+            "this file holds a fitted model; fit the pipeline it came from, or remove the block",
+        )
+        data = {k: v for k, v in data.items() if k != "adaptive"}
     placeholders = _with_values(template, params, [_first(p) for p in params])
     # Raises with every problem so far (the markers' too) when anything is wrong.
     pipeline = _build({**data, "steps": placeholders} if isinstance(data, dict) else data, problems, base_dir)
@@ -218,6 +228,14 @@ def parse_space(text: str, source: str = "<string>", base_dir: str | Path | None
             problems.add(
                 ("steps", step.index), step.label, "random values ({random}, {choice}, p) cannot be fitted"
             )
+    resizing = _resizing_step(pipeline)
+    if resizing is not None:
+        problems.add(
+            ("steps", resizing.index),
+            resizing.label,
+            f"{resizing.op.name} changes the image size, and fit compares each output with its after pixel by "
+            "pixel: fit the pipeline without it, then add it to the tuned file",
+        )
     if not params:
         example = "e.g. `value: {fit: [0.5, 3]}`"
         problems.add(("steps",), "", f"no parameter to fit: write one as {MARKER_FORMS}, {example}")
@@ -228,6 +246,21 @@ def parse_space(text: str, source: str = "<string>", base_dir: str | Path | None
             if param.path and isinstance(step.get(name), str):
                 step[name] = built.params[name]  # absolute, relative to the pipeline file's folder
     return FitSpace(template, params, source, dict(data))
+
+
+def _resizing_step(pipeline: Pipeline) -> Step | None:
+    """The first step that changes the size of a small test image, or None."""
+    img = np.zeros((24, 32, 3), np.uint8)
+    for step in pipeline.steps:
+        if step.random is not None:
+            continue
+        try:
+            out, _ = Pipeline(steps=[step]).apply(img)
+        except Exception:  # a step that needs more than a blank image is checked by the search itself
+            continue
+        if out.shape[:2] != img.shape[:2]:
+            return step
+    return None
 
 
 def _first(param: FitParam) -> Any:
@@ -302,6 +335,9 @@ def _marker(param: Param, value: dict, step: int, op: str, name: str, item: int 
         return None, f"fit: give a range [lo, hi] or at least two choices (got {options!r})"
     if param.path:
         return None, "fit: a file parameter cannot be fitted"
+    if param.pixels:
+        # The search runs on copies shrunk to SEARCH_SIDE: a length in pixels found there is wrong at full size.
+        return None, "fit: a length in pixels cannot be fitted (fit works on shrunk copies); give it a value"
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in options)
     try:
         coerced = [param.coerce(v) for v in options]

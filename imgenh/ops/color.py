@@ -883,6 +883,7 @@ def white_balance(
         "see benchmarks/train_white_balance.py --gray-edge",
         gt=0,
         le=20,
+        pixels=True,
         only_with={"method": ("gray_edge",)},
     ),
     gains: Param(
@@ -921,6 +922,7 @@ def white_balance(
         ge=1,
         le=101,
         odd=True,
+        pixels=True,
         only_with={"white_at": GIVEN},
     ),
     kelvin: Param(

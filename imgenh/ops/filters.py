@@ -181,7 +181,10 @@ def _median_plane(plane: np.ndarray, size: int) -> np.ndarray:
     example={"size": 5},
 )
 def median(
-    img: np.ndarray, ctx: OpContext, *, size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True)
+    img: np.ndarray,
+    ctx: OpContext,
+    *,
+    size: Param(int, 3, "window side in pixels", ge=1, le=255, odd=True, pixels=True),
 ):
     """Median filter operator; see :func:`median_filter`."""
     return median_filter(img, size)
@@ -478,9 +481,14 @@ def sharpen(
     ctx: OpContext,
     *,
     radius: Param(
-        float, 0.0, "kernel half-width in pixels; 0 = automatic from sigma (as ImageMagick)", ge=0, le=100
+        float,
+        0.0,
+        "kernel half-width in pixels; 0 = automatic from sigma (as ImageMagick)",
+        ge=0,
+        le=100,
+        pixels=True,
     ),
-    sigma: Param(float, 1.0, "Gaussian standard deviation in pixels", ge=0, le=50),
+    sigma: Param(float, 1.0, "Gaussian standard deviation in pixels", ge=0, le=50, pixels=True),
     amount: Param(float, 1.0, "gain on the difference (1 = ImageMagick's default)", ge=0, le=20),
     threshold: Param(
         float,
@@ -689,13 +697,19 @@ def denoise(
     *,
     method: Param(str, "bilateral", "algorithm", choices=("bilateral", "nlmeans")),
     diameter: Param(
-        int, 9, "neighbourhood diameter in pixels", ge=1, le=51, only_with={"method": ("bilateral",)}
+        int,
+        9,
+        "neighbourhood diameter in pixels",
+        ge=1,
+        le=51,
+        pixels=True,
+        only_with={"method": ("bilateral",)},
     ),
     sigma_color: Param(
         float, 0.1, "range sigma, fraction of full scale", gt=0, le=1, only_with={"method": ("bilateral",)}
     ),
     sigma_space: Param(
-        float, 3.0, "spatial sigma in pixels", gt=0, le=100, only_with={"method": ("bilateral",)}
+        float, 3.0, "spatial sigma in pixels", gt=0, le=100, pixels=True, only_with={"method": ("bilateral",)}
     ),
     h: Param(
         float, 0.03, "filter strength, fraction of full scale", gt=0, le=1, only_with={"method": ("nlmeans",)}
@@ -709,10 +723,17 @@ def denoise(
         only_with={"method": ("nlmeans",)},
     ),
     template: Param(
-        int, 7, "patch side in pixels", ge=1, le=21, odd=True, only_with={"method": ("nlmeans",)}
+        int, 7, "patch side in pixels", ge=1, le=21, odd=True, pixels=True, only_with={"method": ("nlmeans",)}
     ),
     search: Param(
-        int, 21, "search window side in pixels", ge=3, le=51, odd=True, only_with={"method": ("nlmeans",)}
+        int,
+        21,
+        "search window side in pixels",
+        ge=3,
+        le=51,
+        odd=True,
+        pixels=True,
+        only_with={"method": ("nlmeans",)},
     ),
 ):
     """Denoise operator; see :func:`bilateral` and :func:`nl_means`."""

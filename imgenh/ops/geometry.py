@@ -133,10 +133,10 @@ def resize(
     img: np.ndarray,
     ctx: OpContext,
     *,
-    width: Param(int, None, "output width in pixels", ge=1, le=100000),
-    height: Param(int, None, "output height in pixels", ge=1, le=100000),
-    long_side: Param(int, None, "length of the longer side in pixels", ge=1, le=100000),
-    short_side: Param(int, None, "length of the shorter side in pixels", ge=1, le=100000),
+    width: Param(int, None, "output width in pixels", ge=1, le=100000, pixels=True),
+    height: Param(int, None, "output height in pixels", ge=1, le=100000, pixels=True),
+    long_side: Param(int, None, "length of the longer side in pixels", ge=1, le=100000, pixels=True),
+    short_side: Param(int, None, "length of the shorter side in pixels", ge=1, le=100000, pixels=True),
     scale: Param(float, None, "factor on both sides", gt=0, le=100),
     upscale: Param(bool, True, "allow enlarging; false leaves smaller images as they are"),
     enlarge_filter: Param(
@@ -444,12 +444,16 @@ def crop(
     ctx: OpContext,
     *,
     scale: Param(float, None, "box side as a fraction of each image side (keeps the aspect)", gt=0, le=1),
-    width: Param(int, None, "box width in pixels", ge=1, le=100000),
-    height: Param(int, None, "box height in pixels", ge=1, le=100000),
+    width: Param(int, None, "box width in pixels", ge=1, le=100000, pixels=True),
+    height: Param(int, None, "box height in pixels", ge=1, le=100000, pixels=True),
     x: Param(float, None, "horizontal place in the room left over: 0 left, 0.5 centre, 1 right", ge=0, le=1),
     y: Param(float, None, "vertical place in the room left over: 0 top, 0.5 centre, 1 bottom", ge=0, le=1),
-    left: Param(int, None, "left edge in pixels (instead of x); kept inside the image", ge=0, le=100000),
-    top: Param(int, None, "top edge in pixels (instead of y); kept inside the image", ge=0, le=100000),
+    left: Param(
+        int, None, "left edge in pixels (instead of x); kept inside the image", ge=0, le=100000, pixels=True
+    ),
+    top: Param(
+        int, None, "top edge in pixels (instead of y); kept inside the image", ge=0, le=100000, pixels=True
+    ),
 ):
     """Crop operator; see :func:`crop_box`."""
     row, col, h, w = crop_box(

@@ -211,7 +211,7 @@ def denoise_chroma(
     img: np.ndarray,
     ctx: OpContext,
     *,
-    radius: Param(int, 3, "window radius in pixels", ge=1, le=50),
+    radius: Param(int, 3, "window radius in pixels", ge=1, le=50, pixels=True),
     eps: Param(float, 0.002, "edge-preservation (luma variance above this keeps colour edges)", gt=0, le=1),
 ):
     """Chroma-noise operator: a grey image has no chroma and comes back as it is.
@@ -334,7 +334,9 @@ def deblock(
     threshold: Param(
         float, 0.04, "largest step (fraction of full scale) taken for a block edge", gt=0, le=0.5
     ),
-    block: Param(int, 8, "block size of the grid, anchored at the top-left pixel (JPEG: 8)", ge=4, le=64),
+    block: Param(
+        int, 8, "block size of the grid, anchored at the top-left pixel (JPEG: 8)", ge=4, le=64, pixels=True
+    ),
 ):
     """Deblocking operator; run it first, before any resize or crop moves the grid."""
     out = img.copy()

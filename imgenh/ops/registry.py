@@ -68,6 +68,9 @@ class Param:
         folder when the pipeline is loaded (against the current folder for Python data).
         A callable reads the file then (raising ``OSError`` or ``ValueError`` with a message
         naming it), so a missing or broken file stops the run before any image.
+    pixels : bool
+        A length or position in pixels: it does not scale with the image (``imgenh fit``, which
+        works on shrunk copies, refuses to fit it).
     only_with : dict, optional
         The parameter has an effect only when each named parameter of the same operator has
         one of the listed values (``{"method": ("shades_of_gray", "gray_edge")}``), or any
@@ -93,6 +96,7 @@ class Param:
         length: int | tuple[int, ...] | None = None,
         words: tuple[str, ...] | None = None,
         path: bool | Callable[[str], Any] = False,
+        pixels: bool = False,
         only_with: dict[str, tuple | _Given] | None = None,
     ):
         if path and type is not str:
@@ -108,6 +112,7 @@ class Param:
         self.length = (length,) if isinstance(length, int) else length
         self.words = tuple(words) if words else None
         self.path = path
+        self.pixels = pixels
 
     @property
     def required(self) -> bool:
