@@ -158,3 +158,17 @@ def test_run_and_validate_refuse_a_pipeline_still_to_fit(tmp_path, command):
     assert f"run `imgenh fit {path} --before B --after A -o tuned.yaml` first" in res.stderr
     with pytest.raises(ConfigError, match="gains: is still to be fitted"):
         load_pipeline(path)
+
+
+def test_a_fitted_value_keeps_its_digits_and_stays_in_its_range():
+    space = parse_space("version: 1\nsteps:\n  - op: white_balance\n    cast_range: [{fit: [0.1, 1]}, 2]\n")
+    param = space.params[0]
+    assert (param.value(0.55562), param.value(5), param.value(-1)) == (0.55562, 1.0, 0.1)
+    assert space.steps_for([0.55562])[0]["cast_range"] == [0.55562, 2]
+
+
+def test_a_built_in_name_is_read_like_run_reads_it(tmp_path):
+    with pytest.raises(ConfigError, match="no parameter to fit"):  # found, but nothing in it to fit
+        load_space("low_light")
+    with pytest.raises(ConfigError, match="a built-in has that name: use `low_light`"):
+        load_space(tmp_path / "low_light.yaml")

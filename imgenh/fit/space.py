@@ -49,6 +49,7 @@ from imgenh.pipeline import Pipeline, Step
 # The pipeline file's own reader and validator (YAML with lines, problems as ``file:line: where:
 # message``), reused so a file with markers is read and reported exactly as any pipeline file.
 from imgenh.pipeline_file import _build, _parse_yaml, _Problems, is_fit_marker
+from imgenh.pipeline_ref import missing_file_hint, resolve
 
 MARKER_FORMS = "{fit: [lo, hi]} (a range of numbers) or {fit: [a, b, ...]} (choices)"
 
@@ -116,7 +117,10 @@ class FitParam:
             A choice that is not one of :attr:`choices`.
         """
         if self.is_range:
-            return self.from_unit(self.to_unit(value))
+            if self.integer:
+                return self.from_unit(self.to_unit(value))
+            # Clipped directly: going through [0, 1] and back would add float noise (0.55562 -> 0.5556200000000001).
+            return min(max(float(value), float(self.low)), float(self.high))
         if value not in self.choices:
             raise ValueError(f"{self.label}: {value!r} is not one of the choices {list(self.choices)}")
         return value
@@ -186,12 +190,12 @@ def load_space(path: str | Path) -> FitSpace:
         The file cannot be read, a marker or anything else is invalid (``file:line: where: why``
         for every problem), or the file has no marker.
     """
-    path = Path(path)
+    path = resolve(path)  # a file, or a built-in's name (as `imgenh run` takes it)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([f"{path}: cannot read pipeline file: {reason}"]) from None
+        raise ConfigError([f"{path}: cannot read pipeline file: {reason}{missing_file_hint(path)}"]) from None
     return parse_space(text, str(path), path.parent)
 
 
