@@ -172,3 +172,11 @@ def test_a_built_in_name_is_read_like_run_reads_it(tmp_path):
         load_space("low_light")
     with pytest.raises(ConfigError, match="a built-in has that name: use `low_light`"):
         load_space(tmp_path / "low_light.yaml")
+
+
+def test_a_range_is_checked_against_the_other_parameters_where_most_of_it_lies():
+    # low 5 < high holds for almost all of [3, 99.5]; the search scores the rest as bad points.
+    space = parse_space("version: 1\nsteps:\n  - op: stretch\n    low: 5\n    high: {fit: [3, 99.5]}\n")
+    assert space.params[0].low == 3
+    with pytest.raises(ConfigError, match="low must be < high"):  # nowhere valid: still refused
+        parse_space("version: 1\nsteps:\n  - op: stretch\n    low: 50\n    high: {fit: [3, 10]}\n")

@@ -268,8 +268,13 @@ def _resizing_step(pipeline: Pipeline) -> Step | None:
 
 
 def _first(param: FitParam) -> Any:
-    """A value standing in for the marker while the rest of the step is validated."""
-    return param.low if param.is_range else param.choices[0]
+    """A value standing in for the marker while the rest of the step is validated.
+
+    A range stands in by its middle: a rule across parameters (stretch low < high) is then
+    judged where most of the range lies, not at one end (the search scores the values a rule
+    refuses as bad points).
+    """
+    return param.from_unit(0.5) if param.is_range else param.choices[0]
 
 
 def _with_values(template: list, params: list[FitParam], values: list) -> list:
