@@ -271,6 +271,8 @@ def _still_to_fit(step: dict, spec: OpSpec, where: str, path: DataPath, problems
     """Report ``{fit: ...}`` markers: a pipeline to fit runs only once ``imgenh fit`` has set its values."""
     found = False
     for key, value in step.items():
+        if key not in spec.params:
+            continue  # an unknown name is reported as such (with a did-you-mean), not as still to fit
         if is_fit_marker(value) or (isinstance(value, list) and any(is_fit_marker(v) for v in value)):
             name = problems.source if problems.lines is not None else "PIPELINE"
             message = (

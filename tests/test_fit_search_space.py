@@ -180,3 +180,11 @@ def test_a_range_is_checked_against_the_other_parameters_where_most_of_it_lies()
     assert space.params[0].low == 3
     with pytest.raises(ConfigError, match="low must be < high"):  # nowhere valid: still refused
         parse_space("version: 1\nsteps:\n  - op: stretch\n    low: 50\n    high: {fit: [3, 10]}\n")
+
+
+def test_a_misspelt_parameter_with_a_marker_is_unknown_not_still_to_fit(tmp_path):
+    path = write(tmp_path, "version: 1\nsteps:\n  - op: gamma\n    valu: {fit: [0.5, 2]}\n")
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2
+    assert "gamma.valu: unknown parameter; did you mean 'value'?" in res.output
+    assert "still to be fitted" not in res.output
