@@ -106,3 +106,22 @@ def test_python_api_fits_like_the_cli(pairs, tmp_path):
         == 0
     )
     assert (tmp_path / "cli.yaml").read_text() == (tmp_path / "tuned.yaml").read_text()
+
+
+def test_a_file_the_pipeline_names_stays_relative_in_the_tuned_file(pairs, tmp_path):
+    # Paths in a pipeline file are read from its own folder: the tuned file, written elsewhere,
+    # names the same .cube relative to where it is written, so the two can move together.
+    from imgenh.cube import CubeLut, identity_table, write_cube
+
+    project = tmp_path / "project"
+    (project / "luts").mkdir(parents=True)
+    write_cube(project / "luts" / "look.cube", CubeLut(identity_table(2)))
+    spec = project / "my.yaml"
+    spec.write_text("version: 1\nsteps:\n  - op: lut3d\n    file: luts/look.cube\n"
+                    "  - op: gamma\n    value: {fit: [0.5, 3.0]}\n")  # fmt: skip
+    out = project / "tuned" / "tuned.yaml"
+    out.parent.mkdir()
+    res = fit(pairs, str(spec), "--holdout", "1", "--budget", "20", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert "file: ../luts/look.cube" in out.read_text()
+    assert load_pipeline(out).steps[0].params["file"] == str(project / "luts" / "look.cube")

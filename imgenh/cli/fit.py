@@ -99,7 +99,7 @@ def fit(pipeline, before, after, out, cube, holdout, seed, budget, report, progr
     for pair, why in fitted.refused:
         click.echo(f"imgenh: warning: refused {pair.key}: {why}", err=True)
     try:
-        atomic_write(Path(out), fitted.pipeline_text().encode("utf-8"))
+        atomic_write(Path(out), fitted.pipeline_text(Path(out).resolve().parent).encode("utf-8"))
         if cube:
             from imgenh.cube import write_cube
             from imgenh.fit.render import look_to_cube

@@ -253,12 +253,17 @@ class AdaptiveFit:
             "predicts": self.predicted_names(),
         }
 
-    def render(self, unmatched: Sequence[str] = (), refused: Sequence[str] = ()) -> str:
-        """The tuned pipeline file: comment block, ``version``, ``steps`` and the ``adaptive`` block."""
+    def render(self, unmatched: Sequence[str] = (), refused: Sequence[str] = (), folder=None) -> str:
+        """The tuned pipeline file: comment block, ``version``, ``steps`` and the ``adaptive`` block.
+
+        With ``folder`` (where the file will be written), files the steps name are written relative to it.
+        """
+        from imgenh.fit.render import files_relative_to
         from imgenh.pipeline_file import SCHEMA_VERSION
 
+        steps = files_relative_to(self.steps, folder)
         body = yaml.safe_dump(
-            {"version": SCHEMA_VERSION, "steps": self.steps, "adaptive": self.model.to_dict()},
+            {"version": SCHEMA_VERSION, "steps": steps, "adaptive": self.model.to_dict()},
             sort_keys=False,
             default_flow_style=None,
             width=100,

@@ -45,12 +45,16 @@ class FolderFit:
             f"after: {p.as_posix()}" for p in self.match.unmatched_after
         ]
 
-    def pipeline_text(self) -> str:
-        """The tuned pipeline file, starting with the comment block of measured errors."""
+    def pipeline_text(self, folder: str | Path | None = None) -> str:
+        """The tuned pipeline file, starting with the comment block of measured errors.
+
+        ``folder``: where the file will be written; files the steps name (a lut3d ``.cube``) are
+        then written relative to it, as a pipeline file's paths are read.
+        """
         refused = [f"{pair.key}: {why}" for pair, why in self.refused]
         if hasattr(self.result, "render"):  # an AdaptiveFit writes its own file (the adaptive: block)
-            return self.result.render(self.unmatched, refused)
-        return render_pipeline(self.result, self.unmatched, refused)
+            return self.result.render(self.unmatched, refused, folder)
+        return render_pipeline(self.result, self.unmatched, refused, folder)
 
     def report(self) -> dict:
         """Plain data for ``--report``: the fit's errors per pair plus unmatched and refused files."""

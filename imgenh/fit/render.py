@@ -6,7 +6,9 @@ with the same block of measured errors.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -82,15 +84,39 @@ def _search_lines(result: SearchResult, pairs: str) -> list[str]:
     ]
 
 
+def files_relative_to(steps: list[dict], folder: str | Path | None) -> list[dict]:
+    """``steps`` with each file a step names (e.g. lut3d's ``.cube``) written relative to ``folder``.
+
+    A pipeline file's paths are read relative to its own folder, so a tuned file written
+    into ``folder`` keeps working when the folder moves with it. ``None`` leaves them as they are.
+    """
+    if folder is None:
+        return steps
+    from imgenh.ops import get_op
+
+    out = []
+    for step in steps:
+        step = dict(step)
+        for name, param in get_op(step["op"]).params.items():
+            if param.path and isinstance(step.get(name), str) and os.path.isabs(step[name]):
+                step[name] = Path(os.path.relpath(step[name], folder)).as_posix()
+        out.append(step)
+    return out
+
+
 def render_pipeline(
-    result: FitResult | SearchResult, unmatched: Sequence[str] = (), refused: Sequence[str] = ()
+    result: FitResult | SearchResult,
+    unmatched: Sequence[str] = (),
+    refused: Sequence[str] = (),
+    folder: str | Path | None = None,
 ) -> str:
     """The text of the tuned pipeline file: the comment block, then ``version`` and ``steps``.
 
     For a :class:`SearchResult` the document is the user's pipeline (name, description,
     output kept) with the fitted values in place of the ``{fit: ...}`` markers. Numbers
     lists are written in flow style (``[0.1, 0.2]``), so a 9^3 table stays readable as a
-    block of numbers; the file loads with ``imgenh.load_pipeline`` like any other.
+    block of numbers; the file loads with ``imgenh.load_pipeline`` like any other. With
+    ``folder`` (where the file will be written), files the steps name are written relative to it.
     """
     from imgenh.pipeline_file import SCHEMA_VERSION
 
@@ -98,6 +124,7 @@ def render_pipeline(
         document = result.space.document(result.values)
     else:
         document = {"version": SCHEMA_VERSION, "steps": result.steps}
+    document["steps"] = files_relative_to(document["steps"], folder)
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
     return comment_block(result, unmatched, refused) + body
 
