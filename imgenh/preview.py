@@ -266,15 +266,19 @@ def _compose(
     h0, w0 = frames[0].shape[:2]
     grid = _grid(len(frames), width, h0 / w0)
     lines = grid.text_lines(labels)
-    label_h = grid.line_h * max(len(block) for block in lines) + 4
-    cell_h = label_h + grid.pic_h + 4 + grid.hist_h
     rows = math.ceil(len(frames) / grid.cols)
-    canvas = np.empty((MARGIN + rows * (cell_h + MARGIN), width, 3), np.uint8)
+    # Each row's labels as tall as its own longest (a long white-balance label does not pad every row).
+    label_hs = [
+        grid.line_h * max(len(block) for block in lines[r * grid.cols : (r + 1) * grid.cols]) + 4
+        for r in range(rows)
+    ]
+    tops = np.cumsum([MARGIN] + [h + grid.pic_h + 4 + grid.hist_h + MARGIN for h in label_hs]).tolist()
+    canvas = np.empty((tops[-1], width, 3), np.uint8)
     canvas[:] = BACKGROUND
     panels = []
     for i, (frame, block) in enumerate(zip(frames, lines, strict=True)):
         x = MARGIN + (i % grid.cols) * (grid.cell_w + MARGIN)
-        y = MARGIN + (i // grid.cols) * (cell_h + MARGIN)
+        y, label_h = tops[i // grid.cols], label_hs[i // grid.cols]
         _put_lines(canvas, block, x, y, grid)
         shown = display_bgr(fit(frame, grid.cell_w, grid.pic_h), alpha)
         ph, pw = shown.shape[:2]
