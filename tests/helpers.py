@@ -85,3 +85,42 @@ def invoke_in(cwd: Path | None, args: list[str], runner=None, **kwargs):
         return (runner or CliRunner()).invoke(main, args, catch_exceptions=False, **kwargs)
     finally:
         os.chdir(old)
+
+
+def make_step(name: str, index: int = 0, **params):
+    """A validated :class:`imgenh.pipeline.Step` of operator ``name`` (the test fails on bad parameters)."""
+    from imgenh.ops import get_op
+    from imgenh.pipeline import Step
+
+    spec = get_op(name)
+    values, errors = spec.resolve(params)
+    assert not errors, errors
+    return Step(spec, values, index)
+
+
+def run_with_report(img: np.ndarray, name: str, **params) -> tuple[np.ndarray, dict]:
+    """Apply one operator as a one-step pipeline; the image and the values it reported."""
+    from imgenh.pipeline import apply_steps
+
+    out, reports = apply_steps(img, [make_step(name, **params)])
+    return out, (reports[0] if reports else {})
+
+
+def fused_and_sequential(
+    img: np.ndarray, steps: list[tuple[str, dict]]
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """``steps`` run as one pipeline (pointwise steps fused), and one operator after another; and the reports."""
+    from imgenh.pipeline import apply_steps, run_op
+
+    fused, reports = apply_steps(img, [make_step(name, i, **p) for i, (name, p) in enumerate(steps)])
+    seq = img
+    for name, p in steps:
+        seq = run_op(seq, name, **p)
+    return fused, seq, reports
+
+
+def angle(a, b) -> float:
+    """Angle in degrees between two colour vectors."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))

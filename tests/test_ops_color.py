@@ -14,13 +14,12 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_images_close, magick, requires_magick
+from helpers import angle, assert_images_close, magick, requires_magick, run_with_report
 from scipy import ndimage
 from skimage import color
 
-from imgenh.ops import get_op
 from imgenh.ops.color import daylight_xy, kelvin_to_rgb, linear_to_srgb, planckian_xy, srgb_to_linear
-from imgenh.pipeline import Step, StepError, apply_steps, run_op
+from imgenh.pipeline import StepError, run_op
 
 # Rec. 709 luma in R, G, B order: the digits imgenh uses everywhere (ImageMagick's).
 LUMA_RGB = np.array([0.212656, 0.715158, 0.072186])
@@ -28,19 +27,8 @@ METHODS = ("gray_world", "white_patch", "shades_of_gray", "gray_edge", "auto")
 
 
 def wb(img: np.ndarray, **params) -> tuple[np.ndarray, dict]:
-    """Run white_balance as a one-step pipeline; return the image and the step's report."""
-    spec = get_op("white_balance")
-    values, errors = spec.resolve(params)
-    assert not errors, errors
-    out, reports = apply_steps(img, [Step(spec, values, 0)])
-    return out, reports[0]
-
-
-def angle(a, b) -> float:
-    """Angle in degrees between two colour vectors."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    """white_balance as a one-step pipeline: the image and the step's report."""
+    return run_with_report(img, "white_balance", **params)
 
 
 def mondrian(seed: int = 0, h: int = 96, w: int = 128) -> np.ndarray:

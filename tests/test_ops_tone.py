@@ -16,9 +16,8 @@ import math
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_images_close, magick, requires_magick
+from helpers import assert_images_close, fused_and_sequential, magick, requires_magick, run_with_report
 
-from imgenh.ops import get_op
 from imgenh.ops.tone import (
     auto_gamma_value,
     clahe_levels,
@@ -28,7 +27,7 @@ from imgenh.ops.tone import (
     sigmoid_curve,
     stretch_points,
 )
-from imgenh.pipeline import Step, apply_steps, run_op
+from imgenh.pipeline import run_op
 
 LUMA_RGB = (0.212656, 0.715158, 0.072186)
 
@@ -56,15 +55,6 @@ def assert_rounds_to(actual: np.ndarray, f: np.ndarray, name: str) -> None:
         f"{name}: {bad.mean():.4%} of values not the rounded formula, "
         f"max diff {np.abs(actual.astype(np.float64) - np.rint(s)).max():g}"
     )
-
-
-def run_with_report(img: np.ndarray, name: str, **params) -> tuple[np.ndarray, dict]:
-    """Apply one operator and return the image and the values it reported."""
-    spec = get_op(name)
-    values, errors = spec.resolve(params)
-    assert not errors, errors
-    out, reports = apply_steps(img, [Step(spec, values, 0)])
-    return out, (reports[0] if reports else {})
 
 
 @pytest.fixture(scope="module")
@@ -616,13 +606,6 @@ def test_clahe_16bit_and_float_follow_the_route(photo16, gray16):
 # --------------------------------------------------------------------------- pipeline behaviour
 
 
-def _step(name: str, index: int, **params) -> Step:
-    spec = get_op(name)
-    values, errors = spec.resolve(params)
-    assert not errors, errors
-    return Step(spec, values, index)
-
-
 @pytest.mark.parametrize(
     "steps",
     [
@@ -639,10 +622,7 @@ def test_fused_pointwise_steps_equal_sequential(photo8, photo16, steps):
     # within 4 LSB of 16 bits: the sequence's intermediate rounding (0.5 LSB) is magnified by
     # the second curve's slope, which a steep gamma makes large near black.
     for img, atol in ((photo8, 1), (photo16, 4)):
-        fused, _ = apply_steps(img, [_step(name, i, **p) for i, (name, p) in enumerate(steps)])
-        seq = img
-        for name, p in steps:
-            seq = run_op(seq, name, **p)
+        fused, seq, _ = fused_and_sequential(img, steps)
         assert_images_close(fused, seq, atol, f"fused-{steps[0][0]}")
 
 

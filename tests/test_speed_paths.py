@@ -9,10 +9,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_images_close
+from helpers import assert_images_close, fused_and_sequential
 
-from imgenh.ops import get_op, local
-from imgenh.pipeline import Step, apply_steps, run_op
+from imgenh.ops import local
 from imgenh.pixels import from_float, to_float
 
 
@@ -44,13 +43,6 @@ def test_denoise_chroma_strips_match_the_whole_image_route(photo8, dtype):
         assert np.mean(diff > 0) < 0.01
 
 
-def _step(name: str, index: int, **params) -> Step:
-    spec = get_op(name)
-    values, errors = spec.resolve(params)
-    assert not errors, errors
-    return Step(spec, values, index)
-
-
 @pytest.mark.parametrize(
     "steps",
     [
@@ -65,10 +57,7 @@ def test_white_balance_fuses_with_its_neighbours(photo8, photo16, steps):
     # the pixels as they stand. Within 1 LSB of the steps one after the other on 8 bit (the
     # fused table is rounded once, the sequence twice), 4 LSB of 16 bits (see test_ops_tone).
     for img, atol in ((photo8, 1), (photo16, 4)):
-        fused, reports = apply_steps(img, [_step(name, i, **p) for i, (name, p) in enumerate(steps)])
-        seq = img
-        for name, p in steps:
-            seq = run_op(seq, name, **p)
+        fused, seq, reports = fused_and_sequential(img, steps)
         assert_images_close(fused, seq, atol, f"fused-wb-{steps[0][0]}")
         wb = next(r for r in reports if r["op"] == "white_balance")
         assert len(wb["gains"]) == 3

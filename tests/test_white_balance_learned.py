@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import angle, run_with_report
 
 from imgenh.ops.color import (
     FEATURE_NAMES,
@@ -24,25 +25,14 @@ from imgenh.ops.color import (
     srgb_to_linear,
 )
 from imgenh.ops.registry import get_op
-from imgenh.pipeline import Step, apply_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
 
 
 def wb(img: np.ndarray, **params) -> tuple[np.ndarray, dict]:
-    """Run white_balance as a one-step pipeline; return the image and the step's report."""
-    spec = get_op("white_balance")
-    values, errors = spec.resolve(params)
-    assert not errors, errors
-    out, reports = apply_steps(img, [Step(spec, values, 0)])
-    return out, reports[0]
-
-
-def angle(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    """white_balance as a one-step pipeline: the image and the step's report."""
+    return run_with_report(img, "white_balance", **params)
 
 
 # --------------------------------------------------------------------------------------
