@@ -159,3 +159,17 @@ def test_labels_of_parameters_and_values():
     assert format_value("points", [[0, 0], [1, 1]]) == "points=[0, 0]/[1, 1]"
     assert format_value("skipped", "grey image: no colour") == "skipped: grey image: no colour"
     assert format_value("linked", True) == "linked=yes" and format_value("gains", None) is None
+
+
+def test_a_row_of_short_labels_is_not_padded_to_another_rows_long_ones():
+    # Each row's label band is as tall as its own labels need: a long white-balance label in
+    # the second row does not leave an empty band above the first row's pictures.
+    from imgenh.preview import _compose
+
+    frames = [np.full((30, 40, 3), 128, np.uint8)] * 4
+    short, long = [["input"]], [["step", "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 6]]
+    mixed, panels = _compose(frames, [short[0], short[0], long[0], long[0]], None, 400)
+    tall, tall_panels = _compose(frames, [long[0]] * 4, None, 400)
+    assert panels[2].picture[1] > panels[0].picture[1]  # two rows (2 columns at this width)
+    assert mixed.shape[0] < tall.shape[0]
+    assert panels[0].picture[1] < tall_panels[0].picture[1]  # the first row's pictures sit higher
