@@ -83,7 +83,7 @@ def test_default_leaves_good_photos_and_lifts_a_dim_warm_one(results, samples):
         # A gentle correction: the average colour moves by a few degrees at most.
         assert cast_angle(after, before) < 8, name
     # A dim, warm night shot with bright lamps: lifted a little, its key kept (low_light is for more),
-    # and part of the cast goes (60% of a white balance where the cast is plausible as a light;
+    # and part of the cast goes (half of a white balance where the cast is plausible as a light;
     # removing all of it is color_cast's job).
     warm, neutral = pixels(samples / "rocket_dim_warm.jpg"), pixels(samples / "rocket.jpg")
     after = pixels(results["default"] / "rocket_dim_warm.jpg")
