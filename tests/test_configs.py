@@ -83,12 +83,13 @@ def test_default_leaves_good_photos_and_lifts_a_dim_warm_one(results, samples):
         # A gentle correction: the average colour moves by a few degrees at most.
         assert cast_angle(after, before) < 8, name
     # A dim, warm night shot with bright lamps: lifted a little, its key kept (low_light is for more),
-    # and part of the cast goes (half of a white balance where the cast is plausible as a light;
-    # removing all of it is color_cast's job).
+    # and part of the cast goes (half of a white balance where the cast is plausible as a light,
+    # faded for a cast this strong; removing all of it is color_cast's job). The lift is drawn in
+    # linear light, which keeps the cast as it is (a stretch on the levels paled it a little).
     warm, neutral = pixels(samples / "rocket_dim_warm.jpg"), pixels(samples / "rocket.jpg")
     after = pixels(results["default"] / "rocket_dim_warm.jpg")
     assert 1.0 < luma(after).mean() / luma(warm).mean() < 2.0
-    assert cast_angle(after, neutral) < 0.8 * cast_angle(warm, neutral)
+    assert cast_angle(after, neutral) < 0.85 * cast_angle(warm, neutral)
 
 
 def test_low_light_brightens_the_dim_shot(results, samples):

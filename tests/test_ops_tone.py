@@ -448,6 +448,62 @@ def test_stretch_linear_undoes_an_exposure_and_a_veil_in_linear_light():
     assert srgb_to_linear(np.array([1.0]))[0] == pytest.approx(1.0)
 
 
+def _seen_through(lin: np.ndarray, gain: float, veil: float) -> np.ndarray:
+    """A linear-light ramp after an exposure gain and a veil, stored as 16-bit sRGB."""
+    from imgenh.ops.color import linear_to_srgb
+
+    return np.round(linear_to_srgb(np.clip(lin * gain + veil, 0, 1)) * 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("gain", "veil", "share"),
+    [
+        (0.55, 0.36, 1.0),  # haze: black lifted, white near 1 -> linear light
+        (0.2, 0.0, 1.0),  # -2.3 stops: white lowered, black at 0 -> linear light
+        (3.0, 0.02, 0.0),  # +1.6 stops: black lifted but whites clipped -> a gain, not a veil
+    ],
+)
+def test_stretch_linear_auto_draws_one_sided_compression_in_linear_light(gain, veil, share):
+    lin = np.linspace(0.0, 1.0, 256)[None, :, None].repeat(4, axis=0).repeat(3, axis=2)
+    seen = _seen_through(lin, gain, veil)
+    out, report = run_with_report(seen, "stretch", low=0, high=100, strength="auto", linear="auto")
+    assert report["linear_share"] == pytest.approx(share)
+    same = run_op(seen, "stretch", low=0, high=100, strength="auto", linear=bool(share))
+    assert np.array_equal(out, same)
+
+
+def test_stretch_linear_auto_keeps_a_flat_profile_on_the_stored_levels():
+    # Contrast halved about mid-grey on the stored levels (both ends pulled in alike): the map
+    # stays on the levels, which undoes it; drawn in linear light it would bend the midtones.
+    ramp = np.linspace(0.0, 1.0, 256)[None, :, None].repeat(4, axis=0).repeat(3, axis=2)
+    flat = np.round((0.5 + (ramp - 0.5) * 0.45) * 65535).astype(np.uint16)
+    out, report = run_with_report(flat, "stretch", low=0, high=100, strength="auto", linear="auto")
+    assert report["linear_share"] == 0.0
+    assert np.abs(levels_of(out) - ramp).max() < 1e-3
+    light = run_op(flat, "stretch", low=0, high=100, strength="auto", linear=True)
+    assert np.abs(levels_of(light) - ramp).max() > 0.05
+
+
+def test_stretch_linear_auto_blends_between_the_two_maps():
+    # Part way one-sided (black 0.3, 1 - white 0.1: one-sidedness 0.5 -> half of each map).
+    img = _ramp_image(round(0.3 * 255), round(0.9 * 255)).astype(np.uint16) * 257
+    out, report = run_with_report(img, "stretch", low=0, high=100, strength="auto", linear="auto")
+    assert report["linear_share"] == pytest.approx(0.5, abs=0.02)
+    stored, light = (
+        levels_of(run_op(img, "stretch", low=0, high=100, strength="auto", linear=flag))
+        for flag in (False, True)
+    )
+    blend = stored + report["linear_share"] * (light - stored)
+    assert np.abs(levels_of(out) - blend).max() < 2 / 65535
+    assert np.all(np.diff(levels_of(out)[0, :, 0]) >= 0)  # still an increasing map
+
+
+def test_stretch_linear_takes_true_false_or_auto():
+    img = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="must be true or false or auto"):
+        run_op(img, "stretch", linear="yes")
+
+
 def test_stretch_validation():
     img = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(ValueError, match="low must be < high"):

@@ -162,8 +162,11 @@ class Param:
             return None
         got = f"(got {value!r})"
         if self.type is bool:
+            if self.words and value in self.words:
+                return value
             if not isinstance(value, bool):
-                raise ValueError(f"must be true or false {got}")
+                words = "".join(f" or {w}" for w in self.words or ())
+                raise ValueError(f"must be true or false{words} {got}")
             return value
         if self.type in (int, float):
             if self.words and value in self.words:
