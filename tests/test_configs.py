@@ -82,14 +82,14 @@ def test_default_leaves_good_photos_and_lifts_a_dim_warm_one(results, samples):
         assert abs(luma(after).std() / luma(before).std() - 1) < 0.03, name
         # A gentle correction: the average colour moves by a few degrees at most.
         assert cast_angle(after, before) < 8, name
-    # A dim, warm night shot with bright lamps: lifted a little, its key kept (low_light is for more),
-    # and part of the cast goes (half of a white balance where the cast is plausible as a light,
-    # faded for a cast this strong; removing all of it is color_cast's job). The lift is drawn in
-    # linear light, which keeps the cast as it is (a stretch on the levels paled it a little).
+    # A dim, warm night shot with bright lamps: lifted a little, its key kept (low_light is for more).
+    # Its strong cast is left to color_cast (default's white balance fades out for casts this
+    # strong, as its description says): the colour stays within a few degrees, never pushed past
+    # neutral. The lift is drawn in linear light, which keeps the colour as it is.
     warm, neutral = pixels(samples / "rocket_dim_warm.jpg"), pixels(samples / "rocket.jpg")
     after = pixels(results["default"] / "rocket_dim_warm.jpg")
     assert 1.0 < luma(after).mean() / luma(warm).mean() < 2.0
-    assert cast_angle(after, neutral) < 0.85 * cast_angle(warm, neutral)
+    assert 0.8 * cast_angle(warm, neutral) < cast_angle(after, neutral) <= cast_angle(warm, neutral) + 0.5
 
 
 def test_low_light_brightens_the_dim_shot(results, samples):
