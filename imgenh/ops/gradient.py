@@ -186,7 +186,15 @@ def _level_phi(g: np.ndarray, alpha: float, beta: float, mean: float | None = No
     # (g / a) ** (beta - 1), with g floored so flat areas stay finite.
     np.maximum(g, np.float32(_GRAD_FLOOR * a), out=g)
     g *= np.float32(1.0 / a)
-    return cv2.pow(g, beta - 1, dst=g)
+    return _power(g, beta - 1)
+
+
+def _power(x: np.ndarray, p: float) -> np.ndarray:
+    """``x ** p`` in place for positive float32 ``x``, as ``exp(p log x)``: OpenCV's SIMD log and exp
+    take ~60% of the time of ``cv2.pow`` with a non-integer exponent, within 3e-7 of it."""
+    cv2.log(x, dst=x)
+    x *= np.float32(p)
+    return cv2.exp(x, dst=x)
 
 
 # Rows per strip of the finest level of :func:`attenuation`.
@@ -463,10 +471,11 @@ def _float_luma(img: np.ndarray) -> np.ndarray:
 def _percentiles(plane: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
     """Percentiles ``q`` of a plane (0 and 100 exact; others from an even sample past 1 MP)."""
     flat = plane.reshape(-1)
-    sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
-    return tuple(
-        float(flat.min() if p <= 0 else flat.max() if p >= 100 else np.percentile(sample, p)) for p in q
-    )
+    inner = [p for p in q if 0 < p < 100]
+    if inner:  # one partition of the sample for both
+        sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
+        found = dict(zip(inner, np.percentile(sample, inner).tolist(), strict=True))
+    return tuple(float(flat.min() if p <= 0 else flat.max() if p >= 100 else found[p]) for p in q)
 
 
 def _map_luminance(
@@ -533,7 +542,7 @@ def _colour_scale(lum: np.ndarray, out_lum: np.ndarray, saturation: float, eps: 
     """The plane ``L_out / (L + eps) ** saturation`` of :func:`_restore_colour`, written into ``lum``."""
     scale = np.add(lum, np.float32(eps), out=lum)
     if saturation != 1.0:
-        cv2.pow(scale, -float(saturation), dst=scale)
+        _power(scale, -float(saturation))
     else:
         np.reciprocal(scale, out=scale)
     scale *= out_lum
