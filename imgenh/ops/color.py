@@ -1111,7 +1111,7 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float, matrices=None, clip: boo
     to_xyz, mix, to_bgr = matrices or _chroma_matrices(factor)
     t = cv2.transform(linear_bgr, to_xyz)
     g = cv2.transform(_lab_f(t), mix)
-    np.maximum(g[..., 0], np.float32(0.0), out=g[..., 0])  # Z only, as scikit-image
+    cv2.max(g, (0.0, -np.inf, -np.inf, 0.0), dst=g)  # Z only, as scikit-image (per-channel scalar: one pass)
     xyz = _lab_finv(g)
     xyz[..., 1] = t[..., 1]  # Y exactly (not the cube of its cube root)
     out = cv2.transform(xyz, to_bgr, dst=t)
