@@ -114,7 +114,11 @@ def _central_magnitude(h: np.ndarray, scale: float) -> np.ndarray:
     diff = np.array([[-1.0, 0.0, 1.0]], np.float32)
     gx = cv2.filter2D(h, cv2.CV_32F, diff, borderType=cv2.BORDER_REPLICATE)
     gy = cv2.filter2D(h, cv2.CV_32F, diff.T, borderType=cv2.BORDER_REPLICATE)
-    mag = cv2.magnitude(gx, gy, gx)
+    # numpy's squares, sum and square root are exactly rounded: cv2.magnitude's result changes by
+    # an ulp with the memory alignment of its buffers, which made outputs differ from run to run.
+    mag = np.multiply(gx, gx, out=gx)
+    mag += np.multiply(gy, gy, out=gy)
+    np.sqrt(mag, out=mag)
     mag *= np.float32(1.0 / scale)
     return mag
 
@@ -178,7 +182,7 @@ def attenuation(
 
 def _level_phi(g: np.ndarray, alpha: float, beta: float, mean: float | None = None) -> np.ndarray:
     """``phi = (max(g, a / 100) / a) ** (beta - 1)``, ``a = alpha * mean(g)``, in place (1 where the level is flat)."""
-    mean = float(g.mean()) if mean is None else mean
+    mean = float(g.mean(dtype=np.float64)) if mean is None else mean  # float64: no order-dependent rounding
     if not mean > 0:
         g[...] = 1.0
         return g
