@@ -114,13 +114,20 @@ def _central_magnitude(h: np.ndarray, scale: float) -> np.ndarray:
     diff = np.array([[-1.0, 0.0, 1.0]], np.float32)
     gx = cv2.filter2D(h, cv2.CV_32F, diff, borderType=cv2.BORDER_REPLICATE)
     gy = cv2.filter2D(h, cv2.CV_32F, diff.T, borderType=cv2.BORDER_REPLICATE)
-    # numpy's squares, sum and square root are exactly rounded: cv2.magnitude's result changes by
-    # an ulp with the memory alignment of its buffers, which made outputs differ from run to run.
-    mag = np.multiply(gx, gx, out=gx)
-    mag += np.multiply(gy, gy, out=gy)
-    np.sqrt(mag, out=mag)
+    mag = _hypot(gx, gy)
     mag *= np.float32(1.0 / scale)
     return mag
+
+
+def _hypot(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """``sqrt(gx ** 2 + gy ** 2)`` into ``gx`` (``gy`` is overwritten).
+
+    numpy's squares, sum and square root are exactly rounded: ``cv2.magnitude``'s result moves
+    by an ulp with the memory alignment of its buffers, so outputs differed from run to run.
+    """
+    mag = np.multiply(gx, gx, out=gx)
+    mag += np.multiply(gy, gy, out=gy)
+    return np.sqrt(mag, out=mag)
 
 
 def attenuation(
@@ -637,8 +644,8 @@ def sobel_magnitude(lum: np.ndarray, ksize: int = 3, percentile: float = 100.0) 
     lum = np.asarray(lum, dtype=np.float32)
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=ksize)
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=ksize)
-    mag = cv2.magnitude(gx, gy)
-    del gx, gy
+    mag = _hypot(gx, gy)
+    del gy
     top = float(mag.max()) if percentile >= 100 else float(np.percentile(mag, percentile))
     if top <= 0:
         return np.zeros_like(mag)
