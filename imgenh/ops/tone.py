@@ -859,6 +859,7 @@ def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
     height, width = img.shape[:2]
     chroma = np.empty((height, width, 2), np.float32)  # a*, b*
     lab = np.empty((min(_STRIP_ROWS, height), width, 3), np.float32)
+    plane = np.empty(lab.shape[:2], np.float32)  # L* of a strip
     lum_dtype = np.uint8 if img.dtype == np.uint8 else np.uint16
     lum = np.empty(img.shape[:2], lum_dtype)
     levels = to_float(np.arange(256, dtype=np.uint8)) if img.dtype == np.uint8 else None
@@ -867,8 +868,9 @@ def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
         part = lab[: rows.stop - rows.start]
         values = to_float(img[rows]) if levels is None else cv2.LUT(img[rows], levels)
         cv2.cvtColor(values, cv2.COLOR_BGR2Lab, dst=part)
-        lum[rows] = from_float(part[..., 0], lum_dtype, full_scale=100.0)  # L* 0..100 to levels
-        chroma[rows] = part[..., 1:]
+        # Channel copies with mixChannels: numpy's strided copies cost ~10x as much here.
+        cv2.mixChannels([part], [plane[: rows.stop - rows.start], chroma[rows]], [0, 0, 1, 1, 2, 2])
+        lum[rows] = from_float(plane[: rows.stop - rows.start], lum_dtype, full_scale=100.0)  # L* to levels
     if img.dtype == np.uint8:
         new_lum = clahe_plane(lum, clip_limit, tiles)
         scale = np.float32(100.0 / 255.0)
@@ -879,8 +881,8 @@ def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
     out = np.empty_like(img)
     for rows in strips:
         part = lab[: rows.stop - rows.start]
-        np.multiply(new_lum[rows], scale, out=part[..., 0], casting="unsafe")
-        part[..., 1:] = chroma[rows]
+        lightness = np.multiply(new_lum[rows], scale, out=plane[: rows.stop - rows.start], casting="unsafe")
+        cv2.mixChannels([lightness, chroma[rows]], [part], [0, 0, 1, 1, 2, 2])
         bgr = cv2.cvtColor(part, cv2.COLOR_Lab2BGR)
         if img.dtype == np.uint8:
             cv2.convertScaleAbs(cv2.max(bgr, (0.0,) * 4, dst=bgr), dst=out[rows], alpha=255.0)
