@@ -1113,7 +1113,7 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float, matrices=None, clip: boo
     g = cv2.transform(_lab_f(t), mix)
     cv2.max(g, (0.0, -np.inf, -np.inf, 0.0), dst=g)  # Z only, as scikit-image (per-channel scalar: one pass)
     xyz = _lab_finv(g)
-    xyz[..., 1] = t[..., 1]  # Y exactly (not the cube of its cube root)
+    cv2.mixChannels([t], [xyz], [1, 1])  # Y exactly (not the cube of its cube root); no strided numpy copy
     out = cv2.transform(xyz, to_bgr, dst=t)
     return cv2.min(cv2.max(out, (0.0,) * 4, dst=out), (1.0,) * 4, dst=out) if clip else out
 
