@@ -571,34 +571,49 @@ def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: 
     the ratio tends to 1 (grey) instead of blowing the noise up into colour blotches once the
     shadows are lifted; elsewhere it is C / L to within eps / L.
     """
-    top = max_value(img.dtype)
-    powers = None
-    if img.dtype != np.float32:  # (level / top + eps) ** s for every level
-        powers = ((np.arange(int(top) + 1) / top + eps) ** saturation).astype(np.float32)
-    depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(img.dtype, cv2.CV_32F)
+    if img.dtype != np.float32:
+        return _restore_colour_levels(img, scale, saturation, eps)
     out = np.empty(img.shape, img.dtype)
     for y0 in range(0, img.shape[0], _STRIP_ROWS):
         rows = slice(y0, y0 + _STRIP_ROWS)
-        if powers is None:
-            part = cv2.add(img[rows], (float(np.float32(eps)),) * 4)
-            if saturation != 1.0:
-                cv2.pow(part, float(saturation), dst=part)
-        elif img.dtype == np.uint8:
-            part = cv2.LUT(img[rows], powers)
-        else:
-            part = powers[img[rows]]
+        part = cv2.add(img[rows], (float(np.float32(eps)),) * 4)
+        if saturation != 1.0:
+            cv2.pow(part, float(saturation), dst=part)
         # A saturated colour can overshoot 1: the pixel is scaled down as a whole (a per-channel
         # clip would shift its hue, a bright blue towards violet). Its peak is scale * max channel.
         b, g, r = cv2.split(part)
-        peak = cv2.max(cv2.max(b, g, dst=b), r, dst=b)
-        factor = scale[rows]
-        # numpy for the planes: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
-        np.maximum(np.multiply(peak, factor, out=peak), np.float32(1.0), out=peak)
-        factor = np.divide(factor, peak, out=peak)
-        # One pass: times the factor, to the output's levels, rounded and saturated.
-        cv2.multiply(part, cv2.merge([factor] * 3), dst=out[rows], scale=float(top), dtype=depth)
-        if powers is None:
-            cv2.min(out[rows], (1.0,) * 4, dst=out[rows])  # float round-off only
+        factor = _peak_factor(scale[rows], cv2.max(cv2.max(b, g, dst=b), r, dst=b))
+        cv2.multiply(part, cv2.merge([factor] * 3), dst=out[rows])
+        cv2.min(out[rows], (1.0,) * 4, dst=out[rows])  # float round-off only
+    return out
+
+
+def _peak_factor(scale: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """``scale / max(scale * peak, 1)``, written into ``peak``: the factor that keeps a pixel's largest channel <= 1."""
+    # numpy for the planes: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+    np.maximum(np.multiply(peak, scale, out=peak), np.float32(1.0), out=peak)
+    return np.divide(scale, peak, out=peak)
+
+
+def _restore_colour_levels(img: np.ndarray, scale: np.ndarray, saturation: float, eps: float) -> np.ndarray:
+    """:func:`_restore_colour` of an integer image, plane by plane: ``(C + eps) ** s`` is a table of the
+    levels, and the largest channel is found on the levels themselves (the table is increasing)."""
+    top = max_value(img.dtype)
+    powers = ((np.arange(int(top) + 1) / top + eps) ** saturation).astype(np.float32)
+    depth = cv2.CV_8U if img.dtype == np.uint8 else cv2.CV_16U
+
+    def table(levels: np.ndarray) -> np.ndarray:
+        return cv2.LUT(levels, powers) if img.dtype == np.uint8 else powers[levels]
+
+    out = np.empty(img.shape, img.dtype)
+    for y0 in range(0, img.shape[0], _STRIP_ROWS):
+        rows = slice(y0, y0 + _STRIP_ROWS)
+        planes = cv2.split(img[rows])
+        factor = _peak_factor(scale[rows], table(cv2.max(cv2.max(planes[0], planes[1]), planes[2])))
+        # Each channel times the factor, to the output's levels, rounded and saturated in one pass.
+        cv2.merge(
+            [cv2.multiply(table(p), factor, scale=float(top), dtype=depth) for p in planes], dst=out[rows]
+        )
     return out
 
 
