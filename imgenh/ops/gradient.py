@@ -212,7 +212,9 @@ def _power(x: np.ndarray, p: float) -> np.ndarray:
 _PHI_STRIP_ROWS = 64
 
 
-def _finest_phi(h, coarse_phi, floor, alpha: float, beta: float) -> np.ndarray:
+def _finest_phi(
+    h: np.ndarray, coarse_phi: np.ndarray | None, floor: np.ndarray | None, alpha: float, beta: float
+) -> np.ndarray:
     """Phi at the finest level: ``coarse_phi`` (None: no coarser level) upsampled, times the finest
     level's phi, held back for noise where ``floor`` is given (see :func:`hold_noise_back`).
 
