@@ -1065,25 +1065,28 @@ def white_balance(
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
-    """CIE Lab companding f(t) on float32: ``t ** (1/3)`` above ``(6/29) ** 3``, linear below."""
-    out = np.cbrt(t)  # numpy's SIMD cube root: ~2x cv2.pow(t, 1/3); negatives take the linear branch
-    if float(t.min()) <= _EPS:  # the linear branch only where some value needs it
-        linear = t * np.float32(_KAPPA)
-        linear += np.float32(4.0 / 29.0)
-        # cv2.copyTo with a mask instead of np.where: no boolean array, one pass.
-        cv2.copyTo(linear, cv2.compare(t, (_EPS,) * 4, cv2.CMP_LE), out)
-    return out
+    """CIE Lab companding f(t) on float32: ``t ** (1/3)`` above ``(6/29) ** 3``, linear below.
+
+    Branch-free: the linear piece is the tangent of the cube root at the join, so
+    ``f(t) = cbrt(max(t, e)) + KAPPA (min(t, e) - e)`` with ``e = (6/29) ** 3`` (one of the two
+    terms is constant on each side). Four passes, no mask, whatever the values.
+    """
+    out = np.cbrt(cv2.max(t, (_EPS,) * 4))  # numpy's SIMD cube root: ~2x cv2.pow(t, 1/3)
+    below = cv2.min(t, (_EPS,) * 4)
+    return cv2.addWeighted(below, _KAPPA, out, 1.0, -_KAPPA * _EPS, dst=out)
 
 
 def _lab_finv(f: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_lab_f` on float32 (may be negative for out-of-gamut colours)."""
-    out = f * f
-    out *= f
-    if float(f.min()) <= 6.0 / 29.0:
-        linear = f - np.float32(4.0 / 29.0)
-        linear *= np.float32(1.0 / _KAPPA)
-        cv2.copyTo(linear, cv2.compare(f, (6.0 / 29.0,) * 4, cv2.CMP_LE), out)
-    return out
+    """Inverse of :func:`_lab_f` on float32 (may be negative for out-of-gamut colours).
+
+    Branch-free as :func:`_lab_f`: ``max(f, 6/29) ** 3 + (min(f, 6/29) - 6/29) / KAPPA``.
+    """
+    join = 6.0 / 29.0
+    out = cv2.max(f, (join,) * 4)
+    cube = cv2.multiply(out, out)
+    cv2.multiply(cube, out, dst=cube)
+    below = cv2.min(f, (join,) * 4, dst=out)
+    return cv2.addWeighted(below, 1.0 / _KAPPA, cube, 1.0, -join / _KAPPA, dst=cube)
 
 
 def _chroma_matrices(factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1108,9 +1111,9 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float, matrices=None, clip: boo
     to_xyz, mix, to_bgr = matrices or _chroma_matrices(factor)
     t = cv2.transform(linear_bgr, to_xyz)
     g = cv2.transform(_lab_f(t), mix)
-    np.maximum(g[..., 0], np.float32(0.0), out=g[..., 0])  # Z only, as scikit-image
+    cv2.max(g, (0.0, -np.inf, -np.inf, 0.0), dst=g)  # Z only, as scikit-image (per-channel scalar: one pass)
     xyz = _lab_finv(g)
-    xyz[..., 1] = t[..., 1]  # Y exactly (not the cube of its cube root)
+    cv2.mixChannels([t], [xyz], [1, 1])  # Y exactly (not the cube of its cube root); no strided numpy copy
     out = cv2.transform(xyz, to_bgr, dst=t)
     return cv2.min(cv2.max(out, (0.0,) * 4, dst=out), (1.0,) * 4, dst=out) if clip else out
 

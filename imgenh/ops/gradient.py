@@ -22,7 +22,7 @@ import numpy as np
 from imgenh.ops.contract import OpContext
 from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, noise_sigma
 from imgenh.ops.registry import Param, operator
-from imgenh.pixels import LUMA_BGR, luma
+from imgenh.pixels import LUMA_BGR, from_float, luma, max_value, to_float
 
 # Gradients below this fraction of alpha are treated as this size, so the attenuation
 # factor (|grad| / alpha) ** (beta - 1) stays finite in flat regions.
@@ -114,9 +114,20 @@ def _central_magnitude(h: np.ndarray, scale: float) -> np.ndarray:
     diff = np.array([[-1.0, 0.0, 1.0]], np.float32)
     gx = cv2.filter2D(h, cv2.CV_32F, diff, borderType=cv2.BORDER_REPLICATE)
     gy = cv2.filter2D(h, cv2.CV_32F, diff.T, borderType=cv2.BORDER_REPLICATE)
-    mag = cv2.magnitude(gx, gy, gx)
+    mag = _hypot(gx, gy)
     mag *= np.float32(1.0 / scale)
     return mag
+
+
+def _hypot(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """``sqrt(gx ** 2 + gy ** 2)`` into ``gx`` (``gy`` is overwritten).
+
+    numpy's squares, sum and square root are exactly rounded: ``cv2.magnitude``'s result moves
+    by an ulp with the memory alignment of its buffers, so outputs differed from run to run.
+    """
+    mag = np.multiply(gx, gx, out=gx)
+    mag += np.multiply(gy, gy, out=gy)
+    return np.sqrt(mag, out=mag)
 
 
 def attenuation(
@@ -166,28 +177,72 @@ def attenuation(
     while min(levels[-1].shape) // 2 >= max(min_size, 1) and min(levels[-1].shape) >= 2:
         levels.append(cv2.pyrDown(levels[-1]))
     phi_total = None
-    finest = None  # the finest level's |grad|, kept for the noise floor
-    for k in range(len(levels) - 1, -1, -1):
-        g = _central_magnitude(levels[k], 2.0 ** (k + 1))
-        if k == 0 and noise > 0:
-            finest = g.copy()
-        mean = float(g.mean())
-        if mean > 0:
-            a = alpha * mean
-            # (g / a) ** (beta - 1), with g floored so flat areas stay finite.
-            np.maximum(g, np.float32(_GRAD_FLOOR * a), out=g)
-            g *= np.float32(1.0 / a)
-            phi = cv2.pow(g, beta - 1, dst=g)
+    for k in range(len(levels) - 1, 0, -1):  # the coarse levels: a quarter of the pixels or fewer
+        phi = _level_phi(_central_magnitude(levels[k], 2.0 ** (k + 1)), alpha, beta)
+        if phi_total is not None:
+            phi *= cv2.resize(phi_total, (phi.shape[1], phi.shape[0]), interpolation=cv2.INTER_LINEAR)
+        phi_total = phi
+    floor = _noise_floor(levels[1] if len(levels) > 1 else h, h.shape, noise)
+    del levels[1:]
+    return _finest_phi(h, phi_total, floor, alpha, beta)
+
+
+def _level_phi(g: np.ndarray, alpha: float, beta: float, mean: float | None = None) -> np.ndarray:
+    """``phi = (max(g, a / 100) / a) ** (beta - 1)``, ``a = alpha * mean(g)``, in place (1 where the level is flat)."""
+    mean = float(g.mean(dtype=np.float64)) if mean is None else mean  # float64: no order-dependent rounding
+    if not mean > 0:
+        g[...] = 1.0
+        return g
+    a = alpha * mean
+    # (g / a) ** (beta - 1), with g floored so flat areas stay finite.
+    np.maximum(g, np.float32(_GRAD_FLOOR * a), out=g)
+    g *= np.float32(1.0 / a)
+    return _power(g, beta - 1)
+
+
+def _power(x: np.ndarray, p: float) -> np.ndarray:
+    """``x ** p`` in place for positive float32 ``x``, as ``exp(p log x)``: OpenCV's SIMD log and exp
+    take ~60% of the time of ``cv2.pow`` with a non-integer exponent, within 3e-7 of it."""
+    cv2.log(x, dst=x)
+    x *= np.float32(p)
+    return cv2.exp(x, dst=x)
+
+
+# Rows per strip of the finest level of :func:`attenuation`.
+_PHI_STRIP_ROWS = 64
+
+
+def _finest_phi(
+    h: np.ndarray, coarse_phi: np.ndarray | None, floor: np.ndarray | None, alpha: float, beta: float
+) -> np.ndarray:
+    """Phi at the finest level: ``coarse_phi`` (None: no coarser level) upsampled, times the finest
+    level's phi, held back for noise where ``floor`` is given (see :func:`hold_noise_back`).
+
+    The finest |grad h| is formed strip by strip (twice: for its mean, then for phi), so at most
+    three full planes exist: ``h``, Phi and the noise floor.
+    """
+    height = h.shape[0]
+    strips = [(y0, min(y0 + _PHI_STRIP_ROWS, height)) for y0 in range(0, height, _PHI_STRIP_ROWS)]
+
+    def magnitude(y0: int, y1: int) -> np.ndarray:
+        top, bottom = max(y0 - 1, 0), min(y1 + 1, height)  # one row of context for central differences
+        return _central_magnitude(h[top:bottom], 2.0)[y0 - top : y0 - top + y1 - y0]
+
+    mean = sum(float(magnitude(y0, y1).sum(dtype=np.float64)) for y0, y1 in strips) / h.size
+    if coarse_phi is None:
+        phi_total = np.empty_like(h)
+    else:
+        phi_total = cv2.resize(coarse_phi, (h.shape[1], height), interpolation=cv2.INTER_LINEAR)
+    for y0, y1 in strips:
+        g = magnitude(y0, y1)
+        keep = None if floor is None else _noise_keep(g, floor[y0:y1])
+        phi = _level_phi(g, alpha, beta, mean)
+        if coarse_phi is None:
+            phi_total[y0:y1] = phi
         else:
-            phi = np.ones_like(g)
-        if phi_total is None:
-            phi_total = phi
-        else:
-            size = (phi.shape[1], phi.shape[0])
-            phi_total = cv2.resize(phi_total, size, interpolation=cv2.INTER_LINEAR)
-            phi_total *= phi
-    if finest is not None:
-        hold_noise_back(phi_total, finest, levels[1] if len(levels) > 1 else h, noise, eps)
+            phi_total[y0:y1] *= phi
+        if keep is not None:
+            hold_noise_back(phi_total[y0:y1], keep)
     return phi_total
 
 
@@ -196,35 +251,46 @@ def attenuation(
 _NOISE_FLOOR_SIGMAS = 3.0 / np.sqrt(2.0)
 
 
-def hold_noise_back(phi: np.ndarray, g: np.ndarray, coarse: np.ndarray, noise: float, eps: float) -> None:
+def _noise_floor(coarse: np.ndarray, shape: tuple[int, int], noise: float) -> np.ndarray | None:
+    """The noise floor ``f = 3 / sqrt(2) * noise / (L + eps)`` of the finest |grad h| (see
+    :func:`hold_noise_back`), a plane of ``shape``; None when there is none in float32 (noise 0
+    or vanishing: nothing to hold back)."""
+    if not _NOISE_FLOOR_SIGMAS * noise >= np.finfo(np.float32).tiny:
+        return None
+    if coarse.shape == tuple(shape):
+        floor = np.negative(coarse)
+    else:
+        floor = cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        np.negative(floor, out=floor)
+    cv2.exp(floor, dst=floor)  # 1 / (L + eps)
+    floor *= np.float32(_NOISE_FLOOR_SIGMAS * noise)
+    return floor
+
+
+def _noise_keep(g: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """The share ``t = clip(g / f - 1, 0, 1)`` of amplification kept (a new array; ``g`` is only read)."""
+    # numpy with scalars: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+    t = np.divide(g, floor)
+    t -= np.float32(1.0)
+    return np.minimum(np.maximum(t, np.float32(0.0), out=t), np.float32(1.0), out=t)
+
+
+def hold_noise_back(phi: np.ndarray, keep: np.ndarray) -> None:
     """Cap the amplification of noise-level gradients, in place: Phi <= 1 below the noise floor.
 
     Noise of sigma ``noise`` in the luminance is ``noise / (L + eps)`` in ``h = log(L + eps)``,
     so the floor of the finest gradient magnitude ``g`` (central differences / 2, as in
-    :func:`attenuation`; overwritten) is ``f = 3 / sqrt(2) * noise / (L + eps)`` (``L + eps``
-    from ``coarse``, ``h`` one pyramid level down, so the floor is not itself noisy; ``h`` itself
-    when the image is too small for a pyramid).
-    Where Phi > 1 (Fattal amplifies gradients below ``alpha`` times the mean), the excess is
-    kept in proportion ``t = clip((g - f) / f, 0, 1)`` of the finest gradient ``g``: none
-    below the floor, all of it above twice the floor. Attenuation (Phi < 1) is left as is.
+    :func:`attenuation`) is ``f = 3 / sqrt(2) * noise / (L + eps)`` (``L + eps`` from ``h`` one
+    pyramid level down, so the floor is not itself noisy; ``h`` itself when the image is too
+    small for a pyramid). Where Phi > 1 (Fattal amplifies gradients below ``alpha`` times the
+    mean), the excess is kept in proportion ``keep = t = clip((g - f) / f, 0, 1)`` of the finest
+    gradient ``g`` (:func:`_noise_keep`; overwritten): none below the floor, all of it above
+    twice the floor. Attenuation (Phi < 1) is left as is.
     """
-    if not _NOISE_FLOOR_SIGMAS * noise >= np.finfo(np.float32).tiny:
-        return  # no floor in float32 (noise 0 or vanishing): nothing to hold back, and no 0 / 0
-    size = (g.shape[1], g.shape[0])
-    if coarse.shape == g.shape:
-        floor = np.negative(coarse)
-    else:
-        floor = cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR)
-        np.negative(floor, out=floor)
-    cv2.exp(floor, dst=floor)  # 1 / (L + eps)
-    floor *= np.float32(_NOISE_FLOOR_SIGMAS * noise)
-    # numpy with scalars: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
-    t = np.divide(np.subtract(g, floor, out=g), floor, out=g)
-    np.minimum(np.maximum(t, np.float32(0.0), out=t), np.float32(1.0), out=t)
-    excess = np.maximum(np.subtract(phi, np.float32(1.0), out=floor), np.float32(0.0), out=floor)
+    excess = np.maximum(np.subtract(phi, np.float32(1.0)), np.float32(0.0))
     # phi - excess * (1 - t) = (phi - excess) + excess * t
     np.subtract(phi, excess, out=phi)
-    np.add(phi, np.multiply(excess, t, out=excess), out=phi)
+    np.add(phi, np.multiply(excess, keep, out=keep), out=phi)
 
 
 def compress_log_luminance(
@@ -234,6 +300,7 @@ def compress_log_luminance(
     eps: float = 1e-3,
     min_size: int = 32,
     noise: float = 0.0,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Fattal's gradient-domain compression of a luminance image, returning the new log luminance.
 
@@ -248,25 +315,60 @@ def compress_log_luminance(
         See :func:`attenuation` (``noise``: 0 = Fattal's formula, no noise floor).
     eps : float
         Added before the log so black stays finite.
+    overwrite : bool
+        Allow a float32 ``lum``'s memory to hold ``H`` (``lum`` is then garbage): one full-size
+        plane fewer at the peak.
 
     Returns
     -------
     ndarray, shape (H, W), float32
         The compressed log luminance ``I`` (zero mean; exp(I) is the new luminance up to a factor).
     """
-    h = np.asarray(lum, dtype=np.float32) + np.float32(eps)
+    if overwrite and isinstance(lum, np.ndarray) and lum.dtype == np.float32:
+        h = np.add(lum, np.float32(eps), out=lum)
+    else:
+        h = np.asarray(lum, dtype=np.float32) + np.float32(eps)
     np.log(h, out=h)
-    # Phi first: its pyramid and temporaries are gone before the two gradient planes exist.
     phi = attenuation(h, alpha, beta, min_size, noise, eps) if beta != 1.0 else None
-    gx, gy = forward_gradient(h)
-    del h
-    if phi is not None:
-        gx *= phi
-        gy *= phi
-        del phi
-    div = divergence(gx, gy)
-    del gx, gy
+    div = attenuated_divergence(h, phi)
+    del h, phi
     return solve_poisson_neumann(div, overwrite=True)
+
+
+# Rows per strip of the fused gradient and divergence: its temporaries stay in cache.
+_DIV_STRIP_ROWS = 32
+
+
+def attenuated_divergence(h: np.ndarray, phi: np.ndarray | None) -> np.ndarray:
+    """``divergence(*(phi * g for g in forward_gradient(h)))`` strip by strip, without the two gradient planes.
+
+    The same operations in the same order as :func:`forward_gradient`, the products with
+    ``phi`` (None: 1) and :func:`divergence`, so the result is the same to the bit; only a
+    strip of each gradient exists at a time.
+    """
+    height = h.shape[0]
+    div = np.empty_like(h)
+    above = None  # the attenuated y-gradient of the row above the strip
+    for y0 in range(0, height, _DIV_STRIP_ROWS):
+        y1 = min(y0 + _DIV_STRIP_ROWS, height)
+        part = h[y0:y1]
+        gx = np.empty_like(part)
+        np.subtract(part[:, 1:], part[:, :-1], out=gx[:, :-1])
+        gx[:, -1] = 0
+        gy = np.empty_like(part)
+        inner = min(y1, height - 1) - y0  # rows with a row below them
+        np.subtract(h[y0 + 1 : y0 + 1 + inner], part[:inner], out=gy[:inner])
+        gy[inner:] = 0
+        if phi is not None:
+            gx *= phi[y0:y1]
+            gy *= phi[y0:y1]
+        out = np.add(gx, gy, out=div[y0:y1])
+        out[:, 1:] -= gx[:, :-1]
+        out[1:] -= gy[:-1]
+        if above is not None:
+            out[0] -= above
+        above = gy[-1].copy()
+    return div
 
 
 # Past this many pixels, percentiles are read from an even sample (every k-th pixel): exact
@@ -281,7 +383,7 @@ _NOISE_SPREAD_KEEP = 1.5
 
 @operator(
     "gradient_normalize",
-    kind="float",
+    kind="native",
     summary="Gradient-domain tone mapping (Fattal et al. 2002): compresses large luminance steps, keeps "
     "detail; never amplifies noise-level gradients, rolls highlights off instead of clipping, keeps hue.",
     formula="I = poisson(div(grad log(L+eps) * Phi)), Phi = prod_k up((|grad H_k|/(alpha*mean))^(beta-1)), "
@@ -338,60 +440,90 @@ def gradient_normalize(
     colour), a pixel past 1 scaled down as a whole so its hue stays. A flat image (no spread
     to normalise) keeps its luminance.
     """
-    lum = luma(img).astype(np.float32, copy=False)
+    lum = _float_luma(img)
     if noise == "auto":
         noise = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=None if img.ndim == 2 else LUMA_BGR)
         ctx.record("noise_sigma", round(noise, 3))
     sigma = noise / 255.0
-    out_lum = compress_log_luminance(lum, alpha, beta, eps, min_size, sigma)
+    lum_spread = _percentiles(lum, (low, high)) if sigma > 0 else None
+    # lum's memory holds the log luminance (a grey float32 input is the caller's: never written).
+    out_lum = compress_log_luminance(lum, alpha, beta, eps, min_size, sigma, overwrite=lum is not img)
+    del lum
     # Subtract the maximum before exp: the solve fixes I only up to a constant, which the
     # percentile normalisation below removes anyway, and a large I would overflow float32.
     out_lum -= out_lum.max()
-    np.exp(out_lum, out=out_lum)
-    out_lum = _map_luminance(out_lum, lum, (low, high), highlights == "protect", sigma, ctx)
+    cv2.exp(out_lum, dst=out_lum)
+    out_lum = _map_luminance(out_lum, img, (low, high), lum_spread, highlights == "protect", sigma, ctx)
     if img.ndim == 2:
-        return out_lum
-    scale = _colour_scale(lum, out_lum, saturation, eps)  # lum is ours (a fresh plane): reused
-    del out_lum, lum  # freed before the output image is allocated
+        return out_lum if img.dtype == np.float32 else from_float(out_lum, img.dtype)
+    scale = _colour_scale(_float_luma(img), out_lum, saturation, eps)
+    del out_lum  # freed before the output image is allocated
     return _restore_colour(img, scale, saturation, eps)
+
+
+# Rows per strip of the luma of an integer image and of the colour restoration.
+_STRIP_ROWS = 64
+
+
+def _float_luma(img: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma in [0, 1] as float32 (a grey float32 image is returned as it is).
+
+    An integer colour image is weighed strip by strip: no float copy of the image is made.
+    """
+    if img.dtype == np.float32 or img.ndim == 2:
+        return luma(to_float(img))
+    weights = (LUMA_BGR / max_value(img.dtype)).reshape(1, 3).astype(np.float32)
+    lum = np.empty(img.shape[:2], np.float32)
+    for y0 in range(0, img.shape[0], _STRIP_ROWS):
+        rows = slice(y0, y0 + _STRIP_ROWS)
+        part = cv2.transform(img[rows].astype(np.float32), weights)
+        lum[rows] = part if part.ndim == 2 else part[..., 0]  # transform drops a single channel axis
+    return lum
 
 
 def _percentiles(plane: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
     """Percentiles ``q`` of a plane (0 and 100 exact; others from an even sample past 1 MP)."""
     flat = plane.reshape(-1)
-    sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
-    return tuple(
-        float(flat.min() if p <= 0 else flat.max() if p >= 100 else np.percentile(sample, p)) for p in q
-    )
+    inner = [p for p in q if 0 < p < 100]
+    if inner:  # one partition of the sample for both
+        sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
+        found = dict(zip(inner, np.percentile(sample, inner).tolist(), strict=True))
+    return tuple(float(flat.min() if p <= 0 else flat.max() if p >= 100 else found[p]) for p in q)
 
 
 def _map_luminance(
-    e: np.ndarray, lum: np.ndarray, q: tuple[float, float], protect: bool, sigma: float, ctx: OpContext
+    e: np.ndarray,
+    img: np.ndarray,
+    q: tuple[float, float],
+    lum_spread: tuple[float, float] | None,
+    protect: bool,
+    sigma: float,
+    ctx: OpContext,
 ) -> np.ndarray:
     """Map the compressed luminance ``e = exp(I)`` to [0, 1], in place; see :func:`gradient_normalize`.
 
     ``y = (e - lo) / (hi - lo)`` with ``lo, hi`` the ``q`` percentiles of ``e``, 0 below. Above 1:
     clipped, or with ``protect`` rolled off past ``_KNEE`` (``k + v / (1 + v / c)``, ``v = y - k``,
     slope 1 at the knee, ``c`` chosen so the largest ``y`` lands on 1). Noise: when the input
-    luminance spreads (same percentiles) less than ``_NOISE_SPREAD_KEEP`` times what Gaussian
-    noise of ``sigma`` alone spreads, the image is noise on a flat field: it keeps its
-    luminance; up to one more such spread the result is blended in (weight recorded as ``stretch``).
+    luminance spreads (``lum_spread``: its ``q`` percentiles) less than ``_NOISE_SPREAD_KEEP``
+    times what Gaussian noise of ``sigma`` alone spreads, the image is noise on a flat field: it
+    keeps the luminance of ``img``; up to one more such spread the result is blended in (weight
+    recorded as ``stretch``).
     """
     lo, hi = _percentiles(e, q)
     ctx.record("percentiles", [lo, hi])
     # Below float32 resolution the spread is round-off, not image content.
     if not hi - lo > max(1e-6 * abs(hi), 1e-30):  # 1e-30: a larger 1 / (hi - lo) overflows float32
-        return lum.copy()
+        return _own_luma(img)
     weight = 1.0
     if sigma > 0:
         z = NormalDist()
         tails = [min(max(p / 100.0, 1e-5), 1 - 1e-5) for p in q]
         noise_spread = (z.inv_cdf(tails[1]) - z.inv_cdf(tails[0])) * sigma
-        lum_lo, lum_hi = _percentiles(lum, q)
-        weight = min(max((lum_hi - lum_lo) / noise_spread - _NOISE_SPREAD_KEEP, 0.0), 1.0)
+        weight = min(max((lum_spread[1] - lum_spread[0]) / noise_spread - _NOISE_SPREAD_KEEP, 0.0), 1.0)
         ctx.record("stretch", round(weight, 4))
         if weight == 0.0:
-            return lum.copy()
+            return _own_luma(img)
     top = (float(e.max()) - lo) / (hi - lo)
     e -= np.float32(lo)
     e *= np.float32(1.0 / (hi - lo))
@@ -400,8 +532,14 @@ def _map_luminance(
         _roll_off(e, top)
     cv2.min(e, (1.0,) * 4, dst=e)
     if weight < 1.0:
-        cv2.addWeighted(e, weight, lum, 1.0 - weight, 0.0, dst=e)
+        cv2.addWeighted(e, weight, _float_luma(img), 1.0 - weight, 0.0, dst=e)
     return e
+
+
+def _own_luma(img: np.ndarray) -> np.ndarray:
+    """The luma of ``img`` as a plane of its own (never the caller's array)."""
+    lum = _float_luma(img)
+    return lum.copy() if lum is img else lum
 
 
 def _roll_off(y: np.ndarray, top: float) -> None:
@@ -413,15 +551,11 @@ def _roll_off(y: np.ndarray, top: float) -> None:
     flat[above] = np.float32(_KNEE) + v / (np.float32(1.0) + v * inv_c)
 
 
-# Rows per strip of the colour restoration: its float temporaries stay in cache.
-_STRIP_ROWS = 64
-
-
 def _colour_scale(lum: np.ndarray, out_lum: np.ndarray, saturation: float, eps: float) -> np.ndarray:
     """The plane ``L_out / (L + eps) ** saturation`` of :func:`_restore_colour`, written into ``lum``."""
     scale = np.add(lum, np.float32(eps), out=lum)
     if saturation != 1.0:
-        cv2.pow(scale, -float(saturation), dst=scale)
+        _power(scale, -float(saturation))
     else:
         np.reciprocal(scale, out=scale)
     scale *= out_lum
@@ -429,33 +563,59 @@ def _colour_scale(lum: np.ndarray, out_lum: np.ndarray, saturation: float, eps: 
 
 
 def _restore_colour(img: np.ndarray, scale: np.ndarray, saturation: float, eps: float) -> np.ndarray:
-    """``C_out = ((C + eps) / (L + eps)) ** saturation * L_out``, strip by strip; a pixel whose
-    largest channel passes 1 is divided by it (all channels: its hue stays).
+    """``C_out = ((C + eps) / (L + eps)) ** saturation * L_out``, strip by strip, at ``img``'s depth; a
+    pixel whose largest channel passes 1 is divided by it (all channels: its hue stays).
 
     Written ``(C + eps) ** s * scale`` with ``scale = L_out / (L + eps) ** s`` (one plane, from
     :func:`_colour_scale`): the power of a ratio costs one power per value and one per pixel,
-    not a division too. Ratios (C + eps) / (L + eps): in near-black areas, where C and L are
-    mostly sensor or JPEG noise, the ratio tends to 1 (grey) instead of blowing the noise up
-    into colour blotches once the shadows are lifted; elsewhere it is C / L to within eps / L.
+    not a division too; on an integer image ``(C + eps) ** s`` is a table of its levels. Ratios
+    (C + eps) / (L + eps): in near-black areas, where C and L are mostly sensor or JPEG noise,
+    the ratio tends to 1 (grey) instead of blowing the noise up into colour blotches once the
+    shadows are lifted; elsewhere it is C / L to within eps / L.
     """
-    s = np.float32(saturation)
-    eps32 = np.float32(eps)
-    out = np.empty(img.shape, np.float32)
+    if img.dtype != np.float32:
+        return _restore_colour_levels(img, scale, saturation, eps)
+    out = np.empty(img.shape, img.dtype)
     for y0 in range(0, img.shape[0], _STRIP_ROWS):
         rows = slice(y0, y0 + _STRIP_ROWS)
-        part = cv2.add(img[rows], (float(eps32),) * 4)
+        part = cv2.add(img[rows], (float(np.float32(eps)),) * 4)
         if saturation != 1.0:
-            cv2.pow(part, float(s), dst=part)
+            cv2.pow(part, float(saturation), dst=part)
         # A saturated colour can overshoot 1: the pixel is scaled down as a whole (a per-channel
         # clip would shift its hue, a bright blue towards violet). Its peak is scale * max channel.
         b, g, r = cv2.split(part)
-        peak = cv2.max(cv2.max(b, g, dst=b), r, dst=b)
-        factor = scale[rows]
-        # numpy for the planes: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
-        np.maximum(np.multiply(peak, factor, out=peak), np.float32(1.0), out=peak)
-        factor = np.divide(factor, peak, out=peak)
-        part *= factor[:, :, None]
-        cv2.min(part, (1.0,) * 4, dst=out[rows])  # float round-off only
+        factor = _peak_factor(scale[rows], cv2.max(cv2.max(b, g, dst=b), r, dst=b))
+        cv2.multiply(part, cv2.merge([factor] * 3), dst=out[rows])
+        cv2.min(out[rows], (1.0,) * 4, dst=out[rows])  # float round-off only
+    return out
+
+
+def _peak_factor(scale: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """``scale / max(scale * peak, 1)``, written into ``peak``: the factor that keeps a pixel's largest channel <= 1."""
+    # numpy for the planes: OpenCV reads a 4-tuple against a 1x1 plane as a 4x1 array
+    np.maximum(np.multiply(peak, scale, out=peak), np.float32(1.0), out=peak)
+    return np.divide(scale, peak, out=peak)
+
+
+def _restore_colour_levels(img: np.ndarray, scale: np.ndarray, saturation: float, eps: float) -> np.ndarray:
+    """:func:`_restore_colour` of an integer image, plane by plane: ``(C + eps) ** s`` is a table of the
+    levels, and the largest channel is found on the levels themselves (the table is increasing)."""
+    top = max_value(img.dtype)
+    powers = ((np.arange(int(top) + 1) / top + eps) ** saturation).astype(np.float32)
+    depth = cv2.CV_8U if img.dtype == np.uint8 else cv2.CV_16U
+
+    def table(levels: np.ndarray) -> np.ndarray:
+        return cv2.LUT(levels, powers) if img.dtype == np.uint8 else powers[levels]
+
+    out = np.empty(img.shape, img.dtype)
+    for y0 in range(0, img.shape[0], _STRIP_ROWS):
+        rows = slice(y0, y0 + _STRIP_ROWS)
+        planes = cv2.split(img[rows])
+        factor = _peak_factor(scale[rows], table(cv2.max(cv2.max(planes[0], planes[1]), planes[2])))
+        # Each channel times the factor, to the output's levels, rounded and saturated in one pass.
+        cv2.merge(
+            [cv2.multiply(table(p), factor, scale=float(top), dtype=depth) for p in planes], dst=out[rows]
+        )
     return out
 
 
@@ -501,8 +661,8 @@ def sobel_magnitude(lum: np.ndarray, ksize: int = 3, percentile: float = 100.0) 
     lum = np.asarray(lum, dtype=np.float32)
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=ksize)
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=ksize)
-    mag = cv2.magnitude(gx, gy)
-    del gx, gy
+    mag = _hypot(gx, gy)
+    del gy
     top = float(mag.max()) if percentile >= 100 else float(np.percentile(mag, percentile))
     if top <= 0:
         return np.zeros_like(mag)

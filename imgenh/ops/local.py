@@ -18,7 +18,7 @@ import numpy as np
 
 from imgenh.ops.contract import OpContext
 from imgenh.ops.registry import Param, operator
-from imgenh.pixels import from_float, luma, to_float
+from imgenh.pixels import from_float, luma, max_value, to_float
 
 WORK_SIDE = 512  # masks of larger images are computed on a copy this size (longer side)
 _BASE_FLOOR = 0.02  # shadows_highlights: bases below this count as this (bounds the gain)
@@ -261,32 +261,47 @@ def _denoise_chroma_strips(img: np.ndarray, radius: int, eps: float) -> np.ndarr
     h, w = img.shape[:2]
     scale = WORK_SIDE / max(h, w)
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    top = float(max_value(img.dtype))
     narrow = np.empty((h, sw, 3), np.float32)
     for rows in _strips(h):
-        # Area means of BGR, then YCrCb: the same as area means of YCrCb (a linear map).
+        # Area means of the levels (the scaling to [0, 1] is linear: done once on the small copy),
+        # then YCrCb: the same as area means of YCrCb (a linear map).
         narrow[rows] = cv2.resize(
-            to_float(img[rows]), (sw, rows.stop - rows.start), interpolation=cv2.INTER_AREA
+            img[rows].astype(np.float32, copy=False),
+            (sw, rows.stop - rows.start),
+            interpolation=cv2.INTER_AREA,
         )
-    small = cv2.cvtColor(cv2.resize(narrow, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YCrCb)
+    small = cv2.resize(narrow, (sw, sh), interpolation=cv2.INTER_AREA)
     del narrow
+    small *= np.float32(1.0 / top)
+    small = cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb)
     small_y = np.ascontiguousarray(small[..., 0])
     small_radius = max(1, round(radius * scale))
     a_cr, b_cr = guided_coefficients(small_y, np.ascontiguousarray(small[..., 1]), small_radius, eps)
     a_cb, b_cb = guided_coefficients(small_y, np.ascontiguousarray(small[..., 2]), small_radius, eps)
     gain = 1.0 + a_cr[..., None] * _CR_TO_BGR + a_cb[..., None] * _CB_TO_BGR
     offset = (b_cr[..., None] - _CHROMA_DELTA) * _CR_TO_BGR + (b_cb[..., None] - _CHROMA_DELTA) * _CB_TO_BGR
+    offset *= top  # out = gain * Y + offset on the output's levels: Y is taken from the levels as they are
     tall_gain, tall_offset = (
         cv2.resize(x.astype(np.float32), (sw, h), interpolation=cv2.INTER_LINEAR) for x in (gain, offset)
     )
     to_y = np.array([_Y_BGR] * 3, np.float32)  # Y in each of three channels
+    depth = {np.dtype(np.uint8): cv2.CV_8U, np.dtype(np.uint16): cv2.CV_16U}.get(img.dtype, cv2.CV_32F)
     out = np.empty_like(img)
     for rows in _strips(h):
         size = (w, rows.stop - rows.start)
-        y = cv2.transform(to_float(img[rows]), to_y)
+        y = cv2.transform(img[rows].astype(np.float32, copy=False), to_y)
         bgr = cv2.resize(tall_gain[rows], size, interpolation=cv2.INTER_LINEAR)
         cv2.multiply(bgr, y, dst=bgr)
-        cv2.add(bgr, cv2.resize(tall_offset[rows], size, interpolation=cv2.INTER_LINEAR), dst=bgr)
-        out[rows] = from_float(bgr, img.dtype)
+        # The offset added, rounded and saturated to the output depth in one pass.
+        cv2.add(
+            bgr,
+            cv2.resize(tall_offset[rows], size, interpolation=cv2.INTER_LINEAR),
+            dst=out[rows],
+            dtype=depth,
+        )
+    if depth == cv2.CV_32F:
+        np.clip(out, 0.0, 1.0, out=out)
     return out
 
 

@@ -902,23 +902,43 @@ _STRIP_ROWS = 64
 
 
 def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
-    """The colour route of :func:`clahe`, strip by strip: float Lab, CLAHE on quantised L, back."""
-    height = img.shape[0]
-    lab = np.empty(img.shape, np.float32)
+    """The colour route of :func:`clahe`, strip by strip: float Lab, CLAHE on quantised L, back.
+
+    Only a* and b* are kept whole (two float planes; L lives on as the quantised plane), and
+    one strip of Lab is the working buffer. 8-bit images take their float levels from a table
+    (the values of :func:`to_float`) and return through ``convertScaleAbs`` on the non-negative
+    part, which rounds to nearest (ties to even) and saturates in one pass.
+    """
+    height, width = img.shape[:2]
+    chroma = np.empty((height, width, 2), np.float32)  # a*, b*
+    lab = np.empty((min(_STRIP_ROWS, height), width, 3), np.float32)
+    plane = np.empty(lab.shape[:2], np.float32)  # L* of a strip
     lum_dtype = np.uint8 if img.dtype == np.uint8 else np.uint16
     lum = np.empty(img.shape[:2], lum_dtype)
+    levels = to_float(np.arange(256, dtype=np.uint8)) if img.dtype == np.uint8 else None
     strips = [slice(y, min(y + _STRIP_ROWS, height)) for y in range(0, height, _STRIP_ROWS)]
     for rows in strips:
-        cv2.cvtColor(to_float(img[rows]), cv2.COLOR_BGR2Lab, dst=lab[rows])
-        lum[rows] = from_float(lab[rows, :, 0], lum_dtype, full_scale=100.0)  # L* 0..100 to levels
+        part = lab[: rows.stop - rows.start]
+        values = to_float(img[rows]) if levels is None else cv2.LUT(img[rows], levels)
+        cv2.cvtColor(values, cv2.COLOR_BGR2Lab, dst=part)
+        # Channel copies with mixChannels: numpy's strided copies cost ~10x as much here.
+        cv2.mixChannels([part], [plane[: rows.stop - rows.start], chroma[rows]], [0, 0, 1, 1, 2, 2])
+        lum[rows] = from_float(plane[: rows.stop - rows.start], lum_dtype, full_scale=100.0)  # L* to levels
     if img.dtype == np.uint8:
         new_lum = clahe_plane(lum, clip_limit, tiles)
         scale = np.float32(100.0 / 255.0)
     else:
         new_lum = clahe_levels(lum, clip_limit, tiles)
         scale = np.float32(100.0)
+    del lum
     out = np.empty_like(img)
     for rows in strips:
-        np.multiply(new_lum[rows], scale, out=lab[rows, :, 0], casting="unsafe")
-        out[rows] = from_float(cv2.cvtColor(lab[rows], cv2.COLOR_Lab2BGR), img.dtype)
+        part = lab[: rows.stop - rows.start]
+        lightness = np.multiply(new_lum[rows], scale, out=plane[: rows.stop - rows.start], casting="unsafe")
+        cv2.mixChannels([lightness, chroma[rows]], [part], [0, 0, 1, 1, 2, 2])
+        bgr = cv2.cvtColor(part, cv2.COLOR_Lab2BGR)
+        if img.dtype == np.uint8:
+            cv2.convertScaleAbs(cv2.max(bgr, (0.0,) * 4, dst=bgr), dst=out[rows], alpha=255.0)
+        else:
+            out[rows] = from_float(bgr, img.dtype)
     return out
