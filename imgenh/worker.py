@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -29,35 +28,6 @@ from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import Job, Status
 from imgenh.report import Result
 from imgenh.state import FileStamps
-
-# glibc serves blocks above its mmap threshold (at most 32 MB when it adapts it) with a fresh
-# mmap each, unmapped again on free: every 12 MP frame (36 MB) then faults its pages in anew
-# (and may wait for huge-page compaction). Measured per 12 MP image, one thread: 35-45 ms of
-# system time on pointwise pipelines, up to 250 ms on the 4-step one; with blocks up to this
-# size served from the heap, and freed memory kept for the next image, ~5 ms. Peak memory is
-# unchanged (the next image reuses what the last one freed).
-_HEAP_BLOCKS_UP_TO = 1 << 30
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
-_heap_tuned = False
-
-
-def reuse_freed_memory() -> None:
-    """Let glibc keep large freed blocks for reuse in this process (once; no-op elsewhere).
-
-    Only the allocator's caching changes: no pixel and no result does.
-    """
-    global _heap_tuned
-    if _heap_tuned or not sys.platform.startswith("linux"):
-        return
-    _heap_tuned = True
-    import ctypes  # only here: most processes that import the worker never get this far
-
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCKS_UP_TO)
-        libc.mallopt(_M_TRIM_THRESHOLD, _HEAP_BLOCKS_UP_TO)
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep its defaults
-        pass
 
 
 class Worker:
@@ -102,7 +72,6 @@ class Worker:
         self.thumbnails = thumbnails
 
     def __call__(self, job: Job) -> Result:
-        reuse_freed_memory()
         if self.single_thread:
             cv2.setNumThreads(1)
             if threading.current_thread() is threading.main_thread():  # a pool process, not a thread
