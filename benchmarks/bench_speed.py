@@ -419,10 +419,10 @@ def step_profile(src: Path, repeats: int) -> None:
     import yaml
 
     sys.path.insert(0, str(ROOT))
+    from imgenh.executors import keep_freed_memory
     from imgenh.pipeline import run_op
     from imgenh.pipeline_file import parse_pipeline
     from imgenh.plan import Job
-    from imgenh.executors import keep_freed_memory
     from imgenh.worker import Worker
 
     cv2.setNumThreads(1)
@@ -453,7 +453,9 @@ def step_profile(src: Path, repeats: int) -> None:
             ms, x = best(lambda x=x, step=step, params=params: run_op(x, step["op"], **params))
             parts.append(f"{step['op']} {ms:.0f}")
         # The whole image as a run does it: read (+hash), fused pointwise steps, write (+fsync).
-        text = yaml.safe_dump({"version": 1, "name": name, "steps": steps_list, "output": {"quality": QUALITY}})
+        text = yaml.safe_dump(
+            {"version": 1, "name": name, "steps": steps_list, "output": {"quality": QUALITY}}
+        )
         worker = Worker(parse_pipeline(text), single_thread=True)
         job = Job(first, scratch / first.name, first.name)
         whole = best(lambda worker=worker, job=job: worker(job))[0]
