@@ -419,10 +419,17 @@ def step_profile(src: Path, repeats: int) -> None:
     import yaml
 
     sys.path.insert(0, str(ROOT))
+    from imgenh.executors import keep_freed_memory
     from imgenh.pipeline import run_op
+    from imgenh.pipeline_file import parse_pipeline
+    from imgenh.plan import Job
+    from imgenh.worker import Worker
 
     cv2.setNumThreads(1)
-    data = np.fromfile(sorted(src.glob("*.jpg"))[0], np.uint8)
+    keep_freed_memory()  # as every imgenh executor does (the floor and opencv rows do not)
+    first = sorted(src.glob("*.jpg"))[0]
+    data = np.fromfile(first, np.uint8)
+    scratch = Path(tempfile.mkdtemp(prefix="imgenh-steps-"))
 
     def best(fn):
         times = []
@@ -445,7 +452,15 @@ def step_profile(src: Path, repeats: int) -> None:
             params = {k: v for k, v in step.items() if k != "op"}
             ms, x = best(lambda x=x, step=step, params=params: run_op(x, step["op"], **params))
             parts.append(f"{step['op']} {ms:.0f}")
-        print(f"{name:<20} " + ", ".join(parts) + " ms")
+        # The whole image as a run does it: read (+hash), fused pointwise steps, write (+fsync).
+        text = yaml.safe_dump(
+            {"version": 1, "name": name, "steps": steps_list, "output": {"quality": QUALITY}}
+        )
+        worker = Worker(parse_pipeline(text), single_thread=True)
+        job = Job(first, scratch / first.name, first.name)
+        whole = best(lambda worker=worker, job=job: worker(job))[0]
+        print(f"{name:<20} " + ", ".join(parts) + f" ms; whole image (read, fused, write) {whole:.0f} ms")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

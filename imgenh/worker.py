@@ -15,7 +15,6 @@ import time
 import cv2
 
 from imgenh import augment
-from imgenh.html_report import image_extras
 from imgenh.io import (
     DEFAULT_FAIL_ON,
     DEFAULT_MAX_PIXELS,
@@ -108,6 +107,8 @@ class Worker:
         image, values = pipeline.apply_image(image)
         result.values = drawn + values
         if self.figures:  # measured before writing: the pixels as processed, not as re-encoded
+            from imgenh.html_report import image_extras  # only here: html and its tables load late
+
             result.extras = image_extras(
                 before.pixels,
                 image.pixels,

