@@ -326,3 +326,26 @@ def test_cast_range_validation():
     assert errors and "small < large" in errors[0][1]
     _, errors = spec.resolve({"method": "manual", "kelvin": 3000, "cast_range": [0.2, 1.0]})
     assert errors and errors[0][0] == "cast_range"
+
+
+@pytest.mark.parametrize("share", [1e-5, 2e-3, 0.05])
+def test_clipped_cells_match_an_exact_area_shrink(share):
+    # Every small cell that averages a clipped pixel is found, by positions (few) or a float shrink (many).
+    from imgenh.ops.color import _cells_touched
+
+    rng = np.random.default_rng(3)
+    mask = (rng.random((1001, 1537)) < share).astype(np.uint8) * 255
+    exact = cv2.resize(mask.astype(np.float64), (128, 83), interpolation=cv2.INTER_AREA) > 0
+    assert np.array_equal(_cells_touched(mask, (128, 83)), exact)
+
+
+def test_one_clipped_pixel_makes_its_feature_cell_unusable():
+    # A shrunk uint8 mask rounded one clipped pixel among ~900 back to "unclipped".
+    from imgenh.ops.color import _feature_copy
+
+    img = np.full((960, 1280, 3), 120, np.uint8)
+    img[500, 700] = 255
+    _, usable, clipped = _feature_copy(img, True, 0.98, 0.02)
+    cell = (500 * 96 // 960, 700 * 128 // 1280)
+    assert clipped[cell] and not usable[cell]
+    assert clipped.sum() == 1

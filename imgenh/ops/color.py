@@ -475,6 +475,33 @@ def from_log_chroma(uv: np.ndarray) -> np.ndarray:
     return bgr / bgr.sum(axis=-1, keepdims=True)
 
 
+# Up to this share of clipped pixels, the small cells they touch are found from their positions
+# (~2 ms at 1% of 12 MP); past it, by shrinking a float mask (~25 ms).
+_FEW_CLIPPED = 0.01
+
+
+def _cells_touched(clipped: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Which cells of an INTER_AREA shrink to ``size`` (w, h) average any nonzero pixel of ``clipped``.
+
+    Exact: a shrunk uint8 mask rounds one clipped pixel among ~1000 back to "none clipped".
+    """
+    h, w = clipped.shape
+    sw, sh = size
+    if cv2.countNonZero(clipped) > _FEW_CLIPPED * clipped.size:
+        return cv2.resize(clipped.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+    xy = cv2.findNonZero(clipped).reshape(-1, 2).astype(np.float64)
+    # Pixel [x, x + 1) covers cells floor(x sw / w) .. ceil((x + 1) sw / w) - 1: one or two.
+    x0 = np.floor(xy[:, 0] * (sw / w)).astype(np.int64)
+    x1 = np.minimum(np.ceil((xy[:, 0] + 1) * (sw / w)).astype(np.int64) - 1, sw - 1)
+    y0 = np.floor(xy[:, 1] * (sh / h)).astype(np.int64)
+    y1 = np.minimum(np.ceil((xy[:, 1] + 1) * (sh / h)).astype(np.int64) - 1, sh - 1)
+    touched = np.zeros((sh, sw), bool)
+    for ys in (y0, y1):
+        for xs in (x0, x1):
+            touched[ys, xs] = True
+    return touched
+
+
 def _feature_copy(img: np.ndarray, linear: bool, saturated: float, dark: float):
     """(linear float32 BGR copy at most FEATURE_SIDE a side, usable mask, clipped mask).
 
@@ -489,9 +516,9 @@ def _feature_copy(img: np.ndarray, linear: bool, saturated: float, dark: float):
         size = (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1))
         small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)  # on stored levels: no float copy of img
         below = _level(saturated, img.dtype) - (1.0 if img.dtype.kind in "ui" else 1e-6)
-        full = cv2.inRange(img, (-1.0,) * 3, (below,) * 3)  # 255 where no channel is clipped
-        if cv2.countNonZero(full) < full.size:  # some pixel clipped: shrink the mask too (~15 ms at 12 MP)
-            unclipped = cv2.resize(full, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0]) == 255
+        clipped = cv2.bitwise_not(cv2.inRange(img, (-1.0,) * 3, (below,) * 3))  # 255 where a channel clips
+        if cv2.countNonZero(clipped):
+            unclipped = ~_cells_touched(clipped, size)
     small = small.reshape(small.shape[0], small.shape[1], 3)
     clipped = _brightest(small) >= _level(saturated, small.dtype)
     usable = usable_mask(small, saturated, dark)
