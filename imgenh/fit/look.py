@@ -74,14 +74,6 @@ CURVE_RIDGE = 1e-5  # pull toward the identity where a channel has no pixels
 MATRIX_RIDGE = 1e-4
 TABLE_SMOOTHNESS = 0.03  # relative to the mean pixel weight of a node
 TABLE_RIDGE = 1e-3
-# Fallback outside the colours the pairs show: a curve knot or table node whose share of the
-# pixels is below SUPPORT times the average share is pulled (up to FALLBACK, relative to its
-# data term) toward the simpler model: a curve toward its channel's straight-line fit, a table
-# node toward the identity (the curves and matrix alone). Smoothness penalties alone
-# extrapolate a correction linearly into colours no pair has, which photos darker or more
-# colourful than the training ones then pay for.
-SUPPORT = 0.25
-FALLBACK = 1.0
 
 
 @dataclass
@@ -246,18 +238,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, knots: int, weight: np.ndarray | Non
     d2 = _second_difference(knots)
     identity = np.linspace(0.0, 1.0, knots)
     h = gram + CURVE_ROUGHNESS * (knots - 1) ** 3 * d2.T @ d2 + CURVE_RIDGE * np.eye(knots)
-    b = rhs + CURVE_RIDGE * identity
-    if knots > 2 and FALLBACK > 0:
-        mass = (np.bincount(i, p * (1 - w), knots) + np.bincount(i + 1, p * w, knots)) / n
-        pull = FALLBACK * np.diag(gram).mean() * _lack(mass)
-        line = fit_curve(x, y, 2, weight) @ np.vstack([1 - identity, identity])  # the 2-knot fit at the knots
-        h, b = h + np.diag(pull), b + pull * line
-    return np.clip(_monotone_quadratic(h, b), 0.0, 1.0)
-
-
-def _lack(mass: np.ndarray) -> np.ndarray:
-    """How far below :data:`SUPPORT` times the average each knot's or node's share of pixels is (0..1)."""
-    return np.clip(1.0 - mass / (SUPPORT * mass.mean()), 0.0, 1.0)
+    return np.clip(_monotone_quadratic(h, rhs + CURVE_RIDGE * identity), 0.0, 1.0)
 
 
 def fit_matrix(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,8 +298,7 @@ def fit_table(z: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
         / n
     )
     scale = np.trace(gram) / nodes  # mean pixel weight of a node
-    ridge = TABLE_RIDGE + FALLBACK * _lack(np.bincount(idx.ravel(), wts.ravel(), nodes) / n)
-    prior = _grid_roughness(size) * (TABLE_SMOOTHNESS * scale) + np.diag(ridge * scale)
+    prior = _grid_roughness(size) * (TABLE_SMOOTHNESS * scale) + np.eye(nodes) * (TABLE_RIDGE * scale)
     identity = np.stack(np.meshgrid(*[np.linspace(0, 1, size)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     table = np.linalg.solve(gram + prior, rhs + prior @ identity)
     return table.reshape(size, size, size, 3).astype(np.float32)
