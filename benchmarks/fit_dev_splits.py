@@ -10,6 +10,9 @@ held-out photos judge it once at the end.
 --looks      the global look model: for every look and split, the cross-validation errors of
              each rung (as select.py computes them) and the check error of each rung fitted on
              the split's three photos; then the mean check error of each selection rule.
+             The gamut-weighted rules need --tag runs made by this version (cross-validation
+             split into pixels inside and outside each fold's training gamut). The fallback
+             model (commit 28b5fba, reverted) was measured with --tag fallback at that commit.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
@@ -298,25 +301,46 @@ def looks_report(count: int | None, rules: dict, cache: Path, tag: str) -> dict:
     print("\nGlobal looks, dev splits of the training photos (fit 3, check 2): mean check CIEDE2000\n")
     print("| rule | " + " | ".join(looks) + " | mean |")
     print("|---" * (len(looks) + 2) + "|")
-    rows = {f"always {level.name}": (lambda cv, name=level.name: name) for level in lm.LADDER}
+    rows = {f"always {level.name}": (lambda d, name=level.name: name) for level in lm.LADDER}
     rows.update(rules)
     for name, rule in rows.items():
+        if "gamut" not in next(iter(scores.values())) and name.startswith("gamut"):
+            continue
         means = [
-            np.mean([d["check"][rule(d["cv"])] for (lk, _), d in scores.items() if lk == look])
-            for look in looks
+            np.mean([d["check"][rule(d)] for (lk, _), d in scores.items() if lk == look]) for look in looks
         ]
         print(f"| {name} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.3f} |")
     return scores
+
+
+def weighted_cv(gamut: dict, weight: float) -> dict:
+    """Cross-validated error per rung with pixels outside the fold's training gamut counted ``weight`` times."""
+    return {
+        name: float(np.mean([(si + weight * so) / max(ni + weight * no, 1) for si, ni, so, no in rows]))
+        for name, rows in gamut.items()
+    }
 
 
 def look_rules() -> dict:
     from imgenh.fit import look as lm
     from imgenh.fit import select
 
-    return {
-        "select.choose_complexity": lambda cv: select.choose_complexity(cv, lm.LADDER).name,
-        "lowest cv": lambda cv: min(cv, key=cv.get),
+    rules = {
+        "select.choose_complexity": lambda d: select.choose_complexity(d["cv"], lm.LADDER).name,
+        "lowest cv": lambda d: min(d["cv"], key=d["cv"].get),
     }
+    for margin in (0.002, 0.005, 0.01, 0.02):
+        rules[f"simplest within {margin} of the lowest cv"] = lambda d, m=margin: next(
+            level.name for level in lm.LADDER if d["cv"][level.name] <= min(d["cv"].values()) + m
+        )
+    for w in (1, 3, 10, 30):
+        rules[f"gamut-weighted cv x{w}, lowest"] = lambda d, w=w: min(
+            cv := weighted_cv(d["gamut"], w), key=cv.get
+        )
+        rules[f"gamut-weighted cv x{w}, choose_complexity"] = lambda d, w=w: (
+            select.choose_complexity(weighted_cv(d["gamut"], w), lm.LADDER).name
+        )
+    return rules
 
 
 def main() -> None:
