@@ -10,8 +10,10 @@ global look cannot follow it. The adaptive fit puts a per-image step in front of
 2. the global look (curves, matrix, colour table: :func:`imgenh.fit.select.fit_look`) is
    fitted on the images after their own per-image step; steps 1-2 alternate :data:`ROUNDS` times
    (the per-image search then runs through the look);
-3. one AdaBoost.R2 model over shallow trees per parameter (:class:`imgenh.boost.BoostedTrees`)
-   learns the parameter from the image's statistics (:func:`imgenh.adaptive.image_features`).
+3. per parameter, a linear base on a few features (:data:`BASE_FEATURES`) plus one AdaBoost.R2
+   model over shallow trees (:class:`imgenh.boost.BoostedTrees`) on what the base leaves learns
+   the parameter (its logarithm for gains, gamma and factors) from the image's statistics
+   (:func:`imgenh.adaptive.image_features`).
 
 With a user's pipeline (``imgenh fit my.yaml --adaptive``) the pipeline is searched once for all
 images (:func:`imgenh.fit.search.fit_search`, the "global fit"); its ``{fit: [lo, hi]}`` number
