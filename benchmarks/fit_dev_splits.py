@@ -13,6 +13,7 @@ held-out photos judge it once at the end.
              The gamut-weighted rules need --tag runs made by this version (cross-validation
              split into pixels inside and outside each fold's training gamut). The fallback
              model (commit 28b5fba, reverted) was measured with --tag fallback at that commit.
+             --tag tablefb01: that commit with the curve pull off and the table's at 0.1.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
