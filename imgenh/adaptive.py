@@ -9,7 +9,12 @@ pickles), with bounds the predictions are clamped to::
       features: [luma_p01, luma_p50, ...]
       predicts:
         - {step: 0, param: gamma, bounds: [0.3, 3.5], model: {format: imgenh.boost.BoostedTrees, ...}}
-        - {step: 1, param: gains, item: 0, bounds: [0.4, 2.5], model: {...}}
+        - {step: 1, param: gains, item: 0, bounds: [0.4, 2.5], scale: log,
+           base: {intercept: 0.01, log_red_green_linear: -0.97}, model: {...}}
+
+A target may predict on a ``log`` scale (the model gives the logarithm of the value) and
+carry a linear ``base`` (an intercept and weights of named features) that its trees add to:
+trees stop at the most extreme training image, the base carries a trend beyond it.
 
 The step values written in ``steps:`` are the typical ones (used by anything that reads the
 steps without the model). At run time :meth:`AdaptiveModel.steps_for` measures the
@@ -133,26 +138,50 @@ class AdaptiveError(ValueError):
         return text
 
 
+SCALES = ("linear", "log")
+
+
 @dataclass(frozen=True)
 class Target:
-    """One predicted parameter: ``steps[step].param`` (item ``item`` of a list), clamped to ``bounds``."""
+    """One predicted parameter: ``steps[step].param`` (item ``item`` of a list), clamped to ``bounds``.
+
+    The prediction is ``base(x) + model(x)`` on the parameter's ``scale`` (``log``: of its
+    logarithm), where ``base`` is an optional linear function of named features
+    (``{"intercept": c, "log_red_green_linear": w, ...}``) and ``model`` the boosted trees,
+    fitted to what the base leaves. Trees cannot extrapolate beyond the training images; the
+    base carries a trend (a gray-world gain is a linear function of the image's log chroma)
+    to images outside them.
+    """
 
     step: int
     param: str
     bounds: tuple[float, float]
     model: BoostedTrees
     item: int | None = None
+    scale: str = "linear"
+    base: tuple[tuple[str, float], ...] = ()  # ("intercept", c) first, then (feature, weight)
 
     @property
     def label(self) -> str:
         """``gamma`` or ``gains[0]``."""
         return self.param if self.item is None else f"{self.param}[{self.item}]"
 
+    def value(self, measured: dict[str, float], x: np.ndarray) -> float:
+        """The parameter for an image: ``measured`` features by name, ``x`` the model's feature row."""
+        raw = float(self.model.predict(x)[0])
+        raw += sum(w * (1.0 if name == "intercept" else measured[name]) for name, w in self.base)
+        value = math.exp(min(raw, 700.0)) if self.scale == "log" else raw
+        return float(f"{min(max(value, self.bounds[0]), self.bounds[1]):.6g}")
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"step": self.step, "param": self.param}
         if self.item is not None:
             data["item"] = self.item
         data["bounds"] = [float(self.bounds[0]), float(self.bounds[1])]
+        if self.scale != "linear":
+            data["scale"] = self.scale
+        if self.base:
+            data["base"] = {name: float(w) for name, w in self.base}
         data["model"] = self.model.to_dict()
         return data
 
@@ -175,10 +204,7 @@ class AdaptiveModel:
         """Each target's value for one image, clamped to its bounds."""
         measured = image_features(pixels)
         x = np.array([[measured[name] for name in self.features]])
-        return [
-            float(f"{min(max(float(t.model.predict(x)[0]), t.bounds[0]), t.bounds[1]):.6g}")
-            for t in self.targets
-        ]
+        return [t.value(measured, x) for t in self.targets]
 
     def steps_for(self, steps: list, pixels: np.ndarray) -> tuple[list, list[dict[str, Any]]]:
         """The steps with this image's predicted values, and a report entry per predicted step.
@@ -262,9 +288,11 @@ def _target(data: Any, i: int, steps: list, n_features: int) -> Target:
     where = ("predicts", i)
     if not isinstance(data, dict):
         raise AdaptiveError(where, "must be a mapping with step, param, bounds and model")
-    unknown = sorted(set(data) - {"step", "param", "item", "bounds", "model"})
+    unknown = sorted(set(data) - {"step", "param", "item", "bounds", "scale", "base", "model"})
     if unknown:
-        raise AdaptiveError((*where, unknown[0]), "unknown key (allowed: step, param, item, bounds, model)")
+        raise AdaptiveError(
+            (*where, unknown[0]), "unknown key (allowed: step, param, item, bounds, scale, base, model)"
+        )
     index = data.get("step")
     if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(steps)):
         raise AdaptiveError((*where, "step"), f"must be a step index, 0 to {len(steps) - 1} (got {index!r})")
@@ -285,6 +313,12 @@ def _target(data: Any, i: int, steps: list, n_features: int) -> Target:
     elif item is not None:
         raise AdaptiveError((*where, "item"), f"only for list parameters; {name} is a number")
     bounds = _bounds_of(param, data.get("bounds"), (*where, "bounds"))
+    scale = data.get("scale", "linear")
+    if scale not in SCALES:
+        raise AdaptiveError((*where, "scale"), f"must be one of {', '.join(SCALES)} (got {scale!r})")
+    if scale == "log" and bounds[0] <= 0:
+        raise AdaptiveError((*where, "bounds"), "must be above 0 with scale log")
+    base = _base_of(data.get("base", {}), (*where, "base"))
     try:
         model = BoostedTrees.from_dict(data.get("model"))
     except ValueError as exc:
@@ -294,7 +328,21 @@ def _target(data: Any, i: int, steps: list, n_features: int) -> Target:
         raise AdaptiveError(
             (*where, "model", "n_features"), f"must be {n_features} (one per feature), one output"
         )
-    return Target(index, name, bounds, model, item)
+    return Target(index, name, bounds, model, item, scale, base)
+
+
+def _base_of(data: Any, where: tuple) -> tuple[tuple[str, float], ...]:
+    """``{intercept: c, feature: weight, ...}`` checked: known feature names, finite numbers."""
+    if not isinstance(data, dict):
+        raise AdaptiveError(where, "must be a mapping of intercept and feature names to numbers")
+    for name, weight in data.items():
+        if name != "intercept" and name not in FEATURE_NAMES:
+            raise AdaptiveError(
+                (*where, name), f"unknown feature {name!r} (known: intercept, {', '.join(FEATURE_NAMES)})"
+            )
+        if not _is_number(weight):
+            raise AdaptiveError((*where, name), f"must be a finite number (got {weight!r})")
+    return tuple((name, float(weight)) for name, weight in data.items())
 
 
 def parse_adaptive(data: Any, steps: list) -> AdaptiveModel:
@@ -354,6 +402,8 @@ def adaptive_schema() -> dict[str, Any]:
                             "minItems": 2,
                             "maxItems": 2,
                         },
+                        "scale": {"enum": list(SCALES)},
+                        "base": {"type": "object", "additionalProperties": {"type": "number"}},
                         "model": {"type": "object"},
                     },
                     "required": ["step", "param", "bounds", "model"],

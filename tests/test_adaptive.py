@@ -152,7 +152,33 @@ CORRUPTIONS = {
         "adaptive.predicts[0].model.n_features: must be 25 (one per feature)",
     ),
     "unknown key": (lambda a: a.__setitem__("trees", []), "adaptive.trees: unknown key"),
+    "unknown scale": (
+        lambda a: a["predicts"][0].__setitem__("scale", "cubic"),
+        "adaptive.predicts[0].scale: must be one of linear, log (got 'cubic')",
+    ),
+    "unknown base feature": (
+        lambda a: a["predicts"][0].__setitem__("base", {"intercept": 0.1, "luma_p42": 1.0}),
+        "adaptive.predicts[0].base.luma_p42: unknown feature 'luma_p42'",
+    ),
+    "base weight not a number": (
+        lambda a: a["predicts"][0].__setitem__("base", {"intercept": "high"}),
+        "adaptive.predicts[0].base.intercept: must be a finite number (got 'high')",
+    ),
 }
+
+
+def test_a_linear_base_on_a_log_scale_round_trips_and_predicts_exp_of_base_plus_trees(small, tmp_path):
+    images = _exposures(small)
+    x = np.array([[image_features(i)[n] for n in FEATURE_NAMES] for i in images])
+    trees = BoostedTrees(n_estimators=5, max_depth=1, seed=0).fit(x, np.linspace(-0.1, 0.1, len(images)))
+    base = (("intercept", 0.2), ("luma_mean", -0.5))
+    target = Target(1, "value", (0.2, 4.0), trees, scale="log", base=base)
+    doc = _document(AdaptiveModel(FEATURE_NAMES, (target,)))
+    assert doc["adaptive"]["predicts"][0]["base"] == {"intercept": 0.2, "luma_mean": -0.5}
+    pipeline = load_pipeline(_write(tmp_path / "tuned.yaml", doc))
+    for img, row in zip(images, x, strict=True):
+        expected = np.exp(0.2 - 0.5 * image_features(img)["luma_mean"] + trees.predict(row[None])[0])
+        assert pipeline.apply(img)[1][0]["predicted"]["value"] == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))

@@ -152,3 +152,36 @@ def test_cli_refuses_what_adaptive_cannot_do(folders):
     args = ["fit", "choices.yaml", "--adaptive", "--before", "before", "--after", "after", "-o", "t.yaml"]
     res = invoke_in(folders, [*args, "--budget", "10"])
     assert res.exit_code == 2 and "{fit: [lo, hi]}" in res.output and "fitted once" in res.output
+
+
+def test_a_gray_world_edit_is_predicted_for_a_cast_outside_the_training_casts():
+    # Training shots carry mild casts only (red and blue gains 0.9-1.1); the held-out shots are
+    # far outside them. Gray world's gains are a near-linear function of the image's log chroma,
+    # which the linear base of each prediction carries beyond the casts it was fitted on; trees
+    # alone stop at the most extreme training cast.
+    edit = pipeline_from_steps(
+        [
+            {"op": "white_balance", "method": "gray_world"},
+            {"op": "sigmoid", "contrast": 4.0, "midpoint": 0.45},
+        ]
+    )
+
+    def shot(img, red, blue):
+        before = pipeline_from_steps([{"op": "white_balance", "method": "manual", "gains": [red, 1.0, blue]}])
+        b = before.apply(img)[0]
+        return b.astype(np.float32) / 255, edit.apply(b)[0].astype(np.float32) / 255
+
+    photos = {n: resize_to_side(cv2.imread(str(SAMPLES / f"{n}.jpg")), 48) for n in PHOTOS}
+    casts = [(0.9, 1.1), (1.1, 0.9), (1.0, 1.0), (0.92, 0.95), (1.08, 1.05)]
+    train = [
+        PairImages(Pair(f"{n}/{k}", Path(n), Path(n)), *shot(img, *c))
+        for n, img in photos.items()
+        for k, c in enumerate(casts)
+    ]
+    held = [shot(img, *c) for img in photos.values() for c in ((1.45, 0.7), (0.7, 1.4))]
+    result = fit_adaptive(train, holdout=0, seed=0, groups=[p.pair.key.split("/")[0] for p in train])
+    pipeline = result.pipeline()
+    adaptive = np.mean([mean_delta_e(pipeline.apply(b)[0], a) for b, a in held])
+    nothing = np.mean([mean_delta_e(b, a) for b, a in held])
+    assert adaptive < 0.3 * nothing, (adaptive, nothing)
+    assert adaptive < 3.0, adaptive

@@ -188,3 +188,14 @@ def test_a_misspelt_parameter_with_a_marker_is_unknown_not_still_to_fit(tmp_path
     assert res.exit_code == 2
     assert "gamma.valu: unknown parameter; did you mean 'value'?" in res.output
     assert "still to be fitted" not in res.output
+
+
+def test_a_refused_file_marker_is_one_error_not_a_second_about_the_missing_file(tmp_path):
+    path = write(tmp_path, "version: 1\nsteps:\n  - op: lut3d\n    file: {fit: [a.cube, b.cube]}\n"
+                 "  - op: gamma\n    value: -1\n")  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load_space(path)
+    assert [e.replace(str(tmp_path) + "/", "") for e in info.value.errors] == [
+        "my.yaml:4: steps[0] lut3d.file: fit: a file parameter cannot be fitted",
+        "my.yaml:6: steps[1] gamma.value: must be > 0 (got -1)",  # other steps' problems still all reported
+    ]

@@ -127,13 +127,7 @@ class LookModel:
 
         Identity parts are left out; values are rounded to ``decimals`` places.
         """
-        steps: list[dict] = []
-        knots = self.knots
-        for c, channel in enumerate(("red", "green", "blue")):
-            values = np.clip(np.round(self.curves[c], decimals), 0.0, 1.0)
-            if np.abs(values - knots).max() > 10.0**-decimals:
-                points = [[round(float(x), decimals), float(y)] for x, y in zip(knots, values, strict=True)]
-                steps.append({"op": "curve", "points": points, "interpolation": "linear", "channel": channel})
+        steps = self.curve_steps(decimals)
         if self.matrix is not None:
             steps.append(
                 {
@@ -153,6 +147,36 @@ class LookModel:
                 }
             )
         return steps
+
+    def curve_steps(self, decimals: int = 5) -> list[dict]:
+        """The curves as ``curve`` steps: one on all channels, then what each channel adds to it.
+
+        The common curve is the Rec. 709 luma-weighted mean of the three, so a grey photo
+        (which per-channel curves leave alone) gets the tone of the look; each channel's curve
+        ``f_c`` is then ``h_c(common(x))``, exact for piecewise-linear curves on the same knots
+        (``h_c`` runs through the points ``(common(k), f_c(k))``). Identity curves are left out.
+        """
+        tol = 10.0**-decimals
+        curves = np.clip(np.round(self.curves, decimals), 0.0, 1.0)
+        common = np.round(LUMA_RGB @ curves, decimals)
+        steps = []
+        if np.abs(common - self.knots).max() > tol:
+            steps.append(_linear_curve(self.knots, common, "all", decimals))
+        # Where the common curve is flat all three are (each is non-decreasing): keep one point there.
+        keep = np.concatenate([[True], np.diff(common) > tol / 2])
+        for c, channel in enumerate(("red", "green", "blue")):
+            if np.abs(curves[c] - common).max() > tol:
+                steps.append(_linear_curve(common[keep], curves[c][keep], channel, decimals))
+        return steps
+
+
+# Rec. 709 luma weights in R, G, B order (imgenh.pixels.LUMA_BGR reversed): what a grey image keeps.
+LUMA_RGB = np.array([0.212656, 0.715158, 0.072186])
+
+
+def _linear_curve(x: np.ndarray, y: np.ndarray, channel: str, decimals: int) -> dict:
+    points = [[round(float(a), decimals), round(float(b), decimals)] for a, b in zip(x, y, strict=True)]
+    return {"op": "curve", "points": points, "interpolation": "linear", "channel": channel}
 
 
 # --------------------------------------------------------------------------------------

@@ -214,8 +214,12 @@ def parse_space(text: str, source: str = "<string>", base_dir: str | Path | None
     steps = data.get("steps") if isinstance(data, dict) else None
     template = copy.deepcopy(steps) if isinstance(steps, list) else []
     params: list[FitParam] = []
+    refused: set[int] = set()  # steps with a refused marker: what else their stand-in breaks is not news
     for index, step in enumerate(template):
+        before = len(problems.errors)
         params += _step_markers(step, index, problems)
+        if len(problems.errors) > before:
+            refused.add(index)
     if isinstance(data, dict) and "adaptive" in data:  # a tuned file: its model was fitted to other values
         problems.add(
             ("adaptive",),
@@ -225,7 +229,16 @@ def parse_space(text: str, source: str = "<string>", base_dir: str | Path | None
         data = {k: v for k, v in data.items() if k != "adaptive"}
     placeholders = _with_values(template, params, [_first(p) for p in params])
     # Raises with every problem so far (the markers' too) when anything is wrong.
-    pipeline = _build({**data, "steps": placeholders} if isinstance(data, dict) else data, problems, base_dir)
+    reported = len(problems.errors)
+    try:
+        pipeline = _build(
+            {**data, "steps": placeholders} if isinstance(data, dict) else data, problems, base_dir
+        )
+    except ConfigError:
+        # A refused file marker leaves the step without its file: one clear error, not a second about that.
+        follow_on = tuple(f"steps[{i}] " for i in refused)
+        kept = [e for e in problems.errors[reported:] if not any(f in e for f in follow_on)]
+        raise ConfigError(problems.errors[:reported] + kept) from None
     _check_choices(data, template, params, lines, base_dir, problems)
     for step in pipeline.steps:
         if step.random is not None:  # each evaluation would draw other values
