@@ -6,8 +6,7 @@ unevenly (:func:`flatten`), colour noise that luma does not explain (:func:`deno
 steps across JPEG's 8x8 grid smaller than a real edge (:func:`deblock`). A flat mid-grey image,
 an evenly lit page, a grey image and an image without block steps come back unchanged.
 
-They work in float32 in [0, 1] (no float64 image); ``shadows_highlights`` and ``denoise_chroma``
-take the image at its own depth, so one with nothing to do costs no float copy. Large images compute their
+All are ``float`` operators (float32 in [0, 1], no float64 image). Large images compute their
 smooth masks on a copy of at most :data:`WORK_SIDE` pixels a side, upsampled with the
 guided filter's own linear model (He & Sun 2015, "Fast guided filter"), so edges stay sharp.
 """
@@ -110,48 +109,9 @@ def shadow_highlight_gain(base: np.ndarray, shadows: float, highlights: float) -
     return np.clip(gain, *_GAIN_RANGE).astype(np.float32, copy=False)
 
 
-# shadows: auto lifts only a backlit frame: a large area in deep shadow beside a lit part. On a
-# 48-px-wide, blurred copy of linear luma, the share of the area more than 3 stops below the 90th
-# percentile ramps the lift from AUTO_DARK_SHARE[0] to [1] (benchmarks/quality.py tuning set: clean
-# photos 0.00-0.14, the same photos with the lower half 2.7 stops darker 0.16-0.47 for 14 of 17),
-# times a ramp of that 90th percentile from AUTO_LIT[0] to [1]: a night shot or a dim interior has
-# no lit part to be backlit by (the sample night shot with lamps: share 0.31, percentile 0.02), so
-# its darkness is kept. The full lift is AUTO_SHADOWS.
-AUTO_DARK_SHARE = (0.15, 0.30)
-AUTO_LIT = (0.10, 0.20)
-AUTO_SHADOWS = 1.0
-_AUTO_SIDE = 48
-
-
-def backlit_lift(img: np.ndarray) -> tuple[float, float, float]:
-    """(shadows lift for ``shadows: auto``, dark share, lit level) of an image at any depth.
-
-    Read on a copy :data:`_AUTO_SIDE` pixels across, shrunk on the stored levels; see
-    :data:`AUTO_DARK_SHARE` and :data:`AUTO_LIT`.
-    """
-    h, w = img.shape[:2]
-    scale = _AUTO_SIDE / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    # Four sampled rows and columns per small pixel a side, then the area shrink (a 12 MP frame:
-    # ~1 ms instead of ~20 for a shrink of every pixel; the statistic is of 48-px regions).
-    step = max(1, int(1 / scale) // 4)
-    sampled = np.ascontiguousarray(img[::step, ::step])
-    small = luma(to_float(cv2.resize(sampled, size, interpolation=cv2.INTER_AREA)))
-    small = np.where(small <= 0.04045, small / 12.92, ((small + 0.055) / 1.055) ** 2.4)  # sRGB -> linear
-    base = cv2.GaussianBlur(small.astype(np.float32), (0, 0), 2.0)
-    lit = float(np.percentile(base, 90))
-    dark = float(np.mean(base < lit / 8.0))
-    lift = AUTO_SHADOWS * _ramp(dark, *AUTO_DARK_SHARE) * _ramp(lit, *AUTO_LIT)
-    return lift, dark, lit
-
-
-def _ramp(value: float, start: float, end: float) -> float:
-    return float(np.clip((value - start) / (end - start), 0.0, 1.0))
-
-
 @operator(
     "shadows_highlights",
-    kind="native",
+    kind="float",
     summary="Lift shadows and pull highlights by an edge-aware luma mask; mid-grey areas stay as they are.",
     formula="base = guided(luma, luma, radius, eps); e = 2^(highlights*max(2base-1,0) - shadows*max(1-2base,0)); "
     "out = in * clip(max(base,0.02)^(e-1), 1/4, 4), gain lowered so no channel passes 1",
@@ -163,33 +123,12 @@ def shadows_highlights(
     img: np.ndarray,
     ctx: OpContext,
     *,
-    shadows: Param(
-        float,
-        0.8,
-        "lift of dark neighbourhoods (0 = none; 1 = gamma 0.5 on black); auto = up to 1 for a backlit frame "
-        "(a large area 3 stops below a lit part), none for an evenly lit, night or low-key one",
-        ge=0,
-        le=3,
-        words=("auto",),
-    ),
+    shadows: Param(float, 0.8, "lift of dark neighbourhoods (0 = none; 1 = gamma 0.5 on black)", ge=0, le=3),
     highlights: Param(float, 0.0, "pull of bright neighbourhoods (0 = none)", ge=0, le=3),
     radius: Param(float, 0.04, "mask radius as a fraction of the shorter side", gt=0, le=0.5),
     eps: Param(float, 0.01, "edge-preservation of the mask (smaller keeps weaker edges)", gt=0, le=1),
 ):
-    """Shadows/highlights operator; see :func:`shadow_highlight_gain` and, for ``auto``, :func:`backlit_lift`.
-
-    Native, not float: with nothing to lift (``auto`` on a frame that is not backlit) the
-    image comes back as it is, without a float copy, and the pointwise steps around it still
-    fuse into one table.
-    """
-    if shadows == "auto":
-        shadows, dark, lit = backlit_lift(img)
-        ctx.record("dark_share", round(dark, 4))
-        ctx.record("lit_level", round(lit, 4))
-        ctx.record("shadows", round(shadows, 4))
-    if shadows == 0 and highlights == 0:
-        return img.copy()
-    depth, img = img.dtype, to_float(img)
+    """Shadows/highlights operator; see :func:`shadow_highlight_gain`."""
     y = luma(img)
     base = guided_filter(y, y, _radius_pixels(radius, img.shape), eps)
     gain = shadow_highlight_gain(base, shadows, highlights)
@@ -198,7 +137,7 @@ def shadows_highlights(
     headroom = np.float32(1.0) / np.maximum(peak, np.float32(1e-6))
     gain = np.where(gain > 1.0, np.minimum(gain, np.maximum(headroom, 1.0)), gain)
     out = img * (gain[..., None] if img.ndim == 3 else gain)
-    return from_float(np.clip(out, 0.0, 1.0, out=out), depth)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 # ---------------------------------------------------------------------------------------------
