@@ -330,7 +330,7 @@ def test_cast_range_validation():
 
 @pytest.mark.parametrize("share", [1e-5, 2e-3, 0.05])
 def test_clipped_cells_match_an_exact_area_shrink(share):
-    # Every small cell that averages a clipped pixel is found, by positions (few) or a float shrink (many).
+    # Every small cell that averages a clipped pixel is found, however many are clipped.
     from imgenh.ops.color import _cells_touched
 
     rng = np.random.default_rng(3)

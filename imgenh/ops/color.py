@@ -475,31 +475,26 @@ def from_log_chroma(uv: np.ndarray) -> np.ndarray:
     return bgr / bgr.sum(axis=-1, keepdims=True)
 
 
-# Up to this share of clipped pixels, the small cells they touch are found from their positions
-# (~2 ms at 1% of 12 MP); past it, by shrinking a float mask (~25 ms).
-_FEW_CLIPPED = 0.01
+def _cell_spans(size: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and past-last pixel each INTER_AREA cell averages: [floor(i n / c), ceil((i + 1) n / c))."""
+    i = np.arange(cells)
+    return (i * size) // cells, -((-(i + 1) * size) // cells)
 
 
 def _cells_touched(clipped: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Which cells of an INTER_AREA shrink to ``size`` (w, h) average any nonzero pixel of ``clipped``.
 
-    Exact: a shrunk uint8 mask rounds one clipped pixel among ~1000 back to "none clipped".
+    Exact, where a shrunk uint8 mask rounds one clipped pixel among ~1000 back to "none
+    clipped": a maximum over each cell row's band of rows, then a running count along the
+    columns (~6 ms at 12 MP, no full-size copy).
     """
-    h, w = clipped.shape
-    sw, sh = size
-    if cv2.countNonZero(clipped) > _FEW_CLIPPED * clipped.size:
-        return cv2.resize(clipped.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-    xy = cv2.findNonZero(clipped).reshape(-1, 2).astype(np.float64)
-    # Pixel [x, x + 1) covers cells floor(x sw / w) .. ceil((x + 1) sw / w) - 1: one or two.
-    x0 = np.floor(xy[:, 0] * (sw / w)).astype(np.int64)
-    x1 = np.minimum(np.ceil((xy[:, 0] + 1) * (sw / w)).astype(np.int64) - 1, sw - 1)
-    y0 = np.floor(xy[:, 1] * (sh / h)).astype(np.int64)
-    y1 = np.minimum(np.ceil((xy[:, 1] + 1) * (sh / h)).astype(np.int64) - 1, sh - 1)
-    touched = np.zeros((sh, sw), bool)
-    for ys in (y0, y1):
-        for xs in (x0, x1):
-            touched[ys, xs] = True
-    return touched
+    (x0, x1), (y0, y1) = _cell_spans(clipped.shape[1], size[0]), _cell_spans(clipped.shape[0], size[1])
+    per_row = np.empty((size[1], clipped.shape[1]), np.uint8)  # any clipped in each cell row's band
+    for j in range(size[1]):
+        per_row[j] = cv2.reduce(clipped[y0[j] : y1[j]], 0, cv2.REDUCE_MAX)[0]
+    columns_before = np.zeros((size[1], clipped.shape[1] + 1), np.int32)
+    np.cumsum(per_row > 0, axis=1, out=columns_before[:, 1:])
+    return columns_before[:, x1] > columns_before[:, x0]
 
 
 def _feature_copy(img: np.ndarray, linear: bool, saturated: float, dark: float):
