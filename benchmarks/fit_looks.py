@@ -282,14 +282,18 @@ def accuracy() -> None:
     print(
         "\nHeld-out mean CIEDE2000 (photos rocket, hubble_deep_field; 8 pairs), fitted on 20 pairs of 5 other photos\n"
     )
-    names = list(looks)
-    print("| method | " + " | ".join(names) + " |")
-    print("|---" * (len(names) + 1) + "|")
-    for method, row in table.items():
-        best = {n: min(table[m][n] for m in METHODS if m != "nothing done") for n in names}
-        cells = [f"**{row[n]:.2f}**" if row[n] == best[n] else f"{row[n]:.2f}" for n in names]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    print_table(table, list(looks))
     print("\nComplexity chosen by imgenh: " + ", ".join(f"{k}: {v}" for k, v in chosen.items()))
+
+
+def print_table(table: dict[str, dict[str, float]], columns: list[str]) -> None:
+    """A Markdown table of methods (rows) by columns, each column's best method (not "nothing done") in bold."""
+    print("| method | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    best = {c: min(row[c] for m, row in table.items() if m != "nothing done") for c in columns}
+    for method, row in table.items():
+        cells = [f"**{row[c]:.2f}**" if row[c] == best[c] else f"{row[c]:.2f}" for c in columns]
+        print(f"| {method} | " + " | ".join(cells) + " |")
 
 
 PER_IMAGE_EDITS = {
@@ -367,12 +371,7 @@ def adaptive_accuracy() -> None:
         "\nPer-image edits: held-out mean CIEDE2000; fitted on 20 shots of 5 photos; new photos: 8 shots of rocket and "
         "hubble_deep_field; new shots: 10 more shots of the 5 training photos\n"
     )
-    print("| method | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for method, row in table.items():
-        best = {c: min(table[m][c] for m in methods if m != "nothing done") for c in columns}
-        cells = [f"**{row[c]:.2f}**" if row[c] == best[c] else f"{row[c]:.2f}" for c in columns]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    print_table(table, columns)
 
 
 def write_12mp_pairs(root: Path, count: int = 20) -> None:
