@@ -192,6 +192,7 @@ REFERENCE_TESTS: dict[str, list[str]] = {
         "test_ops_tone.py::test_equalize_matches_opencv",
         "test_ops_tone.py::test_equalize_lut_is_equalize_hist_rule",
     ],
+    "exposure": ["test_ops_exposure.py::test_exposure_is_a_gain_in_linear_light_like_colour_science"],
     "flatten": [
         "test_ops_local.py::test_flatten_matches_closing_background_formula",
         "test_ops_local.py::test_flatten_makes_an_unevenly_lit_page_flat",

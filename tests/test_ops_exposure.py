@@ -1,0 +1,83 @@
+"""exposure: a gain in linear light, held to colour-science's sRGB transfer functions, and auto.
+
+Tolerances: against colour-science's IEC 61966-2-1 decoding and encoding, within 1 level on 8-bit
+and on 16-bit output (both round; the tables are computed in float64).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import run_with_report
+
+from imgenh.ops.tone import AUTO_EXPOSURE_CLIPPED, exposure_curve
+from imgenh.pipeline import run_op
+
+_PRINT_OPTIONS = np.get_printoptions()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # colour warns that matplotlib is missing
+    import colour
+np.set_printoptions(**_PRINT_OPTIONS)  # colour switches numpy to legacy printing
+
+
+def _reference(img: np.ndarray, stops: float) -> np.ndarray:
+    top = np.iinfo(img.dtype).max
+    lin = colour.cctf_decoding(img.astype(np.float64) / top, function="sRGB") * 2.0**stops
+    out = colour.cctf_encoding(np.clip(lin, 0.0, 1.0), function="sRGB")
+    return np.rint(out * top)
+
+
+@pytest.mark.parametrize("stops", [-2.0, -0.5, 0.7, 1.5])
+def test_exposure_is_a_gain_in_linear_light_like_colour_science(photo8, photo16, stops):
+    for img in (photo8, photo16):
+        out = run_op(img, "exposure", stops=stops)
+        assert np.abs(out.astype(np.int64) - _reference(img, stops)).max() <= 1, (img.dtype, stops)
+    assert np.array_equal(run_op(photo8, "exposure", stops=0), photo8)
+
+
+def _overexposed(img: np.ndarray, gain: float = 2.5) -> np.ndarray:
+    lin = colour.cctf_decoding(img / 255.0, function="sRGB") * gain
+    return np.rint(colour.cctf_encoding(np.clip(lin, 0, 1), function="sRGB") * 255).astype(np.uint8)
+
+
+def test_exposure_auto_pulls_an_overexposed_photo_back(photo8):
+    seen = _overexposed(photo8)
+    out, report = run_with_report(seen, "exposure", stops="auto")
+    assert report["clipped"] > AUTO_EXPOSURE_CLIPPED[1] and report["strength"] == 1.0
+    assert -1.6 < report["stops"] < -0.5  # +1.3 stops were added
+    err_before = np.abs(seen.astype(float) - photo8).mean()
+    err_after = np.abs(out.astype(float) - photo8).mean()
+    assert err_after < 0.6 * err_before, (err_before, err_after)
+    # What clipped stays the brightest part: white in, brighter out than anything unclipped.
+    white, unclipped = seen.min(axis=2) == 255, seen.max(axis=2) < 250
+    assert white.any() and out[white].min() > out[unclipped].max()
+
+
+def test_exposure_auto_leaves_a_well_exposed_photo_and_a_one_channel_clip_alone(photo8):
+    out, report = run_with_report(photo8, "exposure", stops="auto")
+    assert np.array_equal(out, photo8) and report["stops"] == 0.0
+    # A warm cast that clips red alone counts a third: red clipped on 12% of the frame is no
+    # over-exposure (the same share clipped in every channel would be).
+    warm = photo8.copy()
+    red = photo8[..., 2].astype(float)
+    warm[..., 2] = np.clip(red * (255.0 / np.percentile(red, 88)), 0, 255).astype(np.uint8)
+    assert 0.10 < (warm[..., 2] == 255).mean() < 3 * AUTO_EXPOSURE_CLIPPED[0]
+    out, report = run_with_report(warm, "exposure", stops="auto")
+    assert np.array_equal(out, warm) and report["strength"] == 0.0
+
+
+def test_exposure_shoulder_is_monotone_and_ends_above_the_gain():
+    x = np.linspace(0.0, 1.0, 4097)
+    for gain in (0.35, 0.6, 0.9):
+        y = exposure_curve(x, gain, shoulder=True)
+        assert np.all(np.diff(y) >= 0)
+        plain = exposure_curve(x, gain)
+        assert y[-1] > plain[-1] and np.allclose(y[x < 0.7], plain[x < 0.7])
+    assert np.allclose(exposure_curve(x, 1.0, shoulder=True), x, atol=1e-12)
+
+
+def test_exposure_rejects_a_word_it_does_not_know(photo8):
+    with pytest.raises(ValueError, match="stops"):
+        run_op(photo8, "exposure", stops="bright")
