@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import run_with_report
 from scipy import ndimage
 
 from imgenh import run_op
@@ -254,3 +255,41 @@ def test_deblock_reduces_jpeg_blocking_and_keeps_a_real_edge(photo8):
     assert blockiness(out) < 0.8 * blockiness(blocky)
     edge = out[:, 201].astype(int) - out[:, 198].astype(int)
     assert np.median(edge) > 90  # the 120-level edge on the grid line survives
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def test_denoise_chroma_strength_blends_with_the_input(photo8):
+    full = run_op(photo8, "denoise_chroma", radius=2)
+    assert np.array_equal(run_op(photo8, "denoise_chroma", radius=2, strength=0), photo8)
+    half = run_op(photo8, "denoise_chroma", radius=2, strength=0.5).astype(float)
+    assert np.abs(half - (photo8 + full.astype(float)) / 2).max() <= 1.0  # rounded once
+
+
+def test_denoise_chroma_auto_leaves_a_clean_photo_and_smooths_a_noisy_or_blocky_one(photo8):
+    big = cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_CUBIC)
+    clean = _jpeg(big, 92)
+    out, report = run_with_report(clean, "denoise_chroma", radius=2, strength="auto")
+    assert report["strength"] == 0.0 and np.array_equal(out, clean)
+    rng = np.random.default_rng(3)
+    noisy = _jpeg(np.clip(big + rng.normal(0, 14, big.shape), 0, 255).astype(np.uint8), 92)
+    out, report = run_with_report(noisy, "denoise_chroma", radius=2, strength="auto")
+    assert report["noise_sigma"] > 7 and report["strength"] == 1.0
+    assert np.array_equal(out, run_op(noisy, "denoise_chroma", radius=2))
+    blocky = _jpeg(big, 10)
+    out, report = run_with_report(blocky, "denoise_chroma", radius=2, strength="auto")
+    assert report["blockiness"] > 2.0 and report["strength"] == 1.0
+
+
+def test_blockiness_reads_the_jpeg_grid(photo8):
+    from imgenh.ops.noise import blockiness
+
+    big = cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_CUBIC)
+    assert 0.9 < blockiness(big) < 1.25
+    assert blockiness(_jpeg(big, 10)) > 2.0
+    # Shifted off the grid by 4 pixels, the same blocks no longer line up with it.
+    assert blockiness(_jpeg(big, 10)[4:, 4:]) < 1.25
+    assert blockiness(np.full((64, 64), 7, np.uint8)) == 1.0

@@ -34,6 +34,11 @@ from imgenh.pixels import LUMA_BINS, apply_table, level_counts, luma, luma_count
 KINDS = ("pointwise", "native", "float")
 
 
+def ramp(value: float, start: float, end: float) -> float:
+    """0 at or below ``start``, 1 at or beyond ``end``, linear between: how ``auto`` settings hold back."""
+    return float(np.clip((value - start) / (end - start), 0.0, 1.0))
+
+
 class ParamError(ValueError):
     """A parameter that is valid on its own but unusable on this image (e.g. a pixel outside it).
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from imgenh.ops.contract import OpContext
+from imgenh.ops.contract import OpContext, ramp
+from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, blockiness, noise_sigma
 from imgenh.ops.registry import Param, operator
-from imgenh.pixels import from_float, luma, max_value, to_float
+from imgenh.pixels import LUMA_BGR, from_float, luma, max_value, to_float
 
 WORK_SIDE = 512  # masks of larger images are computed on a copy this size (longer side)
 _BASE_FLOOR = 0.02  # shadows_highlights: bases below this count as this (bounds the gain)
@@ -213,15 +214,73 @@ def denoise_chroma(
     *,
     radius: Param(int, 3, "window radius in pixels", ge=1, le=50, pixels=True),
     eps: Param(float, 0.002, "edge-preservation (luma variance above this keeps colour edges)", gt=0, le=1),
+    strength: Param(
+        float,
+        1.0,
+        "share of the smoothing applied: 0 = none, 1 = all; auto = by how noisy (luma noise sigma) or "
+        "blocky (JPEG grid) the image is, so a clean photo is left as it is",
+        ge=0,
+        le=1,
+        words=("auto",),
+    ),
 ):
     """Chroma-noise operator: a grey image has no chroma and comes back as it is.
 
     Native, not float: it returns the image at its own depth, so the pointwise steps that
     usually follow (white balance, stretch) still fuse into one lookup table instead of
-    running on a float image (at 12 MP: ~0.8 s saved in `default`).
+    running on a float image (at 12 MP: ~0.8 s saved in `default`). Below full ``strength``
+    the result is blended with the input; ``auto`` takes it from :func:`chroma_noise_strength`
+    (reported with the two measures it reads).
     """
     if img.ndim == 2:
         return img.copy()
+    if strength == "auto":
+        strength, sigma, blocks = chroma_noise_strength(img)
+        ctx.record("noise_sigma", round(sigma, 3))
+        ctx.record("blockiness", round(blocks, 3))
+        ctx.record("strength", round(strength, 4))
+    if strength == 0.0:
+        return img.copy()
+    smoothed = _denoise_chroma_full(img, radius, eps)
+    if strength < 1.0:
+        cv2.addWeighted(img, 1.0 - strength, smoothed, strength, 0.0, dst=smoothed)
+    return smoothed
+
+
+# strength: auto. Smoothing chroma costs a clean photo ~0.2-0.4 CIEDE2000 (fine colour detail goes)
+# and gains about as much on a noisy or heavily compressed one, so it is applied by how much there
+# is to remove: luma noise sigma ramping 4 -> 7 levels (colour noise comes with luma noise; JPEG's
+# halved chroma hides it from a direct estimate), or the JPEG grid's blockiness ramping 1.3 -> 2.0
+# (clean photos read 1.0-1.25, quality 12 reads 1.5-7). Chosen on benchmarks/quality.py's tuning set.
+AUTO_NOISE_SIGMA = (4.0, 7.0)
+AUTO_BLOCKINESS = (1.3, 2.0)
+
+
+def chroma_noise_strength(img: np.ndarray) -> tuple[float, float, float]:
+    """How much chroma smoothing an image calls for (``denoise_chroma strength: auto``).
+
+    Parameters
+    ----------
+    img : ndarray, shape (H, W, 3)
+        BGR, uint8, uint16 or float32.
+
+    Returns
+    -------
+    strength : float
+        0..1, the larger of the two ramps (:data:`AUTO_NOISE_SIGMA`, :data:`AUTO_BLOCKINESS`).
+    sigma : float
+        Luma noise sigma in 8-bit levels (:func:`imgenh.ops.noise.noise_sigma`).
+    blocks : float
+        JPEG grid blockiness (:func:`imgenh.ops.noise.blockiness`).
+    """
+    sigma = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=LUMA_BGR)
+    blocks = blockiness(img)
+    strength = max(ramp(sigma, *AUTO_NOISE_SIGMA), ramp(blocks, *AUTO_BLOCKINESS))
+    return strength, sigma, blocks
+
+
+def _denoise_chroma_full(img: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """The guided filter of Cr and Cb at full strength (small images whole, large ones in strips)."""
     h, w = img.shape[:2]
     if max(h, w) <= WORK_SIDE:
         ycc = cv2.cvtColor(to_float(img), cv2.COLOR_BGR2YCrCb)

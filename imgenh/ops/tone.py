@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from imgenh.ops.color import linear_to_srgb, srgb_to_linear
-from imgenh.ops.contract import OpContext
+from imgenh.ops.contract import OpContext, ramp
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import from_float, max_value, per_channel, to_float
 
@@ -312,10 +312,6 @@ AUTO_WHITE = (0.25, 0.45)
 AUTO_RANGE = (0.30, 0.45)
 
 
-def _ramp(value: float, start: float, end: float) -> float:
-    return float(np.clip((value - start) / (end - start), 0.0, 1.0))
-
-
 def stretch_targets(black: float, white: float, strength: float | str) -> tuple[float, float, float, float]:
     """Where a stretch of ``strength`` sends its black and white points.
 
@@ -333,9 +329,9 @@ def stretch_targets(black: float, white: float, strength: float | str) -> tuple[
     to_black, to_white, black_strength, white_strength : float
     """
     if strength == "auto":
-        narrow = _ramp(1.0 - (white - black), *AUTO_RANGE)
-        s_black = max(_ramp(black, *AUTO_BLACK), narrow)
-        s_white = max(_ramp(1.0 - white, *AUTO_WHITE), narrow)
+        narrow = ramp(1.0 - (white - black), *AUTO_RANGE)
+        s_black = max(ramp(black, *AUTO_BLACK), narrow)
+        s_white = max(ramp(1.0 - white, *AUTO_WHITE), narrow)
     elif isinstance(strength, tuple):
         s_black, s_white = strength
     else:
@@ -667,8 +663,8 @@ def linear_share(black: float, white: float, clipped: float = 0.0) -> float:
     below, above = black, 1.0 - white
     if below + above <= 0.0:
         return 0.0
-    one_sided = _ramp(abs(below - above) / (below + above), *AUTO_LINEAR)
-    return one_sided * (1.0 - _ramp(clipped, *AUTO_CLIPPED))
+    one_sided = ramp(abs(below - above) / (below + above), *AUTO_LINEAR)
+    return one_sided * (1.0 - ramp(clipped, *AUTO_CLIPPED))
 
 
 def clipped_fraction(levels: np.ndarray, counts: np.ndarray) -> float:
@@ -1018,7 +1014,7 @@ def over_exposure(stats) -> tuple[float, float, float]:
         shares.append(float(counts[clipped].sum()) / total)
         means.append(float(np.dot(srgb_to_linear(levels[~clipped]), kept)) / max(float(kept.sum()), 1.0))
     share = float(np.mean(shares))
-    return share, float(np.dot(weights, means)), _ramp(share, *AUTO_EXPOSURE_CLIPPED)
+    return share, float(np.dot(weights, means)), ramp(share, *AUTO_EXPOSURE_CLIPPED)
 
 
 @operator(
