@@ -2,13 +2,14 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/quality.py                       # both sets, every config, ~3-5 min on 2 busy cores
+    python benchmarks/quality.py                       # every set, every config, ~8-10 min on 2 cores
     python benchmarks/quality.py --set tuning --configs configs/default.yaml /tmp/candidate.yaml
     python benchmarks/quality.py --out benchmarks/results/quality-after   # -> .md and .json
     python benchmarks/quality.py --sheets /tmp/sheets   # a contact sheet per config (imgenh preview)
 
-Clean photos come from scikit-image's ``skimage.data`` and OpenCV's sample data (``apt-get install
-opencv-doc``): 17 tuning photos and 10 held-out ones, shrunk to at most 0.4 MP. Each is
+Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``apt-get install
+opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds``): 17 tuning
+photos and two held-out sets of 10 and 12, shrunk to at most 0.4 MP. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
 at its quality, or lossless PNG). The score is the mean CIEDE2000 (``skimage.color``) between
@@ -16,7 +17,7 @@ the result and the clean original; lower is better. Two baselines: ``nothing`` (
 JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, the ImageMagick
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
-The photos are split by name into a tuning set (retune configs on it only) and a held-out set
+The photos are split by name into a tuning set (retune configs on it only) and two held-out sets
 (measure, never tune). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
@@ -77,31 +78,55 @@ HELD_OUT = (
     "smarties",
     "squirrel_cls",
 )
-SETS = {"tuning": TUNING, "held_out": HELD_OUT}
+# A second held-out set, added on 2026-12-03 when the first had been measured five times: the
+# nature photos of Debian's mate-backgrounds (`apt-get install mate-backgrounds`; 1.3-5 MP JPEGs:
+# macro, foliage, flowers, sky, sea), likewise never looked at while tuning. Scenes dominated by one
+# colour, which a white balance must leave alone.
+HELD_OUT_B = (
+    "Aqua",
+    "Blinds",
+    "Dune",
+    "FreshFlower",
+    "Garden",
+    "GreenMeadow",
+    "LadyBird",
+    "RainDrops",
+    "Storm",
+    "TwoWings",
+    "Wood",
+    "YellowFlower",
+)
+SETS = {"tuning": TUNING, "held_out": HELD_OUT, "held_out_b": HELD_OUT_B}
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
+MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
 FIGURES_SHOWN = ("noise_sigma", "clipped_shadows", "clipped_highlights", "colourfulness")
 
 
-def _opencv_photo(name: str) -> np.ndarray:
-    found = sorted(OPENCV_SAMPLES.glob(name + ".*"))
+def _file_photo(folder: Path, name: str, package: str, variable: str) -> np.ndarray:
+    found = sorted(folder.glob(name + ".*"))
     if not found:
-        sys.exit(
-            f"quality.py: {OPENCV_SAMPLES / name}.*: missing; `apt-get install opencv-doc` (or set OPENCV_SAMPLES)"
-        )
+        sys.exit(f"quality.py: {folder / name}.*: missing; `apt-get install {package}` (or set {variable})")
     return cv2.imread(str(found[0]), cv2.IMREAD_COLOR)
+
+
+def _opencv_photo(name: str) -> np.ndarray:
+    return _file_photo(OPENCV_SAMPLES, name, "opencv-doc", "OPENCV_SAMPLES")
 
 
 def load_photo(name: str) -> np.ndarray:
     """A clean photo as BGR uint8, shrunk (area) to at most ``MAX_PIXELS``.
 
-    They come from ``skimage.data`` (``SKIMAGE_TUNING``) or OpenCV's sample data (the rest).
+    They come from ``skimage.data`` (``SKIMAGE_TUNING``), Debian's mate-backgrounds
+    (``HELD_OUT_B``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
-    if name not in SKIMAGE_TUNING:
+    if name in HELD_OUT_B:
+        bgr = _file_photo(MATE_BACKGROUNDS, name, "mate-backgrounds", "MATE_BACKGROUNDS")
+    elif name not in SKIMAGE_TUNING:
         bgr = _opencv_photo(name)
     else:
         rgb = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
@@ -310,7 +335,7 @@ def write_sheets(configs: list[str], folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", choices=("tuning", "held_out", "both"), default="both")
+    parser.add_argument("--set", choices=(*SETS, "all"), default="all")
     parser.add_argument("--configs", nargs="*", default=None, help="pipeline files (default: configs/*.yaml)")
     parser.add_argument("--cases", nargs="*", default=list(DEGRADATIONS), choices=list(DEGRADATIONS))
     parser.add_argument("--out", default="quality", help="output prefix: writes OUT.md and OUT.json")
@@ -328,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         write_sheets(configs, Path(args.sheets))
         return
     magick = not args.no_magick and shutil.which(MAGICK) is not None
-    sets = list(SETS) if args.set == "both" else [args.set]
+    sets = list(SETS) if args.set == "all" else [args.set]
     photos = [p for s in sets for p in SETS[s]]
     start = time.perf_counter()
     tasks = [delayed(score_case)(p, c, configs, magick) for p in photos for c in args.cases]
