@@ -215,12 +215,20 @@ def run_op(pixels: np.ndarray, name: str, **params: Any) -> np.ndarray:
 
 FORMATS = ("keep", "jpg", "png", "tiff", "webp")
 METADATA = ("keep", "strip")
+UNCHANGED = ("copy", "encode")
 OUTPUT_PARAMS: dict[str, Param] = {
     "format": Param(str, "keep", "output format; keep = same as the input", choices=FORMATS),
     "quality": Param(int, DEFAULT_QUALITY, "JPEG/WebP quality", ge=1, le=100),
     "suffix": Param(str, "", "inserted before the extension, e.g. _enh"),
     "metadata": Param(
         str, "keep", "keep EXIF/XMP/ICC where the format can hold them, or strip", choices=METADATA
+    ),
+    "unchanged": Param(
+        str,
+        "copy",
+        "an image the steps leave exactly as decoded, written in its own format with metadata kept: "
+        "copy = the input file's bytes as they are (no second JPEG generation), encode = like any other",
+        choices=UNCHANGED,
     ),
 }
 FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
@@ -231,7 +239,7 @@ FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff"}
 
 def _output_value(key: str, value: Any) -> Any:
     """Formats and metadata modes in any case, with the usual aliases (JPEG -> jpg, tif -> tiff)."""
-    if key in ("format", "metadata") and isinstance(value, str):
+    if key in ("format", "metadata", "unchanged") and isinstance(value, str):
         value = value.strip().lower()
         return FORMAT_ALIASES.get(value, value) if key == "format" else value
     return value
@@ -275,12 +283,13 @@ def check_output(given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
 
 @dataclass(frozen=True)
 class OutputSettings:
-    """How results are written: format, quality, file-name suffix and metadata policy."""
+    """How results are written: format, quality, file-name suffix, metadata and unchanged-image policy."""
 
     format: str = "keep"
     quality: int = DEFAULT_QUALITY
     suffix: str = ""
     metadata: str = "keep"
+    unchanged: str = "copy"
 
 
 @dataclass
@@ -385,6 +394,8 @@ class Pipeline:
                 "metadata": self.output.metadata,
             },
         }
+        if self.output.unchanged != "copy":  # added later: pipelines that keep the default keep their hash
+            data["output"]["unchanged"] = self.output.unchanged
         if self.is_random:  # the draws depend on the seed; plain pipelines keep their old hash
             data["seed"] = self.seed
         if self.adaptive is not None:

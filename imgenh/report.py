@@ -188,7 +188,7 @@ def _target_problem(flag: str, report: str, out: Path | None) -> str | None:
 # Notes a result carries, by how they are shown: about one file (printed with its name),
 # shared by many (printed once, counted in the report), or only in the per-image report.
 PER_FILE_NOTES = ("truncated", "decoder warning")
-QUIET_NOTES = ("EXIF orientation", "written just before")
+QUIET_NOTES = ("EXIF orientation", "written just before", "unchanged by the steps")
 
 
 def note_kind(note: str) -> str:

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import cv2
 
@@ -18,16 +19,22 @@ from imgenh import augment
 from imgenh.io import (
     DEFAULT_FAIL_ON,
     DEFAULT_MAX_PIXELS,
+    EXTENSION_CONTAINER,
+    Image,
     ImageError,
     OutputError,
     RenameGate,
     read_image,
     write_image,
+    write_source_bytes,
 )
 from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import Job, Status
 from imgenh.report import Result
 from imgenh.state import FileStamps
+
+# The note of an image written as its input's bytes (quiet: a per-image fact, in the report).
+UNCHANGED_NOTE = "unchanged by the steps: the input's bytes were written as they are"
 
 
 class Worker:
@@ -117,8 +124,27 @@ class Worker:
                 thumbs=self.thumbnails,
             )
         out = self.pipeline.output
-        result.notes = image.notes + write_image(
-            job.output, image, quality=out.quality, metadata=out.metadata
-        )
+        if self._copied_unchanged(job, before, image):
+            result.notes = image.notes + [UNCHANGED_NOTE]
+        else:
+            result.notes = image.notes + write_image(
+                job.output, image, quality=out.quality, metadata=out.metadata, gate=self.gate
+            )
         written = os.stat(job.output)  # so a later run can tell if someone changed it
         result.stamps.out_size, result.stamps.out_mtime_ns = written.st_size, written.st_mtime_ns
+
+    def _copied_unchanged(self, job: Job, before: Image, after: Image) -> bool:
+        """Write the input's own bytes when the steps left it exactly as decoded (``unchanged: copy``).
+
+        Only where that is the same file an encode would describe: the output's container is
+        the input's, metadata is kept, and the pixels were not turned upright from EXIF
+        orientation (an encode would store them turned).
+        """
+        out = self.pipeline.output
+        if out.unchanged != "copy" or out.metadata != "keep" or before.turned:
+            return False
+        if EXTENSION_CONTAINER.get(Path(job.output).suffix.lower()) != before.format:
+            return False
+        if not before.same_pixels_as(after):
+            return False
+        return write_source_bytes(job.output, job.source, before.sha256, self.gate)

@@ -32,7 +32,7 @@ def test_denoise_chroma_strips_match_the_whole_image_route(photo8, dtype):
     )
     noisy = np.clip(big + np.random.default_rng(1).normal(0, 12, big.shape), 0, 255).astype(np.uint8)
     img = {np.uint8: noisy, np.uint16: noisy.astype(np.uint16) * 257, np.float32: to_float(noisy)}[dtype]
-    out = local.denoise_chroma(img, None, radius=3, eps=0.002)
+    out = local.denoise_chroma(img, None, radius=3, eps=0.002, strength=1.0)
     expected = _denoise_chroma_whole(img, 3, 0.002)
     diff = np.abs(out.astype(np.float64) - expected)
     assert out.dtype == img.dtype

@@ -32,6 +32,7 @@ from imgenh.io.decoder import decoder_messages
 from imgenh.io.exif import apply_orientation, exif_orientation, reset_orientation
 from imgenh.io.formats import (
     EIGHT_BIT_ONLY,
+    EXTENSION_CONTAINER,
     FORMAT_EXTENSION,
     IMAGE_EXTENSIONS,
     METADATA_FORMATS,
@@ -41,7 +42,7 @@ from imgenh.io.formats import (
 )
 from imgenh.io.image import Image, ImageError, OutputError
 from imgenh.io.read import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, FAIL_ON, read_image
-from imgenh.io.write import DEFAULT_QUALITY, encode, prepare_for_format, write_image
+from imgenh.io.write import DEFAULT_QUALITY, encode, prepare_for_format, write_image, write_source_bytes
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_QUALITY",
     "EIGHT_BIT_ONLY",
     "FAIL_ON",
+    "EXTENSION_CONTAINER",
     "FORMAT_EXTENSION",
     "IMAGE_EXTENSIONS",
     "METADATA_FORMATS",
@@ -72,4 +74,5 @@ __all__ = [
     "reset_orientation",
     "sniff_format",
     "write_image",
+    "write_source_bytes",
 ]

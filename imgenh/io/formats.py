@@ -13,6 +13,16 @@ import cv2
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 FORMAT_EXTENSION = {"jpg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp"}
+# The container each writable extension holds (as sniff_format names it).
+EXTENSION_CONTAINER = {
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".png": "png",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".webp": "webp",
+    ".bmp": "bmp",
+}
 # What each container can hold, by extension.
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
 NO_ALPHA = (".jpg", ".jpeg", ".bmp")

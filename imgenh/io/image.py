@@ -33,6 +33,8 @@ class Image:
         Things worth a line in the log (orientation applied, damaged data accepted...).
     sha256 : str
         Hash of the file bytes that were decoded (for the manifest).
+    turned : bool
+        EXIF orientation was applied to the pixels (they are no longer as the file stores them).
     """
 
     pixels: np.ndarray
@@ -43,3 +45,26 @@ class Image:
     format: str = ""
     notes: list[str] = field(default_factory=list)
     sha256: str = ""
+    turned: bool = False
+
+    def same_pixels_as(self, other: Image) -> bool:
+        """True when ``other`` has exactly these pixels and alpha (same shape, depth and values).
+
+        Compared in bands of about a million values, so a changed image is told apart in its
+        first band and no full-size boolean copy is made.
+        """
+        if self.alpha is None or other.alpha is None:
+            if self.alpha is not other.alpha:
+                return False
+        elif not _same_array(self.alpha, other.alpha):
+            return False
+        return _same_array(self.pixels, other.pixels)
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a is b:
+        return True
+    rows = max(1, (1 << 20) // max(a[0].size, 1))
+    return all(np.array_equal(a[top : top + rows], b[top : top + rows]) for top in range(0, a.shape[0], rows))

@@ -194,7 +194,7 @@ def _assemble(pixels: np.ndarray, meta: dict[int, bytes], notes: list[str], data
     if xmp:
         xmp = xmp.removeprefix(XMP_JPEG_HEADER)
     digest = hashlib.sha256(data).hexdigest()
-    return Image(pixels, alpha, exif, xmp or None, meta.get(MD_ICC), fmt, notes, digest)
+    return Image(pixels, alpha, exif, xmp or None, meta.get(MD_ICC), fmt, notes, digest, orientation != 1)
 
 
 def _supported_depth(pixels: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -111,3 +112,35 @@ def write_image(
     data, notes = encode(image, path.suffix, quality=quality, metadata=metadata)
     atomic_write(path, data, gate)
     return notes
+
+
+def write_source_bytes(path: str | Path, source: str | Path, sha256: str, gate: RenameGate | None = None) -> bool:
+    """Write ``source``'s bytes to ``path`` as they are (atomically), if they are still the ones decoded.
+
+    For an image the pipeline left exactly as decoded: no second JPEG generation, metadata as
+    in the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output.
+    source : str or Path
+        The input file.
+    sha256 : str
+        Hash of the bytes that were decoded (:attr:`Image.sha256`).
+    gate : RenameGate, optional
+        As for :func:`write_image`.
+
+    Returns
+    -------
+    bool
+        False, with nothing written, when the source cannot be read or no longer has those bytes.
+    """
+    try:
+        data = Path(source).read_bytes()
+    except OSError:
+        return False
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return False
+    atomic_write(path, data, gate)
+    return True
