@@ -114,7 +114,9 @@ def write_image(
     return notes
 
 
-def write_source_bytes(path: str | Path, source: str | Path, sha256: str, gate: RenameGate | None = None) -> bool:
+def write_source_bytes(
+    path: str | Path, source: str | Path, sha256: str, gate: RenameGate | None = None
+) -> bool:
     """Write ``source``'s bytes to ``path`` as they are (atomically), if they are still the ones decoded.
 
     For an image the pipeline left exactly as decoded: no second JPEG generation, metadata as
