@@ -204,9 +204,19 @@ def degraded_input(clean: np.ndarray, case: str, seed: int) -> np.ndarray:
 
 
 def run_config(path: str, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The pipeline's output, encoded with its output settings and decoded again."""
+    """The pipeline's output, encoded with its output settings and decoded again.
+
+    As ``imgenh run`` writes it: an image the steps leave exactly as it was comes back as the
+    input file itself (``output.unchanged: copy``), not re-encoded.
+    """
     pipeline = load_pipeline(path)
     out, _ = pipeline.apply(img)
+    settings = pipeline.output
+    copies = (
+        settings.unchanged == "copy" and settings.metadata == "keep" and settings.format in ("keep", "jpg")
+    )
+    if copies and np.array_equal(out, img):
+        return img
     if pipeline.output.format in ("keep", "jpg"):
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, pipeline.output.quality])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
