@@ -377,7 +377,9 @@ def print_table(meta: dict, table: dict, extra: dict | None) -> None:
         f"{meta['images']} JPEGs x {meta['megapixels']:g} MP, {meta['jobs']} workers, {meta['rounds']} interleaved"
         f" rounds; {meta['cpu']} ({meta['nproc']} cores); imgenh {meta['imgenh']}"
     )
-    print(f"imgenh: {meta.get('tree', '?')}" + (f"; before: {meta['baseline']}" if "baseline" in meta else ""))
+    print(
+        f"imgenh: {meta.get('tree', '?')}" + (f"; before: {meta['baseline']}" if "baseline" in meta else "")
+    )
     if "load_before" in meta:  # a shared machine: how busy it was (1-minute load average)
         print(f"load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after")
     print("| run | x floor (median) | min-max | s (median) | peak RSS of one process | target |")
