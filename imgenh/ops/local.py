@@ -252,8 +252,9 @@ def _area_means(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Area means of a colour image's levels on a ``size`` grid (OpenCV's INTER_AREA shrink), float32.
 
     The image's integral (running sums) read at the cell corners gives every cell's sum, exact
-    for any ratio and much cheaper than OpenCV's area resize at a non-integer ratio (12 MP: ~10
-    ms against ~25 ms with the float copies that needs). The integral is taken strip by strip
+    for any ratio. On 8-bit images it is much cheaper than OpenCV's area resize at a non-integer
+    ratio (12 MP: ~13 ms against ~25 ms with the float copies that needs); deeper images need
+    float64 sums, which cost more than the resize (:func:`_area_shrink`). The integral is taken strip by strip
     (integers, exact); of each strip only the rows around the corners and its last row are kept,
     at the two columns around each corner. An integral is linear between whole rows and columns
     (the pixels between are constant), so a corner between them is read by linear interpolation.
@@ -293,11 +294,22 @@ def _area_means(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (cells * (sw * sh / (w * h))).astype(np.float32)
 
 
+def _area_shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area means as :func:`_area_means`, by OpenCV's area resize, which is separable: along the
+    rows of each strip of float levels (no full-size float copy), then down the narrow result."""
+    sw, sh = size
+    narrow = np.empty((img.shape[0], sw, img.shape[2]), np.float32)
+    for rows in _strips(img.shape[0]):
+        strip = img[rows].astype(np.float32, copy=False)
+        narrow[rows] = cv2.resize(strip, (sw, rows.stop - rows.start), interpolation=cv2.INTER_AREA)
+    return cv2.resize(narrow, (sw, sh), interpolation=cv2.INTER_AREA)
+
+
 def _denoise_chroma_strips(img: np.ndarray, radius: int, eps: float) -> np.ndarray:
     """:func:`denoise_chroma` of a large colour image, strip by strip: no full-size float copy.
 
     The computation of :func:`guided_filter`'s shrunk route on float YCrCb, reordered (equal
-    up to float rounding). The shrunk copy is :func:`_area_means` of the levels. The filtered
+    up to float rounding). The shrunk copy is :func:`_area_means` of the levels (8 bits). The filtered
     chroma is ``a Y + b`` per channel, so going back to BGR is ``gain * Y + offset`` per
     channel, with gain and offset linear in the coefficients: they are formed on the small copy
     and enlarged instead of a and b. OpenCV's bilinear resize is separable, so the enlargement
@@ -308,7 +320,7 @@ def _denoise_chroma_strips(img: np.ndarray, radius: int, eps: float) -> np.ndarr
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     top = float(max_value(img.dtype))
     # Area means of the levels, then YCrCb: the same as area means of YCrCb (a linear map).
-    small = _area_means(img, (sw, sh))
+    small = _area_means(img, (sw, sh)) if img.dtype == np.uint8 else _area_shrink(img, (sw, sh))
     small *= np.float32(1.0 / top)
     small = cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb)
     small_y = np.ascontiguousarray(small[..., 0])
