@@ -43,6 +43,30 @@ def test_denoise_chroma_strips_match_the_whole_image_route(photo8, dtype):
         assert np.mean(diff > 0) < 0.01
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [
+        ((300, 410), (53, 39)),
+        ((64, 64), (64, 64)),
+        ((129, 97), (97, 1)),
+        ((7, 1000), (512, 4)),
+        ((250, 200), (25, 20)),
+    ],
+)
+def test_area_means_equal_opencv_area_resize(dtype, shape, size):
+    # denoise_chroma's shrunk copy from running sums: OpenCV's INTER_AREA means (computed here
+    # in float64) for any ratio, strips of the integral included (shapes taller than a strip,
+    # shorter than one, integer and non-integer ratios, a copy of the same size).
+    top = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
+    values = np.random.default_rng(2).random((*shape, 3)) * top
+    img = values.astype(np.float32) if dtype == np.float32 else np.rint(values).astype(dtype)
+    expected = cv2.resize(img.astype(np.float64), size, interpolation=cv2.INTER_AREA)
+    out = local._area_means(img, size)
+    assert out.dtype == np.float32 and out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=0, atol=top * 1e-6)
+
+
 @pytest.mark.parametrize(
     "steps",
     [
