@@ -72,7 +72,7 @@ SOG = FEATURE_NAMES.index("base_u")
 
 def scene_table(seeds, held_out: bool) -> dict[str, np.ndarray]:
     """Features, true (u, v) and labels of the scenes of ``seeds``."""
-    feats, truth, cams, types, domains = [], [], [], [], []
+    feats, truth, cams, types, domains, balances = [], [], [], [], [], []
     for seed in seeds:
         scene = wb_scenes.render(int(seed), held_out)
         feats.append(illuminant_features(scene.image, scene.linear)[0])
@@ -80,7 +80,13 @@ def scene_table(seeds, held_out: bool) -> dict[str, np.ndarray]:
         cams.append(scene.camera)
         types.append(scene.scene_type)
         domains.append(scene.domain)
-    labels = {"camera": np.array(cams), "type": np.array(types), "domain": np.array(domains)}
+        balances.append(scene.balance)
+    labels = {
+        "camera": np.array(cams),
+        "type": np.array(types),
+        "domain": np.array(domains),
+        "balance": np.array(balances),
+    }
     return {"X": np.array(feats), "uv": np.array(truth), **labels}
 
 
@@ -111,23 +117,34 @@ def out_of_fold(data: dict, settings: dict) -> np.ndarray:
     return errors
 
 
+def _summary(errors: np.ndarray) -> str:
+    worst = np.sort(errors)[-max(len(errors) // 4, 1) :].mean()
+    return f"mean {errors.mean():.2f}  median {np.median(errors):.2f}  worst-25% {worst:.2f}"
+
+
 def validate(data: dict) -> None:
-    """Leave-one-camera-out error of candidate settings (training scenes only)."""
+    """Leave-one-camera-out error of candidate settings (training scenes only), overall and per balance."""
     candidates = [
         ILLUMINANT_SETTINGS,
         {**ILLUMINANT_SETTINGS, "max_depth": 5},
         {**ILLUMINANT_SETTINGS, "algorithm": "adaboost_r2", "learning_rate": 0.5, "n_estimators": 120},
     ]
     sog = angular_errors(data["X"][:, SOG : SOG + 2], data["uv"])
-    print(f"shades of gray p6: mean {sog.mean():.2f}  worst-25% {np.sort(sog)[-len(sog) // 4 :].mean():.2f}")
+    groups = {
+        name: data["balance"] == name for name in np.unique(data.get("balance", ["on locus"] * len(sog)))
+    }
+    print(f"shades of gray p6: {_summary(sog)}")
     for settings in candidates:
         errors = np.zeros(len(sog))
         for cam in np.unique(data["camera"]):
             test = data["camera"] == cam
             model = fit_illuminant(data["X"][~test], data["uv"][~test], settings)
             errors[test] = angular_errors(predict_uv(model, data["X"][test]), data["uv"][test])
-        worst = np.sort(errors)[-len(errors) // 4 :].mean()
-        print(f"{settings}: mean {errors.mean():.2f}  median {np.median(errors):.2f}  worst-25% {worst:.2f}")
+        print(f"{settings}: {_summary(errors)}")
+        for name, rows in groups.items():
+            print(
+                f"    {name:<13} n={int(rows.sum()):5d}  {_summary(errors[rows])}   sog6 {_summary(sog[rows])}"
+            )
 
 
 def gray_edge_defaults(count: int = 400) -> None:
