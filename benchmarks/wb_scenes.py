@@ -17,12 +17,16 @@ scene blends two lights across the frame. Two renderings of every scene:
 - ``jpeg``: what users' files look like: the camera applies a wrong white balance (a daylight
   preset or a partial correction), its colour matrix to linear sRGB, the sRGB curve, 8 bits
   and JPEG compression (estimate with ``linear: true``); the truth goes through the same
-  gains and matrix.
+  gains and matrix. A share ``TINT_SHARE`` of them also has a tint off the daylight /
+  black-body locus (see :func:`draw_tint`): a camera's tint setting, an uncorrected green
+  fluorescent or magenta LED, a scan; without it the wrong balances all lie along the locus
+  and a model learns to read only part of a green or magenta cast.
 
 The split: training uses cameras ``TRAIN_CAMERAS``, the named lights in ``TRAIN_LIGHTS`` and
 seeds from ``TRAIN_SEED``; evaluation uses ``HELD_OUT_CAMERAS`` (none of them seen in
 training; Nikon 5100 is a real camera held out whole), the lights in ``HELD_OUT_LIGHTS`` and
-seeds from ``HELD_OUT_SEED``, with daylight and black-body temperatures drawn from those seeds.
+seeds from ``HELD_OUT_SEED``, with daylight and black-body temperatures (and tints) drawn from
+those seeds.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ TRAIN_CAMERAS = (
 )
 HELD_OUT_CAMERAS = ("Nikon 5100 (NPL)", "Stockman-Sharpe LMS", "gauss-100")
 TRAIN_SEED, HELD_OUT_SEED = 1000, 9000
+# Off-locus wrong balances of the jpeg domain: the share of scenes with one, and the range of its
+# size |t| in log chromaticity. The quality benchmark's green cast (linear gains B 0.85, G 1.1,
+# R 0.8) is t = 0.41; a CC30 green or magenta filter's worth is ~0.35-0.7.
+TINT_SHARE = 0.35
+TINT_SIZE = (0.05, 0.55)
 
 _FLUO_TRAIN = [f"FL{i}" for i in range(1, 7)] + [f"FL3.{i}" for i in range(1, 9)]
 _FLUO_HELD = [f"FL{i}" for i in range(7, 13)] + [f"FL3.{i}" for i in range(9, 16)]
@@ -186,6 +195,12 @@ class Scene:
     camera: str
     light: str
     seed: int
+    tint: float = 0.0  # off-locus wrong balance of a jpeg scene (draw_tint), 0 for none
+
+    @property
+    def balance(self) -> str:
+        """How the camera's wrong balance lies: "on locus", or "green tint" / "magenta tint"."""
+        return "on locus" if self.tint == 0 else ("green tint" if self.tint > 0 else "magenta tint")
 
     @property
     def linear(self) -> bool:
@@ -287,18 +302,49 @@ def _expose(rng: np.random.Generator, img: np.ndarray, scene_type: str) -> np.nd
     return np.clip(img, 0.0, 1.0)
 
 
-def _to_jpeg(rng: np.random.Generator, cam: np.ndarray, truth: np.ndarray, cam_name: str):
-    """A camera's JPEG with the wrong white balance, and the truth in its linear sRGB."""
+@cache
+def tint_direction() -> np.ndarray:
+    """Unit vector in linear sRGB's (ln R/G, ln B/G) perpendicular to the black-body locus, toward green.
+
+    The locus direction is a 2850 K black body's colour relative to D65's; the perpendicular
+    with both components negative raises G against R and B.
+    """
+    cmfs = _values_multi(colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"])
+    to_srgb = np.asarray(colour.models.RGB_COLOURSPACE_sRGB.matrix_XYZ_to_RGB)
+    warm = to_srgb @ (_values(colour.sd_blackbody(2850)) @ cmfs)
+    d65 = to_srgb @ (named_light("D65") @ cmfs)
+    locus = np.log(warm[[0, 2]] / warm[1]) - np.log(d65[[0, 2]] / d65[1])
+    perp = np.array([-locus[1], locus[0]]) / np.linalg.norm(locus)
+    return perp if perp.sum() < 0 else -perp
+
+
+def draw_tint(seed: int) -> float:
+    """Signed size of a scene's off-locus tint (0: none; > 0 green, < 0 magenta).
+
+    Drawn from its own generator of ``seed``, so a scene without a tint renders exactly as it
+    did before tints existed, and held-out scenes get theirs from their own seeds.
+    """
+    rng = np.random.default_rng((seed, 14))
+    if rng.random() >= TINT_SHARE:
+        return 0.0
+    return float(rng.choice((-1.0, 1.0)) * rng.uniform(*TINT_SIZE))
+
+
+def _to_jpeg(rng: np.random.Generator, cam: np.ndarray, truth: np.ndarray, cam_name: str, tint: float = 0.0):
+    """A camera's JPEG with the wrong white balance (and ``tint``), and the truth in its linear sRGB."""
     sens = camera(cam_name)
     white_d65 = named_light("D65") @ sens
     preset = white_d65 if rng.random() < 0.5 else truth ** (a := rng.uniform(0.0, 0.8)) * white_d65 ** (1 - a)
     gains = preset[1] / preset
     matrix = camera_matrix(cam_name)
-    srgb = np.clip(np.clip(cam * gains, 0, 1) @ matrix.T, 0.0, 1.0)
+    # The tint acts on the output (as a camera's tint setting or an edit does): R/G and B/G move by it.
+    tinted = np.ones(3)
+    tinted[[0, 2]] = np.exp(tint * tint_direction())
+    srgb = np.clip((np.clip(cam * gains, 0, 1) @ matrix.T) * tinted, 0.0, 1.0)
     encoded = np.rint(colour.cctf_encoding(srgb, function="sRGB") * 255).astype(np.uint8)
     ok, data = cv2.imencode(".jpg", encoded[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(75, 96))])
     assert ok
-    return cv2.imdecode(data, cv2.IMREAD_COLOR), np.maximum(matrix @ (gains * truth), 1e-4)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR), np.maximum(tinted * (matrix @ (gains * truth)), 1e-4)
 
 
 def render(seed: int, held_out: bool, size: tuple[int, int] = (192, 256)) -> Scene:
@@ -317,13 +363,15 @@ def render(seed: int, held_out: bool, size: tuple[int, int] = (192, 256)) -> Sce
         label = f"{kind}+{kind2}"
     cam, truth = _render_linear(rng, sens, lights, scene_type, size)
     cam = _expose(rng, cam, scene_type)
+    tint = 0.0
     if domain == "linear":
         image = np.rint(cam[..., ::-1] * 65535).astype(np.uint16)
         illuminant = truth[::-1]
     else:
-        image, truth_srgb = _to_jpeg(rng, cam, truth, cam_name)
+        tint = draw_tint(seed)
+        image, truth_srgb = _to_jpeg(rng, cam, truth, cam_name, tint)
         illuminant = truth_srgb[::-1]
-    return Scene(image, illuminant / illuminant.sum(), scene_type, domain, cam_name, label, seed)
+    return Scene(image, illuminant / illuminant.sum(), scene_type, domain, cam_name, label, seed, tint)
 
 
 def angular_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,8 +10,9 @@ HELD_OUT_SEED + i; daylight and black-body temperatures drawn from those seeds) 
 the mean, median and worst-25% (mean of the largest quarter) angular error in degrees
 between each estimate and the true light, in the working space the operator estimates in
 (linear camera RGB for ``linear`` scenes, linear sRGB for ``jpeg`` ones), overall, per scene
-type, per domain and per camera, then the learned estimator's ratios to shades of gray
-p 6 and how its confidence tracks its error.
+type, per domain, per camera and per camera balance (on the daylight / black-body locus, or a
+green or magenta tint off it: wb_scenes.draw_tint), then the learned estimator's ratios to
+shades of gray p 6 and how its confidence tracks its error.
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ BASELINE = "shades_of_gray p6"
 def evaluate(count: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Errors per estimator and labels per scene for ``count`` held-out scenes."""
     errors: dict[str, list[float]] = {name: [] for name in [*ESTIMATORS, "learned"]}
-    labels: dict[str, list] = {"type": [], "domain": [], "camera": [], "confidence": [], "expected_error": []}
+    labels: dict[str, list] = {
+        "type": [],
+        "domain": [],
+        "camera": [],
+        "balance": [],
+        "confidence": [],
+        "expected_error": [],
+    }
     for i in range(count):
         scene = wb_scenes.render(wb_scenes.HELD_OUT_SEED + i, held_out=True)
         for name, (method, params) in ESTIMATORS.items():
@@ -58,6 +66,7 @@ def evaluate(count: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         labels["type"].append(scene.scene_type)
         labels["domain"].append(scene.domain)
         labels["camera"].append(scene.camera)
+        labels["balance"].append(scene.balance)
         labels["confidence"].append(info["confidence"])
         labels["expected_error"].append(info["expected_error"])
     return {k: np.array(v) for k, v in errors.items()}, {k: np.array(v) for k, v in labels.items()}
@@ -125,6 +134,10 @@ def main() -> None:
     print_groups(errors, labels["type"], "scene type")
     print_groups(errors, labels["domain"], "domain")
     print_groups(errors, labels["camera"], "camera")
+    print_groups(errors, labels["balance"], "camera balance (jpeg tints off the locus)")
+    for balance in sorted(set(labels["balance"])):
+        if balance != "on locus":
+            print_table(errors, labels["balance"] == balance, f"{balance} (jpeg scenes, off the locus)")
     ours, base = summary(errors["learned"]), summary(errors[BASELINE])
     print(
         f"\nlearned / {BASELINE}: mean {ours[0] / base[0]:.2f}, worst-25% {ours[2] / base[2]:.2f} (target <= 0.75)"
