@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from helpers import run_with_report
@@ -38,17 +39,28 @@ def test_exposure_is_a_gain_in_linear_light_like_colour_science(photo8, photo16,
 
 
 def _overexposed(img: np.ndarray, gain: float = 2.5) -> np.ndarray:
+    """+log2(gain) stops, as a camera JPEG (quality 92) holds them."""
     lin = colour.cctf_decoding(img / 255.0, function="sRGB") * gain
-    return np.rint(colour.cctf_encoding(np.clip(lin, 0, 1), function="sRGB") * 255).astype(np.uint8)
+    seen = np.rint(colour.cctf_encoding(np.clip(lin, 0, 1), function="sRGB") * 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", seen, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
-def test_exposure_auto_pulls_an_overexposed_photo_back(photo8):
-    seen = _overexposed(photo8)
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut, 256 px wide, BGR: a portrait with skin, a white suit and a flag."""
+    data = pytest.importorskip("skimage.data")
+    rgb = cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def test_exposure_auto_pulls_an_overexposed_photo_back(astronaut):
+    seen = _overexposed(astronaut)
     out, report = run_with_report(seen, "exposure", stops="auto")
     assert report["clipped"] > AUTO_EXPOSURE_CLIPPED[1] and report["strength"] == 1.0
     assert -1.6 < report["stops"] < -0.5  # +1.3 stops were added
-    err_before = np.abs(seen.astype(float) - photo8).mean()
-    err_after = np.abs(out.astype(float) - photo8).mean()
+    err_before = np.abs(seen.astype(float) - astronaut).mean()
+    err_after = np.abs(out.astype(float) - astronaut).mean()
     assert err_after < 0.6 * err_before, (err_before, err_after)
     # What clipped stays the brightest part: white in, brighter out than anything unclipped.
     white, unclipped = seen.min(axis=2) == 255, seen.max(axis=2) < 250
@@ -66,6 +78,15 @@ def test_exposure_auto_leaves_a_well_exposed_photo_and_a_one_channel_clip_alone(
     assert 0.10 < (warm[..., 2] == 255).mean() < 3 * AUTO_EXPOSURE_CLIPPED[0]
     out, report = run_with_report(warm, "exposure", stops="auto")
     assert np.array_equal(out, warm) and report["strength"] == 0.0
+
+
+def test_exposure_auto_leaves_a_product_shot_on_white_alone(astronaut):
+    # Half the frame pure white: as much clipped as an over-exposure, but no run-up of near-whites.
+    canvas = np.full((362, 362, 3), 255, np.uint8)
+    canvas[53:309, 53:309] = astronaut
+    out, report = run_with_report(canvas, "exposure", stops="auto")
+    assert report["clipped"] > AUTO_EXPOSURE_CLIPPED[1]
+    assert report["strength"] == 0.0 and np.array_equal(out, canvas)
 
 
 def test_exposure_shoulder_is_monotone_and_ends_above_the_gain():
