@@ -204,8 +204,56 @@ def _base_only(ridge: float):
     return predict
 
 
+# Per-parameter base features tried for the levels in front of the look (2026-12-03, rejected).
+PERCENTILE_BASES = {
+    "black": NEUTRAL + LUMA + ("luma_p01",),
+    "white": NEUTRAL + LUMA + ("luma_p99",),
+    "gamma": NEUTRAL + LUMA + ("luma_p01", "luma_p99"),
+}
+
+
+def _per_parameter_base(features_of: dict, choose_by_cv: bool = False):
+    """Each parameter's base on ``features_of[label]`` (else NEUTRAL + LUMA); with ``choose_by_cv`` only
+    when leave-one-photo-out cross-validation of the predicted value (on the fitted scale) says it is better."""
+
+    def fit_one(x_fit, values, k, names):
+        return fa.fit_regression(x_fit, values[:, [k]], [fa.LOOK_FREE[k]], k, base_features=names)
+
+    def predict(x_fit, values, x_check):
+        groups = np.arange(len(x_fit)) // 4  # the cache holds 4 shots per photo, photo by photo
+        targets = []
+        for k, f in enumerate(fa.LOOK_FREE):
+            names = features_of.get(f.label, NEUTRAL + LUMA)
+            if choose_by_cv and names != NEUTRAL + LUMA:
+                errors = [_value_cv(x_fit, values, k, groups, fit_one, n) for n in (NEUTRAL + LUMA, names)]
+                names = names if errors[1] < errors[0] else NEUTRAL + LUMA
+            targets += fit_one(x_fit, values, k, names)
+        return _clamped(fa.LOOK_FREE, fa.predict_values(targets, x_check))
+
+    return predict
+
+
+def _value_cv(x_fit, values, k, groups, fit_one, names) -> float:
+    f = fa.LOOK_FREE[k]
+    scale = np.log if f.log else (lambda v: v)
+    errors = []
+    for g in np.unique(groups):
+        out = groups == g
+        targets = fit_one(x_fit[~out], values[~out], k, names)
+        predicted = np.clip(fa.predict_values(targets, x_fit[out])[:, 0], f.lo, f.hi)
+        errors.append(np.mean((scale(predicted) - scale(values[out, k])) ** 2))
+    return float(np.mean(errors))
+
+
 def adaptive_variants() -> dict:
     out = {"trees (main)": variant_current}
+    out["levels base + luma_p01 / luma_p99"] = _per_parameter_base(
+        {k: v for k, v in PERCENTILE_BASES.items() if k != "gamma"}
+    )
+    out["levels and gamma base + luma_p01 / luma_p99"] = _per_parameter_base(PERCENTILE_BASES)
+    out["levels and gamma base + percentiles where value cv says so"] = _per_parameter_base(
+        PERCENTILE_BASES, choose_by_cv=True
+    )
     out["neutral+luma base only, ridge .01, log"] = _base_only(0.01)
     for name, kwargs in REGRESSION_VARIANTS.items():
         out[name] = lambda x_fit, values, x_check, kwargs=kwargs: _clamped(
@@ -610,6 +658,9 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/imgenh-fit-dev"))
     parser.add_argument(
+        "--variant", action="append", default=[], help="adaptive: only these variants (by name)"
+    )
+    parser.add_argument(
         "--tag", default="current", help="names the cached look scores (one per model variant)"
     )
     parser.add_argument(
@@ -622,9 +673,8 @@ def main() -> None:
         name, value = item.split("=")
         setattr(lm, name, float(value))
     if args.adaptive:
-        adaptive_report(
-            args.cache, args.splits, adaptive_variants(), "new_shots" if args.new_shots else "check"
-        )
+        variants = {k: v for k, v in adaptive_variants().items() if not args.variant or k in args.variant}
+        adaptive_report(args.cache, args.splits, variants, "new_shots" if args.new_shots else "check")
     if args.other_photos:
         other_photos_report(look_rules(), args.cache, args.tag)
     if args.looks and args.shifted:
