@@ -74,13 +74,6 @@ CURVE_RIDGE = 1e-5  # pull toward the identity where a channel has no pixels
 MATRIX_RIDGE = 1e-4
 TABLE_SMOOTHNESS = 0.03  # relative to the mean pixel weight of a node
 TABLE_RIDGE = 1e-3
-TABLE_ORDER = 2  # finite differences of the smoothness penalty (2: a correction extends linearly)
-# A table node whose share of the pixels is below TABLE_SUPPORT times the average share is pulled
-# (up to TABLE_FALLBACK, relative to the mean pixel weight of a node) toward the identity table:
-# outside the pairs' colours the look falls back to the curves and matrix.
-TABLE_SUPPORT = 0.25
-TABLE_FALLBACK = 0.0
-AFFINE_FALLBACK = 0.0
 
 
 @dataclass
@@ -275,23 +268,17 @@ def _trilinear_weights(z: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     return np.stack(idx, axis=1), np.stack(wts, axis=1)
 
 
-def _difference(k: int, order: int) -> np.ndarray:
-    return _second_difference(k) if order == 2 else np.diff(np.eye(k), axis=0)
-
-
 @lru_cache(maxsize=4)
-def _grid_roughness(size: int, order: int = 2) -> np.ndarray:
-    """``D'D`` for ``order`` differences along each axis of a ``size^3`` grid (dense)."""
-    d2 = _difference(size, order)
+def _grid_roughness(size: int) -> np.ndarray:
+    """``D'D`` for second differences along each axis of a ``size^3`` grid (dense)."""
+    d2 = _second_difference(size)
     dd, eye = d2.T @ d2, np.eye(size)
     # (kron of the axis operators)' (kron ...) = kron of their own products: D'D per axis directly.
     return np.kron(np.kron(dd, eye), eye) + np.kron(np.kron(eye, dd), eye) + np.kron(np.kron(eye, eye), dd)
 
 
-def fit_table(z: np.ndarray, y: np.ndarray, size: int, weight: np.ndarray | None = None) -> np.ndarray:
+def fit_table(z: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
     """Colour table ``y ~ T(z)`` by lattice regression, smooth in its difference from the identity.
-
-    ``weight`` weighs each point (default 1).
 
     Returns
     -------
@@ -301,15 +288,9 @@ def fit_table(z: np.ndarray, y: np.ndarray, size: int, weight: np.ndarray | None
     nodes = size**3
     idx, wts = _trilinear_weights(z, size)
     n = max(z.shape[0], 1)
-    if weight is not None:
-        wts = wts * weight[:, None]
-        n = max(float(weight.sum()), 1e-12)
     pairs = (idx[:, :, None] * nodes + idx[:, None, :]).ravel()
-    unweighted = wts if weight is None else wts / np.maximum(weight[:, None], 1e-30)
     gram = (
-        np.bincount(pairs, (wts[:, :, None] * unweighted[:, None, :]).ravel(), nodes * nodes).reshape(
-            nodes, nodes
-        )
+        np.bincount(pairs, (wts[:, :, None] * wts[:, None, :]).ravel(), nodes * nodes).reshape(nodes, nodes)
         / n
     )
     rhs = (
@@ -317,10 +298,7 @@ def fit_table(z: np.ndarray, y: np.ndarray, size: int, weight: np.ndarray | None
         / n
     )
     scale = np.trace(gram) / nodes  # mean pixel weight of a node
-    mass = np.bincount(idx.ravel(), wts.ravel(), nodes) / n
-    lack = np.clip(1.0 - mass / (TABLE_SUPPORT * mass.mean()), 0.0, 1.0)
-    ridge = TABLE_RIDGE + TABLE_FALLBACK * lack
-    prior = _grid_roughness(size, TABLE_ORDER) * (TABLE_SMOOTHNESS * scale) + np.diag(ridge * scale)
+    prior = _grid_roughness(size) * (TABLE_SMOOTHNESS * scale) + np.eye(nodes) * (TABLE_RIDGE * scale)
     identity = np.stack(np.meshgrid(*[np.linspace(0, 1, size)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     table = np.linalg.solve(gram + prior, rhs + prior @ identity)
     return table.reshape(size, size, size, 3).astype(np.float32)
@@ -362,27 +340,8 @@ def fit_model(x: np.ndarray, y: np.ndarray, level: Complexity, bases: dict | Non
     base = bases[key]
     model = LookModel(base.curves, base.matrix, base.offset)
     if level.table:
-        z = model.before_table(x)
-        if AFFINE_FALLBACK > 0:
-            z, y, weight = _with_affine_fallback(x, y, z, model, bases, fit_base)
-            model.table = fit_table(z, y, level.table, weight)
-        else:
-            model.table = fit_table(z, y, level.table)
+        model.table = fit_table(model.before_table(x), y, level.table)
     return model
-
-
-def _with_affine_fallback(x, y, z, model, bases, fit_base):
-    """Adds pseudo-pairs on a grid over the whole colour cube whose afters are the affine rung's
-    prediction, together weighing AFFINE_FALLBACK of the real pixels: where no pair has colours
-    the table follows the affine map, which extrapolates linearly."""
-    if (2, True) not in bases:
-        bases[(2, True)] = fit_base(x, y, 2, True)
-    ramp = np.linspace(0.0, 1.0, 13)
-    grid = np.stack(np.meshgrid(ramp, ramp, ramp, indexing="ij"), axis=-1).reshape(-1, 3).astype(np.float32)
-    weight = np.concatenate([np.ones(len(x)), np.full(len(grid), AFFINE_FALLBACK * len(x) / len(grid))])
-    z_all = np.concatenate([z, model.before_table(grid)])
-    y_all = np.concatenate([y, bases[(2, True)].apply_rgb(grid)])
-    return z_all, y_all, weight
 
 
 def rgb_delta_e(rgb1: np.ndarray, rgb2: np.ndarray) -> np.ndarray:
