@@ -1,6 +1,7 @@
 """Development splits of fit_looks.py's TRAINING photos: where the fit's rules were chosen.
 
-Usage: python benchmarks/fit_dev_splits.py [--looks] [--adaptive] [--splits N] [--cache DIR]
+Usage: python benchmarks/fit_dev_splits.py [--looks [--shifted]] [--other-photos] [--adaptive] [--splits N]
+       [--cache DIR] [--tag NAME] [--set NAME=VALUE]
 
 Only the five training photos of benchmarks/fit_looks.py are used (never rocket or
 hubble_deep_field). Each split fits on three of them and checks on the other two (all 10
@@ -14,6 +15,13 @@ held-out photos judge it once at the end.
              split into pixels inside and outside each fold's training gamut). The fallback
              model (commit 28b5fba, reverted) was measured with --tag fallback at that commit.
              --tag tablefb01: that commit with the curve pull off and the table's at 0.1.
+--shifted    with --looks: each rung is also checked on photos the fit must extrapolate to: the 2
+             check photos shot twice at a random exposure and cast (seed 5), and made darker and
+             more colourful (gamma 0.4, saturation 2.5), each then given the look; and each rung's
+             colour-region cross-validation is kept (fit without the darkest / brightest / most
+             colourful 20% of the pooled pixels, check on them) for rules that weigh extrapolation.
+--other-photos  each look fitted on all five training photos, as fit_looks.py fits, and checked on
+             ten OpenCV sample photos (benchmarks/quality.py's tuning ones; opencv-doc).
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -195,8 +204,56 @@ def _base_only(ridge: float):
     return predict
 
 
+# Per-parameter base features tried for the levels in front of the look (2026-12-03, rejected).
+PERCENTILE_BASES = {
+    "black": NEUTRAL + LUMA + ("luma_p01",),
+    "white": NEUTRAL + LUMA + ("luma_p99",),
+    "gamma": NEUTRAL + LUMA + ("luma_p01", "luma_p99"),
+}
+
+
+def _per_parameter_base(features_of: dict, choose_by_cv: bool = False):
+    """Each parameter's base on ``features_of[label]`` (else NEUTRAL + LUMA); with ``choose_by_cv`` only
+    when leave-one-photo-out cross-validation of the predicted value (on the fitted scale) says it is better."""
+
+    def fit_one(x_fit, values, k, names):
+        return fa.fit_regression(x_fit, values[:, [k]], [fa.LOOK_FREE[k]], k, base_features=names)
+
+    def predict(x_fit, values, x_check):
+        groups = np.arange(len(x_fit)) // 4  # the cache holds 4 shots per photo, photo by photo
+        targets = []
+        for k, f in enumerate(fa.LOOK_FREE):
+            names = features_of.get(f.label, NEUTRAL + LUMA)
+            if choose_by_cv and names != NEUTRAL + LUMA:
+                errors = [_value_cv(x_fit, values, k, groups, fit_one, n) for n in (NEUTRAL + LUMA, names)]
+                names = names if errors[1] < errors[0] else NEUTRAL + LUMA
+            targets += fit_one(x_fit, values, k, names)
+        return _clamped(fa.LOOK_FREE, fa.predict_values(targets, x_check))
+
+    return predict
+
+
+def _value_cv(x_fit, values, k, groups, fit_one, names) -> float:
+    f = fa.LOOK_FREE[k]
+    scale = np.log if f.log else (lambda v: v)
+    errors = []
+    for g in np.unique(groups):
+        out = groups == g
+        targets = fit_one(x_fit[~out], values[~out], k, names)
+        predicted = np.clip(fa.predict_values(targets, x_fit[out])[:, 0], f.lo, f.hi)
+        errors.append(np.mean((scale(predicted) - scale(values[out, k])) ** 2))
+    return float(np.mean(errors))
+
+
 def adaptive_variants() -> dict:
     out = {"trees (main)": variant_current}
+    out["levels base + luma_p01 / luma_p99"] = _per_parameter_base(
+        {k: v for k, v in PERCENTILE_BASES.items() if k != "gamma"}
+    )
+    out["levels and gamma base + luma_p01 / luma_p99"] = _per_parameter_base(PERCENTILE_BASES)
+    out["levels and gamma base + percentiles where value cv says so"] = _per_parameter_base(
+        PERCENTILE_BASES, choose_by_cv=True
+    )
     out["neutral+luma base only, ridge .01, log"] = _base_only(0.01)
     for name, kwargs in REGRESSION_VARIANTS.items():
         out[name] = lambda x_fit, values, x_check, kwargs=kwargs: _clamped(
@@ -255,6 +312,245 @@ def gamut_cv(samples, groups) -> dict:
                     (err[~outside].sum(), (~outside).sum(), err[outside].sum(), outside.sum())
                 )
     return out
+
+
+# Colour-region cross-validation: the share of the pooled pixels each region holds out.
+REGION_SHARE = 0.2
+
+
+def colour_regions(rgb: np.ndarray) -> list[np.ndarray]:
+    """Masks of the darkest, the brightest and the most colourful REGION_SHARE of ``(P, 3)`` colours."""
+    from imgenh.fit.look import LUMA_RGB
+
+    luma = rgb @ LUMA_RGB
+    chroma = rgb.max(axis=1) - rgb.min(axis=1)
+    low, high = np.quantile(luma, [REGION_SHARE, 1 - REGION_SHARE])
+    return [luma <= low, luma >= high, chroma >= np.quantile(chroma, 1 - REGION_SHARE)]
+
+
+def region_cross_validate(samples, ladder) -> dict[str, float]:
+    """Mean CIEDE2000 of each rung on colours it did not see: fitted on the pooled pixels without a
+    region (``colour_regions``), checked on that region; the mean over the three regions. Photos
+    darker, brighter or more colourful than the pairs need the model to extrapolate; folds of
+    whole photos rarely show it, colour regions of the pooled pixels do."""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    x, y = select._stack(samples)
+    scores: dict[str, list[float]] = {level.name: [] for level in ladder}
+    for region in colour_regions(x):
+        bases: dict = {}
+        for level in ladder:
+            model = lm.fit_model(x[~region], y[~region], level, bases)
+            scores[level.name].append(float(lm.rgb_delta_e(model.apply_rgb(x[region]), y[region]).mean()))
+    return {name: float(np.mean(v)) for name, v in scores.items()}
+
+
+def look_functions() -> dict:
+    """The benchmark's eight looks as functions of a BGR uint8 image (ImageMagick ones run in a temp dir)."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="imgenh-dev-looks-"))
+    out = {}
+    for seed in (11, 12, 13):
+        hidden = pipeline_from_steps(bench.random_look(seed))
+        out[f"imgenh-random-{seed}"] = lambda img, hidden=hidden: hidden.apply(img)[0]
+    for name, args in bench.IMAGEMAGICK_LOOKS.items():
+        out[name] = lambda img, args=args: bench.imagemagick(img, args, tmp)
+    return out
+
+
+SHIFTED_SHOTS = 2  # shots per check photo
+# Darker and more colourful than any fitted photo: the look model must extrapolate.
+DARK_COLOURFUL = ({"op": "gamma", "value": 0.4}, {"op": "saturation", "factor": 2.5})
+
+
+def _pair(key: str, before: np.ndarray, look):
+    from imgenh.fit import Pair, PairImages
+
+    after = look(before)
+    return PairImages(
+        Pair(key, Path(key), Path(key)), before.astype(np.float32) / 255, after.astype(np.float32) / 255
+    )
+
+
+def shifted_pairs(befores: dict, look, names) -> list:
+    """Check pairs outside the fitted photos' colours: each check photo shot SHIFTED_SHOTS times at a random
+    exposure and colour cast (benchmarks/fit_looks.py's ``shots``, seed 5), then given the look; whole images."""
+    return [_pair(key, img, look) for key, img in bench.shots(befores, names, SHIFTED_SHOTS, seed=5).items()]
+
+
+def dark_colourful_pairs(befores: dict, look, names) -> list:
+    """Each check photo made darker and more colourful (:data:`DARK_COLOURFUL`), then given the look."""
+    shift = pipeline_from_steps(list(DARK_COLOURFUL))
+    return [_pair(name, shift.apply(befores[name])[0], look) for name in names]
+
+
+def shifted_scores(count: int | None) -> dict:
+    """Per look and split: each rung's cross-validated error, its check error on the 2 other photos (as
+    look_scores) and on shifted shots of them (``shifted_pairs``): is the model safe outside the pairs' colours?"""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    befores = {n: img for n, img in bench.photos().items() if n in bench.TRAIN_PHOTOS}
+    out = {}
+    for look, fn in look_functions().items():
+        afters = {n: fn(img) for n, img in befores.items()}
+        for k, (fit, check) in enumerate(splits(count)):
+            train = bench.make_pairs(befores, afters, fit)
+            checks = {
+                "check": bench.make_pairs(befores, afters, check),
+                "shifted": shifted_pairs(befores, fn, check),
+                "dark_colourful": dark_colourful_pairs(befores, fn, check),
+            }
+            rng = np.random.default_rng(0)
+            samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
+            cv = select.cross_validate(samples, lm.LADDER, 0, [_photo(p.pair.key) for p in train])
+            region_cv = region_cross_validate(samples, lm.LADDER)
+            x, y = select._stack(samples)
+            bases: dict = {}
+            errors = {name: {} for name in checks}
+            for level in lm.LADDER:
+                model = lm.fit_model(x, y, level, bases)
+                for name, pairs in checks.items():
+                    errors[name][level.name] = float(
+                        np.mean([_rgb_error(model, p.before, p.after) for p in pairs])
+                    )
+            out[(look, k)] = {"cv": cv, "region_cv": region_cv, **errors}
+        print(f"  {look}: done", file=sys.stderr)
+    return out
+
+
+def _rgb_error(model, before: np.ndarray, after: np.ndarray) -> float:
+    from imgenh.fit import look as lm
+
+    rgb_before, rgb_after = before.reshape(-1, 3)[:, ::-1], after.reshape(-1, 3)[:, ::-1]
+    return float(lm.rgb_delta_e(model.apply_rgb(rgb_before), rgb_after).mean())
+
+
+def shifted_report(count: int | None, rules: dict, cache: Path, tag: str) -> dict:
+    """Mean check and shifted-check CIEDE2000 per look for every fixed rung and selection rule."""
+    from imgenh.fit import look as lm
+
+    path = cache / f"shifted-{tag}.pkl"
+    if path.exists():
+        scores = pickle.loads(path.read_bytes())
+    else:
+        scores = shifted_scores(count)
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(scores))
+    looks = list(dict.fromkeys(look for look, _ in scores))
+    rows = {f"always {level.name}": (lambda d, name=level.name: name) for level in lm.LADDER}
+    rows.update({k: v for k, v in rules.items() if not k.startswith("gamut")})
+    rows.update(region_rules())
+    for which in ("check", "shifted", "dark_colourful"):
+        print(f"\nGlobal looks ({tag}), dev splits (fit 3, {which} 2 others): mean CIEDE2000\n")
+        print("| rule | " + " | ".join(looks) + " | mean |")
+        print("|---" * (len(looks) + 2) + "|")
+        for name, rule in rows.items():
+            means = [
+                np.mean([d[which][rule(d)] for (lk, _), d in scores.items() if lk == look]) for look in looks
+            ]
+            print(f"| {name} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.3f} |")
+    return scores
+
+
+def region_rules() -> dict:
+    """Selection rules that also weigh each rung's colour-region cross-validation (extrapolation)."""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    names = [level.name for level in lm.LADDER]
+
+    def summed(d, weight):
+        return {k: d["cv"][k] + weight * d["region_cv"][k] for k in names}
+
+    return {
+        "lowest region cv": lambda d: min(d["region_cv"], key=d["region_cv"].get),
+        "lowest cv + region cv": lambda d: min(names, key=summed(d, 1.0).get),
+        "choose_complexity on cv + region cv": lambda d: (
+            select.choose_complexity(summed(d, 1.0), lm.LADDER).name
+        ),
+        "choose_complexity on cv + region cv / 2": lambda d: (
+            select.choose_complexity(summed(d, 0.5), lm.LADDER).name
+        ),
+    }
+
+
+# New photos for --other-photos: OpenCV's sample photos of benchmarks/quality.py's tuning set.
+OTHER_PHOTOS = (
+    "aloeL",
+    "apple",
+    "baboon",
+    "board",
+    "chicky_512",
+    "graf1",
+    "licenseplate_motion",
+    "orange",
+    "rubberwhale1",
+    "stuff",
+)
+
+
+def other_photo_scores() -> dict:
+    """Per look: each rung fitted on all five training photos (as fit_looks.py fits), checked on
+    OTHER_PHOTOS; with the cross-validation and region cross-validation the rules read."""
+    import cv2
+
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+    from imgenh.fit.pairs import resize_to_side
+
+    root = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
+    others = [
+        resize_to_side(cv2.imread(str(sorted(root.glob(n + ".*"))[0]), cv2.IMREAD_COLOR), bench.SIDE)
+        for n in OTHER_PHOTOS
+    ]
+    befores = {n: img for n, img in bench.photos().items() if n in bench.TRAIN_PHOTOS}
+    out = {}
+    for look, fn in look_functions().items():
+        train = bench.make_pairs(befores, {n: fn(img) for n, img in befores.items()}, bench.TRAIN_PHOTOS)
+        rng = np.random.default_rng(0)
+        samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
+        groups = [_photo(p.pair.key) for p in train]
+        x, y = select._stack(samples)
+        bases: dict = {}
+        checks = [_pair(str(k), img, fn) for k, img in enumerate(others)]
+        errors = {}
+        for level in lm.LADDER:
+            model = lm.fit_model(x, y, level, bases)
+            errors[level.name] = float(np.mean([_rgb_error(model, p.before, p.after) for p in checks]))
+        out[(look, 0)] = {
+            "cv": select.cross_validate(samples, lm.LADDER, 0, groups),
+            "region_cv": region_cross_validate(samples, lm.LADDER),
+            "other_photos": errors,
+        }
+        print(f"  {look}: done", file=sys.stderr)
+    return out
+
+
+def other_photos_report(rules: dict, cache: Path, tag: str) -> None:
+    path = cache / f"other-{tag}.pkl"
+    if path.exists():
+        scores = pickle.loads(path.read_bytes())
+    else:
+        scores = other_photo_scores()
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(scores))
+    from imgenh.fit import look as lm
+
+    looks = [look for look, _ in scores]
+    rows = {f"always {level.name}": (lambda d, name=level.name: name) for level in lm.LADDER}
+    rows.update({k: v for k, v in rules.items() if not k.startswith("gamut")})
+    rows.update(region_rules())
+    print(
+        f"\nGlobal looks ({tag}), fitted on the 5 training photos, checked on {len(OTHER_PHOTOS)} OpenCV photos\n"
+    )
+    print("| rule | " + " | ".join(looks) + " | mean |")
+    print("|---" * (len(looks) + 2) + "|")
+    for name, rule in rows.items():
+        errors = [scores[(look, 0)]["other_photos"][rule(scores[(look, 0)])] for look in looks]
+        print(f"| {name} | " + " | ".join(f"{e:.3f}" for e in errors) + f" | {np.mean(errors):.3f} |")
 
 
 def look_scores(count: int | None) -> dict:
@@ -348,11 +644,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--looks", action="store_true")
     parser.add_argument("--adaptive", action="store_true")
+    parser.add_argument(
+        "--other-photos", action="store_true", help="looks: fit on all 5 training photos, check OpenCV photos"
+    )
+    parser.add_argument(
+        "--shifted",
+        action="store_true",
+        help="looks: also check shots of the 2 photos at new exposures and casts",
+    )
     parser.add_argument("--splits", type=int, default=None)
     parser.add_argument(
         "--new-shots", action="store_true", help="adaptive: check new shots of the fitted photos"
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/imgenh-fit-dev"))
+    parser.add_argument(
+        "--variant", action="append", default=[], help="adaptive: only these variants (by name)"
+    )
     parser.add_argument(
         "--tag", default="current", help="names the cached look scores (one per model variant)"
     )
@@ -366,10 +673,13 @@ def main() -> None:
         name, value = item.split("=")
         setattr(lm, name, float(value))
     if args.adaptive:
-        adaptive_report(
-            args.cache, args.splits, adaptive_variants(), "new_shots" if args.new_shots else "check"
-        )
-    if args.looks:
+        variants = {k: v for k, v in adaptive_variants().items() if not args.variant or k in args.variant}
+        adaptive_report(args.cache, args.splits, variants, "new_shots" if args.new_shots else "check")
+    if args.other_photos:
+        other_photos_report(look_rules(), args.cache, args.tag)
+    if args.looks and args.shifted:
+        shifted_report(args.splits, look_rules(), args.cache, args.tag)
+    elif args.looks:
         looks_report(args.splits, look_rules(), args.cache, args.tag)
 
 
