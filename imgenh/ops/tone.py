@@ -951,9 +951,10 @@ def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
 # uncompressed frame reads lower, astronaut +1.3 stops 0.22 against 0.46: JPEG ringing below a clipped
 # edge adds to the band, so such a frame is pulled back part way). A studio shot's
 # white background is a flat field with a sharp edge: tuning photos set on white covering 40% or
-# 60% of the frame read 0.01-0.32 and 0.01-0.14 (at 20%, 0.05-0.9: a small white border around a
-# bright photo still reads as over-exposed). A product shot on white was darkened before this
-# check existed (CIEDE2000 0.66 -> 14.1, found on the first held-out set).
+# 60% of the frame read 0.01-0.32 and 0.01-0.14 (at 20%, 0.05-0.9). Not enough on its own: a
+# product shot on white from the first held-out set (smarties: 64% clipped, bright candies) reads
+# 0.33, and 3.0 once noisy, and was darkened 1.5 stops; no per-channel statistic tells it apart.
+# So no shipped pipeline uses auto: it is for frames known to be over-exposed.
 # The gain brings the linear mean of the unclipped levels (luma-weighted) to AUTO_EXPOSURE_TARGET,
 # never below AUTO_EXPOSURE_MIN_GAIN (-1.5 stops) and never above 1 (auto only darkens). Above
 # linear SHOULDER_KNEE the gain gives way to a straight shoulder that ends at the clipped level
@@ -1053,7 +1054,8 @@ def exposure(
         float,
         0.0,
         "exposure change in stops (each doubles or halves the light); auto = darken a frame whose "
-        "highlights clipped, by how much clipped and how bright the rest is (never brightens)",
+        "highlights clipped, by how much clipped and how bright the rest is (never brightens; a "
+        "product shot on white reads the same: for frames known to be over-exposed)",
         ge=-10,
         le=10,
         words=("auto",),
@@ -1064,8 +1066,9 @@ def exposure(
     With ``auto`` the change comes from the image (:func:`over_exposure`): nothing when no more
     than 5% of the levels are clipped (averaged over channels), the full correction from 10%,
     which brings the linear mean of the unclipped levels to 0.16 (at most -1.5 stops); and
-    nothing where the levels do not run up to the clip (a white studio background clips
-    without a band of near-whites below it). Under a
+    nothing where the levels do not run up to the clip (a large white studio background clips
+    without a band of near-whites below it). A product shot on white with bright colours still
+    reads as over-exposed, so use auto on frames known to be over-exposed. Under a
     correction the highlights roll off along a shoulder, so what was clipped stays the brightest
     part of the frame instead of turning the same grey as the levels just below it. Reports
     ``stops``, and with auto ``clipped``, ``run_up`` and ``strength``.
