@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fit_looks as bench  # noqa: E402
+import quality  # noqa: E402
 
 from imgenh.adaptive import FEATURE_NAMES, image_features  # noqa: E402
 from imgenh.colour_difference import mean_delta_e  # noqa: E402
@@ -57,6 +58,16 @@ def splits(count: int | None):
 
 def _photo(key: str) -> str:
     return key.split("/")[0]
+
+
+def cached(path: Path, compute):
+    """``compute()``, kept in the pickle ``path`` and read from it when it exists."""
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(value))
+    return value
 
 
 # --- adaptive ------------------------------------------------------------------------------------
@@ -432,13 +443,7 @@ def shifted_report(count: int | None, rules: dict, cache: Path, tag: str) -> dic
     """Mean check and shifted-check CIEDE2000 per look for every fixed rung and selection rule."""
     from imgenh.fit import look as lm
 
-    path = cache / f"shifted-{tag}.pkl"
-    if path.exists():
-        scores = pickle.loads(path.read_bytes())
-    else:
-        scores = shifted_scores(count)
-        cache.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(scores))
+    scores = cached(cache / f"shifted-{tag}.pkl", lambda: shifted_scores(count))
     looks = list(dict.fromkeys(look for look, _ in scores))
     rows = {f"always {level.name}": (lambda d, name=level.name: name) for level in lm.LADDER}
     rows.update({k: v for k, v in rules.items() if not k.startswith("gamut")})
@@ -478,18 +483,7 @@ def region_rules() -> dict:
 
 
 # New photos for --other-photos: OpenCV's sample photos of benchmarks/quality.py's tuning set.
-OTHER_PHOTOS = (
-    "aloeL",
-    "apple",
-    "baboon",
-    "board",
-    "chicky_512",
-    "graf1",
-    "licenseplate_motion",
-    "orange",
-    "rubberwhale1",
-    "stuff",
-)
+OTHER_PHOTOS = quality.OPENCV_TUNING
 
 
 def other_photo_scores() -> dict:
@@ -530,13 +524,7 @@ def other_photo_scores() -> dict:
 
 
 def other_photos_report(rules: dict, cache: Path, tag: str) -> None:
-    path = cache / f"other-{tag}.pkl"
-    if path.exists():
-        scores = pickle.loads(path.read_bytes())
-    else:
-        scores = other_photo_scores()
-        cache.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(scores))
+    scores = cached(cache / f"other-{tag}.pkl", other_photo_scores)
     from imgenh.fit import look as lm
 
     looks = [look for look, _ in scores]
@@ -587,13 +575,7 @@ def look_scores(count: int | None) -> dict:
 def looks_report(count: int | None, rules: dict, cache: Path, tag: str) -> dict:
     from imgenh.fit import look as lm
 
-    path = cache / f"looks-{tag}.pkl"
-    if path.exists():
-        scores = pickle.loads(path.read_bytes())
-    else:
-        scores = look_scores(count)
-        cache.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(scores))
+    scores = cached(cache / f"looks-{tag}.pkl", lambda: look_scores(count))
     looks = sorted({look for look, _ in scores}, key=list(dict.fromkeys(look for look, _ in scores)).index)
     print("\nGlobal looks, dev splits of the training photos (fit 3, check 2): mean check CIEDE2000\n")
     print("| rule | " + " | ".join(looks) + " | mean |")
