@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from imgenh.pixels import max_value
+from imgenh.pixels import LUMA_BGR, max_value
 
 # Rows per band when a figure walks the image (bounds the float32 working memory).
 BAND_PIXELS = 1 << 18
@@ -145,7 +145,7 @@ def blockiness(img: np.ndarray, budget: int = OPERATOR_SAMPLE_PIXELS, weights=No
         return 1.0
     mix = None
     if img.ndim == 3:
-        mix = np.asarray(weights if weights is not None else (0.0722, 0.7152, 0.2126), np.float32)
+        mix = np.asarray(weights if weights is not None else LUMA_BGR, np.float32)
     windows = max(1, min(h // _BLOCK_WINDOW_ROWS, budget // (w * _BLOCK_WINDOW_ROWS)))
     tops = np.unique(np.linspace(0, max(h - _BLOCK_WINDOW_ROWS, 0) // JPEG_BLOCK, windows).astype(int))
     on_grid = off_grid = 0.0

@@ -19,7 +19,7 @@ import numpy as np
 from imgenh.ops.color import linear_to_srgb, srgb_to_linear
 from imgenh.ops.contract import OpContext, ramp
 from imgenh.ops.registry import Param, operator
-from imgenh.pixels import from_float, max_value, per_channel, to_float
+from imgenh.pixels import LUMA_BGR, from_float, max_value, per_channel, to_float
 
 # ImageMagick's MagickEpsilon: below it a range or a contrast counts as zero.
 MAGICK_EPSILON = 1.0e-12
@@ -969,7 +969,6 @@ AUTO_EXPOSURE_MIN_GAIN = 0.35
 SHOULDER_KNEE = 0.6
 SHOULDER_HEADROOM = 0.3
 _CLIPPED_LEVEL = 1.0 - 1.5 / 255.0
-_LUMA_BGR = (0.0722, 0.7152, 0.2126)  # Rec. 709 weights in BGR order
 
 
 def exposure_curve(x: np.ndarray, gain: float, shoulder: bool = False) -> np.ndarray:
@@ -1019,7 +1018,7 @@ def over_exposure(stats) -> tuple[float, float, float, float]:
         How far auto corrects, 0..1: the product of the ramps of ``clipped``
         (:data:`AUTO_EXPOSURE_CLIPPED`) and ``run_up`` (:data:`AUTO_EXPOSURE_RUN_UP`).
     """
-    weights = _LUMA_BGR if stats.channels >= 3 else (1.0,)
+    weights = LUMA_BGR if stats.channels >= 3 else (1.0,)
     shares, near, means = [], [], []
     for channel in range(len(weights)):
         levels, counts = stats.histogram(channel)
