@@ -77,11 +77,15 @@ class Worker:
         self.gate = gate
         self.figures = figures or thumbnails
         self.thumbnails = thumbnails
+        self._parent_pid = os.getpid()  # the process that built it: its Ctrl-C handling is its own
 
     def __call__(self, job: Job) -> Result:
         if self.single_thread:
             cv2.setNumThreads(1)
-            if threading.current_thread() is threading.main_thread():  # a pool process, not a thread
+            # Only a pool process ignores SIGINT; run in the parent (joblib may fall back to
+            # running tasks there), it would leave Ctrl-C ignored for the rest of that process.
+            in_pool = os.getpid() != self._parent_pid
+            if in_pool and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
         start = time.perf_counter()
         result = Result.from_job(job, Status.FAILED, "")

@@ -366,3 +366,20 @@ def test_interrupt_while_decoder_output_is_captured_keeps_stderr(tmp_path, capfd
     os.write(2, b"after the interrupt\n")
     err = capfd.readouterr().err
     assert "after the interrupt" in err and "decoder noise" not in err
+
+
+def test_a_single_thread_worker_run_in_its_parent_keeps_ctrl_c(tmp_path, photo8):
+    # Pool workers ignore SIGINT (the parent decides); the process that built the worker must not.
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), photo8)
+    from imgenh import pipeline_from_steps
+    from imgenh.plan import Job, Status
+    from imgenh.worker import Worker
+
+    before = signal.getsignal(signal.SIGINT)
+    worker = Worker(pipeline_from_steps([{"op": "gamma", "value": 1.2}]), single_thread=True)
+    try:
+        assert worker(Job(src, tmp_path / "out.png", "out.png")).status == Status.OK
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, before)
