@@ -21,7 +21,7 @@ from imgenh.errors import ConfigError
 from imgenh.io import DEFAULT_QUALITY, Image
 from imgenh.ops.contract import OpContext, ParamError, Stats
 from imgenh.ops.registry import Param, did_you_mean
-from imgenh.pixels import apply_table, from_float, max_value, to_float
+from imgenh.pixels import apply_table, from_float, is_identity_table, max_value, to_float
 
 if TYPE_CHECKING:
     from imgenh.ops.registry import OpSpec
@@ -135,7 +135,8 @@ def _apply(
                     ctx = context(img, Stats(img, table if i else None, raw_counts))
                     table = np.asarray(step(table, ctx), dtype=np.float64)
                     contexts.append((step, ctx))
-                img = apply_table(img, table)
+                if not is_identity_table(table, img.dtype):  # a group that changes nothing: no pass
+                    img = apply_table(img, table)
         else:
             step = stage[0]
             if step.op.kind == "float":

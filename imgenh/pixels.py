@@ -104,11 +104,10 @@ def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = Non
         Output dtype; the image's own by default (levels rounded and saturated).
     """
     dtype = np.dtype(dtype or img.dtype)
-    top = max_value(dtype)
     if dtype == np.float32:
         lut = np.clip(table, 0.0, 1.0).astype(np.float32)
     else:
-        lut = np.clip(np.rint(table * top), 0, top).astype(dtype)
+        lut = _rounded_levels(table, dtype)
     channels = 1 if img.ndim == 2 else img.shape[2]
     if img.dtype == np.uint8 and channels <= 4:
         # cv2.LUT takes an 8-bit image and a table of any depth (the output takes the table's).
@@ -123,6 +122,33 @@ def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = Non
     for c in range(channels):
         out[..., c] = lut[:, c][img[..., c]]
     return out
+
+
+def _rounded_levels(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A table of levels in [0, 1] as the integer levels of ``dtype`` it writes (rounded, saturated)."""
+    top = max_value(dtype)
+    return np.clip(np.rint(table * top), 0, top).astype(dtype)
+
+
+def is_identity_table(table: np.ndarray, dtype: np.dtype) -> bool:
+    """True when :func:`apply_table` with ``table`` would give every level of ``dtype`` back unchanged.
+
+    A fused group of pointwise steps that changes nothing (a white balance held back to
+    gains of 1, a stretch of strength 0) can then skip its pass over the image.
+
+    Parameters
+    ----------
+    table : ndarray
+        Shape ``(N,)`` or ``(N, C)``, levels in [0, 1], N the number of levels of ``dtype``.
+    dtype : dtype
+        uint8 or uint16 (always False for float32: a float table is not rounded).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui" or table.shape[0] != int(max_value(dtype)) + 1:
+        return False
+    lut = _rounded_levels(table, dtype)
+    levels = np.arange(lut.shape[0], dtype=dtype).reshape((-1,) + (1,) * (lut.ndim - 1))
+    return bool((lut == levels).all())
 
 
 # Rows per strip of _planar_lut: its three planes (~0.8 MB at 4000 wide) stay in cache.

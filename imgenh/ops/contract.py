@@ -29,7 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from imgenh.pixels import LUMA_BINS, apply_table, level_counts, luma, luma_counts, quantised_counts, to_float
+from imgenh.pixels import (
+    LUMA_BINS,
+    apply_table,
+    is_identity_table,
+    level_counts,
+    luma,
+    luma_counts,
+    quantised_counts,
+    to_float,
+)
 
 KINDS = ("pointwise", "native", "float")
 
@@ -115,7 +124,7 @@ class Stats:
         Integer images come back as the separate steps would have left them (levels rounded);
         made once per ``Stats``.
         """
-        if self._table is None:
+        if self._table is None or is_identity_table(self._table, self._image.dtype):
             return self._image
         if self._current is None:
             self._current = apply_table(self._image, self._table)
