@@ -379,15 +379,25 @@ def test_cast_range_validation():
     assert errors and errors[0][0] == "cast_range"
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 @pytest.mark.parametrize("share", [1e-5, 2e-3, 0.05])
-def test_clipped_cells_match_an_exact_area_shrink(share):
-    # Every small cell that averages a clipped pixel is found, however many are clipped.
-    from imgenh.ops.color import _cells_touched
+def test_clipped_blocks_match_an_exact_area_shrink(share, dtype):
+    # Every block of the whole-factor shrink that averages a clipped value (in any one channel)
+    # is found, however many are clipped; rows and columns past the last whole block are left out.
+    from imgenh.ops.color import _clipped_blocks
 
     rng = np.random.default_rng(3)
-    mask = (rng.random((1001, 1537)) < share).astype(np.uint8) * 255
-    exact = cv2.resize(mask.astype(np.float64), (128, 83), interpolation=cv2.INTER_AREA) > 0
-    assert np.array_equal(_cells_touched(mask, (128, 83)), exact)
+    h, w, k = 83, 128, 12
+    img = rng.integers(0, 240, (h * k + 5, w * k + 7, 3)).astype(dtype)
+    clip = rng.random(img.shape) < share / 3
+    top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
+    img[clip] = top
+    img[h * k :, :, 0] = top  # past the last whole block row: not counted
+    below = top * 0.98
+    mask = (img[: h * k, : w * k] > below).any(axis=2).astype(np.float64)
+    exact = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) > 0
+    assert exact.any()
+    assert np.array_equal(_clipped_blocks(img, k, (w, h), below), exact)
 
 
 def test_one_clipped_pixel_makes_its_feature_cell_unusable():
