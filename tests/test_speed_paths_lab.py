@@ -183,3 +183,23 @@ def test_saturation_keeps_alpha(photo8):
     )
     assert np.array_equal(out.alpha, alpha)
     assert np.array_equal(out.pixels, run_op(photo8, "saturation", factor=1.5))
+
+
+def test_saturation_8bit_encode_equals_the_float_route_rounded():
+    """The 8-bit sRGB encode (affine + rounding in one pass, near-black branch rounded apart)
+    gives the float route's levels rounded and saturated, to the bit, across both branches,
+    the knee, negative (out of gamut) and above-white values."""
+    rng = np.random.default_rng(4)
+    knee = color._SRGB_KNEE
+    values = np.concatenate(
+        [
+            np.linspace(-0.05, 1.2, 30001),
+            [0.0, knee, np.nextafter(knee, 0), np.nextafter(knee, 1), 1.0],
+            rng.uniform(0, 0.004, 3000),
+        ]
+    ).astype(np.float32)
+    values = values[: values.size // 3 * 3].reshape(-1, 1, 3)
+    for lin in (values, np.abs(values) + np.float32(0.01)):  # with and without near-black values
+        expected = cv2.convertScaleAbs(color._encode_srgb_levels(lin.copy(), 255.0))
+        out = color._encode_srgb_uint8(lin.copy(), np.empty(lin.shape, np.uint8))
+        np.testing.assert_array_equal(out, expected)

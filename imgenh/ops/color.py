@@ -1179,17 +1179,29 @@ def scale_chroma(linear_bgr: np.ndarray, factor: float, matrices=None, clip: boo
     return cv2.min(cv2.max(out, (0.0,) * 4, dst=out), (1.0,) * 4, dst=out) if clip else out
 
 
-def _encode_srgb_levels(lin: np.ndarray, top: float) -> np.ndarray:
-    """``top * linear_to_srgb(lin)`` on float32 without ``pow``, before clipping; ``lin`` is overwritten.
+_SRGB_KNEE = 0.0031308  # linear light: the sRGB curve is 12.92 v below, 1.055 v ** (1 / 2.4) - 0.055 above
+
+
+def _srgb_root(lin: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``max(lin, knee) ** (5 / 12)`` on float32 without ``pow``, and whether any value lies below the knee.
 
     ``v ** (1 / 2.4) = c * sqrt(sqrt(c))`` with ``c = cbrt(v)`` (5/12 = 1/3 + 1/12): a cube
     root and two square roots cost a fraction of a float32 power, within a few ulp of it.
+    ``lin`` is clipped at the knee in place when no value lies below it (then it is not needed).
+    """
+    dark = float(lin.min()) < _SRGB_KNEE
+    c = np.cbrt(cv2.max(lin, (_SRGB_KNEE,) * 4, dst=lin if not dark else None))
+    c *= cv2.sqrt(cv2.sqrt(c))
+    return c, dark
+
+
+def _encode_srgb_levels(lin: np.ndarray, top: float) -> np.ndarray:
+    """``top * linear_to_srgb(lin)`` on float32 (see :func:`_srgb_root`), before clipping; ``lin`` is overwritten.
+
     Values above 1 come out above ``top`` and values below 0 as 0, so saturating the
     result to the output depth is the same as clipping ``lin`` to [0, 1] first.
     """
-    dark = float(lin.min()) < 0.0031308
-    c = np.cbrt(cv2.max(lin, (0.0031308,) * 4, dst=lin if not dark else None))
-    c *= cv2.sqrt(cv2.sqrt(c))
+    c, dark = _srgb_root(lin)
     channels = 1 if c.ndim == 2 else c.shape[2]
     # 1.055 c - 0.055, times top: one affine cv2.transform
     affine = np.hstack([np.eye(channels) * 1.055 * top, np.full((channels, 1), -0.055 * top)])
@@ -1198,6 +1210,22 @@ def _encode_srgb_levels(lin: np.ndarray, top: float) -> np.ndarray:
         lin *= np.float32(12.92 * top)
         c = cv2.max(cv2.min(c, lin, dst=c), (0.0,) * 4, dst=c)
     return c
+
+
+def _encode_srgb_uint8(lin: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """:func:`_encode_srgb_levels` at 255, rounded and saturated into the uint8 ``dst``, in fewer passes.
+
+    The affine step and the rounding are one ``convertScaleAbs`` (the power branch is at
+    least 0.04 * 255 there, so its absolute value changes nothing); the linear segment near
+    black is rounded on its own and the smaller level kept: rounding is monotone, so the
+    minimum of the rounded branches is the rounded minimum. ``lin`` is overwritten.
+    """
+    c, dark = _srgb_root(lin)
+    cv2.convertScaleAbs(c, dst=dst, alpha=1.055 * 255.0, beta=-0.055 * 255.0)
+    if dark:
+        near_black = cv2.convertScaleAbs(cv2.max(lin, (0.0,) * 4, dst=lin), alpha=12.92 * 255.0)
+        cv2.min(dst, near_black, dst=dst)
+    return dst
 
 
 # Rows per strip of the saturation operator: its float temporaries stay in cache, and no
@@ -1227,11 +1255,13 @@ def saturate(img: np.ndarray, factor: float) -> np.ndarray:
             lin = cv2.LUT(img[rows], decode)
         else:
             lin = decode[img[rows]]
-        levels = _encode_srgb_levels(scale_chroma(lin, factor, matrices, clip=False), top)
+        new_lin = scale_chroma(lin, factor, matrices, clip=False)
+        if depth == cv2.CV_8U:
+            _encode_srgb_uint8(new_lin, out[rows])
+            continue
+        levels = _encode_srgb_levels(new_lin, top)
         if depth is None:
             np.clip(levels, 0.0, 1.0, out=out[rows])
-        elif depth == cv2.CV_8U:  # rounded and saturated in one pass (levels are >= 0)
-            cv2.convertScaleAbs(levels, dst=out[rows])
         else:
             cv2.add(levels, (0.0,) * 4, dst=out[rows], dtype=depth)
     return out
