@@ -88,7 +88,8 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
     Returns
     -------
     image : ndarray
-        The result, in the input's dtype.
+        The result, in the input's dtype; ``pixels`` itself (not a copy) when the steps leave
+        every level as it was (no steps, or pointwise steps that cancel out).
     reports : list of dict
         ``{"step": i, "op": name, ...values}`` for each step that reported values.
 
