@@ -178,8 +178,12 @@ def make_corpus(count: int, megapixels: float) -> Path:
 # Measuring a whole process tree
 
 
-def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int]:
-    """Start ``cmds`` together; wall seconds until all exit, peak RSS (MB) of any one process, worst rc.
+def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int, float]:
+    """Start ``cmds`` together; wall seconds until all exit, peak RSS (MB) of any one process, worst rc,
+    and CPU seconds (user + system) of the commands and the descendants they reaped.
+
+    The CPU seconds are the steadier figure on a shared machine: another session's load
+    stretches the wall time of every run by a different amount, the work done much less.
 
     The peak is the larger of two readings: the resident set of every descendant (pool
     workers included) sampled from /proc every 50 ms with psutil, and ``wait4``'s
@@ -193,7 +197,7 @@ def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int]:
     neutral = tempfile.gettempdir()
     pending = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, cwd=neutral) for c in cmds]
     me = psutil.Process()
-    peak, rc = 0, 0
+    peak, rc, cpu = 0, 0, 0.0
     while pending:
         for proc in list(pending):
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -201,13 +205,14 @@ def run_tree(cmds: list[list[str]], env: dict) -> tuple[float, float, int]:
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 rc = max(rc, abs(proc.returncode))
                 peak = max(peak, usage.ru_maxrss * 1024)
+                cpu += usage.ru_utime + usage.ru_stime
                 pending.remove(proc)
         for child in me.children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 peak = max(peak, child.memory_info().rss)
         if pending:
             time.sleep(0.05)
-    return time.perf_counter() - start, peak / 2**20, rc
+    return time.perf_counter() - start, peak / 2**20, rc, cpu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +289,10 @@ def build_runs(args, src: Path, work: Path) -> dict:
 
 
 def measure_rounds(runs: dict, rounds: int, work: Path, env: dict, slow=(), slow_rounds: int = 0) -> dict:
-    """Interleaved rounds; per run a list of (round, seconds, peak MB). ``slow`` runs only in the first rounds."""
+    """Interleaved rounds; per run a list of (round, seconds, peak MB, CPU seconds).
+
+    ``slow`` runs only in the first rounds.
+    """
     names = list(runs)
     results = {n: [] for n in names}
     for r in range(rounds):
@@ -295,11 +303,14 @@ def measure_rounds(runs: dict, rounds: int, work: Path, env: dict, slow=(), slow
             out = work / "out" / name
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            seconds, peak, rc = run_tree(runs[name](out), env)
+            seconds, peak, rc, cpu = run_tree(runs[name](out), env)
             if rc:
                 sys.exit(f"{name} failed (exit {rc}): {runs[name](out)}")
-            results[name].append((r, seconds, peak))
-            print(f"  round {r + 1}/{rounds} {name:<24} {seconds:7.2f} s  {peak:6.0f} MB", file=sys.stderr)
+            results[name].append((r, seconds, peak, cpu))
+            print(
+                f"  round {r + 1}/{rounds} {name:<24} {seconds:7.2f} s  {peak:6.0f} MB  cpu {cpu:6.2f} s",
+                file=sys.stderr,
+            )
         shutil.rmtree(work / "out", ignore_errors=True)
     return results
 
@@ -340,7 +351,7 @@ def one_image_and_version(src: Path, work: Path, env: dict, repeats: int, baseli
                 ]
             ]
     res = measure_rounds(runs, repeats, work, env)
-    med = {k: statistics.median(s for _, s, _ in v) for k, v in res.items()}
+    med = {k: statistics.median(row[1] for row in v) for k, v in res.items()}
     result = {}
     for tag in ("", "@before") if baseline else ("",):
         result[tag or "now"] = {
@@ -348,26 +359,30 @@ def one_image_and_version(src: Path, work: Path, env: dict, repeats: int, baseli
             "one_image_floor_s": med["floor 1 image"],
             "one_image_default_s": med["default.yaml 1 image" + tag],
             "one_image_over_floor_s": med["default.yaml 1 image" + tag] - med["floor 1 image"],
-            "one_image_peak_mb": max(p for _, _, p in res["default.yaml 1 image" + tag]),
+            "one_image_peak_mb": max(row[2] for row in res["default.yaml 1 image" + tag]),
         }
     return result
 
 
 def summarise(results: dict) -> dict:
-    """Median (and range) over rounds of each run's time divided by the floor's in the same round."""
-    base = {r: s for r, s, _ in results["floor"]}
+    """Median (and range) over rounds of each run's time divided by the floor's in the same round.
+
+    ``cpu_ratio`` is the same for the CPU seconds of the process tree.
+    """
+    base = {r: (s, c) for r, s, _, c in results["floor"]}
     table = {}
     for name, rows in results.items():
         if not rows:
             continue
-        ratios = [s / base[r] for r, s, _ in rows]
+        ratios = [s / base[r][0] for r, s, _, _ in rows]
         table[name] = {
             "ratio": statistics.median(ratios),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
+            "cpu_ratio": statistics.median(c / base[r][1] for r, _, _, c in rows),
             "rounds": len(rows),
-            "seconds": statistics.median(s for _, s, _ in rows),
-            "peak_mb": max(p for _, _, p in rows),
+            "seconds": statistics.median(row[1] for row in rows),
+            "peak_mb": max(row[2] for row in rows),
         }
     return table
 
@@ -382,8 +397,10 @@ def print_table(meta: dict, table: dict, extra: dict | None) -> None:
     )
     if "load_before" in meta:  # a shared machine: how busy it was (1-minute load average)
         print(f"load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after")
-    print("| run | x floor (median) | min-max | s (median) | peak RSS of one process | target |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| run | x floor (median) | min-max | s (median) | CPU x floor | peak RSS of one process | target |"
+    )
+    print("|---|---|---|---|---|---|---|")
     opencv = table.get("opencv", {}).get("ratio")
     for name, row in table.items():
         target = TARGETS.get(name, "") if "@" not in name else ""
@@ -397,7 +414,7 @@ def print_table(meta: dict, table: dict, extra: dict | None) -> None:
             spread += f" ({row['rounds']} round{'s' if row['rounds'] > 1 else ''})"
         print(
             f"| {label} | {row['ratio']:.2f} | {spread} |"
-            f" {row['seconds']:.2f} | {row['peak_mb']:.0f} MB | {target} |"
+            f" {row['seconds']:.2f} | {row['cpu_ratio']:.2f} | {row['peak_mb']:.0f} MB | {target} |"
         )
     if "mogrify" in table and "4-step" in table:
         print(
@@ -634,7 +651,10 @@ def main() -> None:
     meta["load_after"] = os.getloadavg()[0]
     table = summarise(results)
     print_table(meta, table, extra)
-    raw = {k: [{"round": r, "seconds": s, "peak_mb": p} for r, s, p in v] for k, v in results.items()}
+    raw = {
+        k: [{"round": r, "seconds": s, "peak_mb": p, "cpu_s": c} for r, s, p, c in v]
+        for k, v in results.items()
+    }
     args.json.write_text(json.dumps({"meta": meta, "table": table, "startup": extra, "raw": raw}, indent=1))
     print(f"(JSON: {args.json})")
 
