@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -296,7 +297,9 @@ def measure_rounds(runs: dict, rounds: int, work: Path, env: dict, slow=(), slow
     names = list(runs)
     results = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
+        # Each round in its own (seeded) order: a rotation kept every run beside the same neighbour, and
+        # what one run leaves behind (pages to write back, a cold cache) then always fell on the same next run.
+        order = names if r == 0 else random.Random(r).sample(names, len(names))
         for name in order:
             if name in slow and r >= slow_rounds:
                 continue
