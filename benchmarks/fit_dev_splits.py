@@ -277,18 +277,19 @@ def adaptive_variants() -> dict:
 # --- adaptive with auto-correction prefixes ------------------------------------------------------
 
 
-def auto_scores(cache: Path, count: int | None) -> dict:
+def auto_scores(cache: Path, count: int | None, edits: dict) -> dict:
     """Per edit and split: each candidate of fit_adaptive (none / auto prefix / predicted values) fitted on
     the split's three photos' shots, with its cross-validated error and its mean CIEDE2000 on the other
-    two photos' shots (check) and on new shots of the three (seed 3). Kept per split in ``cache``."""
+    two photos' shots (check) and on new shots of the three (seed 3). Kept per split in ``cache``.
+    ``edits`` maps a name to a function from shots (key -> BGR uint8) to pairs."""
     from imgenh.fit import fit_look
 
     photos = bench.photos()
     shots = bench.shots(photos, bench.TRAIN_PHOTOS, 4, seed=1)
     more = bench.shots(photos, bench.TRAIN_PHOTOS, 2, seed=3)
     out = {}
-    for look, edit in bench.PER_IMAGE_EDITS.items():
-        pairs, new_pairs = bench.shot_pairs(shots, edit), bench.shot_pairs(more, edit)
+    for look, make_pairs in edits.items():
+        pairs, new_pairs = make_pairs(shots), make_pairs(more)
         for k, (fit, check) in enumerate(splits(count)):
 
             def compute(fit=fit, check=check, pairs=pairs, new_pairs=new_pairs):
@@ -317,6 +318,48 @@ def auto_scores(cache: Path, count: int | None) -> dict:
     return out
 
 
+def benchmark_edits() -> dict:
+    """fit_looks.py's three per-image edits (imgenh's own auto-corrections, then a look)."""
+    return {
+        look: (lambda s, edit=edit: bench.shot_pairs(s, edit)) for look, edit in bench.PER_IMAGE_EDITS.items()
+    }
+
+
+# Per-image edits by another tool, which imgenh's auto steps only approximate (--other-tools).
+OTHER_TOOL_EDITS = {
+    "im normalize per channel + sigmoid": [
+        "-channel",
+        "RGB",
+        "-normalize",
+        "+channel",
+        "-sigmoidal-contrast",
+        "4x50%",
+    ],
+    "im auto-level + auto-gamma + modulate": ["-auto-level", "-auto-gamma", "-modulate", "100,120,100"],
+}
+
+
+def other_tool_edits() -> dict:
+    """ImageMagick auto-corrections followed by a look, as functions from shots to pairs."""
+    import tempfile
+
+    from imgenh.fit import Pair, PairImages
+
+    tmp = Path(tempfile.mkdtemp(prefix="imgenh-dev-auto-"))
+
+    def make(shots, args):
+        return [
+            PairImages(
+                Pair(key, Path(key), Path(key)),
+                b.astype(np.float32) / 255,
+                bench.imagemagick(b, args, tmp).astype(np.float32) / 255,
+            )
+            for key, b in shots.items()
+        ]
+
+    return {name: (lambda s, args=args: make(s, args)) for name, args in OTHER_TOOL_EDITS.items()}
+
+
 def bench_key(look: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in look)
 
@@ -340,9 +383,9 @@ def auto_rules() -> dict:
     return rules
 
 
-def auto_report(cache: Path, count: int | None) -> None:
-    scores = auto_scores(cache, count)
-    looks = list(bench.PER_IMAGE_EDITS)
+def auto_report(cache: Path, count: int | None, edits: dict) -> None:
+    scores = auto_scores(cache, count, edits)
+    looks = list(edits)
     for which in ("check", "new_shots"):
         print(f"\nAdaptive candidates, dev splits (fit 3 photos' shots, {which}): mean CIEDE2000\n")
         print("| rule | " + " | ".join(looks) + " | mean |")
@@ -713,6 +756,9 @@ def main() -> None:
     parser.add_argument("--looks", action="store_true")
     parser.add_argument("--adaptive", action="store_true")
     parser.add_argument(
+        "--other-tools", action="store_true", help="with --auto: ImageMagick's auto-corrections + a look"
+    )
+    parser.add_argument(
         "--auto",
         action="store_true",
         help="adaptive candidates: none / auto-correction prefix / predicted values",
@@ -749,7 +795,7 @@ def main() -> None:
         variants = {k: v for k, v in adaptive_variants().items() if not args.variant or k in args.variant}
         adaptive_report(args.cache, args.splits, variants, "new_shots" if args.new_shots else "check")
     if args.auto:
-        auto_report(args.cache, args.splits)
+        auto_report(args.cache, args.splits, other_tool_edits() if args.other_tools else benchmark_edits())
     if args.other_photos:
         other_photos_report(look_rules(), args.cache, args.tag)
     if args.looks and args.shifted:
