@@ -135,3 +135,8 @@ def test_a_global_edit_gets_no_per_image_step():
     assert result.steps == fit_look(train, holdout=0, seed=0, groups=_groups(train)).steps
     text = result.render()
     assert "\nadaptive:" not in text and "no per-image step that beats the global look" in text
+    # Same seed, same candidates, same file.
+    again = fit_adaptive(train, holdout=0, seed=0, groups=_groups(train))
+    assert again.render() == text and [c.cv_error for c in again.candidates] == [
+        c.cv_error for c in result.candidates
+    ]
