@@ -274,6 +274,135 @@ def adaptive_variants() -> dict:
     return out
 
 
+# --- adaptive with auto-correction prefixes ------------------------------------------------------
+
+
+def auto_scores(cache: Path, count: int | None, edits: dict) -> dict:
+    """Per edit and split: each candidate of fit_adaptive (none / auto prefix / predicted values) fitted on
+    the split's three photos' shots, with its cross-validated error and its mean CIEDE2000 on the other
+    two photos' shots (check) and on new shots of the three (seed 3). Kept per split in ``cache``.
+    ``edits`` maps a name to a function from shots (key -> BGR uint8) to pairs."""
+    from imgenh.fit import fit_look
+
+    photos = bench.photos()
+    shots = bench.shots(photos, bench.TRAIN_PHOTOS, 4, seed=1)
+    more = bench.shots(photos, bench.TRAIN_PHOTOS, 2, seed=3)
+    out = {}
+    for look, make_pairs in edits.items():
+        pairs, new_pairs = make_pairs(shots), make_pairs(more)
+        for k, (fit, check) in enumerate(splits(count)):
+
+            def compute(fit=fit, check=check, pairs=pairs, new_pairs=new_pairs):
+                train = [p for p in pairs if _photo(p.pair.key) in fit]
+                groups = [_photo(p.pair.key) for p in train]
+                plain = fit_look(train, holdout=0, seed=0, groups=groups)
+                checks = {
+                    "check": [p for p in pairs if _photo(p.pair.key) in check],
+                    "new_shots": [p for p in new_pairs if _photo(p.pair.key) in fit],
+                }
+                rows = {}
+                for c in fa.adaptive_candidates(train, groups, 0, plain):
+                    pipeline = c.pipeline()
+                    rows[c.kind] = {"label": c.label, "cv": c.cv_error}
+                    for name, held in checks.items():
+                        rows[c.kind][name] = float(
+                            np.mean([mean_delta_e(pipeline.apply(p.before)[0], p.after) for p in held])
+                        )
+                return rows
+
+            out[(look, k)] = cached(cache / "auto" / f"{bench_key(look)}-{k}.pkl", compute)
+            print(
+                f"  {look} split {k}: " + ", ".join(r["label"] for r in out[(look, k)].values()),
+                file=sys.stderr,
+            )
+    return out
+
+
+def benchmark_edits() -> dict:
+    """fit_looks.py's three per-image edits (imgenh's own auto-corrections, then a look)."""
+    return {
+        look: (lambda s, edit=edit: bench.shot_pairs(s, edit)) for look, edit in bench.PER_IMAGE_EDITS.items()
+    }
+
+
+# Per-image edits by another tool, which imgenh's auto steps only approximate (--other-tools).
+OTHER_TOOL_EDITS = {
+    "im normalize per channel + sigmoid": [
+        "-channel",
+        "RGB",
+        "-normalize",
+        "+channel",
+        "-sigmoidal-contrast",
+        "4x50%",
+    ],
+    "im auto-level + auto-gamma + modulate": ["-auto-level", "-auto-gamma", "-modulate", "100,120,100"],
+}
+
+
+def other_tool_edits() -> dict:
+    """ImageMagick auto-corrections followed by a look, as functions from shots to pairs."""
+    import tempfile
+
+    from imgenh.fit import Pair, PairImages
+
+    tmp = Path(tempfile.mkdtemp(prefix="imgenh-dev-auto-"))
+
+    def make(shots, args):
+        return [
+            PairImages(
+                Pair(key, Path(key), Path(key)),
+                b.astype(np.float32) / 255,
+                bench.imagemagick(b, args, tmp).astype(np.float32) / 255,
+            )
+            for key, b in shots.items()
+        ]
+
+    return {name: (lambda s, args=args: make(s, args)) for name, args in OTHER_TOOL_EDITS.items()}
+
+
+def bench_key(look: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in look)
+
+
+def auto_rules() -> dict:
+    """Ways to pick a candidate from a split's rows (``kind -> {cv, check, new_shots}``)."""
+
+    def simplest_within(rows, abs_margin, rel_margin):
+        best = min(r["cv"] for r in rows.values())
+        margin = max(abs_margin, rel_margin * best)
+        return next(kind for kind, r in rows.items() if r["cv"] <= best + margin)
+
+    rules = {
+        f"always {kind}": (lambda rows, kind=kind: kind if kind in rows else "none")
+        for kind in ("none", "auto", "predicted")
+    }
+    rules["always auto, else predicted"] = lambda rows: "auto" if "auto" in rows else "predicted"
+    rules["lowest cv"] = lambda rows: min(rows, key=lambda kind: rows[kind]["cv"])
+    rules["simplest within max(0.05, 3%) (fit_adaptive)"] = lambda rows: simplest_within(rows, 0.05, 0.03)
+    rules["simplest within max(0.1, 10%)"] = lambda rows: simplest_within(rows, 0.1, 0.1)
+    return rules
+
+
+def auto_report(cache: Path, count: int | None, edits: dict) -> None:
+    scores = auto_scores(cache, count, edits)
+    looks = list(edits)
+    for which in ("check", "new_shots"):
+        print(f"\nAdaptive candidates, dev splits (fit 3 photos' shots, {which}): mean CIEDE2000\n")
+        print("| rule | " + " | ".join(looks) + " | mean |")
+        print("|---" * (len(looks) + 2) + "|")
+        for name, rule in auto_rules().items():
+            means = [
+                np.mean([rows[rule(rows)][which] for (lk, _), rows in scores.items() if lk == look])
+                for look in looks
+            ]
+            print(f"| {name} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.3f} |")
+    print("\nChosen by fit_adaptive's rule, per split:")
+    rule = auto_rules()["simplest within max(0.05, 3%) (fit_adaptive)"]
+    for (look, k), rows in scores.items():
+        cvs = ", ".join(f"{r['label']} {r['cv']:.2f}" for r in rows.values())
+        print(f"  {look} {k}: {rows[rule(rows)]['label']}  (cv: {cvs})")
+
+
 # --- global looks -----------------------------------------------------------------------------
 
 
@@ -309,9 +438,9 @@ def gamut_cv(samples, groups) -> dict:
     from imgenh.fit import select
 
     out = {level.name: [] for level in lm.LADDER}
-    for fold in select._folds(groups, 0):
+    for fold in select.pair_folds(groups, 0):
         inside = [s for i, s in enumerate(samples) if i not in set(fold.tolist())]
-        x, y = select._stack(inside)
+        x, y = select.stack_samples(inside)
         occupied, _ = _occupied(x)
         bases: dict = {}
         for level in lm.LADDER:
@@ -347,7 +476,7 @@ def region_cross_validate(samples, ladder) -> dict[str, float]:
     from imgenh.fit import look as lm
     from imgenh.fit import select
 
-    x, y = select._stack(samples)
+    x, y = select.stack_samples(samples)
     scores: dict[str, list[float]] = {level.name: [] for level in ladder}
     for region in colour_regions(x):
         bases: dict = {}
@@ -418,7 +547,7 @@ def shifted_scores(count: int | None) -> dict:
             samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
             cv = select.cross_validate(samples, lm.LADDER, 0, [_photo(p.pair.key) for p in train])
             region_cv = region_cross_validate(samples, lm.LADDER)
-            x, y = select._stack(samples)
+            x, y = select.stack_samples(samples)
             bases: dict = {}
             errors = {name: {} for name in checks}
             for level in lm.LADDER:
@@ -507,7 +636,7 @@ def other_photo_scores() -> dict:
         rng = np.random.default_rng(0)
         samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
         groups = [_photo(p.pair.key) for p in train]
-        x, y = select._stack(samples)
+        x, y = select.stack_samples(samples)
         bases: dict = {}
         checks = [_pair(str(k), img, fn) for k, img in enumerate(others)]
         errors = {}
@@ -556,7 +685,7 @@ def look_scores(count: int | None) -> dict:
             samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
             cv = select.cross_validate(samples, lm.LADDER, 0, [_photo(p.pair.key) for p in train])
             gamut = gamut_cv(samples, [_photo(p.pair.key) for p in train])
-            x, y = select._stack(samples)
+            x, y = select.stack_samples(samples)
             bases: dict = {}
             check_errors = {}
             for level in lm.LADDER:
@@ -627,6 +756,14 @@ def main() -> None:
     parser.add_argument("--looks", action="store_true")
     parser.add_argument("--adaptive", action="store_true")
     parser.add_argument(
+        "--other-tools", action="store_true", help="with --auto: ImageMagick's auto-corrections + a look"
+    )
+    parser.add_argument(
+        "--auto",
+        action="store_true",
+        help="adaptive candidates: none / auto-correction prefix / predicted values",
+    )
+    parser.add_argument(
         "--other-photos", action="store_true", help="looks: fit on all 5 training photos, check OpenCV photos"
     )
     parser.add_argument(
@@ -657,6 +794,8 @@ def main() -> None:
     if args.adaptive:
         variants = {k: v for k, v in adaptive_variants().items() if not args.variant or k in args.variant}
         adaptive_report(args.cache, args.splits, variants, "new_shots" if args.new_shots else "check")
+    if args.auto:
+        auto_report(args.cache, args.splits, other_tool_edits() if args.other_tools else benchmark_edits())
     if args.other_photos:
         other_photos_report(look_rules(), args.cache, args.tag)
     if args.looks and args.shifted:

@@ -244,6 +244,7 @@ def fit_imgenh(pairs):
 
 def fit_imgenh_adaptive(pairs):
     result = fit_adaptive(pairs, holdout=0, seed=0, groups=[p.pair.key.split("/")[0] for p in pairs])
+    print(f"  --adaptive chose: {result.chosen}", file=sys.stderr)
     pipeline = result.pipeline()
     return lambda img: pipeline.apply(img)[0]
 

@@ -8,8 +8,9 @@ Usage (from the repository root)::
     python benchmarks/quality.py --sheets /tmp/sheets   # a contact sheet per config (imgenh preview)
 
 Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``apt-get install
-opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds``): 17 tuning
-photos and two held-out sets of 10 and 12, shrunk to at most 0.4 MP. Each is
+opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds
+lomiri-wallpapers-16.04 lomiri-wallpapers-20.04``): 17 tuning photos and three held-out sets of 10,
+12 and 14, shrunk to at most 0.4 MP. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
 at its quality, or lossless PNG). The score is the mean CIEDE2000 (``skimage.color``) between
@@ -17,8 +18,8 @@ the result and the clean original; lower is better. Two baselines: ``nothing`` (
 JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, the ImageMagick
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
-The photos are split by name into a tuning set (retune configs on it only) and two held-out sets
-(measure, never tune). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+The photos are split by name into a tuning set (retune configs on it only) and held-out sets
+(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_C). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
 
@@ -96,9 +97,32 @@ HELD_OUT_B = (
     "Wood",
     "YellowFlower",
 )
-SETS = {"tuning": TUNING, "held_out": HELD_OUT, "held_out_b": HELD_OUT_B}
+# On 2026-12-03 (session 21) set B was used to diagnose two losses per step (the white balance
+# and the stretch on its soft, one-colour scenes), so it is no longer unseen. Set C took its place:
+# the photos of Ubuntu Touch's wallpapers (`apt-get install lomiri-wallpapers-16.04
+# lomiri-wallpapers-20.04`; 2-26 MP JPEGs: landscapes, a backlit sunset and meadow, a warm
+# interior, macro, a bird, still lifes; the drawn wallpapers are left out), never looked at while
+# tuning.
+HELD_OUT_C = (
+    "Bridge_by_Sander_Klootwijk",
+    "Dragonfly_by_Bolly",
+    "Picture_0B_by_freespace",
+    "Picture_1A_by_freespace",
+    "Wine_by_Jakkub_Mede",
+    "aitzgorri_by_Aitzol_Berasategi",
+    "free_by_Peter_Nerlich",
+    "friends_by_Aitzol_Berasategi",
+    "greentock_by_Peter_Nerlich",
+    "life_by_Aitzol_Berasategi",
+    "picosdeeuropa_by_Aitzol_Berasategi",
+    "seeding_by_Clements_Engelhardt",
+    "sunset_by_Aitzol_Berasategi",
+    "Kleiber_by_Lukas_Baubkus",
+)
+SETS = {"tuning": TUNING, "held_out": HELD_OUT, "held_out_b": HELD_OUT_B, "held_out_c": HELD_OUT_C}
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
+LOMIRI_BACKGROUNDS = Path(os.environ.get("LOMIRI_BACKGROUNDS", "/usr/share/backgrounds"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -120,12 +144,15 @@ def load_photo(name: str) -> np.ndarray:
     """A clean photo as BGR uint8, shrunk (area) to at most ``MAX_PIXELS``.
 
     They come from ``skimage.data`` (``SKIMAGE_TUNING``), Debian's mate-backgrounds
-    (``HELD_OUT_B``) or OpenCV's sample data (the rest).
+    (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
     if name in HELD_OUT_B:
         bgr = _file_photo(MATE_BACKGROUNDS, name, "mate-backgrounds", "MATE_BACKGROUNDS")
+    elif name in HELD_OUT_C:
+        package = "lomiri-wallpapers-16.04 lomiri-wallpapers-20.04"
+        bgr = _file_photo(LOMIRI_BACKGROUNDS, name, package, "LOMIRI_BACKGROUNDS")
     elif name not in SKIMAGE_TUNING:
         bgr = _opencv_photo(name)
     else:

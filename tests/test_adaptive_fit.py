@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -16,27 +17,32 @@ from imgenh.colour_difference import mean_delta_e
 from imgenh.fit import Pair, PairImages, fit_look
 from imgenh.fit.adaptive import fit_adaptive
 from imgenh.fit.pairs import resize_to_side
+from imgenh.ops.tone import auto_gamma_value
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 EXPOSURES = (0.4, 0.55, 0.75, 1.0, 1.35, 1.8, 2.5)
 HELD_OUT = (1, 4)  # exposures 0.55 and 1.35 of every photo: shots never fitted on
-# A per-image edit: exposure brought to mid-grey (auto gamma), then a fixed look.
-EDIT = [
-    {"op": "gamma", "auto": True},
+# A per-image edit no auto-correction step makes (so the per-image values must be predicted):
+# exposure brought half-way to mid-grey (the square root of auto gamma's value), then a fixed look.
+LOOK = [
     {"op": "sigmoid", "contrast": 5.0},
     {"op": "white_balance", "method": "manual", "gains": [1.1, 1.0, 0.88]},
 ]
 
 
+def _edited(before: np.ndarray) -> np.ndarray:
+    half_way = math.sqrt(auto_gamma_value(float(before.mean()) / 255))
+    return pipeline_from_steps([{"op": "gamma", "value": half_way}, *LOOK]).apply(before)[0]
+
+
 def _shots(side: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Each photo at several exposures (before) and the same through the per-image edit (after)."""
-    edit = pipeline_from_steps(EDIT)
     out = []
     for name in PHOTOS:
         img = resize_to_side(cv2.imread(str(SAMPLES / f"{name}.jpg")), side)
         for k, g in enumerate(EXPOSURES):
             before = pipeline_from_steps([{"op": "gamma", "value": g}]).apply(img)[0]
-            out.append((f"{name}_{k}", before, edit.apply(before)[0]))
+            out.append((f"{name}_{k}", before, _edited(before)))
     return out
 
 
@@ -82,7 +88,7 @@ def folders(tmp_path_factory) -> Path:
     for part in ("before", "after"):
         (root / part).mkdir()
     for key, before, after in _shots(48):
-        if key[-1] not in "036" or key.startswith("chelsea"):  # three exposures of three photos
+        if key[-1] not in "01356" or key.startswith("chelsea"):  # five exposures of three photos
             continue
         cv2.imwrite(str(root / "before" / f"{key}.png"), before)
         cv2.imwrite(str(root / "after" / f"{key}.png"), after)
@@ -112,12 +118,16 @@ def test_cli_fits_writes_and_runs_an_adaptive_pipeline(folders):
     report = json.loads((folders / "fit.json").read_text())
     assert set(report["mean_ciede2000"]["held-out"]) == {"nothing_done", "global_fit", "adaptive"}
     assert all(pair["predicted"] for pair in report["pairs"])
+    # Cross-validation chose predicted values (after any auto-correction steps) and says so.
+    assert report["per_image_step"].endswith("predicted") and report["cross_validation"]["none"] > 0
+    assert f"# Per-image step: {report['per_image_step']}." in text
     pipeline = load_pipeline(folders / "tuned.yaml")
-    assert [s.op.name for s in pipeline.steps[:3]] == ["white_balance", "levels", "saturation"]
+    first = min(t.step for t in pipeline.adaptive.targets)
+    assert [s.op.name for s in pipeline.steps[first : first + 3]] == ["white_balance", "levels", "saturation"]
     res = invoke_in(folders, ["run", "tuned.yaml", "before", "-o", "out", "--report", "run.json"])
     assert res.exit_code == 0, res.output
     images = json.loads((folders / "run.json").read_text())["images"]
-    levels = {i["key"]: i["values"][1]["predicted"] for i in images}
+    levels = {i["key"]: next(v["predicted"] for v in i["values"] if v.get("op") == "levels") for i in images}
     assert levels["coffee_0.png"] != levels["coffee_6.png"]  # two exposures, two sets of values
 
 

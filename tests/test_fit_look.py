@@ -164,13 +164,13 @@ def test_fit_curve_is_monotone_and_in_range():
 
 
 def test_cross_validation_keeps_a_group_in_one_fold():
-    from imgenh.fit.select import _folds
+    from imgenh.fit.select import pair_folds
 
     groups = ["a", "a", "b", "c", "c", "c"]
-    folds = _folds(groups, seed=0)
+    folds = pair_folds(groups, seed=0)
     assert sorted(map(tuple, (f.tolist() for f in folds))) == [(0, 1), (2,), (3, 4, 5)]
     many = [f"scene{i // 2}" for i in range(24)]  # 12 scenes of 2 pictures: 5 folds
-    folds = _folds(many, seed=0)
+    folds = pair_folds(many, seed=0)
     assert len(folds) == 5 and sorted(i for f in folds for i in f.tolist()) == list(range(24))
     for fold in folds:
         assert all((i ^ 1) in fold for i in fold.tolist())  # both pictures of a scene together

@@ -82,6 +82,7 @@ def _unused_cases():
                         "white_at": [1, 1],
                         "kelvin": 5000,
                         "cast_range": [0.3, 1.0],
+                        "disagreement_range": [15, 30],
                     }.get(pname, 0.5)
                 yield name, pname, value, {other: wrong}
 

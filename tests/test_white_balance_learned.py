@@ -379,6 +379,57 @@ def test_cast_range_validation():
     assert errors and errors[0][0] == "cast_range"
 
 
+# ----------------------------------------------------------------------------------------
+# disagreement_range: hold back where the classic estimates point at different lights
+
+
+def _one_colour_scene() -> np.ndarray:
+    """A green circuit-board-like scene with small white highlights, under a neutral light.
+
+    Gray world reads it as a green light, white patch as neutral: the estimates disagree.
+    """
+    rng = np.random.default_rng(3)
+    lin = np.empty((64, 64, 3))
+    lin[:] = (0.04, 0.22, 0.05)  # B, G, R: a saturated green
+    lin *= rng.uniform(0.7, 1.3, (64, 64, 1))
+    lin[rng.random((64, 64)) < 0.03] = 0.9  # white solder points
+    return np.round(linear_to_srgb(np.clip(lin, 0, 1)) * 255).astype(np.uint8)
+
+
+def test_disagreement_range_leaves_a_scene_the_estimates_read_differently():
+    img = _one_colour_scene()
+    free, free_report = wb(img, method="auto", strength=0.6)
+    assert free_report["disagreement"] > 20
+    assert not np.array_equal(free, img)  # without the range it is "corrected"
+    out, report = wb(img, method="auto", strength=0.6, disagreement_range=[5, 15])
+    assert report["strength"] == 0.0
+    assert np.array_equal(out, img)
+
+
+def test_disagreement_range_keeps_a_cast_the_estimates_agree_on():
+    img = _cast_image((1.35, 1.0, 0.62))  # tungsten-like light over neutral statistics
+    full, _ = wb(img, method="auto", strength=0.6)
+    out, report = wb(img, method="auto", strength=0.6, disagreement_range=[15, 30])
+    assert report["disagreement"] < 15
+    assert report["strength"] == 0.6 and np.array_equal(out, full)
+
+
+def test_disagreement_range_fades_linearly_between_its_ends():
+    img = _one_colour_scene()
+    _, probe = wb(img, method="learned", strength=1.0)
+    d = probe["disagreement"]
+    _, report = wb(img, method="learned", strength=1.0, disagreement_range=[d - 10, d + 30])
+    assert report["strength"] == pytest.approx(0.75, abs=1e-3)  # a quarter of the way down
+
+
+def test_disagreement_range_validation():
+    spec = get_op("white_balance")
+    _, errors = spec.resolve({"disagreement_range": [30, 15]})
+    assert errors and "full < none" in errors[0][1]
+    _, errors = spec.resolve({"method": "gray_world", "disagreement_range": [15, 30]})
+    assert errors and errors[0][0] == "disagreement_range"
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 @pytest.mark.parametrize("share", [1e-5, 2e-3, 0.05])
 def test_clipped_blocks_match_an_exact_area_shrink(share, dtype):

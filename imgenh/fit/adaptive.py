@@ -1,8 +1,16 @@
 """``imgenh fit --adaptive``: per-image parameters, and a boosted regression that predicts them.
 
 When an edit differs per image (the editor brightened dark shots more, warmed cold ones), one
-global look cannot follow it. The adaptive fit puts a per-image step in front of the look
-(white-balance gains, black and white points with gamma, saturation: :data:`LOOK_PREFIX`):
+global look cannot follow it. The adaptive fit puts a per-image step in front of the look, one of
+three candidates chosen by cross-validation over the pairs (:func:`adaptive_candidates`,
+:func:`choose_candidate`: the simplest within the look's margin of the lowest error):
+
+- none: the global look alone (the edit is the same for every image);
+- auto: auto-correction steps that measure each image themselves (gray world, stretch, auto
+  gamma...: :mod:`imgenh.fit.auto_prefix` searches which), then the look: an editor's edit very
+  often starts from such a correction;
+- predicted: after those auto steps (if any), :data:`LOOK_PREFIX` (white-balance gains, black and
+  white points with gamma, saturation) with values predicted per image:
 
 1. each training image's own values of those parameters are found by a small gradient-free
    search (Nelder-Mead on the bounded, normalised parameters) on a downscaled copy,
@@ -35,10 +43,20 @@ import yaml
 from imgenh.adaptive import FEATURE_NAMES, AdaptiveModel, Target, image_features
 from imgenh.boost import BoostedTrees
 from imgenh.colour_difference import delta_e_2000, lab_from_bgr, mean_delta_e
-from imgenh.fit.look import LADDER
+from imgenh.fit.auto_prefix import apply_prefix, prefix_label, search_auto_prefix
+from imgenh.fit.look import LADDER, fit_model, rgb_delta_e
 from imgenh.fit.pairs import PairImages, resize_to_side
 from imgenh.fit.search import DEFAULT_BUDGET, fit_search, nelder_mead
-from imgenh.fit.select import fit_look, split_holdout
+from imgenh.fit.select import (
+    SAMPLES_PER_PAIR,
+    SIMPLER_WITHIN_ABS,
+    SIMPLER_WITHIN_REL,
+    fit_look,
+    pair_folds,
+    sample_pair,
+    split_holdout,
+    stack_samples,
+)
 from imgenh.fit.space import FitSpace
 
 # The per-image search runs on copies this many pixels on the long side.
@@ -263,9 +281,11 @@ class AdaptiveFit:
     Attributes
     ----------
     steps : list of dict
-        The per-image steps (typical values) followed by the global look's steps.
-    model : AdaptiveModel
-        Predicts the per-image values (step indices into ``steps``).
+        The per-image steps (auto-correction steps, predicted steps at typical values) followed by the
+        global look's steps.
+    model : AdaptiveModel or None
+        Predicts the per-image values (step indices into ``steps``); None when the chosen candidate
+        predicts nothing (auto-correction steps, or the global look alone).
     errors : list of AdaptivePairError
     complexity : str
         The global look's rung, chosen by cross-validation.
@@ -275,16 +295,21 @@ class AdaptiveFit:
     notes : list of str
     pipeline_source : str
         The user's pipeline file ("" for the look model).
+    candidates : list of Candidate
+        Look model: every per-image step tried, with its cross-validated error; the chosen one is
+        :attr:`chosen`.
     """
 
     steps: list[dict]
-    model: AdaptiveModel
+    model: AdaptiveModel | None
     errors: list[AdaptivePairError]
     complexity: str
     global_complexity: str
     seed: int
     notes: list[str] = field(default_factory=list)
     pipeline_source: str = ""  # the user's pipeline file, when its parameters were fitted
+    candidates: list[Candidate] = field(default_factory=list)
+    chosen: str = ""  # the label of the chosen candidate
 
     def mean_error(self, role: str, fitted: bool = True, which: str | None = None) -> float | None:
         """Mean over pairs of ``role``: the adaptive pipeline's error (or ``which``: nothing_done,
@@ -295,7 +320,8 @@ class AdaptiveFit:
 
     def predicted_names(self) -> list[str]:
         """``steps[1] levels.gamma`` for each predicted parameter."""
-        return [f"steps[{t.step}] {self.steps[t.step]['op']}.{t.label}" for t in self.model.targets]
+        targets = self.model.targets if self.model else ()
+        return [f"steps[{t.step}] {self.steps[t.step]['op']}.{t.label}" for t in targets]
 
     def pipeline(self):
         """The fitted pipeline, adaptive model included (what ``imgenh run`` would load)."""
@@ -317,6 +343,8 @@ class AdaptiveFit:
             "notes": list(self.notes),
             "steps": self.steps,
             "predicts": self.predicted_names(),
+            "per_image_step": self.chosen or None,
+            "cross_validation": {c.label: round(c.cv_error, 4) for c in self.candidates},
         }
 
     def render(self, unmatched: Sequence[str] = (), refused: Sequence[str] = (), folder=None) -> str:
@@ -327,9 +355,11 @@ class AdaptiveFit:
         from imgenh.fit.render import files_relative_to
         from imgenh.pipeline_file import SCHEMA_VERSION
 
-        steps = files_relative_to(self.steps, folder)
+        data = {"version": SCHEMA_VERSION, "steps": files_relative_to(self.steps, folder)}
+        if self.model is not None:
+            data["adaptive"] = self.model.to_dict()
         body = yaml.safe_dump(
-            {"version": SCHEMA_VERSION, "steps": steps, "adaptive": self.model.to_dict()},
+            data,
             sort_keys=False,
             default_flow_style=None,
             width=100,
@@ -340,7 +370,7 @@ class AdaptiveFit:
         """``#`` lines: pairs used, what is predicted, errors of nothing / global / adaptive per pair."""
         train = [e for e in self.errors if e.role == "train"]
         held = [e for e in self.errors if e.role == "held-out"]
-        predicted = ", ".join(self.predicted_names())
+        predicted = ", ".join(self.predicted_names()) or "nothing"
 
         def row(label: str, role: str) -> str:
             cells = [self.mean_error(role, which=k) for k in ("nothing_done", "global_fit", "adaptive")]
@@ -353,12 +383,7 @@ class AdaptiveFit:
                 f"searched once for all images ({self.global_complexity}).",
             ]
         else:
-            what = [
-                "Fitted by imgenh fit --adaptive: per-image parameters predicted by boosted trees",
-                "(AdaBoost.R2) from image statistics, in front of a global look (curves, matrix, table).",
-                f"Global look after the per-image steps: {self.complexity}; global fit without them:",
-                f"{self.global_complexity}.",
-            ]
+            what = self._look_lines()
         lines = [
             *what,
             f"Pairs: {len(train)} fitted, {len(held)} held out, {len(refused)} refused; seed {self.seed}.",
@@ -378,8 +403,26 @@ class AdaptiveFit:
         lines += [f"Note: {n}" for n in [*self.notes, *self.verdict()]]
         return "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
 
+    def _look_lines(self) -> list[str]:
+        """What the look model's file does: the per-image step chosen, and every candidate's cross-validation."""
+        tried = "; ".join(f"{c.label} {c.cv_error:.2f}" for c in self.candidates)
+        return [
+            "Fitted by imgenh fit --adaptive: a per-image step in front of a global look (curves, matrix,",
+            "table), chosen by cross-validation over the pairs (mean CIEDE2000 of pairs left out):",
+            f"  {tried}.",
+            f"Per-image step: {self.chosen}. Auto-correction steps measure each image themselves;",
+            "predicted values come from boosted trees (AdaBoost.R2) on image statistics.",
+            f"Global look after the per-image steps: {self.complexity}; global fit without them:",
+            f"{self.global_complexity}.",
+        ]
+
     def verdict(self) -> list[str]:
         """A note when the global fit does as well as the adaptive one (held-out pairs, else fitted ones)."""
+        if self.chosen == "none":
+            return [
+                "cross-validation found no per-image step that beats the global look: the steps are the global "
+                "look, as `imgenh fit` without --adaptive writes it"
+            ]
         role = "held-out" if any(e.role == "held-out" for e in self.errors) else "train"
         adaptive, plain = self.mean_error(role), self.mean_error(role, which="global_fit")
         if adaptive < plain:
@@ -468,13 +511,115 @@ def fit_adaptive(
         searching = None if on_progress is None else lambda d, t: on_progress("searching", d, t)
         return _fit_pipeline(pairs, held, space, seed, budget, progress, searching)
     train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
-    template, free = LOOK_PREFIX, LOOK_FREE
-    values, look = per_image_and_look(train, train_groups, seed, progress)
-    model = _model(train, free, values, seed)
-    steps = _typical(template, free, values) + look.steps
     plain = fit_look(pairs, holdout=holdout, seed=seed, groups=groups)
-    errors = _errors(pairs, held, replace(_build(steps), adaptive=model), plain)
-    return AdaptiveFit(steps, model, errors, look.complexity, plain.complexity, seed)
+    candidates = adaptive_candidates(train, train_groups, seed, plain, progress)
+    chosen = choose_candidate(candidates)
+    errors = _errors(pairs, held, chosen.pipeline(), plain)
+    return AdaptiveFit(
+        chosen.steps,
+        chosen.model,
+        errors,
+        chosen.complexity,
+        plain.complexity,
+        seed,
+        candidates=candidates,
+        chosen=chosen.label,
+    )
+
+
+@dataclass
+class Candidate:
+    """One way to put a per-image step in front of the global look, with its cross-validated error.
+
+    ``kind`` is ``none`` (the global look alone), ``auto`` (auto-correction steps that measure each
+    image themselves: :mod:`imgenh.fit.auto_prefix`) or ``predicted`` (:data:`LOOK_PREFIX` with values
+    predicted per image, after the auto steps if any). ``model`` is None unless values are predicted.
+    """
+
+    kind: str
+    prefix: list[dict]
+    steps: list[dict]
+    model: AdaptiveModel | None
+    cv_error: float
+    complexity: str
+
+    @property
+    def label(self) -> str:
+        """``none``, ``auto: white_balance gray_world + gamma auto`` or ``predicted`` (+ the auto steps)."""
+        auto = prefix_label(self.prefix)
+        if self.kind == "none":
+            return "none"
+        if self.kind == "auto":
+            return f"auto: {auto}"
+        return "predicted" if not self.prefix else f"auto: {auto} + predicted"
+
+    def pipeline(self):
+        """The candidate's pipeline (adaptive model included), as ``imgenh run`` would load it."""
+        return replace(_build(self.steps), adaptive=self.model)
+
+
+def adaptive_candidates(
+    train: Sequence[PairImages],
+    groups: Sequence[str] | None,
+    seed: int,
+    plain,
+    progress: Callable[[], None] | None = None,
+) -> list[Candidate]:
+    """The global look alone (``plain``, a fit on these pairs), the best auto prefix + look, and predicted
+    per-image values (after that prefix) + look, each with its cross-validated error, simplest first."""
+    out = [Candidate("none", [], plain.steps, None, plain.cv_errors[plain.complexity], plain.complexity)]
+    auto = search_auto_prefix(train, groups, seed).steps
+    prefixed = apply_prefix(train, auto)
+    if auto:
+        look = fit_look(prefixed, holdout=0, seed=seed, groups=groups)
+        error = look.cv_errors[look.complexity]
+        out.append(Candidate("auto", auto, auto + look.steps, None, error, look.complexity))
+    values, look = per_image_and_look(prefixed, groups, seed, progress)
+    free = [replace(f, step=f.step + len(auto)) for f in LOOK_FREE]
+    features = _features(train)  # of the images as they come in: the model predicts before any step runs
+    model = AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
+    error = cross_validate_predicted(prefixed, features, np.array(values), look.complexity, groups, seed)
+    steps = auto + _typical(LOOK_PREFIX, LOOK_FREE, values) + look.steps
+    out.append(Candidate("predicted", auto, steps, model, error, look.complexity))
+    return out
+
+
+def choose_candidate(candidates: Sequence[Candidate]) -> Candidate:
+    """The simplest candidate whose cross-validated error is close to the lowest (the look's margin rule)."""
+    best = min(c.cv_error for c in candidates)
+    margin = max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * best)
+    return next(c for c in candidates if c.cv_error <= best + margin)
+
+
+def cross_validate_predicted(
+    prefixed: Sequence[PairImages],
+    features: np.ndarray,
+    values: np.ndarray,
+    complexity: str,
+    groups: Sequence[str] | None,
+    seed: int,
+) -> float:
+    """Mean CIEDE2000 of predicted per-image values + look on pairs left out, over the look's folds.
+
+    Per fold the regression and the look (rung ``complexity``) are fitted on the other pairs'
+    searched values; the left-out pairs get predicted values. (Their own searched values, found
+    with the look fitted on all pairs, take no part.)
+    """
+    level = next(level for level in LADDER if level.name == complexity)
+    rng = np.random.default_rng(seed)
+    scores = []
+    for fold in pair_folds([p.pair.key for p in prefixed] if groups is None else list(groups), seed):
+        left_out = set(fold.tolist())
+        inside = np.array([i for i in range(len(prefixed)) if i not in left_out])
+        targets = fit_regression(features[inside], values[inside], LOOK_FREE, seed)
+        stepped = _stepped([prefixed[i] for i in inside], LOOK_PREFIX, LOOK_FREE, values[inside])
+        look = fit_model(*stack_samples([sample_pair(p, SAMPLES_PER_PAIR, rng) for p in stepped]), level)
+        predicted = predict_values(targets, features[fold])
+        for i, v in zip(fold, predicted, strict=True):
+            [check] = _stepped([prefixed[i]], LOOK_PREFIX, LOOK_FREE, [v])
+            sample = sample_pair(check, SAMPLES_PER_PAIR, rng)
+            scores.append(float(rgb_delta_e(look.apply_rgb(sample.before), sample.after).mean()))
+    return float(np.mean(scores))
 
 
 def per_image_and_look(
@@ -528,9 +673,12 @@ def _fit_pipeline(
     return AdaptiveFit(steps, model, errors, how, searched, seed, notes, pipeline_source=space.source)
 
 
+def _features(pairs: Sequence[PairImages]) -> np.ndarray:
+    return np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in pairs])
+
+
 def _model(train: Sequence[PairImages], free: Sequence[Free], values, seed: int) -> AdaptiveModel:
-    features = np.array([[image_features(p.before)[n] for n in FEATURE_NAMES] for p in train])
-    return AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(features, np.array(values), free, seed)))
+    return AdaptiveModel(FEATURE_NAMES, tuple(fit_regression(_features(train), np.array(values), free, seed)))
 
 
 def _typical(template: Sequence[dict], free: Sequence[Free], values) -> list[dict]:

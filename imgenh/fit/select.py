@@ -137,7 +137,7 @@ def split_holdout(count: int, holdout: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(count)[:holdout])
 
 
-def _folds(groups: Sequence[str], seed: int) -> list[np.ndarray]:
+def pair_folds(groups: Sequence[str], seed: int) -> list[np.ndarray]:
     """Folds of pair indices; pairs of one group (e.g. one scene) always fall in the same fold."""
     names = sorted(set(groups))
     if len(names) > LEAVE_ONE_OUT_MAX:
@@ -148,7 +148,7 @@ def _folds(groups: Sequence[str], seed: int) -> list[np.ndarray]:
     return [np.array([i for i, g in enumerate(groups) if g in fold]) for fold in names]
 
 
-def _stack(samples: Sequence[_Samples]) -> tuple[np.ndarray, np.ndarray]:
+def stack_samples(samples: Sequence[_Samples]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([s.before for s in samples]), np.concatenate([s.after for s in samples])
 
 
@@ -169,10 +169,10 @@ def cross_validate(
     groups = [s.key for s in samples] if groups is None else list(groups)
     if len(set(groups)) < 2:
         raise ValueError("cross-validation needs pairs from at least 2 groups")
-    folds = _folds(groups, seed)
+    folds = pair_folds(groups, seed)
     for k, fold in enumerate(folds):
         inside = [s for i, s in enumerate(samples) if i not in set(fold.tolist())]
-        x, y = _stack(inside)
+        x, y = stack_samples(inside)
         bases: dict = {}
         for r, level in enumerate(ladder):
             model = fit_model(x, y, level, bases)
@@ -257,7 +257,7 @@ def fit_look(
     train_groups = None if groups is None else [g for i, g in enumerate(groups) if i not in held]
     cv_errors = cross_validate(train, ladder, seed, train_groups, on_progress)
     level = choose_complexity(cv_errors, ladder)
-    model = fit_model(*_stack(train), level)
+    model = fit_model(*stack_samples(train), level)
     steps = model.steps()
     roles = ["held-out" if i in held else "train" for i in range(len(pairs))]
     return FitResult(steps, model, level.name, cv_errors, pipeline_errors(steps, pairs, roles), seed)

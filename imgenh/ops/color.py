@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from imgenh.boost import BoostedTrees
-from imgenh.ops.contract import OpContext, ParamError
+from imgenh.ops.contract import OpContext, ParamError, ramp
 from imgenh.ops.registry import GIVEN, Param, operator
 from imgenh.pixels import LUMA_BGR, apply_table, level_counts, max_value, per_channel
 
@@ -825,14 +825,20 @@ def cast_size(illuminant_bgr: np.ndarray) -> float:
     return float(math.hypot(math.log(r / g), math.log(b / g)))
 
 
-def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, ctx) -> float:
-    """``strength`` scaled by how plausible the cast is as a light (see ``cast_range``)."""
-    small, large = cast_range
-    size = cast_size(illuminant_bgr)
-    rise = 1.0 if small <= 0 else float(np.clip((size - small) / small, 0.0, 1.0))
-    fall = float(np.clip((size - large) / (0.4 * large), 0.0, 1.0)) if large > 0 else 1.0
-    held = strength * rise * (1.0 - fall)
-    ctx.record("cast", round(size, 4))
+def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, disagreement, ctx) -> float:
+    """``strength`` scaled by how plausible the cast is as a light (see ``cast_range``) and by
+    how well the classic estimates agree (``disagreement``: (degrees, [full, none]) or None)."""
+    held = strength
+    if cast_range is not None:
+        small, large = cast_range
+        size = cast_size(illuminant_bgr)
+        rise = 1.0 if small <= 0 else float(np.clip((size - small) / small, 0.0, 1.0))
+        fall = float(np.clip((size - large) / (0.4 * large), 0.0, 1.0)) if large > 0 else 1.0
+        held *= rise * (1.0 - fall)
+        ctx.record("cast", round(size, 4))
+    if disagreement is not None:
+        degrees, (full, none) = disagreement
+        held *= 1.0 - ramp(degrees, full, none)
     ctx.record("strength", round(held, 4))
     return held
 
@@ -850,6 +856,8 @@ def _check_white_balance(p: dict) -> str | None:
         return f"dark ({p['dark']:g}) must be below saturated ({p['saturated']:g})"
     if p["cast_range"] is not None and not p["cast_range"][0] < p["cast_range"][1]:
         return "cast_range must be [small, large] with small < large"
+    if p["disagreement_range"] is not None and not p["disagreement_range"][0] < p["disagreement_range"][1]:
+        return "disagreement_range must be [full, none] with full < none"
     return None
 
 
@@ -877,8 +885,9 @@ def _manual_illuminant(img: np.ndarray, linear: bool, white, white_at, window: i
 
 def _estimated_illuminant(
     img: np.ndarray, ctx, method: str, want_confidence: bool, options: dict
-) -> tuple[np.ndarray, float | None]:
-    """(light B, G, R, strength auto would use or None) by ``method``; records the confidence."""
+) -> tuple[np.ndarray, float | None, float | None]:
+    """(light B, G, R, strength auto would use or None, the classic estimates' disagreement in
+    degrees or None) by ``method``; records the confidence."""
     linear, saturated, dark = options.pop("linear"), options.pop("saturated"), options.pop("dark")
     info = None
     if method in ("auto", "learned"):
@@ -895,11 +904,12 @@ def _estimated_illuminant(
         ctx.record("confidence", round(info["confidence"], 4))
         ctx.record("expected_error", round(info["expected_error"], 3))
         ctx.record("disagreement", round(info["disagreement"], 3))
+    disagreement = None if info is None else info["disagreement"]
     if not want_confidence:
-        return illuminant, None
+        return illuminant, None, disagreement
     share = adaptation(illuminant, info["level"])
     ctx.record("adaptation", round(share, 4))
-    return illuminant, info["confidence"] * share
+    return illuminant, info["confidence"] * share, disagreement
 
 
 @operator(
@@ -1027,6 +1037,18 @@ def white_balance(
         le=5,
         only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
     ),
+    disagreement_range: Param(
+        list,
+        None,
+        "[full, none] in degrees: full strength while the classic estimates (gray world, white patch, "
+        "shades of gray, gray edge) agree within full, none once they differ by none; where they "
+        "disagree, the scene's own colours decide the estimate more than the light",
+        item=float,
+        length=2,
+        ge=0,
+        le=180,
+        only_with={"method": ("auto", "learned")},
+    ),
 ) -> np.ndarray:
     """White balance: estimate the illuminant, then divide it out with per-channel gains.
 
@@ -1085,12 +1107,18 @@ def white_balance(
     ``2 * small`` the full ``strength``; from ``large`` the correction fades to none at
     ``1.4 * large`` (a red fundus, an orange cat filling the frame). Reports ``cast`` and
     the ``strength`` used.
+
+    ``disagreement_range: [full, none]`` (learned or auto only) holds back where the estimate
+    is unsure: the largest angle between the classic estimates (reported as
+    ``disagreement``) is small when the pixels' statistics all point at one light, and large
+    on a scene whose own colours pull each statistic its own way (a warm interior, a green
+    circuit board). The strength falls linearly from ``full`` degrees to none at ``none``.
     """
     ctx.record("method", method)
     if not ctx.is_color:
         ctx.record("skipped", "grey image: white balance needs colour channels")
         return x.copy()
-    confidence = None
+    confidence = disagreement = None
     if method == "manual" and gains is not None:
         gains_bgr = np.asarray(gains[::-1], dtype=np.float64)
         illuminant = 1.0 / gains_bgr
@@ -1101,7 +1129,9 @@ def white_balance(
         else:
             options = {"percentile": percentile, "p": p, "order": order, "sigma": sigma}
             options.update(linear=linear, saturated=saturated, dark=dark)
-            illuminant, confidence = _estimated_illuminant(img, ctx, method, strength == "auto", options)
+            illuminant, confidence, disagreement = _estimated_illuminant(
+                img, ctx, method, strength == "auto", options
+            )
         if not np.max(illuminant) > 0:
             ctx.record("skipped", "no usable pixels (all clipped or near black)")
             illuminant = np.ones(3)
@@ -1109,8 +1139,9 @@ def white_balance(
     if strength == "auto":
         strength = confidence
         ctx.record("strength", round(strength, 4))
-    if cast_range is not None:
-        strength = _held_back(strength, illuminant, cast_range, ctx)
+    if cast_range is not None or disagreement_range is not None:
+        unsure = None if disagreement_range is None else (disagreement, disagreement_range)
+        strength = _held_back(strength, illuminant, cast_range, unsure, ctx)
     gains_bgr = 1.0 + strength * (gains_bgr - 1.0)
     ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
     ctx.record("gains", gains_bgr[::-1])

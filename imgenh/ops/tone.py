@@ -300,14 +300,15 @@ def linear_stretch(
 
 # strength: auto moves each end of a stretch only as far as its level says the range was
 # compressed. A black point at or below AUTO_BLACK[0] is taken as meant (deep shadows; a
-# micrograph's bright background sits at 0.11), at or above AUTO_BLACK[1] as a veil or a flat
-# scan (haze lifts it to 0.6, halved contrast to 0.25), linear between. The white end the same,
-# by its distance below 1: a low-key photo's brightest luma sits near 0.75 (distance 0.25), an
+# micrograph's bright background sits at 0.11; a soft, airy photo's lifted blacks at 0.15-0.26,
+# which a heavy JPEG lifts further by averaging the darkest details away), at or above
+# AUTO_BLACK[1] as a veil (haze lifts it to 0.6), linear between. The white end the same, by its
+# distance below 1: a low-key photo's brightest luma sits near 0.75 (distance 0.25), an
 # under-exposed one's at 0.55 or below. And both ends move when the range between them is
 # narrow (AUTO_RANGE, by 1 - range): every clean photo of the tuning set spans 0.74 or more,
 # halved contrast, haze and -2 stops leave 0.5 or less. Chosen on benchmarks/quality.py's
-# tuning set.
-AUTO_BLACK = (0.12, 0.25)
+# tuning set; AUTO_BLACK[1] was 0.25 until set B's soft nature photos showed the false stretch.
+AUTO_BLACK = (0.15, 0.35)
 AUTO_WHITE = (0.25, 0.45)
 AUTO_RANGE = (0.30, 0.45)
 
@@ -775,8 +776,8 @@ def stretch(
     ``black * (1 - s)`` and the white point to ``white + (1 - white) * s`` (the map stays
     linear); ``auto`` takes ``s`` for each end from its level (:func:`stretch_targets`),
     reported as ``black_strength`` and ``white_strength``:
-    a black point at or below 0.12 and a white point at or above 0.75 stay where they are,
-    one at or beyond 0.25 / 0.55 goes all the way, and both go all the way when they are
+    a black point at or below 0.15 and a white point at or above 0.75 stay where they are,
+    one at or beyond 0.35 / 0.55 goes all the way, and both go all the way when they are
     0.55 or less apart (none when 0.7 or more); the strengths are reported. With
     ``linear`` the points (measured on the stored levels, as ImageMagick does) and the
     levels are decoded from sRGB, stretched, and encoded again: an under-exposure or a
