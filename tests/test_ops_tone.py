@@ -408,6 +408,8 @@ def test_stretch_strength_moves_the_points_part_way(strength):
         (3, 110, (1.0, 1.0)),  # under-exposed: a narrow range, both ends go all the way
         (90, 250, (1.0, 0.4837)),  # a veil: the black end all the way, the white by the range
         (30, 200, (0.2222, 0.2222)),  # a little flat: part way, by the range (0.3..0.45)
+        (38, 250, (0.0, 0.0)),  # a soft photo's lifted blacks (0.15) are meant, kept
+        (64, 250, (0.5049, 0.0)),  # blacks at 0.25: half way to a veil (0.15..0.35)
     ],
 )
 def test_stretch_strength_auto_moves_only_compressed_ends(black, white, moves):
