@@ -118,6 +118,9 @@ class Summary:
             f"{done} processed, {self.count('skipped')} skipped, {self.count('failed')} failed "
             f"in {self.seconds:.1f} s ({rate:.1f} images/s)"
         )
+        unchanged = sum(1 for r in self.results if r.status == "ok" and _says_unchanged(r.notes))
+        if unchanged:  # written as the input's own bytes: a user comparing files should not be surprised
+            text += f"; {unchanged} unchanged by the steps (input bytes kept)"
         if self.stopped_early:
             text += f"; stopped early: {self.stopped_early}"
         if self.interrupted:
@@ -188,7 +191,12 @@ def _target_problem(flag: str, report: str, out: Path | None) -> str | None:
 # Notes a result carries, by how they are shown: about one file (printed with its name),
 # shared by many (printed once, counted in the report), or only in the per-image report.
 PER_FILE_NOTES = ("truncated", "decoder warning")
-QUIET_NOTES = ("EXIF orientation", "written just before", "unchanged by the steps")
+UNCHANGED_PREFIX = "unchanged by the steps"
+QUIET_NOTES = ("EXIF orientation", "written just before", UNCHANGED_PREFIX)
+
+
+def _says_unchanged(notes: list[str]) -> bool:
+    return any(n.startswith(UNCHANGED_PREFIX) for n in notes)
 
 
 def note_kind(note: str) -> str:

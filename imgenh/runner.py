@@ -136,14 +136,20 @@ def _run_warnings(pipeline: Pipeline, plan: Plan, options: RunOptions) -> list[s
     if options.in_place:
         warnings.append("--in-place: the inputs themselves are being replaced")
     for reason, what in (
-        (CHANGED_SINCE, "changed since imgenh wrote them"),
-        (NOT_MADE_HERE, "not made by imgenh here"),
+        (CHANGED_SINCE, ("changed since imgenh wrote it", "changed since imgenh wrote them")),
+        (NOT_MADE_HERE, ("not made by imgenh here", "not made by imgenh here")),
     ):
         keys = [j.key for j in plan.jobs if j.skip == reason]
         if keys:
             shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
-            count = f"{len(keys)} existing output{'s' * (len(keys) != 1)}"
-            warnings.append(f"{count} {what} left as they are (--overwrite replaces them): {shown}")
+            one = len(keys) == 1
+            count = f"{len(keys)} existing output{'' if one else 's'} {what[0] if one else what[1]}"
+            left = (
+                "left as it is (--overwrite replaces it)"
+                if one
+                else "left as they are (--overwrite replaces them)"
+            )
+            warnings.append(f"{count} {left}: {shown}")
     return warnings
 
 

@@ -30,11 +30,11 @@ from imgenh.io import (
 )
 from imgenh.pipeline import Pipeline, StepError
 from imgenh.plan import Job, Status
-from imgenh.report import Result
+from imgenh.report import UNCHANGED_PREFIX, Result
 from imgenh.state import FileStamps
 
 # The note of an image written as its input's bytes (quiet: a per-image fact, in the report).
-UNCHANGED_NOTE = "unchanged by the steps: the input's bytes were written as they are"
+UNCHANGED_NOTE = f"{UNCHANGED_PREFIX}: the input's bytes were written as they are"
 
 
 class Worker:

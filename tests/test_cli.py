@@ -596,7 +596,10 @@ def test_outputs_edited_outside_imgenh_are_named_in_a_warning(runner, tree):
     os.utime(tree / "photos" / "a.jpg", ns=(1, 1))
     res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "--report", "r.json"], cwd=tree)
     assert res.exit_code == 0
-    assert "1 existing output changed since imgenh wrote them left as they are" in res.stderr
+    assert (
+        "1 existing output changed since imgenh wrote it left as it is (--overwrite replaces it)"
+        in res.stderr
+    )
     assert "a.jpg" in res.stderr
     report = json.loads((tree / "r.json").read_text())
     assert any("changed since imgenh wrote" in w for w in report["warnings"])

@@ -50,6 +50,15 @@ def test_an_image_the_steps_leave_alone_is_its_input_byte_for_byte(shots):
     assert UNCHANGED_NOTE not in images["c.jpg"]["notes"]
 
 
+def test_the_summary_line_counts_images_left_as_they_were(shots):
+    # "3 processed" alone reads as if every file changed; a user comparing files is told.
+    res = invoke_in(shots, ["run", "-s", "gamma value=1", "shots", "-o", "out", "-j", "1"])
+    assert "3 processed, 0 skipped, 0 failed" in res.stderr
+    assert "; 2 unchanged by the steps (input bytes kept)" in res.stderr
+    changed = invoke_in(shots, ["run", "-s", "gamma value=1.3", "shots", "-o", "out2", "-j", "1"])
+    assert "unchanged by the steps" not in changed.stderr
+
+
 def test_a_changed_image_is_encoded(shots):
     images = _run(shots, "-s", "gamma value=1.3")
     assert not _same_bytes(shots, "a.jpg") and not _same_bytes(shots, "b.png")
