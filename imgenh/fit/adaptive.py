@@ -49,11 +49,10 @@ from imgenh.fit.pairs import PairImages, resize_to_side
 from imgenh.fit.search import DEFAULT_BUDGET, fit_search, nelder_mead
 from imgenh.fit.select import (
     SAMPLES_PER_PAIR,
-    SIMPLER_WITHIN_ABS,
-    SIMPLER_WITHIN_REL,
     fit_look,
     pair_folds,
     sample_pair,
+    simplest_within_margin,
     split_holdout,
     stack_samples,
 )
@@ -586,9 +585,7 @@ def adaptive_candidates(
 
 def choose_candidate(candidates: Sequence[Candidate]) -> Candidate:
     """The simplest candidate whose cross-validated error is close to the lowest (the look's margin rule)."""
-    best = min(c.cv_error for c in candidates)
-    margin = max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * best)
-    return next(c for c in candidates if c.cv_error <= best + margin)
+    return simplest_within_margin(candidates, [c.cv_error for c in candidates])
 
 
 def cross_validate_predicted(

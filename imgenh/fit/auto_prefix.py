@@ -25,10 +25,9 @@ from imgenh.fit.look import LADDER
 from imgenh.fit.pairs import PairImages
 from imgenh.fit.select import (
     SAMPLES_PER_PAIR,
-    SIMPLER_WITHIN_ABS,
-    SIMPLER_WITHIN_REL,
     cross_validate,
     sample_pair,
+    simplest_within_margin,
 )
 
 # The slots, in the order an editor applies them; each option is one step (None: leave the slot out).
@@ -128,8 +127,6 @@ def search_auto_prefix(pairs: Sequence[PairImages], groups: Sequence[str] | None
         rng = np.random.default_rng(seed)
         samples = [sample_pair(p, PROXY_SAMPLES, rng) for p in prefixed(choice)]
         scores[choice] = cross_validate(samples, [PROXY_RUNG], seed, groups)[PROXY_RUNG.name]
-    best = min(scores.values())
-    margin = max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * best)
     simplest_first = sorted(scores, key=lambda c: (len(_steps(c)), c))
-    chosen = next(c for c in simplest_first if scores[c] <= best + margin)
+    chosen = simplest_within_margin(simplest_first, [scores[c] for c in simplest_first])
     return AutoPrefix(_steps(chosen), {prefix_label(_steps(c)): round(v, 4) for c, v in scores.items()})

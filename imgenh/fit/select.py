@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -34,6 +35,8 @@ K_FOLDS = 5
 # tone-curve edit on 3 pairs a 1331-node colour table (cross-validated 0.039 vs 0.060).
 SIMPLER_WITHIN_ABS = 0.05
 SIMPLER_WITHIN_REL = 0.03
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -184,11 +187,20 @@ def cross_validate(
     return {name: float(np.mean(v)) for name, v in scores.items()}
 
 
+def simplest_within_margin(simplest_first: Sequence[T], errors: Sequence[float]) -> T:
+    """The first (simplest) item whose error is within the simpler-model margin of the lowest.
+
+    The margin is ``max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * lowest)``: a simpler model that
+    does about as well is preferred, since it extrapolates more gently to new photos.
+    """
+    best = min(errors)
+    margin = max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * best)
+    return next(item for item, error in zip(simplest_first, errors, strict=True) if error <= best + margin)
+
+
 def choose_complexity(cv_errors: dict[str, float], ladder: Sequence[Complexity]) -> Complexity:
     """The simplest rung whose cross-validated error is close to the best one's."""
-    best = min(cv_errors.values())
-    margin = max(SIMPLER_WITHIN_ABS, SIMPLER_WITHIN_REL * best)
-    return next(level for level in ladder if cv_errors[level.name] <= best + margin)
+    return simplest_within_margin(list(ladder), [cv_errors[level.name] for level in ladder])
 
 
 def pipeline_errors(steps: list[dict], pairs: Sequence[PairImages], roles: Sequence[str]) -> list[PairError]:
