@@ -9,8 +9,8 @@ Usage (from the repository root)::
 
 Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``apt-get install
 opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds
-lomiri-wallpapers-16.04 lomiri-wallpapers-20.04``): 17 tuning photos and three held-out sets of 10,
-12 and 14, shrunk to at most 0.4 MP. Each is
+lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers``): 17 tuning photos and
+four held-out sets of 10, 12, 14 and 12, shrunk to at most 0.4 MP. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
 at its quality, or lossless PNG). The score is the mean CIEDE2000 (``skimage.color``) between
@@ -19,7 +19,7 @@ JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, 
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
 The photos are split by name into a tuning set (retune configs on it only) and held-out sets
-(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_C). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_D). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
 
@@ -119,10 +119,36 @@ HELD_OUT_C = (
     "sunset_by_Aitzol_Berasategi",
     "Kleiber_by_Lukas_Baubkus",
 )
-SETS = {"tuning": TUNING, "held_out": HELD_OUT, "held_out_b": HELD_OUT_B, "held_out_c": HELD_OUT_C}
+# On 2026-12-03 (session 22) set C was diagnosed per photo, so set D took its place: the photos of
+# KDE Plasma's wallpapers (`apt-get install plasma-workspace-wallpapers`; 2.5-15 MP JPEGs: a jetty in
+# fog, boats at dusk, a lake after sunset, a forest path, a kite in blue sky, autumn leaves, a beach
+# from above, cups, near-monochrome architecture; the drawn wallpapers are left out), never looked
+# at while tuning.
+HELD_OUT_D = (
+    "BytheWater",
+    "ColdRipple",
+    "ColorfulCups",
+    "DarkestHour",
+    "EveningGlow",
+    "FallenLeaf",
+    "Grey",
+    "Kite",
+    "OneStandsOut",
+    "Path",
+    "Volna",
+    "summer_1am",
+)
+SETS = {
+    "tuning": TUNING,
+    "held_out": HELD_OUT,
+    "held_out_b": HELD_OUT_B,
+    "held_out_c": HELD_OUT_C,
+    "held_out_d": HELD_OUT_D,
+}
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
 LOMIRI_BACKGROUNDS = Path(os.environ.get("LOMIRI_BACKGROUNDS", "/usr/share/backgrounds"))
+PLASMA_WALLPAPERS = Path(os.environ.get("PLASMA_WALLPAPERS", "/usr/share/wallpapers"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -136,6 +162,17 @@ def _file_photo(folder: Path, name: str, package: str, variable: str) -> np.ndar
     return cv2.imread(str(found[0]), cv2.IMREAD_COLOR)
 
 
+def _plasma_photo(name: str) -> np.ndarray:
+    # Each wallpaper comes as crops of one picture at several screen sizes: take the largest.
+    folder = PLASMA_WALLPAPERS / name / "contents" / "images"
+    sizes = sorted(folder.glob("*x*.jpg"), key=lambda p: np.prod([int(v) for v in p.stem.split("x")]))
+    if not sizes:
+        sys.exit(
+            f"quality.py: {folder}: missing; `apt-get install plasma-workspace-wallpapers` (or set PLASMA_WALLPAPERS)"
+        )
+    return cv2.imread(str(sizes[-1]), cv2.IMREAD_COLOR)
+
+
 def _opencv_photo(name: str) -> np.ndarray:
     return _file_photo(OPENCV_SAMPLES, name, "opencv-doc", "OPENCV_SAMPLES")
 
@@ -144,7 +181,8 @@ def load_photo(name: str) -> np.ndarray:
     """A clean photo as BGR uint8, shrunk (area) to at most ``MAX_PIXELS``.
 
     They come from ``skimage.data`` (``SKIMAGE_TUNING``), Debian's mate-backgrounds
-    (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``) or OpenCV's sample data (the rest).
+    (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``), plasma-workspace-wallpapers
+    (``HELD_OUT_D``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
@@ -153,6 +191,8 @@ def load_photo(name: str) -> np.ndarray:
     elif name in HELD_OUT_C:
         package = "lomiri-wallpapers-16.04 lomiri-wallpapers-20.04"
         bgr = _file_photo(LOMIRI_BACKGROUNDS, name, package, "LOMIRI_BACKGROUNDS")
+    elif name in HELD_OUT_D:
+        bgr = _plasma_photo(name)
     elif name not in SKIMAGE_TUNING:
         bgr = _opencv_photo(name)
     else:
