@@ -430,6 +430,60 @@ def test_disagreement_range_validation():
     assert errors and errors[0][0] == "disagreement_range"
 
 
+# ----------------------------------------------------------------------------------------
+# average_range: correct a cast only as far as the image's average colour shows it
+
+
+def _grey_room_with_warm_lamps() -> np.ndarray:
+    """A grey wall lit by neutral light, with two warm lamps glowing in it (set C's free_by_Peter_Nerlich).
+
+    The frame averages to grey; the learned estimator reads the lamps as a warm light.
+    """
+    rng = np.random.default_rng(5)
+    lin = np.full((96, 96, 3), 0.2) * rng.uniform(0.8, 1.2, (96, 96, 1))
+    rows, cols = np.mgrid[:96, :96]
+    for row, col in ((20, 25), (22, 70)):
+        glow = np.clip(1 - np.hypot(rows - row, cols - col) / 18, 0, 1)[..., None]
+        lin = lin * (1 - glow) + glow * np.array([0.55, 0.8, 0.95])  # B, G, R: a warm lamp
+    return np.round(linear_to_srgb(np.clip(lin, 0, 1)) * 255).astype(np.uint8)
+
+
+def test_average_range_leaves_a_grey_room_whose_lamps_read_as_a_cast():
+    img = _grey_room_with_warm_lamps()
+    free, free_report = wb(img, method="auto", strength=0.6)
+    illuminant = free_report["illuminant"]  # R, G, B
+    assert illuminant[0] > 1.5 * illuminant[2]  # the learned estimate: a warm light
+    assert free_report["average_cast"] < 0.15  # but the frame averages to grey
+    assert np.abs(free.astype(int) - img).max() > 10  # without the range the wall turns blue
+    out, report = wb(img, method="auto", strength=0.6, average_range=[0.15, 0.3])
+    assert report["strength"] == 0.0
+    assert np.array_equal(out, img)
+
+
+def test_average_range_keeps_a_cast_the_average_shows():
+    img = _cast_image((1.35, 1.0, 0.62))  # tungsten-like light over neutral statistics
+    full, _ = wb(img, method="auto", strength=0.6)
+    out, report = wb(img, method="auto", strength=0.6, average_range=[0.15, 0.3])
+    assert report["average_cast"] > 0.3
+    assert report["strength"] == 0.6 and np.array_equal(out, full)
+
+
+def test_average_range_rises_linearly_between_its_ends():
+    img = _cast_image((1.35, 1.0, 0.62))
+    _, probe = wb(img, method="learned", strength=1.0)
+    a = probe["average_cast"]
+    _, report = wb(img, method="learned", strength=1.0, average_range=[a - 0.1, a + 0.3])
+    assert report["strength"] == pytest.approx(0.25, abs=2e-3)  # a quarter of the way up
+
+
+def test_average_range_validation():
+    spec = get_op("white_balance")
+    _, errors = spec.resolve({"average_range": [0.3, 0.15]})
+    assert errors and "none < full" in errors[0][1]
+    _, errors = spec.resolve({"method": "gray_world", "average_range": [0.15, 0.3]})
+    assert errors and errors[0][0] == "average_range"
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 @pytest.mark.parametrize("share", [1e-5, 2e-3, 0.05])
 def test_clipped_blocks_match_an_exact_area_shrink(share, dtype):

@@ -771,18 +771,22 @@ def estimate_learned(
     -------
     illuminant : ndarray, shape (3,)
     info : dict
-        ``confidence`` (0..1), ``expected_error`` (degrees) and ``disagreement`` (largest
-        angle between the classic estimates, degrees).
+        ``confidence`` (0..1), ``expected_error`` (degrees), ``disagreement`` (largest
+        angle between the classic estimates, degrees), ``average_cast`` (:func:`cast_size`
+        of the gray-world estimate, the image's average colour) and ``level`` (mean linear
+        level of the usable pixels).
     """
     model = model or load_white_balance_model()
-    features, _ = illuminant_features(img, linear, saturated, dark)
+    features, estimates = illuminant_features(img, linear, saturated, dark)
     illuminant, expected, confidence = model.predict(features)
     disagreement = float(features[FEATURE_NAMES.index("classic_disagreement_deg")])
     level = 10.0 ** float(features[FEATURE_NAMES.index("log_mean_level")])
+    average = estimates["gray_world"]
     info = {
         "confidence": confidence,
         "expected_error": expected,
         "disagreement": disagreement,
+        "average_cast": cast_size(average) if average.max() > 0 else 0.0,
         "level": level,
     }
     return illuminant, info
@@ -825,9 +829,11 @@ def cast_size(illuminant_bgr: np.ndarray) -> float:
     return float(math.hypot(math.log(r / g), math.log(b / g)))
 
 
-def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, disagreement, ctx) -> float:
-    """``strength`` scaled by how plausible the cast is as a light (see ``cast_range``) and by
-    how well the classic estimates agree (``disagreement``: (degrees, [full, none]) or None)."""
+def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, unsure, ctx) -> float:
+    """``strength`` scaled by how plausible the cast is as a light (see ``cast_range``), by how
+    well the classic estimates agree (``unsure["disagreement"]``: (degrees, [full, none]) or
+    None) and by whether the image's average shows the cast (``unsure["average"]``: (cast,
+    [none, full]) or None)."""
     held = strength
     if cast_range is not None:
         small, large = cast_range
@@ -836,9 +842,12 @@ def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, disagree
         fall = float(np.clip((size - large) / (0.4 * large), 0.0, 1.0)) if large > 0 else 1.0
         held *= rise * (1.0 - fall)
         ctx.record("cast", round(size, 4))
-    if disagreement is not None:
-        degrees, (full, none) = disagreement
+    if unsure.get("disagreement") is not None:
+        degrees, (full, none) = unsure["disagreement"]
         held *= 1.0 - ramp(degrees, full, none)
+    if unsure.get("average") is not None:
+        cast, (none, full) = unsure["average"]
+        held *= ramp(cast, none, full)
     ctx.record("strength", round(held, 4))
     return held
 
@@ -858,6 +867,8 @@ def _check_white_balance(p: dict) -> str | None:
         return "cast_range must be [small, large] with small < large"
     if p["disagreement_range"] is not None and not p["disagreement_range"][0] < p["disagreement_range"][1]:
         return "disagreement_range must be [full, none] with full < none"
+    if p["average_range"] is not None and not p["average_range"][0] < p["average_range"][1]:
+        return "average_range must be [none, full] with none < full"
     return None
 
 
@@ -886,8 +897,8 @@ def _manual_illuminant(img: np.ndarray, linear: bool, white, white_at, window: i
 def _estimated_illuminant(
     img: np.ndarray, ctx, method: str, want_confidence: bool, options: dict
 ) -> tuple[np.ndarray, float | None, float | None]:
-    """(light B, G, R, strength auto would use or None, the classic estimates' disagreement in
-    degrees or None) by ``method``; records the confidence."""
+    """(light B, G, R, strength auto would use or None, the learned estimator's info or None)
+    by ``method``; records the confidence."""
     linear, saturated, dark = options.pop("linear"), options.pop("saturated"), options.pop("dark")
     info = None
     if method in ("auto", "learned"):
@@ -904,12 +915,12 @@ def _estimated_illuminant(
         ctx.record("confidence", round(info["confidence"], 4))
         ctx.record("expected_error", round(info["expected_error"], 3))
         ctx.record("disagreement", round(info["disagreement"], 3))
-    disagreement = None if info is None else info["disagreement"]
+        ctx.record("average_cast", round(info["average_cast"], 4))
     if not want_confidence:
-        return illuminant, None, disagreement
+        return illuminant, None, info
     share = adaptation(illuminant, info["level"])
     ctx.record("adaptation", round(share, 4))
-    return illuminant, info["confidence"] * share, disagreement
+    return illuminant, info["confidence"] * share, info
 
 
 @operator(
@@ -1049,6 +1060,18 @@ def white_balance(
         le=180,
         only_with={"method": ("auto", "learned")},
     ),
+    average_range: Param(
+        list,
+        None,
+        "[none, full]: correct only as far as the image's average colour shows the cast "
+        "(hypot(ln R/G, ln B/G) of the gray-world estimate): none at or below none, full from full; "
+        "a near-neutral average with a cast read elsewhere is the scene's own light (a warm lamp in a grey room)",
+        item=float,
+        length=2,
+        ge=0,
+        le=5,
+        only_with={"method": ("auto", "learned")},
+    ),
 ) -> np.ndarray:
     """White balance: estimate the illuminant, then divide it out with per-channel gains.
 
@@ -1113,12 +1136,18 @@ def white_balance(
     ``disagreement``) is small when the pixels' statistics all point at one light, and large
     on a scene whose own colours pull each statistic its own way (a warm interior, a green
     circuit board). The strength falls linearly from ``full`` degrees to none at ``none``.
+
+    ``average_range: [none, full]`` (learned or auto only) corrects a cast only as far as the
+    image's average colour shows it: the gray-world estimate's cast (reported as
+    ``average_cast``) at or below ``none`` means the frame averages to grey, so a light read
+    from its highlights or edges (a warm lamp in a grey room, a yellow-lit wall beside white)
+    is the scene's, and removing it would tint the grey; from ``full`` the strength is kept.
     """
     ctx.record("method", method)
     if not ctx.is_color:
         ctx.record("skipped", "grey image: white balance needs colour channels")
         return x.copy()
-    confidence = disagreement = None
+    confidence = info = None
     if method == "manual" and gains is not None:
         gains_bgr = np.asarray(gains[::-1], dtype=np.float64)
         illuminant = 1.0 / gains_bgr
@@ -1129,7 +1158,7 @@ def white_balance(
         else:
             options = {"percentile": percentile, "p": p, "order": order, "sigma": sigma}
             options.update(linear=linear, saturated=saturated, dark=dark)
-            illuminant, confidence, disagreement = _estimated_illuminant(
+            illuminant, confidence, info = _estimated_illuminant(
                 img, ctx, method, strength == "auto", options
             )
         if not np.max(illuminant) > 0:
@@ -1139,8 +1168,13 @@ def white_balance(
     if strength == "auto":
         strength = confidence
         ctx.record("strength", round(strength, 4))
-    if cast_range is not None or disagreement_range is not None:
-        unsure = None if disagreement_range is None else (disagreement, disagreement_range)
+    if cast_range is not None or disagreement_range is not None or average_range is not None:
+        unsure = {
+            "disagreement": None
+            if disagreement_range is None
+            else (info["disagreement"], disagreement_range),
+            "average": None if average_range is None else (info["average_cast"], average_range),
+        }
         strength = _held_back(strength, illuminant, cast_range, unsure, ctx)
     gains_bgr = 1.0 + strength * (gains_bgr - 1.0)
     ctx.record("illuminant", (illuminant / illuminant.sum())[::-1])
