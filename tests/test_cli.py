@@ -690,3 +690,13 @@ def test_jobs_warning_for_a_large_batch_only_over_the_cores(tree, monkeypatch):
     monkeypatch.setattr(executors, "POOL_MIN_PIXELS", 80_000_000)  # a small batch again
     assert warning(2).startswith("-j 2: 3 images of 0.018 MP in all finish sooner in one process")
     assert warning(2, "threading") is None  # threads cost nothing to start
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_cores_are_the_ones_this_process_may_use(tmp_path):
+    """Under `taskset -c 0` (or a container's cpuset) one core is all imgenh has, whatever the machine holds."""
+    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+    code += "from imgenh.executors import usable_cores; print(usable_cores())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
