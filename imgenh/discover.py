@@ -349,17 +349,16 @@ def find_inputs(
     dropped: list[PurePosixPath] = []  # files --include/--exclude left out
     missing: list[str] = []  # named folders that do not exist
     for number, arg in enumerate([*inputs, *listed]):
-        path, root, empty = Path(arg), None, None
+        path, root, empty, unsearched = Path(arg), None, None, ""
         if GLOB_CHARS & set(arg) and not os.path.lexists(arg):
             root, files, loops = _glob(arg, filters)
             empty = f"pattern {arg!r} matched no images"
         elif path.is_dir():
             files, loops, not_entered = _walk(path, filters, None if recursive else 0)
-            root, empty = path, f"folder {arg!r} holds no images{'' if recursive else ' (add --recursive?)'}"
-            if not_entered:
-                result.warnings.append(
-                    f"folder '{arg}' has {not_entered} subfolder(s) not searched (add --recursive)"
-                )
+            root, empty = path, f"folder {arg!r} holds no images"
+            if not_entered:  # the hint only where --recursive could find more
+                unsearched = f"{not_entered} subfolder(s) not searched (add --recursive)"
+                empty += f" directly; {unsearched}"
         else:
             if not os.path.lexists(path) and _names_a_folder(arg):
                 missing.append(arg)
@@ -370,6 +369,8 @@ def find_inputs(
         _take(files, root, filters, result, dropped)
         if empty and len(result.found) == before and len(dropped) == dropped_before:
             result.warnings.append(empty)
+        elif unsearched:
+            result.warnings.append(f"folder '{arg}' has {unsearched}")
     if missing:
         raise UsageError(
             [f"input folder {arg!r} does not exist (a drive not mounted? a typo?)" for arg in missing],

@@ -73,20 +73,61 @@ def _input_pixels(jobs: list[Job], limit: int) -> int:
     return total
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (taskset, a container's cpuset), else all."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def choose_workers(jobs: list[Job], requested: int | None, backend: str = "loky") -> int:
     """Number of workers: 1 (in-process) for small batches or ``-j 1``; for dask, -j or the cores.
 
-    With an external Dask scheduler the cluster's own workers run the batch, whatever this says.
+    An explicit ``-j N`` is honoured (at most one worker per job); :func:`jobs_warning` says
+    when it costs time. With an external Dask scheduler the cluster's own workers run the
+    batch, whatever this says.
     """
     if backend == "dask":
-        return max(1, min(requested or os.cpu_count() or 1, len(jobs)))
+        return max(1, min(requested or usable_cores(), len(jobs)))
     if requested == 1 or len(jobs) < 2:
         return 1
-    cores = os.cpu_count() or 1
-    n = min(requested or cores, len(jobs))
+    n = min(requested or usable_cores(), len(jobs))
     if requested is None and _input_pixels(jobs, POOL_MIN_PIXELS) <= POOL_MIN_PIXELS:
         return 1
     return max(n, 1)
+
+
+def jobs_warning(jobs: list[Job], n_workers: int, settings: BackendSettings) -> str | None:
+    """One line when an explicit ``-j`` is honoured but makes the run slower than imgenh's own choice.
+
+    Two ways it does: more workers than cores (they take turns on the cores, each holding
+    its own images in memory), and a process pool for a batch too small to pay for starting
+    it (under ``POOL_MIN_PIXELS`` of input, which imgenh would run in-process). None when
+    ``-j`` was not given, runs one worker, or goes to an external Dask scheduler (ignored there).
+    """
+    requested = settings.jobs
+    if requested is None or n_workers <= 1 or (settings.backend == "dask" and settings.scheduler):
+        return None
+    cores = usable_cores()
+    problems = []
+    if n_workers > cores:
+        on_cores = f"{cores} core{'s' * (cores != 1)}"
+        problems.append(
+            f"{n_workers} workers take turns on {on_cores} (no faster than -j {cores}, more memory)"
+        )
+    # Threads start at once; a process pool's start-up is what a small batch cannot pay for.
+    pixels = _input_pixels(jobs, POOL_MIN_PIXELS) if settings.backend == "loky" else None
+    small = pixels is not None and pixels <= POOL_MIN_PIXELS
+    if small:
+        problems.append(
+            f"{len(jobs)} images of {pixels / 1e6:.2g} MP in all finish sooner in one process "
+            "than in a pool that has to start first"
+        )
+    if not problems:
+        return None
+    default = "runs them in this process" if small or cores == 1 else f"uses {cores} workers"
+    return f"-j {requested}: {'; '.join(problems)} (without -j, imgenh {default})"
 
 
 # glibc's mallopt parameters: sizes up to the threshold come from the heap, which is kept.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from imgenh import __version__, augment
 from imgenh.discover import Filters, find_inputs
-from imgenh.executors import PoolBroken, choose_workers, execute
+from imgenh.executors import PoolBroken, choose_workers, execute, jobs_warning
 from imgenh.io import DEFAULT_FAIL_ON, DEFAULT_MAX_PIXELS, RenameGate, remove_temp_files
 from imgenh.pipeline import Pipeline
 from imgenh.plan import Plan, PlanError, Status, build_plan
@@ -196,9 +196,12 @@ class Runner:
     def run(self) -> Summary:
         """Run the batch; see :func:`run_batch`."""
         plan = self._plan_and_lock()
+        n_workers = choose_workers(plan.todo, self.options.jobs, self.options.backend)
+        costly_jobs = jobs_warning(plan.todo, n_workers, self.options)
+        if costly_jobs:
+            plan.warnings.append(costly_jobs)
         self.summary.warnings = plan.warnings
         self.summary.ignored = ignored_json(plan)
-        n_workers = choose_workers(plan.todo, self.options.jobs, self.options.backend)
         if self.on_plan:
             self.on_plan(plan, n_workers)
         folders = {j.output.parent for j in plan.jobs}

@@ -14,9 +14,11 @@ import pytest
 from click.testing import CliRunner
 from helpers import invoke_in
 
-from imgenh import __version__
+from imgenh import __version__, executors
 from imgenh.ops import REGISTRY
 from imgenh.ops.describe import operator_table
+from imgenh.plan import Job
+from imgenh.runner import RunOptions
 
 GAMMA = "version: 1\nname: g\nsteps:\n  - op: gamma\n    value: 1.5\n"
 
@@ -637,3 +639,64 @@ def test_version_and_help_of_the_group_load_no_image_libraries():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -j: an explicit worker count is honoured, and says so when it costs time --------------------
+
+
+def test_explicit_jobs_over_the_cores_on_a_small_batch_is_honoured_with_one_warning(
+    runner, tree, monkeypatch
+):
+    monkeypatch.setattr(executors, "usable_cores", lambda: 1)  # as on a 1-core machine
+    args = ["run", "p.yaml", "photos", "-o", "out", "-j", "2", "-v", "--report", "r.json"]
+    res = invoke(runner, args, cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert "2 images: 2 to process with 2 workers" in res.stderr  # the pool really ran
+    assert outputs(tree / "out") == ["a.jpg", "b.PNG"]
+    warned = [line for line in res.stderr.splitlines() if line.startswith("imgenh: warning: -j ")]
+    assert warned == [
+        "imgenh: warning: -j 2: 2 workers take turns on 1 core (no faster than -j 1, more memory); "
+        "2 images of 0.012 MP in all finish sooner in one process than in a pool that has to start first "
+        "(without -j, imgenh runs them in this process)"
+    ]
+    report = json.loads((tree / "r.json").read_text())
+    assert warned[0].removeprefix("imgenh: warning: ") in report["warnings"]
+
+
+@pytest.mark.parametrize("jobs", [[], ["-j", "1"]])
+def test_no_jobs_warning_when_imgenh_chooses_or_runs_in_process(runner, tree, jobs):
+    res = invoke(runner, ["run", "p.yaml", "photos", "-o", "out", "-v", *jobs], cwd=tree)
+    assert res.exit_code == 0, res.output
+    assert "with 1 worker" in res.stderr and "-j" not in res.stderr
+
+
+def test_jobs_warning_for_a_large_batch_only_over_the_cores(tree, monkeypatch):
+    jobs = [Job(tree / "photos" / "a.jpg", tree / "out" / "a.jpg", "a.jpg")] * 3
+    monkeypatch.setattr(executors, "usable_cores", lambda: 2)
+    monkeypatch.setattr(executors, "POOL_MIN_PIXELS", 100)  # 64x96 px images: a large batch
+
+    def warning(jobs_flag, backend="loky", scheduler=None):
+        settings = RunOptions(jobs=jobs_flag, backend=backend, scheduler=scheduler)
+        return executors.jobs_warning(jobs, executors.choose_workers(jobs, jobs_flag, backend), settings)
+
+    assert warning(None) is None and warning(2) is None  # one worker per core
+    assert warning(3) == "-j 3: 3 workers take turns on 2 cores (no faster than -j 2, more memory) " + (
+        "(without -j, imgenh uses 2 workers)"
+    )
+    assert warning(8) == warning(3).replace("-j 3:", "-j 8:")  # 3 jobs: 3 workers at most
+    assert warning(3, "threading").startswith("-j 3: 3 workers take turns on 2 cores")
+    assert warning(3, "dask").startswith("-j 3: 3 workers take turns on 2 cores")  # a LocalCluster
+    assert warning(3, "dask", "tcp://10.0.0.5:8786") is None  # -j is ignored there (a note says so)
+    monkeypatch.setattr(executors, "POOL_MIN_PIXELS", 80_000_000)  # a small batch again
+    assert warning(2).startswith("-j 2: 3 images of 0.018 MP in all finish sooner in one process")
+    assert warning(2, "threading") is None  # threads cost nothing to start
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_cores_are_the_ones_this_process_may_use(tmp_path):
+    """Under `taskset -c 0` (or a container's cpuset) one core is all imgenh has, whatever the machine holds."""
+    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+    code += "from imgenh.executors import usable_cores; print(usable_cores())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"

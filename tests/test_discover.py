@@ -268,3 +268,36 @@ def test_output_folder_equal_to_input_folder_offers_no_exclude(runner, clutter):
     assert res.exit_code == 2
     assert "output folder photos is input folder photos" in res.stderr
     assert "--exclude" not in res.stderr and "--in-place" not in res.stderr
+
+
+def test_the_recursive_hint_only_where_a_subfolder_was_left_unsearched(tmp_path, photo8):
+    empty, nested, hidden_only = tmp_path / "empty", tmp_path / "nested", tmp_path / "hidden_only"
+    empty.mkdir()
+    (nested / "2024").mkdir(parents=True)
+    cv2.imwrite(str(nested / "2024" / "a.jpg"), photo8)
+    (hidden_only / ".thumbnails").mkdir(parents=True)  # skipped anyway: --recursive would find nothing
+    cv2.imwrite(str(hidden_only / ".thumbnails" / "t.jpg"), photo8)
+    for folder in (empty, hidden_only):
+        assert find_inputs([str(folder)]).warnings == [f"folder {str(folder)!r} holds no images"]
+        assert find_inputs([str(folder)], recursive=True).warnings == [
+            f"folder {str(folder)!r} holds no images"
+        ]
+    assert find_inputs([str(nested)]).warnings == [  # one line, not two
+        f"folder {str(nested)!r} holds no images directly; 1 subfolder(s) not searched (add --recursive)"
+    ]
+    found = find_inputs([str(nested)], recursive=True)
+    assert [f.rel.as_posix() for f in found.found] == ["2024/a.jpg"] and found.warnings == []
+    cv2.imwrite(str(nested / "b.jpg"), photo8)  # images at the top: the hint stands alone
+    assert find_inputs([str(nested)]).warnings == [
+        f"folder '{nested}' has 1 subfolder(s) not searched (add --recursive)"
+    ]
+
+
+def test_an_empty_folder_through_the_cli_gets_no_recursive_hint(runner, tmp_path):
+    (tmp_path / "p.yaml").write_text(GAMMA)
+    (tmp_path / "photos").mkdir()
+    res = invoke_in(tmp_path, ["run", "p.yaml", "photos", "-o", "out"], runner)
+    assert res.exit_code == 2 and not (tmp_path / "out").exists()
+    assert res.stderr == (
+        "imgenh: warning: folder 'photos' holds no images\nimgenh: error: no images found in the given inputs\n"
+    )

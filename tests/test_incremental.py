@@ -215,3 +215,37 @@ def test_noop_rerun_counts(tree):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["totals"]["skipped"] == 3
     assert "0 processed, 3 skipped, 0 failed" in proc.stderr
+
+
+def test_what_a_rerun_skips_redoes_and_leaves_alone_as_readme_says(tree):
+    """README's "Incremental" paragraph, claim by claim; then --overwrite redoes every output."""
+    (tree / "in" / "d.png").write_bytes((tree / "in" / "a.png").read_bytes())
+    (tree / "in" / "e.png").write_bytes((tree / "in" / "a.png").read_bytes())
+    assert go(tree).count("ok") == 5
+    out = tree / "out"
+    src = tree / "in" / "b.png"
+    cv2.imwrite(str(src), 255 - cv2.imread(str(src)))  # an edited input
+    (out / "c.jpg").write_bytes(b"retouched by hand")  # an output changed since imgenh wrote it
+    (out / "d.png").unlink()  # an output deleted
+    (tree / "in" / "e.png").unlink()  # an input gone: its output stays
+    assert whys(tree) == {
+        "a.png": "up to date",
+        "b.png": "input changed",
+        "c.jpg": "output changed since imgenh wrote it (--overwrite replaces it)",
+        "d.png": "output missing",
+    }
+    assert statuses(go(tree)) == {
+        "a.png": ("skipped", "up to date"),
+        "b.png": ("ok", ""),
+        "c.jpg": ("skipped", "output changed since imgenh wrote it (--overwrite replaces it)"),
+        "d.png": ("ok", ""),
+    }
+    assert (out / "c.jpg").read_bytes() == b"retouched by hand" and (out / "e.png").is_file()
+    # A hand-changed output is left alone even when the pipeline changes too.
+    assert whys(tree, steps=[{"op": "gamma", "value": 1.4}])["c.jpg"].startswith("output changed since")
+    # --overwrite processes every image again, up-to-date and hand-changed outputs included.
+    assert {k: s for k, (s, _) in statuses(go(tree, overwrite=True)).items()} == dict.fromkeys(
+        ("a.png", "b.png", "c.jpg", "d.png"), "ok"
+    )
+    assert cv2.imread(str(out / "c.jpg")) is not None
+    assert set(whys(tree).values()) == {"up to date"}

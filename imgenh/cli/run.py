@@ -68,7 +68,11 @@ from imgenh.state import LockedError
 @click.option("--quality", type=int, help="Override output.quality (1-100).")
 @click.option("--suffix", help="Override output.suffix, e.g. _enh.")
 @click.option("--metadata", help="Override output.metadata: keep or strip.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs, even up-to-date ones.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Process every image again and replace its output: up to date, changed by hand or not imgenh's.",
+)
 @click.option("--in-place", is_flag=True, help="Replace the INPUT FILES THEMSELVES (atomically). No undo.")
 @click.option(
     "-n", "--dry-run", is_flag=True, help="Print the plan (input -> output, or why skipped); touch nothing."
@@ -138,15 +142,16 @@ def run(
     own. With -s, PIPELINE is optional: the first word is the pipeline only if it ends in
     .yaml/.yml or is a built-in name (and no file or folder has that name).
 
-    Outputs mirror each input's path relative to the folder it was found in. An existing
-    output is skipped when its input and the pipeline are unchanged since imgenh wrote it
-    (a manifest in OUT/.imgenh records that), or when imgenh did not write it; --overwrite
-    replaces it.
+    Outputs mirror each input's path relative to the folder it was found in. A re-run skips
+    an output whose input and pipeline are unchanged since imgenh wrote it (a manifest in
+    OUT/.imgenh records that) and processes the others again, except that an output imgenh
+    did not write, or one changed since it wrote it, is left alone (a warning names them).
+    --overwrite processes every image again and replaces whatever output is there.
 
     \b
     Examples:
       imgenh run default sample_images -o out
-      imgenh run -s 'gamma value=1.2' -s 'resize long_side=1600' photos -o out
+      imgenh run -s 'gamma value=1.2' -s 'resize long_side=1600 upscale=false' photos -o out
       imgenh run low.yaml 'shots/**/*.JPG' -o out -j 4 --format jpg --quality 90
       find shots -name '*.png' | imgenh run p.yaml --files-from - -o out --report -
     """
