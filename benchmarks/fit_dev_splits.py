@@ -19,7 +19,9 @@ held-out photos judge it once at the end.
              check photos shot twice at a random exposure and cast (seed 5), and made darker and
              more colourful (gamma 0.4, saturation 2.5), each then given the look; and each rung's
              colour-region cross-validation is kept (fit without the darkest / brightest / most
-             colourful 20% of the pooled pixels, check on them) for rules that weigh extrapolation.
+             colourful 20% of the pooled pixels, check on them) for rules that weigh extrapolation;
+             and (since 2026-12-03, session fitclut) the 2 check photos with red and blue swapped,
+             hues the warm fitted photos hardly show.
 --other-photos  each look fitted on all five training photos, as fit_looks.py fits, and checked on
              ten OpenCV sample photos (benchmarks/quality.py's tuning ones; opencv-doc).
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
@@ -526,6 +528,12 @@ def dark_colourful_pairs(befores: dict, look, names) -> list:
     return [_pair(name, shift.apply(befores[name])[0], look) for name in names]
 
 
+def swapped_pairs(befores: dict, look, names) -> list:
+    """Each check photo with red and blue swapped, then given the look: the fitted photos are warm
+    (skin, fur, coffee, retina), so this asks for hues (blues, cyans) they hardly show."""
+    return [_pair(name, np.ascontiguousarray(befores[name][..., ::-1]), look) for name in names]
+
+
 def shifted_scores(count: int | None) -> dict:
     """Per look and split: each rung's cross-validated error, its check error on the 2 other photos (as
     look_scores) and on shifted shots of them (``shifted_pairs``): is the model safe outside the pairs' colours?"""
@@ -542,6 +550,7 @@ def shifted_scores(count: int | None) -> dict:
                 "check": bench.make_pairs(befores, afters, check),
                 "shifted": shifted_pairs(befores, fn, check),
                 "dark_colourful": dark_colourful_pairs(befores, fn, check),
+                "swapped": swapped_pairs(befores, fn, check),
             }
             rng = np.random.default_rng(0)
             samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
@@ -577,7 +586,9 @@ def shifted_report(count: int | None, rules: dict, cache: Path, tag: str) -> dic
     rows = {f"always {level.name}": (lambda d, name=level.name: name) for level in lm.LADDER}
     rows.update({k: v for k, v in rules.items() if not k.startswith("gamut")})
     rows.update(region_rules())
-    for which in ("check", "shifted", "dark_colourful"):
+    for which in [
+        k for k in ("check", "shifted", "dark_colourful", "swapped") if k in next(iter(scores.values()))
+    ]:
         print(f"\nGlobal looks ({tag}), dev splits (fit 3, {which} 2 others): mean CIEDE2000\n")
         print("| rule | " + " | ".join(looks) + " | mean |")
         print("|---" * (len(looks) + 2) + "|")
