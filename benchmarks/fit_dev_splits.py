@@ -19,9 +19,13 @@ held-out photos judge it once at the end.
              check photos shot twice at a random exposure and cast (seed 5), and made darker and
              more colourful (gamma 0.4, saturation 2.5), each then given the look; and each rung's
              colour-region cross-validation is kept (fit without the darkest / brightest / most
-             colourful 20% of the pooled pixels, check on them) for rules that weigh extrapolation.
+             colourful 20% of the pooled pixels, check on them) for rules that weigh extrapolation;
+             and (since 2026-12-03, session fitclut) the 2 check photos with red and blue swapped,
+             hues the warm fitted photos hardly show.
 --other-photos  each look fitted on all five training photos, as fit_looks.py fits, and checked on
              ten OpenCV sample photos (benchmarks/quality.py's tuning ones; opencv-doc).
+--rule-only  the current selection rule (and the affine rung) on all the checks above, without the
+             other rungs and rules: for a model variant set with --set NAME=VALUE.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
@@ -526,6 +530,12 @@ def dark_colourful_pairs(befores: dict, look, names) -> list:
     return [_pair(name, shift.apply(befores[name])[0], look) for name in names]
 
 
+def swapped_pairs(befores: dict, look, names) -> list:
+    """Each check photo with red and blue swapped, then given the look: the fitted photos are warm
+    (skin, fur, coffee, retina), so this asks for hues (blues, cyans) they hardly show."""
+    return [_pair(name, np.ascontiguousarray(befores[name][..., ::-1]), look) for name in names]
+
+
 def shifted_scores(count: int | None) -> dict:
     """Per look and split: each rung's cross-validated error, its check error on the 2 other photos (as
     look_scores) and on shifted shots of them (``shifted_pairs``): is the model safe outside the pairs' colours?"""
@@ -542,6 +552,7 @@ def shifted_scores(count: int | None) -> dict:
                 "check": bench.make_pairs(befores, afters, check),
                 "shifted": shifted_pairs(befores, fn, check),
                 "dark_colourful": dark_colourful_pairs(befores, fn, check),
+                "swapped": swapped_pairs(befores, fn, check),
             }
             rng = np.random.default_rng(0)
             samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
@@ -561,6 +572,83 @@ def shifted_scores(count: int | None) -> dict:
     return out
 
 
+def _other_photos() -> list:
+    import cv2
+
+    from imgenh.fit.pairs import resize_to_side
+
+    root = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
+    return [
+        resize_to_side(cv2.imread(str(sorted(root.glob(n + ".*"))[0]), cv2.IMREAD_COLOR), bench.SIDE)
+        for n in OTHER_PHOTOS
+    ]
+
+
+def _rule_errors(train, checks: dict) -> dict:
+    """The current rule's rung and the affine rung fitted on ``train``: mean error on each check set."""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    rng = np.random.default_rng(0)
+    samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
+    cv = select.cross_validate(samples, lm.LADDER, 0, [_photo(p.pair.key) for p in train])
+    chosen = select.choose_complexity(cv, lm.LADDER)
+    x, y = select.stack_samples(samples)
+    out = {"chosen": chosen.name}
+    for row, level in (("rule", chosen), ("affine", lm.LADDER[0])):
+        model = lm.fit_model(x, y, level)
+        for name, pairs in checks.items():
+            out[(row, name)] = float(np.mean([_rgb_error(model, p.before, p.after) for p in pairs]))
+    return out
+
+
+def rule_scores(count: int | None) -> dict:
+    """All four checks of the 2026-12-03 table (and the swapped one) for the current selection rule
+    only (no region cross-validation, no other rungs): a model variant (--set) in a fraction of the time."""
+    befores = {n: img for n, img in bench.photos().items() if n in bench.TRAIN_PHOTOS}
+    others = _other_photos()
+    out = {}
+    for look, fn in look_functions().items():
+        afters = {n: fn(img) for n, img in befores.items()}
+        for k, (fit, check) in enumerate(splits(count)):
+            checks = {
+                "check": bench.make_pairs(befores, afters, check),
+                "shifted": shifted_pairs(befores, fn, check),
+                "dark_colourful": dark_colourful_pairs(befores, fn, check),
+                "swapped": swapped_pairs(befores, fn, check),
+            }
+            out[(look, k)] = _rule_errors(bench.make_pairs(befores, afters, fit), checks)
+        train = bench.make_pairs(befores, afters, bench.TRAIN_PHOTOS)
+        out[(look, "all")] = _rule_errors(
+            train, {"other_photos": [_pair(str(i), o, fn) for i, o in enumerate(others)]}
+        )
+        print(f"  {look}: done", file=sys.stderr)
+    return out
+
+
+def rule_report(count: int | None, cache: Path, tag: str) -> None:
+    scores = cached(cache / f"rule-{tag}.pkl", lambda: rule_scores(count))
+    looks = list(dict.fromkeys(look for look, _ in scores))
+    checks = ("check", "shifted", "dark_colourful", "swapped", "other_photos")
+    print(f"\nGlobal looks ({tag}): the current rule (and the affine rung), mean CIEDE2000 per check\n")
+    print("| check | row | " + " | ".join(looks) + " | mean | Hald |")
+    print("|---" * (len(looks) + 4) + "|")
+    for which in checks:
+        for row in ("rule", "affine"):
+            means = [
+                np.mean(
+                    [d[(row, which)] for (lk, _), d in scores.items() if lk == look and (row, which) in d]
+                )
+                for look in looks
+            ]
+            cells = " | ".join(f"{m:.3f}" for m in means)
+            print(
+                f"| {which} | {row} | {cells} | {np.mean(means):.3f} | {means[looks.index('im-hald-clut')]:.3f} |"
+            )
+    chosen = {look: sorted({d["chosen"] for (lk, _), d in scores.items() if lk == look}) for look in looks}
+    print("\nRungs chosen: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in chosen.items()))
+
+
 def _rgb_error(model, before: np.ndarray, after: np.ndarray) -> float:
     from imgenh.fit import look as lm
 
@@ -577,7 +665,9 @@ def shifted_report(count: int | None, rules: dict, cache: Path, tag: str) -> dic
     rows = {f"always {level.name}": (lambda d, name=level.name: name) for level in lm.LADDER}
     rows.update({k: v for k, v in rules.items() if not k.startswith("gamut")})
     rows.update(region_rules())
-    for which in ("check", "shifted", "dark_colourful"):
+    for which in [
+        k for k in ("check", "shifted", "dark_colourful", "swapped") if k in next(iter(scores.values()))
+    ]:
         print(f"\nGlobal looks ({tag}), dev splits (fit 3, {which} 2 others): mean CIEDE2000\n")
         print("| rule | " + " | ".join(looks) + " | mean |")
         print("|---" * (len(looks) + 2) + "|")
@@ -771,6 +861,11 @@ def main() -> None:
         action="store_true",
         help="looks: also check shots of the 2 photos at new exposures and casts",
     )
+    parser.add_argument(
+        "--rule-only",
+        action="store_true",
+        help="looks: the current rule only, on every check incl. --shifted's and --other-photos' (fast)",
+    )
     parser.add_argument("--splits", type=int, default=None)
     parser.add_argument(
         "--new-shots", action="store_true", help="adaptive: check new shots of the fitted photos"
@@ -798,6 +893,8 @@ def main() -> None:
         auto_report(args.cache, args.splits, other_tool_edits() if args.other_tools else benchmark_edits())
     if args.other_photos:
         other_photos_report(look_rules(), args.cache, args.tag)
+    if args.rule_only:
+        rule_report(args.splits, args.cache, args.tag)
     if args.looks and args.shifted:
         shifted_report(args.splits, look_rules(), args.cache, args.tag)
     elif args.looks:

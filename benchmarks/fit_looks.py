@@ -1,6 +1,7 @@
 """How well `imgenh fit`'s look model learns edits, against the classic methods; and how fast it is.
 
 Usage: python benchmarks/fit_looks.py [--timing-only | --accuracy-only | --adaptive-only]
+                                      [--held-out-sets lomiri,mate]
 
 Accuracy: looks are built two ways over real photos (scikit-image's), each photo cut in four
 pairs at 384 px:
@@ -10,6 +11,11 @@ pairs at 384 px:
 Pairs from five photos are fitted; two other photos (rocket, hubble_deep_field) are held out
 and never used for fitting or for choosing anything. Each method is fitted on the training
 pairs; the table is the mean CIEDE2000 over the held-out pairs (lower is better).
+
+--held-out-sets adds larger held-out sets that nothing in imgenh fit was chosen on, judged with
+the same fits (each also cut in four pairs at 384 px): ``lomiri`` (benchmarks/quality.py's
+HELD_OUT_C, 14 Ubuntu Touch wallpaper photos) and ``mate`` (its HELD_OUT_B, 12 mate-backgrounds
+nature photos); each gets its own table, and the Hald CLUT look a table per photo.
 
 Per-image edits (--adaptive): each photo in 4 shots at a random exposure (gamma 0.5-2) and
 colour cast (red and blue gains 0.78-1.28), then edited by an auto-correction followed by a fixed
@@ -43,6 +49,9 @@ from imgenh.fit.pairs import resize_to_side
 from imgenh.ops.lut import interpolate_rgb
 from imgenh.pipeline_file import pipeline_from_steps
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality  # noqa: E402  (benchmarks/quality.py: the held-out photo sets and their loader)
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from skimage import color as skcolor
@@ -52,6 +61,8 @@ IMAGEMAGICK = "/usr/bin/convert"
 TRAIN_PHOTOS = ("astronaut", "chelsea", "coffee", "immunohistochemistry", "retina")
 HELD_OUT_PHOTOS = ("rocket", "hubble_deep_field")
 SIDE = 384
+# Larger held-out sets (--held-out-sets), never used to choose anything in imgenh fit.
+MORE_HELD_OUT = {"lomiri": quality.HELD_OUT_C, "mate": quality.HELD_OUT_B}
 
 IMAGEMAGICK_LOOKS = {
     "im-modulate": ["-modulate", "108,135,96"],
@@ -110,6 +121,11 @@ def photos() -> dict[str, np.ndarray]:
     return {
         n: resize_to_side(getattr(data, n)()[..., ::-1].copy(), SIDE) for n in TRAIN_PHOTOS + HELD_OUT_PHOTOS
     }
+
+
+def more_photos(sets: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per set named in ``sets``: its photos, BGR uint8, at most SIDE pixels on the long side."""
+    return {s: {n: resize_to_side(quality.load_photo(n), SIDE) for n in MORE_HELD_OUT[s]} for s in sets}
 
 
 def imagemagick(img: np.ndarray, args, workdir: Path) -> np.ndarray:
@@ -261,8 +277,16 @@ METHODS = {
 }
 
 
-def accuracy() -> None:
-    befores = photos()
+def photo_errors(predict, pairs: list[PairImages]) -> dict[str, float]:
+    """Mean CIEDE2000 of ``predict`` per photo (over its four quarters)."""
+    errors: dict[str, list[float]] = {}
+    for p in pairs:
+        errors.setdefault(p.pair.key.split("/")[0], []).append(mean_delta_e(predict(p.before), p.after))
+    return {photo: float(np.mean(e)) for photo, e in errors.items()}
+
+
+def global_looks(befores: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The eight looks applied to every photo of ``befores``: look -> photo -> after (BGR uint8)."""
     looks: dict[str, dict] = {}
     for seed in (11, 12, 13):
         hidden = pipeline_from_steps(random_look(seed))
@@ -270,21 +294,43 @@ def accuracy() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, args in IMAGEMAGICK_LOOKS.items():
             looks[name] = {n: imagemagick(img, args, Path(tmp)) for n, img in befores.items()}
-    table: dict[str, dict[str, float]] = {m: {} for m in METHODS}
+    return looks
+
+
+def accuracy(extra_sets: list[str]) -> None:
+    extra = more_photos(extra_sets)
+    befores = {**photos(), **{n: img for photos_ in extra.values() for n, img in photos_.items()}}
+    looks = global_looks(befores)
+    held_sets = {"skimage": HELD_OUT_PHOTOS, **{s: tuple(extra[s]) for s in extra_sets}}
+    tables = {s: {m: {} for m in METHODS} for s in held_sets}
+    hald = {s: {m: {} for m in METHODS} for s in held_sets}  # per photo, the Hald CLUT look
     chosen = {}
     for look, afters in looks.items():
         train = make_pairs(befores, afters, TRAIN_PHOTOS)
-        held = make_pairs(befores, afters, HELD_OUT_PHOTOS)
+        held = {s: make_pairs(befores, afters, names) for s, names in held_sets.items()}
         for method, fit in METHODS.items():
             predict = fit(train)
-            table[method][look] = float(np.mean([mean_delta_e(predict(p.before), p.after) for p in held]))
+            for s, pairs in held.items():
+                per_photo = photo_errors(predict, pairs)
+                tables[s][method][look] = float(np.mean(list(per_photo.values())))
+                if look == "im-hald-clut":
+                    hald[s][method] = per_photo
         chosen[look] = fit_imgenh.last
         print(f"  {look}: done ({chosen[look]})", file=sys.stderr)
     print(
         "\nHeld-out mean CIEDE2000 (photos rocket, hubble_deep_field; 8 pairs), fitted on 20 pairs of 5 other photos\n"
     )
-    print_table(table, list(looks))
+    print_table(tables["skimage"], list(looks))
     print("\nComplexity chosen by imgenh: " + ", ".join(f"{k}: {v}" for k, v in chosen.items()))
+    for s in extra_sets:
+        print(
+            f"\nHeld-out set {s} ({len(held_sets[s])} photos, {4 * len(held_sets[s])} pairs): mean CIEDE2000\n"
+        )
+        print_table(tables[s], list(looks))
+    if extra_sets:
+        for s, names in held_sets.items():
+            print(f"\nim-hald-clut per photo, held-out set {s}: mean CIEDE2000\n")
+            print_table(hald[s], list(names))
 
 
 def print_table(table: dict[str, dict[str, float]], columns: list[str]) -> None:
@@ -345,16 +391,19 @@ def shot_pairs(befores: dict, edit: list[dict]) -> list[PairImages]:
     ]
 
 
-def adaptive_accuracy() -> None:
+def adaptive_accuracy(extra_sets: list[str]) -> None:
     photos_ = photos()
     train_shots = shots(photos_, TRAIN_PHOTOS, 4, seed=1)
     held_sets = {
         "new photos": shots(photos_, HELD_OUT_PHOTOS, 4, seed=2),
         "new shots": shots(photos_, TRAIN_PHOTOS, 2, seed=3),
     }
+    for s, set_photos in more_photos(extra_sets).items():
+        held_sets[f"{s} photos"] = shots(
+            set_photos, list(set_photos), 4, seed=4 + list(MORE_HELD_OUT).index(s)
+        )
     methods = {**METHODS, "imgenh --adaptive": fit_imgenh_adaptive}
     table: dict[str, dict[str, float]] = {m: {} for m in methods}
-    columns = []
     for look, edit in PER_IMAGE_EDITS.items():
         train = shot_pairs(train_shots, edit)
         held = {name: shot_pairs(s, edit) for name, s in held_sets.items()}
@@ -367,12 +416,18 @@ def adaptive_accuracy() -> None:
                     np.mean([mean_delta_e(predict(p.before), p.after) for p in pairs])
                 )
             print(f"  {look}: {method} {seconds:.1f} s", file=sys.stderr)
-        columns += [f"{look} ({name})" for name in held]
     print(
         "\nPer-image edits: held-out mean CIEDE2000; fitted on 20 shots of 5 photos; new photos: 8 shots of rocket and "
         "hubble_deep_field; new shots: 10 more shots of the 5 training photos\n"
     )
-    print_table(table, columns)
+    print_table(
+        table, [f"{look} ({name})" for look in PER_IMAGE_EDITS for name in ("new photos", "new shots")]
+    )
+    for s in extra_sets:
+        print(
+            f"\nPer-image edits on held-out set {s}: 4 shots of each of its {len(MORE_HELD_OUT[s])} photos\n"
+        )
+        print_table(table, [f"{look} ({s} photos)" for look in PER_IMAGE_EDITS])
 
 
 def write_12mp_pairs(root: Path, count: int = 20) -> None:
@@ -424,13 +479,22 @@ def main() -> None:
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--accuracy-only", action="store_true")
     parser.add_argument("--adaptive-only", action="store_true", help="only the per-image edits table")
+    parser.add_argument(
+        "--held-out-sets",
+        default="",
+        help=f"comma-separated larger held-out sets to judge on as well: {', '.join(MORE_HELD_OUT)}",
+    )
     args = parser.parse_args()
+    extra_sets = [s for s in args.held_out_sets.split(",") if s]
+    unknown = sorted(set(extra_sets) - set(MORE_HELD_OUT))
+    if unknown:
+        parser.error(f"--held-out-sets: unknown {', '.join(unknown)}; known: {', '.join(MORE_HELD_OUT)}")
     if args.adaptive_only:
-        adaptive_accuracy()
+        adaptive_accuracy(extra_sets)
         return
     if not args.timing_only:
-        accuracy()
-        adaptive_accuracy()
+        accuracy(extra_sets)
+        adaptive_accuracy(extra_sets)
     if not args.accuracy_only:
         timing()
 
