@@ -702,6 +702,30 @@ def _stretch_plane(
     return stored + np.float32(share) * (light - stored), shown
 
 
+def _linked_histogram(
+    stats, channel, low: float, high: float, clipped: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The histogram a linked stretch reads: for luma, one exact only where the stretch looks, when it is.
+
+    The points (:func:`stretch_points`) need the running count exact at each point and the
+    level below it, :func:`clipped_fraction` at the level below :data:`CLIPPED_LEVEL`; the
+    fast histogram (:meth:`Stats.luma_histogram_near`) is used only when it is exact there,
+    so the points and the clipped share are those of the whole histogram.
+    """
+    if channel == "luma":
+        near = stats.luma_histogram_near(low, high, (CLIPPED_LEVEL,) if clipped else ())
+        if near is not None:
+            levels, counts, exact = near
+            top = levels.size - 1
+            black, white = (round(p * top) for p in stretch_points(levels, counts, low, high))
+            needed = [black, black - 1, white, white - 1]
+            if clipped:
+                needed.append(int(np.ceil(CLIPPED_LEVEL * top)) - 1)
+            if all(level < 0 or exact[level] for level in needed):
+                return levels, counts
+    return stats.histogram(channel)
+
+
 def _stretch_map(
     x: np.ndarray,
     ctx: OpContext,
@@ -714,7 +738,8 @@ def _stretch_map(
 ) -> np.ndarray:
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
-        out, shown = _stretch_plane(x, ctx.stats.histogram(linked_channel), low, high, strength, linear)
+        histogram = _linked_histogram(ctx.stats, linked_channel, low, high, linear == "auto")
+        out, shown = _stretch_plane(x, histogram, low, high, strength, linear)
         for key, value in shown.items():
             ctx.record(key, value)
         return out
