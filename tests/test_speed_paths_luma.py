@@ -116,3 +116,32 @@ def test_coarse_luma_within_its_slack_of_the_exact_luma_for_every_colour():
         exact = pixels.cv2.transform(img.astype(np.uint16) * 257, weights).astype(np.float64) / 257
         worst = max(worst, float(np.abs(pixels.coarse_luma(img) - exact).max()))
     assert worst <= pixels.COARSE_LUMA_SLACK
+
+
+def _every_colour() -> np.ndarray:
+    codes = np.arange(1 << 24, dtype=np.uint32)
+    return (
+        np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1)
+        .astype(np.uint8)
+        .reshape(4096, 4096, 3)
+    )
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        None,
+        (np.arange(256) / 255.0) ** (1 / 1.2),  # gamma 1.2 (the 4-step pipeline's)
+        np.clip((np.arange(256) / 255.0 - 0.1) * 1.7, 0, 1),  # a stretch that clips both ends
+        np.random.default_rng(3).random(256),  # any shared table, not monotone
+    ],
+    ids=["identity", "gamma", "clipping", "random"],
+)
+def test_shared_table_luma_equals_the_16_bit_transform_for_every_colour(table):
+    # The float route of _q16_luma (a shared table) against the definition it replaces: the
+    # Q16 quanta as uint16 through OpenCV's 16-bit one-row transform.
+    img = _every_colour()
+    lut = pixels._q16_table(img.dtype, table)
+    weights = pixels.LUMA_BGR.reshape(1, 3).astype(np.float32)
+    expected = pixels.cv2.transform(pixels.cv2.LUT(img, lut), weights)
+    assert np.array_equal(pixels._q16_luma(img, table, lut), expected)
