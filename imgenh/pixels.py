@@ -279,20 +279,16 @@ def _q16_luma(pixels: np.ndarray, table: np.ndarray | None, lut: np.ndarray | No
     pixel's weighted sum on its own, so a pixel's luma does not depend on its neighbours.
     """
     weights = LUMA_BGR.reshape(1, 3).astype(np.float32)
-    if lut is not None and lut.ndim == 1:
-        # One shared table: its Q16 quanta as float32 and OpenCV's float transform, rounded to
-        # 16 bits, give the 16-bit transform's luma to the bit (all 2**24 colours checked in
-        # tests/test_speed_paths_luma.py) at ~3/4 of its cost: the 16-bit one-row transform
-        # has no SIMD path.
-        plane = cv2.transform(cv2.LUT(pixels, lut.astype(np.float32)), weights)
+    if lut is not None:
+        # The Q16 quanta as float32 (one shared table, or OpenCV's 3-channel LUT for one per
+        # channel) and OpenCV's float transform, rounded to 16 bits, give the 16-bit transform's
+        # luma to the bit (all 2**24 colours checked in tests/test_speed_paths_luma.py) at ~3/4
+        # of its cost: the 16-bit one-row transform has no SIMD path.
+        floats = lut.astype(np.float32)
+        plane = cv2.transform(cv2.LUT(pixels, floats if lut.ndim == 1 else floats.reshape(-1, 1, 3)), weights)
         # Rounded half to even, as the 16-bit transform's saturate_cast (sums lie in 0..65535).
         return np.rint(plane, out=plane).astype(np.uint16)
-    if lut is not None:
-        q16 = _planar_lut(pixels, lut)
-    elif table is not None:
-        q16 = apply_table(pixels, table, np.uint16)
-    else:
-        q16 = pixels
+    q16 = pixels if table is None else apply_table(pixels, table, np.uint16)
     return cv2.transform(q16, weights)
 
 

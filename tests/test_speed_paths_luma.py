@@ -134,14 +134,17 @@ def _every_colour() -> np.ndarray:
         (np.arange(256) / 255.0) ** (1 / 1.2),  # gamma 1.2 (the 4-step pipeline's)
         np.clip((np.arange(256) / 255.0 - 0.1) * 1.7, 0, 1),  # a stretch that clips both ends
         np.random.default_rng(3).random(256),  # any shared table, not monotone
+        np.clip(np.arange(256)[:, None] / 255.0 * [1.3, 1.0, 0.8], 0, 1),  # white balance gains
+        np.random.default_rng(4).random((256, 3)),  # any per-channel table
     ],
-    ids=["identity", "gamma", "clipping", "random"],
+    ids=["identity", "gamma", "clipping", "random", "gains", "random per channel"],
 )
-def test_shared_table_luma_equals_the_16_bit_transform_for_every_colour(table):
-    # The float route of _q16_luma (a shared table) against the definition it replaces: the
-    # Q16 quanta as uint16 through OpenCV's 16-bit one-row transform.
+def test_table_luma_equals_the_16_bit_transform_for_every_colour(table):
+    # The float route of _q16_luma against the definition it replaces: the Q16 quanta as
+    # uint16 (one table per channel through planes) and OpenCV's 16-bit one-row transform.
     img = _every_colour()
     lut = pixels._q16_table(img.dtype, table)
     weights = pixels.LUMA_BGR.reshape(1, 3).astype(np.float32)
-    expected = pixels.cv2.transform(pixels.cv2.LUT(img, lut), weights)
+    q16 = pixels.cv2.LUT(img, lut) if lut.ndim == 1 else pixels._planar_lut(img, lut)
+    expected = pixels.cv2.transform(q16, weights)
     assert np.array_equal(pixels._q16_luma(img, table, lut), expected)
