@@ -275,8 +275,9 @@ def _q16_table(dtype: np.dtype, table: np.ndarray | None) -> np.ndarray | None:
 def _q16_luma(pixels: np.ndarray, table: np.ndarray | None, lut: np.ndarray | None) -> np.ndarray:
     """The Q16 luma of BGR pixels (any 2-D layout), the one definition luma_counts counts.
 
-    ``lut`` is :func:`_q16_table`'s for 8-bit pixels. ``cv2.transform`` rounds each
-    pixel's weighted sum on its own, so a pixel's luma does not depend on its neighbours.
+    ``lut`` is :func:`_q16_table`'s for 8-bit pixels. Each pixel's weighted sum is rounded on
+    its own, so a pixel's luma does not depend on its neighbours (the fast route of
+    :func:`luma_counts_near` takes it for gathered pixels).
     """
     weights = LUMA_BGR.reshape(1, 3).astype(np.float32)
     if lut is not None:
@@ -300,7 +301,8 @@ COARSE_LUMA_SLACK = 0.75
 # keeps the wanted exact level (within the slack of the coarse one) inside the exact range.
 _NEAR_LEVELS = 1
 # Refining a pixel costs ~23 ns (find, gather, exact luma), counting the whole image exactly
-# ~3 ns a pixel: above this share of pixels to refine, the whole count is the faster route.
+# ~2.5 ns a pixel, the coarse count ~1: above this share of pixels to refine, the whole count
+# is the faster route.
 _NEAR_SHARE_LIMIT = 0.04
 # Rows of the first look (every 8th row): a photo with a dense end goes straight to the whole count.
 _LOOK_STEP = 8
@@ -331,8 +333,8 @@ def luma_counts_near(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Q16 luma counts whose running sum is exact near two ranks and some levels (8-bit colour only).
 
-    :func:`luma_counts` gives the exact luma of every pixel (~35 ms at 12 MP). Here the 8-bit
-    :func:`coarse_luma` is counted instead (~15 ms), and only the pixels whose coarse level
+    :func:`luma_counts` gives the exact luma of every pixel (~28 ms at 12 MP). Here the 8-bit
+    :func:`coarse_luma` is counted instead (~12 ms), and only the pixels whose coarse level
     lies next to a wanted place get their exact Q16 luma. The others are counted at 257 x
     their coarse level, which never moves one across a level flagged exact, so there
     ``np.cumsum(counts)`` equals the running count of :func:`luma_counts`.
