@@ -255,21 +255,179 @@ def luma_counts(img: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
     -------
     ndarray of int64, shape (65536,)
     """
-    weights = LUMA_BGR.reshape(1, 3).astype(np.float32)
-    lut = None
-    if img.dtype == np.uint8:
-        levels = np.arange(256) / 255.0 if table is None else table
-        lut = np.clip(np.rint(levels * 65535.0), 0, 65535).astype(np.uint16)
+    lut = _q16_table(img.dtype, table)
     counts = np.zeros(LUMA_BINS, np.int64)
     for y0 in range(0, img.shape[0], _STRIP_ROWS):
-        strip = img[y0 : y0 + _STRIP_ROWS]
-        if lut is not None:
-            q16 = cv2.LUT(strip, lut) if lut.ndim == 1 else _planar_lut(strip, lut)
-        elif table is not None:
-            q16 = apply_table(strip, table, np.uint16)
-        else:
-            q16 = strip
-        plane = cv2.transform(q16, weights)
+        plane = _q16_luma(img[y0 : y0 + _STRIP_ROWS], table, lut)
         # Counts per strip as integers: float32 histogram bins stop being exact above 2**24.
         counts += cv2.calcHist([plane], [0], None, [LUMA_BINS], [0, LUMA_BINS]).ravel().astype(np.int64)
     return counts
+
+
+def _q16_table(dtype: np.dtype, table: np.ndarray | None) -> np.ndarray | None:
+    """An 8-bit image's pending levels as ImageMagick Q16 quanta (uint16), or None for 16-bit input."""
+    if dtype != np.uint8:
+        return None
+    levels = np.arange(256) / 255.0 if table is None else table
+    return np.clip(np.rint(levels * 65535.0), 0, 65535).astype(np.uint16)
+
+
+def _q16_luma(pixels: np.ndarray, table: np.ndarray | None, lut: np.ndarray | None) -> np.ndarray:
+    """The Q16 luma of BGR pixels (any 2-D layout), the one definition luma_counts counts.
+
+    ``lut`` is :func:`_q16_table`'s for 8-bit pixels. Each pixel's weighted sum is rounded on
+    its own, so a pixel's luma does not depend on its neighbours (the fast route of
+    :func:`luma_counts_near` takes it for gathered pixels).
+    """
+    weights = LUMA_BGR.reshape(1, 3).astype(np.float32)
+    if lut is not None:
+        # The Q16 quanta as float32 (one shared table, or OpenCV's 3-channel LUT for one per
+        # channel) and OpenCV's float transform, rounded to 16 bits, give the 16-bit transform's
+        # luma to the bit (all 2**24 colours checked in tests/test_speed_paths_luma.py) at ~3/4
+        # of its cost: the 16-bit one-row transform has no SIMD path.
+        floats = lut.astype(np.float32)
+        plane = cv2.transform(cv2.LUT(pixels, floats if lut.ndim == 1 else floats.reshape(-1, 1, 3)), weights)
+        # Rounded half to even, as the 16-bit transform's saturate_cast (sums lie in 0..65535).
+        return np.rint(plane, out=plane).astype(np.uint16)
+    q16 = pixels if table is None else apply_table(pixels, table, np.uint16)
+    return cv2.transform(q16, weights)
+
+
+# The coarse luma of luma_counts_near (OpenCV's fixed-point 3x3 transform of the 8-bit levels)
+# is within this many 8-bit levels of the exact Q16 luma / 257: 0.58 measured over all 2**24
+# colours (tests/test_speed_paths_luma.py checks the bound).
+COARSE_LUMA_SLACK = 0.75
+# Coarse levels either side of a wanted one whose pixels get their exact luma: the least that
+# keeps the wanted exact level (within the slack of the coarse one) inside the exact range.
+_NEAR_LEVELS = 1
+# Refining a pixel costs ~23 ns (find, gather, exact luma), counting the whole image exactly
+# ~2.5 ns a pixel, the coarse count ~1: above this share of pixels to refine, the whole count
+# is the faster route.
+_NEAR_SHARE_LIMIT = 0.04
+# Rows of the first look (every 8th row): a photo with a dense end goes straight to the whole count.
+_LOOK_STEP = 8
+# Gathered pixels are laid out in rows this wide (cv2.remap takes fewer than 32767 columns).
+_GATHER_WIDTH = 4096
+_COARSE_WEIGHTS = np.repeat(LUMA_BGR.reshape(1, 3), 3, axis=0).astype(np.float32)
+
+
+def coarse_luma(img: np.ndarray) -> np.ndarray:
+    """8-bit Rec. 709 luma of an 8-bit BGR image, within :data:`COARSE_LUMA_SLACK` of the exact one.
+
+    OpenCV's 3x3 transform of 8-bit pixels runs in fixed point, ~2x faster than its one-row
+    float transform; the first of the three equal outputs is kept.
+    """
+    height, width = img.shape[:2]
+    out = np.empty((height, width), np.uint8)
+    buf = np.empty((min(_STRIP_ROWS, height), width, 3), np.uint8)
+    for y0 in range(0, height, _STRIP_ROWS):
+        strip = img[y0 : y0 + _STRIP_ROWS]
+        part = buf[: strip.shape[0]]
+        cv2.transform(strip, _COARSE_WEIGHTS, dst=part)
+        cv2.extractChannel(part, 0, dst=out[y0 : y0 + strip.shape[0]])
+    return out
+
+
+def luma_counts_near(
+    img: np.ndarray, below: float, above: float, levels: tuple[int, ...] = ()
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Q16 luma counts whose running sum is exact near two ranks and some levels (8-bit colour only).
+
+    :func:`luma_counts` gives the exact luma of every pixel (~28 ms at 12 MP). Here the 8-bit
+    :func:`coarse_luma` is counted instead (~12 ms), and only the pixels whose coarse level
+    lies next to a wanted place get their exact Q16 luma. The others are counted at 257 x
+    their coarse level, which never moves one across a level flagged exact, so there
+    ``np.cumsum(counts)`` equals the running count of :func:`luma_counts`.
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W, 3) uint8 image (no pending table: with one, applying it for the coarse luma
+        cost as much as the exact count saved).
+    below, above : float
+        Pixel counts: the wanted places are where the running count from the bottom first
+        exceeds ``below`` and where the count from the top first exceeds ``above``.
+    levels : tuple of int
+        Q16 levels whose running count is wanted too.
+
+    Returns
+    -------
+    (counts, exact) or None
+        ``counts`` int64 (65536,); ``exact`` bool (65536,), True where the running count up to
+        and including that level is exact. None when the image is not 8-bit colour (or wider
+        or taller than 32766 pixels), or when more than :data:`_NEAR_SHARE_LIMIT` of the pixels
+        lie near the wanted places (a photo with a large black area): then :func:`luma_counts`
+        is the faster route.
+    """
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or max(img.shape[:2]) >= 32767:
+        return None
+    if (
+        _selected_share(coarse_luma(img[::_LOOK_STEP]), below, above, levels, img.shape[0])
+        > _NEAR_SHARE_LIMIT
+    ):
+        return None
+    coarse = coarse_luma(img)
+    hist = cv2.calcHist([coarse], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    selected = _near_levels(hist, below, above, levels)
+    if hist[selected].sum() > _NEAR_SHARE_LIMIT * hist.sum():
+        return None
+    counts = _exact_counts_where(img, cv2.LUT(coarse, selected.astype(np.uint8)))
+    # The other pixels at their coarse level's place on the Q16 scale.
+    np.add.at(counts, np.arange(256) * 257, np.where(selected, 0, hist))
+    return counts, _exact_levels(selected)
+
+
+def _near_levels(hist: np.ndarray, below: float, above: float, levels: tuple[int, ...]) -> np.ndarray:
+    """The coarse levels (bool, 256) whose pixels :func:`luma_counts_near` refines."""
+    running = np.cumsum(hist)
+    wanted = [
+        int(np.searchsorted(running, below, side="right")),
+        int(np.searchsorted(running, running[-1] - above, side="left")),
+    ] + [int(round(level / 257)) for level in levels]
+    selected = np.zeros(256, bool)
+    for centre in wanted:
+        selected[max(0, centre - _NEAR_LEVELS) : centre + _NEAR_LEVELS + 1] = True
+    return selected
+
+
+def _selected_share(
+    sample: np.ndarray, below: float, above: float, levels: tuple[int, ...], rows: int
+) -> float:
+    """Share of a row sample's pixels :func:`luma_counts_near` would refine (ranks scaled to the sample)."""
+    hist = cv2.calcHist([sample], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    scale = sample.shape[0] / rows
+    return float(hist[_near_levels(hist, below * scale, above * scale, levels)].sum() / max(hist.sum(), 1))
+
+
+def _exact_counts_where(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Q16 luma counts of the pixels where ``mask`` is non-zero (each pixel's own exact luma)."""
+    counts = np.zeros(LUMA_BINS, np.int64)
+    points = cv2.findNonZero(mask)
+    if points is None:
+        return counts
+    # Gathered by cv2.remap (nearest, integer map): ~2x faster than numpy's fancy indexing.
+    n = points.shape[0]
+    rows = -(-n // _GATHER_WIDTH)
+    where = np.zeros((rows * _GATHER_WIDTH, 2), np.int16)
+    where[:n] = points.reshape(-1, 2)
+    picked = cv2.remap(img, where.reshape(rows, _GATHER_WIDTH, 2), None, cv2.INTER_NEAREST)
+    values = _q16_luma(picked, None, _q16_table(img.dtype, None)).reshape(-1)[:n]
+    counts += np.bincount(values, minlength=LUMA_BINS)
+    return counts
+
+
+def _exact_levels(selected: np.ndarray) -> np.ndarray:
+    """Q16 levels whose running count :func:`luma_counts_near` gets exactly, given the selected coarse levels.
+
+    For a run a..b of selected coarse levels, a pixel of coarse level a - 1 or below has an
+    exact luma of at most 257 (a - 1 + slack), one of level b + 1 or above at least
+    257 (b + 1 - slack): between the two every pixel on either side is counted where it belongs.
+    """
+    exact = np.zeros(LUMA_BINS, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], selected.astype(np.int8), [0]])))
+    for a, end in zip(edges[::2], edges[1::2], strict=True):
+        b = end - 1
+        lo = 0 if a == 0 else int(np.ceil(257 * (a - 1 + COARSE_LUMA_SLACK)))
+        hi = LUMA_BINS - 1 if b == 255 else int(np.ceil(257 * (b + 1 - COARSE_LUMA_SLACK))) - 1
+        exact[lo : hi + 1] = True
+    return exact

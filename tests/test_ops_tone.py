@@ -601,11 +601,11 @@ def test_equalize_16bit_agrees_with_8bit(photo8, gray8):
 # --------------------------------------------------------------------------- clahe
 
 
-def _clahe_colour_route(img: np.ndarray, apply_l) -> np.ndarray:
-    """The documented colour route: float Lab, L quantised, CLAHE on L, back through float Lab."""
-    lab = cv2.cvtColor(levels_of(img).astype(np.float32), cv2.COLOR_BGR2Lab)
-    lab[..., 0] = apply_l(lab[..., 0])
-    return cv2.cvtColor(lab, cv2.COLOR_Lab2BGR)
+def _clahe_colour_route(img: np.ndarray, apply_y) -> np.ndarray:
+    """The documented colour route: OpenCV's YCrCb at the image's depth, CLAHE on Y, back."""
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+    ycc[..., 0] = apply_y(np.ascontiguousarray(ycc[..., 0]))
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
 
 
 @pytest.mark.parametrize(("clip_limit", "tiles"), [(2.0, 8), (4.0, 3), (1.0, 1), (40.0, 5)])
@@ -613,13 +613,8 @@ def test_clahe_matches_opencv(photo8, gray8, clip_limit, tiles):
     make = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles))
     # Grey uint8: exactly createCLAHE.
     assert np.array_equal(run_op(gray8, "clahe", clip_limit=clip_limit, tiles=tiles), make.apply(gray8))
-
-    # Colour uint8: exactly createCLAHE on L quantised to 8 bits (L * 2.55), through float Lab.
-    def on_l(lum):
-        l8 = np.clip(lum * np.float32(2.55) + np.float32(0.5), 0, 255).astype(np.uint8)
-        return make.apply(l8).astype(np.float32) * np.float32(100 / 255)
-
-    expected = quantise(np.clip(_clahe_colour_route(photo8, on_l), 0, 1), np.uint8)
+    # Colour uint8: exactly the OpenCV recipe, createCLAHE on Y of 8-bit YCrCb.
+    expected = _clahe_colour_route(photo8, make.apply)
     assert np.array_equal(run_op(photo8, "clahe", clip_limit=clip_limit, tiles=tiles), expected)
 
 
@@ -647,12 +642,11 @@ def test_clahe_16bit_agrees_with_8bit(photo8, gray8):
 
 
 def test_clahe_16bit_and_float_follow_the_route(photo16, gray16):
-    # Exact against the documented routes (16-bit L through the 256-bin kernel), within 1 LSB.
-    def on_l(lum):
-        l16 = np.clip(lum * np.float32(655.35) + np.float32(0.5), 0, 65535).astype(np.uint16)
-        return (clahe_levels(l16, 2.0, 8) * 100).astype(np.float32)
+    # Exact against the documented routes (16-bit Y of YCrCb through the 256-bin kernel), within 1 LSB.
+    def on_y(y16):
+        return quantise(clahe_levels(y16, 2.0, 8), np.uint16)
 
-    expected = quantise(np.clip(_clahe_colour_route(photo16, on_l), 0, 1), np.uint16)
+    expected = _clahe_colour_route(photo16, on_y)
     assert_images_close(run_op(photo16, "clahe"), expected, 1, "clahe-16-colour")
     f = run_op(levels_of(photo16).astype(np.float32), "clahe")
     assert_images_close(quantise(f, np.uint16), expected, 1, "clahe-float-colour")

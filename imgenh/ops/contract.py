@@ -36,6 +36,7 @@ from imgenh.pixels import (
     level_counts,
     luma,
     luma_counts,
+    luma_counts_near,
     quantised_counts,
     to_float,
 )
@@ -117,6 +118,37 @@ class Stats:
             return quantised_counts(luma(self.materialise()), self.FLOAT_BINS)
         # Integer images: the levels as 16-bit values (ImageMagick Q16's quanta), strip by strip.
         return luma_counts(self._image, self._table)
+
+    def luma_histogram_near(
+        self, low: float, high: float, levels: tuple[float, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """A Rec. 709 luma histogram exact only near two percentiles and some levels (faster).
+
+        Parameters
+        ----------
+        low, high : float
+            Percentiles: the places where the running count from the bottom first exceeds
+            ``low`` percent of the pixels and from the top ``100 - high`` percent.
+        levels : tuple of float
+            Levels in [0, 1] whose running count is wanted too.
+
+        Returns
+        -------
+        (levels, counts, exact) or None
+            As :meth:`histogram` ``("luma")``, and ``exact`` (bool per level): the running count
+            ``np.cumsum(counts)`` is exact at the levels where it is True (see
+            :func:`imgenh.pixels.luma_counts_near`). None when this image has no such route
+            (not 8-bit colour, or a pending table that changes levels): use :meth:`histogram`.
+        """
+        pending = self._table is not None and not is_identity_table(self._table, self._image.dtype)
+        if pending or self._image.dtype != np.uint8 or self.channels < 3:
+            return None
+        total = self._image.shape[0] * self._image.shape[1]
+        wanted = tuple(int(np.ceil(level * (self.FLOAT_BINS - 1))) for level in levels)
+        near = luma_counts_near(self._image, low * (total / 100.0), (100.0 - high) * (total / 100.0), wanted)
+        if near is None:
+            return None
+        return (np.linspace(0.0, 1.0, self.FLOAT_BINS), *near)
 
     def image(self) -> np.ndarray:
         """The current image at its own depth (pending table applied), for estimators that need pixels.

@@ -702,6 +702,30 @@ def _stretch_plane(
     return stored + np.float32(share) * (light - stored), shown
 
 
+def _linked_histogram(
+    stats, channel, low: float, high: float, clipped: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The histogram a linked stretch reads: for luma, one exact only where the stretch looks, when it is.
+
+    The points (:func:`stretch_points`) need the running count exact at each point and the
+    level below it, :func:`clipped_fraction` at the level below :data:`CLIPPED_LEVEL`; the
+    fast histogram (:meth:`Stats.luma_histogram_near`) is used only when it is exact there,
+    so the points and the clipped share are those of the whole histogram.
+    """
+    if channel == "luma":
+        near = stats.luma_histogram_near(low, high, (CLIPPED_LEVEL,) if clipped else ())
+        if near is not None:
+            levels, counts, exact = near
+            top = levels.size - 1
+            black, white = (round(p * top) for p in stretch_points(levels, counts, low, high))
+            needed = [black, black - 1, white, white - 1]
+            if clipped:
+                needed.append(int(np.ceil(CLIPPED_LEVEL * top)) - 1)
+            if all(level < 0 or exact[level] for level in needed):
+                return levels, counts
+    return stats.histogram(channel)
+
+
 def _stretch_map(
     x: np.ndarray,
     ctx: OpContext,
@@ -714,7 +738,8 @@ def _stretch_map(
 ) -> np.ndarray:
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
-        out, shown = _stretch_plane(x, ctx.stats.histogram(linked_channel), low, high, strength, linear)
+        histogram = _linked_histogram(ctx.stats, linked_channel, low, high, linear == "auto")
+        out, shown = _stretch_plane(x, histogram, low, high, strength, linear)
         for key, value in shown.items():
             ctx.record(key, value)
         return out
@@ -861,7 +886,7 @@ def equalize(img: np.ndarray, ctx: OpContext) -> np.ndarray:
 @operator(
     "clahe",
     kind="native",
-    summary="Contrast-limited adaptive histogram equalisation; colour images on Lab L.",
+    summary="Contrast-limited adaptive histogram equalisation; colour images on luma (Y of YCrCb), chroma kept.",
     formula="per tile: 256-bin histogram clipped at clip_limit * mean bin, cumulated; bilinear between tiles",
     reference="cv2.createCLAHE(clipLimit, (tiles, tiles)).apply (uint8; 16-bit: same algorithm on 256 bins)",
     example={"clip_limit": 2.0, "tiles": 8},
@@ -875,70 +900,25 @@ def clahe(
     ),
     tiles: Param(int, 8, "tiles per side of the grid", ge=1, le=64),
 ) -> np.ndarray:
-    """CLAHE: grey directly, colour on the L channel of Lab (a and b kept).
+    """CLAHE: grey directly, colour on the Y plane of YCrCb (Cr and Cb kept), as :func:`equalize`.
 
-    uint8 grey is ``cv2.createCLAHE`` itself. Colour goes through float Lab: L (0..100) is
-    quantised to 8-bit levels for ``cv2.createCLAHE`` on uint8 images, or to 16 bits for
-    :func:`clahe_levels` otherwise, and the result returns through float Lab. (OpenCV's
-    8-bit Lab is off by up to 1.3 levels in L and its round trip alone moves pixels by up
-    to 4 levels, so the float route is both truer and consistent across depths.) uint16
-    and float32 grey use :func:`clahe_levels`, OpenCV's algorithm on 256-level tile
-    histograms, because OpenCV's 16-bit mode clips 65536-bin histograms at one pixel per
-    bin on ordinary tile sizes and so ignores ``clip_limit``.
+    uint8 is ``cv2.createCLAHE`` on OpenCV's 8-bit YCrCb (Rec. 601 luma; the recipe a user of
+    OpenCV writes), converted in fixed point both ways. uint16 takes OpenCV's 16-bit YCrCb and
+    :func:`clahe_levels`, OpenCV's algorithm on 256-level tile histograms, because OpenCV's
+    16-bit mode clips 65536-bin histograms at one pixel per bin on ordinary tile sizes and so
+    ignores ``clip_limit``; float32 goes through uint16. (Colour went through float Lab L
+    before: its two float conversions take ~60 ms each at 12 MP, more than the whole step's
+    budget of issue 11; the 8-bit Lab recipe costs ~100 ms.)
     """
     if img.ndim == 2:
         if img.dtype == np.float32:
             return clahe_levels(from_float(img, np.uint16), clip_limit, tiles).astype(np.float32)
         return clahe_plane(img, clip_limit, tiles)
-    return _clahe_colour(img, clip_limit, tiles)
-
-
-# Rows per strip of the colour conversions: the float temporaries of a strip stay in cache and
-# no full-size float copy of the input or the output is made (only the Lab image itself).
-_STRIP_ROWS = 64
-
-
-def _clahe_colour(img: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
-    """The colour route of :func:`clahe`, strip by strip: float Lab, CLAHE on quantised L, back.
-
-    Only a* and b* are kept whole (two float planes; L lives on as the quantised plane), and
-    one strip of Lab is the working buffer. 8-bit images take their float levels from a table
-    (the values of :func:`to_float`) and return through ``convertScaleAbs`` on the non-negative
-    part, which rounds to nearest (ties to even) and saturates in one pass.
-    """
-    height, width = img.shape[:2]
-    chroma = np.empty((height, width, 2), np.float32)  # a*, b*
-    lab = np.empty((min(_STRIP_ROWS, height), width, 3), np.float32)
-    plane = np.empty(lab.shape[:2], np.float32)  # L* of a strip
-    lum_dtype = np.uint8 if img.dtype == np.uint8 else np.uint16
-    lum = np.empty(img.shape[:2], lum_dtype)
-    levels = to_float(np.arange(256, dtype=np.uint8)) if img.dtype == np.uint8 else None
-    strips = [slice(y, min(y + _STRIP_ROWS, height)) for y in range(0, height, _STRIP_ROWS)]
-    for rows in strips:
-        part = lab[: rows.stop - rows.start]
-        values = to_float(img[rows]) if levels is None else cv2.LUT(img[rows], levels)
-        cv2.cvtColor(values, cv2.COLOR_BGR2Lab, dst=part)
-        # Channel copies with mixChannels: numpy's strided copies cost ~10x as much here.
-        cv2.mixChannels([part], [plane[: rows.stop - rows.start], chroma[rows]], [0, 0, 1, 1, 2, 2])
-        lum[rows] = from_float(plane[: rows.stop - rows.start], lum_dtype, full_scale=100.0)  # L* to levels
-    if img.dtype == np.uint8:
-        new_lum = clahe_plane(lum, clip_limit, tiles)
-        scale = np.float32(100.0 / 255.0)
-    else:
-        new_lum = clahe_levels(lum, clip_limit, tiles)
-        scale = np.float32(100.0)
-    del lum
-    out = np.empty_like(img)
-    for rows in strips:
-        part = lab[: rows.stop - rows.start]
-        lightness = np.multiply(new_lum[rows], scale, out=plane[: rows.stop - rows.start], casting="unsafe")
-        cv2.mixChannels([lightness, chroma[rows]], [part], [0, 0, 1, 1, 2, 2])
-        bgr = cv2.cvtColor(part, cv2.COLOR_Lab2BGR)
-        if img.dtype == np.uint8:
-            cv2.convertScaleAbs(cv2.max(bgr, (0.0,) * 4, dst=bgr), dst=out[rows], alpha=255.0)
-        else:
-            out[rows] = from_float(bgr, img.dtype)
-    return out
+    if img.dtype == np.float32:
+        return to_float(clahe(from_float(img, np.uint16), ctx, clip_limit=clip_limit, tiles=tiles))
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+    cv2.insertChannel(clahe_plane(cv2.extractChannel(ycc, 0), clip_limit, tiles), ycc, 0)
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR, dst=ycc)
 
 
 # --------------------------------------------------------------------------- exposure
