@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import warnings
 from pathlib import Path
 
 import cv2
@@ -58,3 +60,18 @@ def gray8(photo8) -> np.ndarray:
 def gray16(photo16) -> np.ndarray:
     """Grey version of the 16-bit photo."""
     return cv2.cvtColor(photo16, cv2.COLOR_BGR2GRAY)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored(request):
+    """A test that leaves Ctrl-C's handler changed is named (a warning) and the handler put back.
+
+    Signal handlers are process-wide: one test leaving SIGINT ignored made a later Ctrl-C test
+    fail now and then (under load, in whichever test ran next), far from the cause.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        warnings.warn(f"{request.node.nodeid} left the SIGINT handler as {after!r}", stacklevel=1)

@@ -83,6 +83,7 @@ def _unused_cases():
                         "kelvin": 5000,
                         "cast_range": [0.3, 1.0],
                         "disagreement_range": [15, 30],
+                        "average_range": [0.15, 0.3],
                     }.get(pname, 0.5)
                 yield name, pname, value, {other: wrong}
 
