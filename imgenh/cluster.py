@@ -31,7 +31,11 @@ try:  # the base class must be distributed's own; without the extra this module 
 except ImportError:  # pragma: no cover - exercised only without the dask extra
     WorkerPlugin = object
 
-INSTALL_HINT = "--backend dask needs the dask extra: pip install 'imgenh[dask]'"
+# The extra's one requirement, so the hint works however imgenh was installed (index, clone, wheel).
+INSTALL_HINT = (
+    "--backend dask needs the dask extra: pip install 'dask[distributed]>=2026.8' "
+    "(or install imgenh with it: pip install 'imgenh[dask]', or '.[dask]' in a clone)"
+)
 CONNECT_TIMEOUT = 30  # seconds to reach the scheduler
 WORKERS_TIMEOUT = 60  # seconds for a first worker to join
 PROBE_NAME = "probe"  # in OUT/.imgenh; rewritten by every run, removed at its end
@@ -162,7 +166,8 @@ def check_shared_storage(client, state_dir: Path | None, jobs: list[Job], gate: 
     if problems:
         problems.append(
             "every worker needs the same imgenh version and must see inputs and outputs at the "
-            "same paths (a shared file system); see README, 'Scale out on a cluster'"
+            "same paths (a shared file system): start the workers from the same imgenh install "
+            "(README, 'Scale out on a cluster')"
         )
         if state_dir is None and gate is not None:
             problems.append(

@@ -62,16 +62,22 @@ def gray16(photo16) -> np.ndarray:
     return cv2.cvtColor(photo16, cv2.COLOR_BGR2GRAY)
 
 
+_SESSION_SIGINT = signal.getsignal(signal.SIGINT)
+
+
 @pytest.fixture(autouse=True)
 def _sigint_handler_restored(request):
-    """A test that leaves Ctrl-C's handler changed is named (a warning) and the handler put back.
+    """Every test starts with Ctrl-C's handler as the session began; a change is named (a warning).
 
-    Signal handlers are process-wide: one test leaving SIGINT ignored made a later Ctrl-C test
-    fail now and then (under load, in whichever test ran next), far from the cause.
+    Signal handlers are process-wide: a test or a module's fixture leaving SIGINT changed made
+    a later Ctrl-C test fail now and then (in whichever test ran next), far from the cause.
     """
-    before = signal.getsignal(signal.SIGINT)
+    found = signal.getsignal(signal.SIGINT)
+    if found is not _SESSION_SIGINT:
+        signal.signal(signal.SIGINT, _SESSION_SIGINT)
+        warnings.warn(f"before {request.node.nodeid}: SIGINT handler was {found!r}", stacklevel=1)
     yield
-    after = signal.getsignal(signal.SIGINT)
-    if after is not before:
-        signal.signal(signal.SIGINT, before)
-        warnings.warn(f"{request.node.nodeid} left the SIGINT handler as {after!r}", stacklevel=1)
+    found = signal.getsignal(signal.SIGINT)
+    if found is not _SESSION_SIGINT:
+        signal.signal(signal.SIGINT, _SESSION_SIGINT)
+        warnings.warn(f"{request.node.nodeid} left the SIGINT handler as {found!r}", stacklevel=1)

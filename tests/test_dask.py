@@ -170,8 +170,16 @@ def test_dask_backend_without_dask_says_how_to_install(batch, tmp_path, monkeypa
         main, ["run", str(pipeline), str(images), "-o", str(out), "--backend", "dask"]
     )
     assert result.exit_code == 2, result.output
-    assert "pip install 'imgenh[dask]'" in result.output
+    assert "pip install 'dask[distributed]>=2026.8'" in result.output  # works however imgenh was installed
     assert _outputs(out) == {}
+
+
+def test_the_install_hint_names_the_extras_own_requirement():
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    (requirement,) = project["optional-dependencies"]["dask"]
+    assert f"pip install '{requirement}'" in cluster.INSTALL_HINT
 
 
 @needs_dask
