@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import warnings
 from pathlib import Path
 
 import cv2
@@ -60,24 +58,3 @@ def gray8(photo8) -> np.ndarray:
 def gray16(photo16) -> np.ndarray:
     """Grey version of the 16-bit photo."""
     return cv2.cvtColor(photo16, cv2.COLOR_BGR2GRAY)
-
-
-_SESSION_SIGINT = signal.getsignal(signal.SIGINT)
-
-
-@pytest.fixture(autouse=True)
-def _sigint_handler_restored(request):
-    """Every test starts with Ctrl-C's handler as the session began; a change is named (a warning).
-
-    Signal handlers are process-wide: a test or a module's fixture leaving SIGINT changed made
-    a later Ctrl-C test fail now and then (in whichever test ran next), far from the cause.
-    """
-    found = signal.getsignal(signal.SIGINT)
-    if found is not _SESSION_SIGINT:
-        signal.signal(signal.SIGINT, _SESSION_SIGINT)
-        warnings.warn(f"before {request.node.nodeid}: SIGINT handler was {found!r}", stacklevel=1)
-    yield
-    found = signal.getsignal(signal.SIGINT)
-    if found is not _SESSION_SIGINT:
-        signal.signal(signal.SIGINT, _SESSION_SIGINT)
-        warnings.warn(f"{request.node.nodeid} left the SIGINT handler as {found!r}", stacklevel=1)
