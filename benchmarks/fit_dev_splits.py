@@ -1,7 +1,7 @@
 """Development splits of fit_looks.py's TRAINING photos: where the fit's rules were chosen.
 
 Usage: python benchmarks/fit_dev_splits.py [--looks [--shifted]] [--other-photos] [--adaptive] [--splits N]
-       [--cache DIR] [--tag NAME] [--set NAME=VALUE]
+       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME]
 
 Only the five training photos of benchmarks/fit_looks.py are used (never rocket or
 hubble_deep_field). Each split fits on three of them and checks on the other two (all 10
@@ -25,7 +25,8 @@ held-out photos judge it once at the end.
 --other-photos  each look fitted on all five training photos, as fit_looks.py fits, and checked on
              ten OpenCV sample photos (benchmarks/quality.py's tuning ones; opencv-doc).
 --rule-only  the current selection rule (and the affine rung) on all the checks above, without the
-             other rungs and rules: for a model variant set with --set NAME=VALUE.
+             other rungs and rules: for a model variant set with --set NAME=VALUE and/or
+             --add-rung NAME (a rung added to the ladder, e.g. curves17; repeatable).
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
@@ -602,6 +603,24 @@ def _rule_errors(train, checks: dict) -> dict:
     return out
 
 
+def ladder_with(ladder: tuple, name: str) -> tuple:
+    """``ladder`` with the rung ``name`` (``curvesK[+matrix][+lutN]``) added before the first rung
+    with more parameters (3K for the curves, 12 for the matrix, 3N^3 for the table)."""
+    from imgenh.fit import look as lm
+
+    parts = name.split("+")
+    if not parts[0].startswith("curves") or any(p != "matrix" and not p.startswith("lut") for p in parts[1:]):
+        raise SystemExit(f"--add-rung {name}: expected curvesK[+matrix][+lutN]")
+    table = next((int(p[3:]) for p in parts[1:] if p.startswith("lut")), 0)
+    rung = lm.Complexity(name, int(parts[0][6:]), "matrix" in parts, table)
+
+    def size(level) -> int:
+        return 3 * level.knots + 12 * level.matrix + 3 * level.table**3
+
+    at = next((i for i, level in enumerate(ladder) if size(level) > size(rung)), len(ladder))
+    return ladder[:at] + (rung,) + ladder[at:]
+
+
 def rule_scores(count: int | None) -> dict:
     """All four checks of the 2026-12-03 table (and the swapped one) for the current selection rule
     only (no region cross-validation, no other rungs): a model variant (--set) in a fraction of the time."""
@@ -880,12 +899,20 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="NAME=VALUE: a constant of imgenh.fit.look"
     )
+    parser.add_argument(
+        "--add-rung",
+        action="append",
+        default=[],
+        help="a rung added to the ladder, e.g. curves9 or curves5+matrix+lut9 (by parameter count)",
+    )
     args = parser.parse_args()
     from imgenh.fit import look as lm
 
     for item in args.set:
         name, value = item.split("=")
         setattr(lm, name, float(value))
+    for name in args.add_rung:
+        lm.LADDER = ladder_with(lm.LADDER, name)
     if args.adaptive:
         variants = {k: v for k, v in adaptive_variants().items() if not args.variant or k in args.variant}
         adaptive_report(args.cache, args.splits, variants, "new_shots" if args.new_shots else "check")

@@ -70,6 +70,9 @@ LADDER = (
 # smoothness 0.01/0.03/0.1 within 0.01), never on its held-out photos. 1e-4 bends steep
 # sigmoids too little (a colour table then makes up for it), so 1e-5.
 CURVE_ROUGHNESS = 1e-5  # times the integral of f''^2 over [0, 1]
+# For rungs without a matrix (curves alone); None: CURVE_ROUGHNESS. A development knob
+# (fit_dev_splits.py --set TONE_ONLY_ROUGHNESS=...): 1e-6 is a lead, not adopted (README 2026-12-03).
+TONE_ONLY_ROUGHNESS: float | None = None
 CURVE_RIDGE = 1e-5  # pull toward the identity where a channel has no pixels
 MATRIX_RIDGE = 1e-4
 TABLE_SMOOTHNESS = 0.03  # relative to the mean pixel weight of a node
@@ -218,12 +221,16 @@ def _second_difference(k: int) -> np.ndarray:
     return d
 
 
-def fit_curve(x: np.ndarray, y: np.ndarray, knots: int, weight: np.ndarray | None = None) -> np.ndarray:
+def fit_curve(
+    x: np.ndarray, y: np.ndarray, knots: int, weight: np.ndarray | None = None, roughness: float | None = None
+) -> np.ndarray:
     """Monotone piecewise-linear curve through ``knots`` even knots fitted to ``y ~ f(x)``.
 
-    Minimises ``mean((f(x) - y)^2) + CURVE_ROUGHNESS * int f''^2 + CURVE_RIDGE * |f - id|^2``
-    over non-decreasing knot values; returns them clipped to [0, 1].
+    Minimises ``mean((f(x) - y)^2) + roughness * int f''^2 + CURVE_RIDGE * |f - id|^2``
+    over non-decreasing knot values (``roughness`` defaults to ``CURVE_ROUGHNESS``);
+    returns them clipped to [0, 1].
     """
+    roughness = CURVE_ROUGHNESS if roughness is None else roughness
     pos = np.clip(x, 0.0, 1.0).astype(np.float64) * (knots - 1)
     i = np.minimum(pos.astype(np.int64), knots - 2)
     w = pos - i
@@ -237,7 +244,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, knots: int, weight: np.ndarray | Non
     rhs = (np.bincount(i, p * (1 - w) * y, knots) + np.bincount(i + 1, p * w * y, knots)) / n
     d2 = _second_difference(knots)
     identity = np.linspace(0.0, 1.0, knots)
-    h = gram + CURVE_ROUGHNESS * (knots - 1) ** 3 * d2.T @ d2 + CURVE_RIDGE * np.eye(knots)
+    h = gram + roughness * (knots - 1) ** 3 * d2.T @ d2 + CURVE_RIDGE * np.eye(knots)
     return np.clip(_monotone_quadratic(h, rhs + CURVE_RIDGE * identity), 0.0, 1.0)
 
 
@@ -321,7 +328,8 @@ def neutral_weight(rgb: np.ndarray) -> np.ndarray:
 def fit_base(x: np.ndarray, y: np.ndarray, knots: int, matrix: bool) -> LookModel:
     """The curves (and matrix) of a model: everything but the colour table."""
     weight = neutral_weight(x)
-    base = LookModel(np.stack([fit_curve(x[:, c], y[:, c], knots, weight) for c in range(3)]))
+    roughness = CURVE_ROUGHNESS if matrix or TONE_ONLY_ROUGHNESS is None else TONE_ONLY_ROUGHNESS
+    base = LookModel(np.stack([fit_curve(x[:, c], y[:, c], knots, weight, roughness) for c in range(3)]))
     if matrix:
         base.matrix, base.offset = fit_matrix(base.after_curves(x), y)
     return base
