@@ -842,10 +842,10 @@ def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, unsure, 
         fall = float(np.clip((size - large) / (0.4 * large), 0.0, 1.0)) if large > 0 else 1.0
         held *= rise * (1.0 - fall)
         ctx.record("cast", round(size, 4))
-    if unsure.get("disagreement") is not None:
+    if unsure["disagreement"] is not None:
         degrees, (full, none) = unsure["disagreement"]
         held *= 1.0 - ramp(degrees, full, none)
-    if unsure.get("average") is not None:
+    if unsure["average"] is not None:
         cast, (none, full) = unsure["average"]
         held *= ramp(cast, none, full)
     ctx.record("strength", round(held, 4))
@@ -896,7 +896,7 @@ def _manual_illuminant(img: np.ndarray, linear: bool, white, white_at, window: i
 
 def _estimated_illuminant(
     img: np.ndarray, ctx, method: str, want_confidence: bool, options: dict
-) -> tuple[np.ndarray, float | None, float | None]:
+) -> tuple[np.ndarray, float | None, dict | None]:
     """(light B, G, R, strength auto would use or None, the learned estimator's info or None)
     by ``method``; records the confidence."""
     linear, saturated, dark = options.pop("linear"), options.pop("saturated"), options.pop("dark")

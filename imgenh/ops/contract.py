@@ -198,7 +198,7 @@ class Stats:
     def mean(self, channel: int | str | None = None) -> float:
         """Mean level of a channel (see :meth:`histogram` for ``channel``)."""
         if channel not in self._hist and self._image.dtype.kind == "f" and self._table is None:
-            # The histogram's mean without counting it (12 ms on a 0.1 MP working copy).
+            # The histogram's mean without counting it (~2.5 ms -> ~0.4 ms on a 384 px working copy).
             value = quantised_mean(self._float_values(channel), self.FLOAT_BINS)
             if np.isfinite(value):  # NaN, which counting skips, falls through to the counts
                 return value
