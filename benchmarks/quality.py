@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from imgenh import load_pipeline  # noqa: E402
+from imgenh.io import CameraExposure, camera_exposure  # noqa: E402
 from imgenh.quality import figures  # noqa: E402
 
 # Fixed by name: tune on TUNING only; HELD_OUT is measured after tuning, never tuned on.
@@ -155,26 +156,47 @@ MAGICK = "/usr/bin/convert"
 FIGURES_SHOWN = ("noise_sigma", "clipped_shadows", "clipped_highlights", "colourfulness")
 
 
-def _file_photo(folder: Path, name: str, package: str, variable: str) -> np.ndarray:
-    found = sorted(folder.glob(name + ".*"))
+# Where each set's files live: the folder, its Debian package and the variable that moves it.
+SOURCES = {
+    "b": (MATE_BACKGROUNDS, "mate-backgrounds", "MATE_BACKGROUNDS"),
+    "c": (LOMIRI_BACKGROUNDS, "lomiri-wallpapers-16.04 lomiri-wallpapers-20.04", "LOMIRI_BACKGROUNDS"),
+    "d": (PLASMA_WALLPAPERS, "plasma-workspace-wallpapers", "PLASMA_WALLPAPERS"),
+    "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
+}
+
+
+def source_file(name: str) -> Path | None:
+    """The file a photo is loaded from (None for scikit-image's); exits naming the package if missing."""
+    if name in SKIMAGE_TUNING:
+        return None
+    key = (
+        "b" if name in HELD_OUT_B else "c" if name in HELD_OUT_C else "d" if name in HELD_OUT_D else "opencv"
+    )
+    folder, package, variable = SOURCES[key]
+    if key == "d":  # each wallpaper comes as crops of one picture at several screen sizes: the largest
+        folder = folder / name / "contents" / "images"
+        found = sorted(folder.glob("*x*.jpg"), key=lambda p: np.prod([int(v) for v in p.stem.split("x")]))[
+            -1:
+        ]
+    else:
+        found = sorted(folder.glob(name + ".*"))
     if not found:
         sys.exit(f"quality.py: {folder / name}.*: missing; `apt-get install {package}` (or set {variable})")
-    return cv2.imread(str(found[0]), cv2.IMREAD_COLOR)
-
-
-def _plasma_photo(name: str) -> np.ndarray:
-    # Each wallpaper comes as crops of one picture at several screen sizes: take the largest.
-    folder = PLASMA_WALLPAPERS / name / "contents" / "images"
-    sizes = sorted(folder.glob("*x*.jpg"), key=lambda p: np.prod([int(v) for v in p.stem.split("x")]))
-    if not sizes:
-        sys.exit(
-            f"quality.py: {folder}: missing; `apt-get install plasma-workspace-wallpapers` (or set PLASMA_WALLPAPERS)"
-        )
-    return cv2.imread(str(sizes[-1]), cv2.IMREAD_COLOR)
+    return found[0]
 
 
 def _opencv_photo(name: str) -> np.ndarray:
-    return _file_photo(OPENCV_SAMPLES, name, "opencv-doc", "OPENCV_SAMPLES")
+    return cv2.imread(str(source_file(name)), cv2.IMREAD_COLOR)
+
+
+def photo_camera(name: str) -> CameraExposure | None:
+    """The exposure the clean photo was taken with, from its file's EXIF (None: not recorded)."""
+    path = source_file(name)
+    if path is None:
+        return None
+    _, types, blobs = cv2.imreadWithMetadata(str(path), cv2.IMREAD_COLOR)
+    meta = {int(t): np.asarray(b).tobytes() for t, b in zip(types, blobs, strict=False)}
+    return camera_exposure(meta.get(0))
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -186,15 +208,9 @@ def load_photo(name: str) -> np.ndarray:
     """
     import skimage.data
 
-    if name in HELD_OUT_B:
-        bgr = _file_photo(MATE_BACKGROUNDS, name, "mate-backgrounds", "MATE_BACKGROUNDS")
-    elif name in HELD_OUT_C:
-        package = "lomiri-wallpapers-16.04 lomiri-wallpapers-20.04"
-        bgr = _file_photo(LOMIRI_BACKGROUNDS, name, package, "LOMIRI_BACKGROUNDS")
-    elif name in HELD_OUT_D:
-        bgr = _plasma_photo(name)
-    elif name not in SKIMAGE_TUNING:
-        bgr = _opencv_photo(name)
+    path = source_file(name)
+    if path is not None:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     else:
         rgb = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
         bgr = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2BGR)
@@ -257,6 +273,18 @@ DEGRADATIONS = {
 }
 
 
+# The degradations that are a camera's exposure error change what its EXIF would record: an
+# under-exposure let in 0.2 of the light (a shorter exposure time), an over-exposure 2.5 times it.
+EXPOSURE_TIME_SCALE = {"underexposed": 0.2, "overexposed": 2.5}
+
+
+def degraded_camera(camera: CameraExposure | None, case: str) -> CameraExposure | None:
+    """The exposure a camera would have recorded for the degraded shot."""
+    if camera is None or case not in EXPOSURE_TIME_SCALE:
+        return camera
+    return CameraExposure(camera.exposure_time * EXPOSURE_TIME_SCALE[case], camera.f_number, camera.iso)
+
+
 def degraded_input(clean: np.ndarray, case: str, seed: int) -> np.ndarray:
     """The degraded photo as the uint8 BGR pixels of a quality-92 JPEG file."""
     x = DEGRADATIONS[case](clean.astype(np.float64) / 255.0, seed)
@@ -270,14 +298,17 @@ def degraded_input(clean: np.ndarray, case: str, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_config(path: str, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def run_config(
+    path: str, img: np.ndarray, shape: tuple[int, int], camera: CameraExposure | None = None
+) -> np.ndarray:
     """The pipeline's output, encoded with its output settings and decoded again.
 
     As ``imgenh run`` writes it: an image the steps leave exactly as it was comes back as the
-    input file itself (``output.unchanged: copy``), not re-encoded.
+    input file itself (``output.unchanged: copy``), not re-encoded. ``camera`` is the exposure
+    the file's EXIF would hold.
     """
     pipeline = load_pipeline(path)
-    out, _ = pipeline.apply(img)
+    out, _ = pipeline.apply(img, camera)
     settings = pipeline.output
     copies = (
         settings.unchanged == "copy" and settings.metadata == "keep" and settings.format in ("keep", "jpg")
@@ -315,11 +346,12 @@ def score_case(photo: str, case: str, configs: list[str], magick: bool) -> list[
     clean = load_photo(photo)
     seed = sum(map(ord, photo + case))
     img = degraded_input(clean, case, seed)
+    camera = degraded_camera(photo_camera(photo), case)
     outputs = {"nothing": img}
     if magick:
         outputs["magick"] = run_magick(img)
     for path in configs:
-        outputs[Path(path).stem] = run_config(path, img, clean.shape[:2])
+        outputs[Path(path).stem] = run_config(path, img, clean.shape[:2], camera)
     rows = []
     for method, out in outputs.items():
         row = {"photo": photo, "case": case, "method": method, "ciede2000": round(ciede2000(out, clean), 3)}

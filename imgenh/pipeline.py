@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 
 from imgenh.errors import ConfigError
-from imgenh.io import DEFAULT_QUALITY, Image
+from imgenh.io import DEFAULT_QUALITY, CameraExposure, Image, camera_exposure
 from imgenh.ops.contract import OpContext, ParamError, Stats
 from imgenh.ops.registry import Param, did_you_mean
+from imgenh.ops.scene import SceneLight
 from imgenh.pixels import apply_table, from_float, is_identity_table, max_value, to_float
 
 if TYPE_CHECKING:
@@ -76,7 +77,9 @@ def _stages(steps: list[Step]) -> list[list[Step]]:
     return stages
 
 
-def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list[dict]]:
+def apply_steps(
+    pixels: np.ndarray, steps: list[Step], camera: CameraExposure | None = None
+) -> tuple[np.ndarray, list[dict]]:
     """Apply ``steps`` to one image.
 
     Parameters
@@ -84,6 +87,9 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
     pixels : ndarray
         uint8, uint16 or float32 image without alpha, not modified.
     steps : list of Step
+    camera : CameraExposure or None
+        The exposure the photo was taken with (EXIF), for operators that ask how bright the
+        scene was (``ctx.scene``).
 
     Returns
     -------
@@ -99,12 +105,12 @@ def apply_steps(pixels: np.ndarray, steps: list[Step]) -> tuple[np.ndarray, list
         An operator failed; the message starts with the step's label, e.g.
         ``steps[0] white_balance.white_at: [5000, 10] is outside the 600x400 image``.
     """
-    img, _, reports = _apply(pixels, steps, None)
+    img, _, reports = _apply(pixels, steps, None, camera)
     return img, reports
 
 
 def _apply(
-    pixels: np.ndarray, steps: list[Step], alpha: np.ndarray | None
+    pixels: np.ndarray, steps: list[Step], alpha: np.ndarray | None, camera: CameraExposure | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, list[dict]]:
     """:func:`apply_steps`, carrying an alpha plane through the steps that move or resize pixels."""
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):
@@ -116,9 +122,11 @@ def _apply(
     depth_max = max_value(dtype)
     img = pixels
     reports: list[dict] = []
+    scene = SceneLight(camera, pixels) if camera is not None else None  # measured from the input, once
 
     def context(image: np.ndarray, stats: Stats | None = None) -> OpContext:
-        return OpContext(channels=1 if image.ndim == 2 else image.shape[2], depth_max=depth_max, stats=stats)
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        return OpContext(channels=channels, depth_max=depth_max, stats=stats, scene=scene)
 
     for stage in _stages(steps):
         contexts = []
@@ -317,11 +325,15 @@ class Pipeline:
         """True when a step has random parameters or a probability (see :mod:`imgenh.augment`)."""
         return any(step.random is not None for step in self.steps)
 
-    def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    def apply(
+        self, pixels: np.ndarray, camera: CameraExposure | None = None
+    ) -> tuple[np.ndarray, list[dict]]:
         """Apply the steps to one image (BGR or grey; uint8, uint16 or float32 in [0, 1]).
 
         With an adaptive model (``adaptive:`` in the file) the predicted parameters are this
         image's own (:meth:`steps_for`), and the reports start with what was predicted.
+        ``camera`` is the exposure the photo was taken with (:func:`imgenh.io.camera_exposure`
+        reads it from EXIF; :meth:`apply_image` does so itself).
 
         Returns
         -------
@@ -331,7 +343,7 @@ class Pipeline:
             Values the operators reported (e.g. white-balance illuminant), one dict per step.
         """
         steps, predicted = self.steps_for(pixels)
-        out, reports = apply_steps(pixels, steps)
+        out, reports = apply_steps(pixels, steps, camera)
         return out, predicted + reports
 
     def steps_for(self, pixels: np.ndarray) -> tuple[list[Step], list[dict]]:
@@ -378,7 +390,7 @@ class Pipeline:
         (20, 30)
         """
         steps, predicted = self.steps_for(image.pixels)
-        pixels, alpha, reports = _apply(image.pixels, steps, image.alpha)
+        pixels, alpha, reports = _apply(image.pixels, steps, image.alpha, camera_exposure(image.exif))
         return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), predicted + reports
 
     def canonical(self) -> dict[str, Any]:

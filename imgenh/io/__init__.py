@@ -13,7 +13,7 @@ One module per concern; import from here, the layout inside may change:
 
 - ``image``: the :class:`Image` dataclass, :class:`ImageError`, :class:`OutputError`;
 - ``formats``: extensions, what each container holds, sniffing, header sizes, image end;
-- ``exif``: EXIF orientation (read, reset, apply to pixels);
+- ``exif``: EXIF orientation (read, reset, apply to pixels) and the camera's exposure settings;
 - ``decoder``: capturing what decoders print on fd 2, and cleaning the messages;
 - ``read``: :func:`read_image` and the reading defaults;
 - ``write``: :func:`prepare_for_format`, :func:`encode`, :func:`write_image`;
@@ -29,7 +29,13 @@ from imgenh.io.atomic import (
     remove_temp_files,
 )
 from imgenh.io.decoder import decoder_messages
-from imgenh.io.exif import apply_orientation, exif_orientation, reset_orientation
+from imgenh.io.exif import (
+    CameraExposure,
+    apply_orientation,
+    camera_exposure,
+    exif_orientation,
+    reset_orientation,
+)
 from imgenh.io.formats import (
     EIGHT_BIT_ONLY,
     EXTENSION_CONTAINER,
@@ -59,7 +65,9 @@ __all__ = [
     "Image",
     "ImageError",
     "OutputError",
+    "CameraExposure",
     "apply_orientation",
+    "camera_exposure",
     "RenameGate",
     "atomic_write",
     "atomic_writer",

@@ -25,7 +25,7 @@ Operator kinds and the call each one receives:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from imgenh.pixels import (
     quantised_counts,
     to_float,
 )
+
+if TYPE_CHECKING:
+    from imgenh.ops.scene import SceneLight
 
 KINDS = ("pointwise", "native", "float")
 
@@ -238,12 +241,15 @@ class OpContext:
         Histogram statistics, for pointwise operators.
     values : dict
         Values the operator reports (see :meth:`record`).
+    scene : SceneLight or None
+        How bright the scene was, when the file recorded the camera's exposure (EXIF).
     """
 
     channels: int
     depth_max: float
     stats: Stats | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    scene: SceneLight | None = None
 
     @property
     def is_color(self) -> bool:

@@ -681,12 +681,39 @@ def _linear_light_stretch(x: np.ndarray, black: float, white: float, strengths) 
     return linear_to_srgb(linear_stretch(srgb_to_linear(x), black, white, to_black, to_white))
 
 
+def _white_caps(white: float, gain_cap: float) -> tuple[float, float]:
+    """The largest white-end strengths, on the stored levels and in linear light, whose move
+    multiplies the white point's linear light by at most ``gain_cap``."""
+    white_light = float(srgb_to_linear(np.array(white)))
+    if white_light >= 1.0:
+        return 1.0, 1.0
+    highest_light = min(1.0, white_light * gain_cap)
+    highest = float(linear_to_srgb(np.array(highest_light)))
+    return max(0.0, (highest - white) / (1.0 - white)), (highest_light - white_light) / (1.0 - white_light)
+
+
 def _stretch_plane(
-    x: np.ndarray, histogram: tuple[np.ndarray, np.ndarray], low: float, high: float, strength, linear
+    x: np.ndarray,
+    histogram: tuple[np.ndarray, np.ndarray],
+    low: float,
+    high: float,
+    strength,
+    linear,
+    gain_cap: float | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """One stretch map from a (levels, counts) histogram applied, and what the report shows of it."""
+    """One stretch map from a (levels, counts) histogram applied, and what the report shows of it.
+
+    ``gain_cap`` limits the white end's move to that linear gain (the scene's light allows no more).
+    """
     black, white = points = stretch_points(*histogram, low, high)
     to_black, to_white, s_black, s_white = stretch_targets(black, white, strength)
+    s_white_light = s_white
+    if gain_cap is not None:
+        cap_stored, cap_light = _white_caps(white, gain_cap)
+        s_white_light = min(s_white, cap_light)
+        if s_white > cap_stored:
+            strength = (s_black, cap_stored)
+            to_black, to_white, s_black, s_white = stretch_targets(black, white, strength)
     shown = {"black_point": round(black, 6), "white_point": round(white, 6)}
     if strength != 1.0:
         shown["black_strength"], shown["white_strength"] = round(s_black, 4), round(s_white, 4)
@@ -695,7 +722,7 @@ def _stretch_plane(
         shown["linear_share"] = round(share, 4)
     if share <= 0.0:
         return linear_stretch(x, black, white, to_black, to_white), shown
-    light = _linear_light_stretch(x, black, white, (s_black, s_white))
+    light = _linear_light_stretch(x, black, white, (s_black, s_white_light))
     if share >= 1.0:
         return light, shown
     stored = linear_stretch(x, black, white, to_black, to_white)
@@ -726,6 +753,25 @@ def _linked_histogram(
     return stats.histogram(channel)
 
 
+def scene_gain_cap(ctx: OpContext, lit_scene_ev: float | None) -> float | None:
+    """The largest linear gain a brightening may give, by the scene's light; None: no limit.
+
+    Records ``scene_ev`` (None when the file has no exposure), and ``scene_key`` (the mean the
+    scene is rendered at, at most: :meth:`imgenh.ops.scene.SceneLight.key`) and ``max_gain``.
+    """
+    if lit_scene_ev is None:
+        return None
+    if ctx.scene is None:
+        ctx.record("scene_ev", None)
+        return None
+    key = ctx.scene.key(lit_scene_ev)
+    cap = max(1.0, key / ctx.scene.mean)
+    ctx.record("scene_ev", round(ctx.scene.ev, 2))
+    ctx.record("scene_key", round(key, 4))
+    ctx.record("max_gain", round(cap, 3))
+    return cap
+
+
 def _stretch_map(
     x: np.ndarray,
     ctx: OpContext,
@@ -735,23 +781,31 @@ def _stretch_map(
     linked_channel,
     strength: float | str = 1.0,
     linear: bool | str = False,
+    gain_cap: float | None = None,
 ) -> np.ndarray:
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
         histogram = _linked_histogram(ctx.stats, linked_channel, low, high, linear == "auto")
-        out, shown = _stretch_plane(x, histogram, low, high, strength, linear)
+        out, shown = _stretch_plane(x, histogram, low, high, strength, linear, gain_cap)
         for key, value in shown.items():
             ctx.record(key, value)
         return out
     out = _per_channel_copy(x, ctx.channels)
     per_channel: dict[str, dict] = {}
     for name, c in sorted(CHANNEL_INDEX.items(), key=lambda kv: -kv[1]):
-        out[..., c], shown = _stretch_plane(out[..., c], ctx.stats.histogram(c), low, high, strength, linear)
+        plane, histogram = out[..., c], ctx.stats.histogram(c)
+        out[..., c], shown = _stretch_plane(plane, histogram, low, high, strength, linear, gain_cap)
         for key, value in shown.items():
             per_channel.setdefault(key, {})[name] = value
     for key, value in per_channel.items():
         ctx.record(key, value)
     return out
+
+
+def _check_stretch(p: dict) -> str | None:
+    if p["low"] >= p["high"]:
+        return f"low must be < high (got {p['low']:g} and {p['high']:g})"
+    return None
 
 
 @operator(
@@ -761,9 +815,7 @@ def _stretch_map(
     formula="out = clip((in - black) / (white - black)); black/white at the low/high percentiles",
     reference="ImageMagick -contrast-stretch {low}%x{100-high}% (linked: false adds -channel RGB)",
     example={"low": 1.0, "high": 99.0},
-    check=lambda p: (
-        f"low must be < high (got {p['low']:g} and {p['high']:g})" if p["low"] >= p["high"] else None
-    ),
+    check=lambda p: _check_stretch(p),
 )
 def stretch(
     x: np.ndarray,
@@ -791,6 +843,15 @@ def stretch(
         "compressed from one end (a veil, an under-exposure), on the levels when from both (flat)",
         words=("auto",),
     ),
+    lit_scene_ev: Param(
+        float,
+        None,
+        "EV100 of a scene rendered at mid-grey (a lit room ~5-7, daylight 12-15): brighten only to a "
+        "mean half a stop lower per EV of less light (more per EV of more), by the camera's exposure "
+        "(EXIF) and the image's mean, so a dusk or night photo keeps its key; no EXIF exposure: no limit",
+        ge=-10,
+        le=25,
+    ),
 ) -> np.ndarray:
     """Contrast stretch with ImageMagick 6.9's black/white point rule (see :func:`stretch_points`).
 
@@ -810,8 +871,18 @@ def stretch(
     the two maps by how one-sided the compression is (:func:`linear_share`, reported as
     ``linear_share``): a veil or an under-exposure is stretched in linear light, a range pulled
     in from both ends (a flat profile) on the stored levels.
+
+    ``lit_scene_ev`` tells a dim photo of a dim scene from an under-exposure. The scene's light
+    in EV100 (:class:`imgenh.ops.scene.SceneLight`: exposure time, f-number and ISO from EXIF,
+    and the image's mean linear luma; reported as ``scene_ev``) gives the highest mean a photo
+    of it is brightened to: mid-grey at ``lit_scene_ev``, half a stop lower per EV of less light
+    and higher per EV of more (reported as ``scene_key``). The white end moves no further than
+    the linear gain that brings the image's mean there (``max_gain``, at least 1): a blue hour or
+    a night street keeps its key, a dark daylight shot is brightened. The black end is not
+    limited: moving it darkens.
     """
-    return _stretch_map(x, ctx, low, high, linked, "luma", strength, linear)
+    cap = scene_gain_cap(ctx, lit_scene_ev)
+    return _stretch_map(x, ctx, low, high, linked, "luma", strength, linear, cap)
 
 
 @operator(
