@@ -98,6 +98,67 @@ def test_shadows_highlights_brightens_a_backlit_half_and_barely_moves_the_sky(ph
     assert sky.mean() < 0.01, sky.mean()  # under 3 levels where it was not dark
 
 
+def dark_share_reference(x: np.ndarray) -> float:
+    """The share of 32-cell map cells of linear luma (area means, blur 1.5) 3 stops below the 90th percentile."""
+    light = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    y = luma709(light)
+    h, w = y.shape
+    cells = cv2.resize(
+        y, (round(w * 32 / max(h, w)), round(h * 32 / max(h, w))), interpolation=cv2.INTER_AREA
+    )
+    cells = cv2.GaussianBlur(cells, (0, 0), 1.5)
+    return float(np.mean(cells < np.percentile(cells, 90) / 8.0))
+
+
+def backlit_version(clean: np.ndarray) -> np.ndarray:
+    """The lower half 2.7 stops darker in linear light (linear x 0.15), as benchmarks/quality.py's case."""
+    light = np.where(clean <= 0.04045, clean / 12.92, ((clean + 0.055) / 1.055) ** 2.4)
+    light[clean.shape[0] // 2 :] *= 0.15
+    return np.where(light <= 0.0031308, light * 12.92, 1.055 * light ** (1 / 2.4) - 0.055)
+
+
+def test_dark_share_of_a_backlit_half_and_of_an_evenly_lit_photo(photo8):
+    clean = to_float(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_AREA))
+    backlit = backlit_version(clean)
+    for x in (clean, backlit):
+        for img in (
+            x.astype(np.float32),
+            (x * 255).round().astype(np.uint8),
+            (x * 65535).round().astype(np.uint16),
+        ):
+            assert local.dark_share(img) == pytest.approx(dark_share_reference(x), abs=0.03)
+    assert (
+        local.dark_share(clean.astype(np.float32)) < 0.15 < 0.3 < local.dark_share(backlit.astype(np.float32))
+    )
+
+
+def test_dark_range_lifts_a_backlit_frame_and_returns_an_even_one_as_it_was(photo8):
+    clean = (
+        (to_float(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_AREA)) * 255)
+        .round()
+        .astype(np.uint8)
+    )
+    backlit = (backlit_version(to_float(clean)) * 255).round().astype(np.uint8)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "dark_range": [0.15, 0.3]}
+    out, report = run_with_report(clean, "shadows_highlights", **params)
+    assert out is clean or np.array_equal(out, clean)
+    assert report["shadows"] == 0.0 and report["dark_share"] < 0.15
+    out, report = run_with_report(backlit, "shadows_highlights", **params)
+    assert out.dtype == np.uint8 and report["shadows"] == 1.0
+    lower = slice(backlit.shape[0] // 2 + 16, None)
+    assert luma709(to_float(out[lower])).mean() > 1.5 * luma709(to_float(backlit[lower])).mean()
+    # The native step on 8 bits is the float operator, rounded once.
+    as_float = run_op(
+        to_float(backlit).astype(np.float32), "shadows_highlights", shadows=1.0, radius=0.15, eps=0.1
+    )
+    assert np.abs(out.astype(np.float64) - as_float * 255).max() <= 0.51
+
+
+def test_dark_range_is_validated():
+    with pytest.raises(Exception, match="dark_range"):
+        run_op(np.zeros((8, 8, 3), np.uint8), "shadows_highlights", dark_range=[0.3, 0.15])
+
+
 def test_shadows_highlights_keeps_colour_ratios_and_never_clips_a_channel():
     rng = np.random.default_rng(3)
     img = rng.uniform(0.02, 0.3, (30, 40, 3)).astype(np.float32)

@@ -6,7 +6,9 @@ unevenly (:func:`flatten`), colour noise that luma does not explain (:func:`deno
 steps across JPEG's 8x8 grid smaller than a real edge (:func:`deblock`). A flat mid-grey image,
 an evenly lit page, a grey image and an image without block steps come back unchanged.
 
-All are ``float`` operators (float32 in [0, 1], no float64 image). Large images compute their
+They work in float32 in [0, 1] (no float64 image); ``denoise_chroma`` and ``shadows_highlights``
+are ``native`` operators that convert inside, so an image they leave alone costs no conversion
+and the pointwise steps around them still fuse into one table. Large images compute their
 smooth masks on a copy of at most :data:`WORK_SIDE` pixels a side, upsampled with the
 guided filter's own linear model (He & Sun 2015, "Fast guided filter"), so edges stay sharp.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from imgenh.ops.color import srgb_to_linear
 from imgenh.ops.contract import OpContext, ramp
 from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, blockiness, noise_sigma
 from imgenh.ops.registry import Param, operator
@@ -110,15 +113,47 @@ def shadow_highlight_gain(base: np.ndarray, shadows: float, highlights: float) -
     return np.clip(gain, *_GAIN_RANGE).astype(np.float32, copy=False)
 
 
+# dark_range: the share of a frame in deep shadow, read on a coarse map of linear luma (each cell
+# the mean of about 1/1000 of the frame, slightly smoothed): the cells DARK_STOPS or more below the
+# brightest tenth. Clean photos read 0-0.15 (0.2-0.47 for a few with a large shaded area or a
+# silhouette); the lower half of a frame 2.7 stops darker reads 0.15-0.5 (benchmarks/quality.py).
+DARK_STOPS = 3.0
+DARK_MAP_SIDE = 32
+
+
+def dark_share(img: np.ndarray) -> float:
+    """Share (0..1) of the frame in deep shadow: :data:`DARK_STOPS` below its brightest tenth.
+
+    Parameters
+    ----------
+    img : ndarray
+        BGR or grey; uint8, uint16 or float32 in [0, 1].
+    """
+    h, w = img.shape[:2]
+    k = max(1, min(h, w) // (4 * DARK_MAP_SIDE))  # a whole-factor shrink on the stored levels first
+    small = cv2.resize(img, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA) if k > 1 else img
+    light = srgb_to_linear(to_float(small))
+    y = luma(light.astype(np.float32, copy=False))
+    scale = DARK_MAP_SIDE / max(y.shape)
+    size = (max(1, round(y.shape[1] * scale)), max(1, round(y.shape[0] * scale)))
+    cells = cv2.GaussianBlur(cv2.resize(y, size, interpolation=cv2.INTER_AREA), (0, 0), 1.5)
+    return float(np.mean(cells < np.percentile(cells, 90) * 2.0**-DARK_STOPS))
+
+
 @operator(
     "shadows_highlights",
-    kind="float",
+    kind="native",
     summary="Lift shadows and pull highlights by an edge-aware luma mask; mid-grey areas stay as they are.",
     formula="base = guided(luma, luma, radius, eps); e = 2^(highlights*max(2base-1,0) - shadows*max(1-2base,0)); "
     "out = in * clip(max(base,0.02)^(e-1), 1/4, 4), gain lowered so no channel passes 1",
     reference="Moroney 2000 (local colour correction by non-linear masking) on a He et al. 2010 guided-filter "
     "mask; checked against a numpy implementation of both",
     example={"shadows": 0.8, "highlights": 0.0, "radius": 0.04},
+    check=lambda p: (
+        "dark_range must be [none, full] with none < full"
+        if p["dark_range"] is not None and not p["dark_range"][0] < p["dark_range"][1]
+        else None
+    ),
 )
 def shadows_highlights(
     img: np.ndarray,
@@ -128,8 +163,39 @@ def shadows_highlights(
     highlights: Param(float, 0.0, "pull of bright neighbourhoods (0 = none)", ge=0, le=3),
     radius: Param(float, 0.04, "mask radius as a fraction of the shorter side", gt=0, le=0.5),
     eps: Param(float, 0.01, "edge-preservation of the mask (smaller keeps weaker edges)", gt=0, le=1),
+    dark_range: Param(
+        list,
+        None,
+        "[none, full]: lift shadows only as far as the frame has a large part in deep shadow (the share "
+        "of a coarse linear-luma map 3 stops below its brightest tenth): none at or below none, all from "
+        "full; a backlit subject reads 0.15-0.5, most photos less",
+        item=float,
+        length=2,
+        ge=0,
+        le=1,
+    ),
 ):
-    """Shadows/highlights operator; see :func:`shadow_highlight_gain`."""
+    """Shadows/highlights operator; see :func:`shadow_highlight_gain`.
+
+    ``dark_range`` scales ``shadows`` by how much of the frame lies in deep shadow
+    (:func:`dark_share`, reported as ``dark_share`` with the ``shadows`` applied). An image
+    the step leaves alone comes back as it is (the same array, at its own depth).
+    """
+    if dark_range is not None:
+        share = dark_share(img)
+        shadows *= ramp(share, *dark_range)
+        ctx.record("dark_share", round(share, 4))
+        ctx.record("shadows", round(shadows, 4))
+    if shadows == 0.0 and highlights == 0.0:
+        return img
+    out = _shadows_highlights(to_float(img), shadows, highlights, radius, eps)
+    return out if img.dtype == np.float32 else from_float(out, img.dtype)
+
+
+def _shadows_highlights(
+    img: np.ndarray, shadows: float, highlights: float, radius: float, eps: float
+) -> np.ndarray:
+    """:func:`shadows_highlights` on a float32 image in [0, 1]."""
     y = luma(img)
     base = guided_filter(y, y, _radius_pixels(radius, img.shape), eps)
     gain = shadow_highlight_gain(base, shadows, highlights)
