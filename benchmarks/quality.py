@@ -9,8 +9,10 @@ Usage (from the repository root)::
 
 Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``apt-get install
 opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds
-lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers``): 17 tuning photos and
-four held-out sets of 10, 12, 14 and 12, shrunk to at most 0.4 MP. Each is
+lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers``) and elementary OS's
+wallpapers (``git clone https://github.com/elementary/wallpapers``, then set ELEMENTARY_WALLPAPERS to
+its ``backgrounds`` folder): 17 tuning photos and five held-out sets of 10, 12, 14, 12 and 9, shrunk
+to at most 0.4 MP. Photos whose EXIF records the exposure are run with it. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
 at its quality, or lossless PNG). The score is the mean CIEDE2000 (``skimage.color``) between
@@ -19,7 +21,7 @@ JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, 
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
 The photos are split by name into a tuning set (retune configs on it only) and held-out sets
-(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_D). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
 
@@ -139,17 +141,36 @@ HELD_OUT_D = (
     "Volna",
     "summer_1am",
 )
+# On 2026-12-03 (session 23) set D was diagnosed per photo (DarkestHour, a blue-hour fog read as an
+# under-exposure), so set E took its place: the photos of elementary OS's wallpapers (`git clone
+# https://github.com/elementary/wallpapers`, backgrounds/ at commit f28b861, tag 8.0.0's photos;
+# 5-24 MP JPEGs whose EXIF holds no exposure), never looked at while tuning.
+HELD_OUT_E = (
+    "Ashim DSilva",
+    "Martin Adams",
+    "Morskie Oko",
+    "Mr. Lee",
+    "Photo by SpaceX",
+    "Snow-Capped Mountain",
+    "Sunset by the Pier",
+    "Tj Holowaychuk",
+    "Viktor Forgacs",
+)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
     "held_out_b": HELD_OUT_B,
     "held_out_c": HELD_OUT_C,
     "held_out_d": HELD_OUT_D,
+    "held_out_e": HELD_OUT_E,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
 LOMIRI_BACKGROUNDS = Path(os.environ.get("LOMIRI_BACKGROUNDS", "/usr/share/backgrounds"))
 PLASMA_WALLPAPERS = Path(os.environ.get("PLASMA_WALLPAPERS", "/usr/share/wallpapers"))
+ELEMENTARY_WALLPAPERS = Path(
+    os.environ.get("ELEMENTARY_WALLPAPERS", Path.home() / "elementary-wallpapers" / "backgrounds")
+)
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -161,27 +182,36 @@ SOURCES = {
     "b": (MATE_BACKGROUNDS, "mate-backgrounds", "MATE_BACKGROUNDS"),
     "c": (LOMIRI_BACKGROUNDS, "lomiri-wallpapers-16.04 lomiri-wallpapers-20.04", "LOMIRI_BACKGROUNDS"),
     "d": (PLASMA_WALLPAPERS, "plasma-workspace-wallpapers", "PLASMA_WALLPAPERS"),
+    "e": (ELEMENTARY_WALLPAPERS, None, "ELEMENTARY_WALLPAPERS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
+
+
+def _largest_size(folder: Path) -> list[Path]:
+    # Each Plasma wallpaper comes as crops of one picture at several screen sizes: the largest.
+    sizes = sorted(folder.glob("*x*.jpg"), key=lambda p: np.prod([int(v) for v in p.stem.split("x")]))
+    return sizes[-1:]
 
 
 def source_file(name: str) -> Path | None:
     """The file a photo is loaded from (None for scikit-image's); exits naming the package if missing."""
     if name in SKIMAGE_TUNING:
         return None
-    key = (
-        "b" if name in HELD_OUT_B else "c" if name in HELD_OUT_C else "d" if name in HELD_OUT_D else "opencv"
-    )
+    held_out = {"b": HELD_OUT_B, "c": HELD_OUT_C, "d": HELD_OUT_D, "e": HELD_OUT_E}
+    key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
-    if key == "d":  # each wallpaper comes as crops of one picture at several screen sizes: the largest
+    if key == "d":
         folder = folder / name / "contents" / "images"
-        found = sorted(folder.glob("*x*.jpg"), key=lambda p: np.prod([int(v) for v in p.stem.split("x")]))[
-            -1:
-        ]
+        found = _largest_size(folder)
     else:
         found = sorted(folder.glob(name + ".*"))
     if not found:
-        sys.exit(f"quality.py: {folder / name}.*: missing; `apt-get install {package}` (or set {variable})")
+        get = (
+            f"`apt-get install {package}`"
+            if package
+            else "`git clone https://github.com/elementary/wallpapers`"
+        )
+        sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
     return found[0]
 
 
@@ -204,7 +234,7 @@ def load_photo(name: str) -> np.ndarray:
 
     They come from ``skimage.data`` (``SKIMAGE_TUNING``), Debian's mate-backgrounds
     (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``), plasma-workspace-wallpapers
-    (``HELD_OUT_D``) or OpenCV's sample data (the rest).
+    (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
