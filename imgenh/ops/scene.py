@@ -14,15 +14,34 @@ from __future__ import annotations
 import math
 from functools import cached_property
 
+import cv2
 import numpy as np
 
 from imgenh.io.exif import CameraExposure
 from imgenh.ops.color import srgb_to_linear
-from imgenh.pixels import luma, to_float
+from imgenh.pixels import LUMA_BGR, level_counts, luma, max_value
 
 MID_GREY = 0.18  # the linear level a meter puts an average scene at
 SAMPLE_STEP = 4  # every 4th row and column: the mean of 1/16 of the pixels is as good here
 KEY_PER_EV = 0.5  # the rendered mean falls half a stop per EV of less light
+
+
+def mean_linear_luma(img: np.ndarray) -> float:
+    """Mean Rec. 709 luma of an sRGB-encoded image in linear light.
+
+    Luma is linear in the channels, so its mean is the weighted sum of each channel's mean
+    linear value; integer images get those from level counts through a decoding table,
+    without a float copy.
+    """
+    if img.dtype == np.float32:
+        return float(np.mean(luma(srgb_to_linear(img))))
+    levels = int(max_value(img.dtype)) + 1
+    decoded = srgb_to_linear(np.arange(levels) / (levels - 1))
+    img = np.ascontiguousarray(img)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    pixels = img.shape[0] * img.shape[1]
+    means = [float(np.dot(level_counts(img, channel=c), decoded)) / pixels for c in range(channels)]
+    return means[0] if channels == 1 else float(np.dot(LUMA_BGR, means))
 
 
 class SceneLight:
@@ -42,10 +61,14 @@ class SceneLight:
 
     @cached_property
     def mean(self) -> float:
-        """The image's mean linear luma (sRGB decoded, Rec. 709)."""
-        sample = to_float(np.ascontiguousarray(self._pixels[::SAMPLE_STEP, ::SAMPLE_STEP]))
+        """The image's mean linear luma (sRGB decoded, Rec. 709), from every 4th pixel of every 4th row."""
+        h, w = self._pixels.shape[:2]
+        size = (max(1, w // SAMPLE_STEP), max(1, h // SAMPLE_STEP))
+        # Every 4th pixel of every 4th row: OpenCV's nearest-neighbour shrink is that subsample,
+        # ~1.5 ms at 12 MP where numpy's strided copy takes ~13.
+        sample = cv2.resize(self._pixels, size, interpolation=cv2.INTER_NEAREST)
         self._pixels = None  # the image is not needed again
-        return max(float(np.mean(luma(srgb_to_linear(sample)))), 1e-4)
+        return max(mean_linear_luma(sample), 1e-4)
 
     @property
     def ev(self) -> float:
