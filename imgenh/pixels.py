@@ -169,7 +169,7 @@ def is_identity_table(table: np.ndarray, dtype: np.dtype) -> bool:
     return bool((lut == levels).all())
 
 
-# Rows per strip of _planar_lut: its three planes (~0.8 MB at 4000 wide) stay in cache.
+# Rows per strip of _plane_strips (_planar_lut, channel_counts): three planes (~0.8 MB at 4000 wide) stay in cache.
 _LUT_STRIP_ROWS = 64
 
 
@@ -182,16 +182,54 @@ def _planar_lut(img: np.ndarray, lut: np.ndarray) -> np.ndarray:
     height, width, channels = img.shape
     out = np.empty(img.shape, lut.dtype)
     tables = [np.ascontiguousarray(lut[:, c]) for c in range(channels)]
-    planes = [np.empty((min(_LUT_STRIP_ROWS, height), width), np.uint8) for _ in range(channels)]
     looked_up = [np.empty((min(_LUT_STRIP_ROWS, height), width), lut.dtype) for _ in range(channels)]
-    for y0 in range(0, height, _LUT_STRIP_ROWS):
-        y1 = min(height, y0 + _LUT_STRIP_ROWS)
-        src, dst = [p[: y1 - y0] for p in planes], [p[: y1 - y0] for p in looked_up]
-        cv2.split(img[y0:y1], src)
+    for rows, src in _plane_strips(img):
+        dst = [p[: rows.stop - rows.start] for p in looked_up]
         for c in range(channels):
             cv2.LUT(src[c], tables[c], dst=dst[c])
-        cv2.merge(dst, out[y0:y1])
+        cv2.merge(dst, out[rows])
     return out
+
+
+def _plane_strips(img: np.ndarray):
+    """Yield ``(rows, planes)``: each strip of :data:`_LUT_STRIP_ROWS` rows of an interleaved image,
+    split into one contiguous plane per channel (buffers reused from strip to strip)."""
+    height, width, channels = img.shape
+    planes = [np.empty((min(_LUT_STRIP_ROWS, height), width), img.dtype) for _ in range(channels)]
+    for y0 in range(0, height, _LUT_STRIP_ROWS):
+        y1 = min(height, y0 + _LUT_STRIP_ROWS)
+        src = [p[: y1 - y0] for p in planes]
+        cv2.split(img[y0:y1], src)
+        yield slice(y0, y1), src
+
+
+def channel_counts(img: np.ndarray) -> list[np.ndarray]:
+    """:func:`level_counts` of every channel of an integer image, in one pass.
+
+    ``cv2.calcHist`` counts a contiguous plane about twice as fast as one channel of an
+    interleaved image, so the image is split into planes strip by strip and each plane's
+    counts accumulated (12 MP, 8-bit BGR: ~19 ms against ~39 for three :func:`level_counts`).
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W) or (H, W, C) uint8 or uint16 array.
+
+    Returns
+    -------
+    list of ndarray of int64, one per channel, shape (256,) or (65536,)
+    """
+    if img.ndim == 2 or img.shape[2] == 1:
+        return [level_counts(img)]
+    if img.shape[0] * img.shape[1] >= 1 << 24:
+        # A bin could pass float32's exact integers: round once, as level_counts does, not per strip.
+        return [level_counts(img, channel=c) for c in range(img.shape[2])]
+    bins = int(max_value(img.dtype)) + 1
+    hists = [np.zeros((bins, 1), np.float32) for _ in range(img.shape[2])]
+    for _, planes in _plane_strips(img):
+        for plane, hist in zip(planes, hists, strict=True):
+            cv2.calcHist([plane], [0], None, [bins], [0, bins], hist=hist, accumulate=True)
+    return [hist.ravel().astype(np.int64) for hist in hists]
 
 
 def level_counts(img: np.ndarray, mask: np.ndarray | None = None, channel: int = 0) -> np.ndarray:
