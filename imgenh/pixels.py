@@ -292,13 +292,19 @@ def quantised_counts(values: np.ndarray, bins: int = LUMA_BINS) -> np.ndarray:
 _STRIP_ROWS = 128
 
 
+# Pixels per 65536-bin count of luma_counts: cv2.calcHist sets up a table of all 65536 levels on
+# every call (~0.3 ms), so the luma, made in cache-sized strips, is counted in larger blocks
+# (12 MP under a per-channel table: ~57 -> ~40 ms against 128-row strips made and counted alike).
+_COUNT_PIXELS = 1 << 21
+
+
 def luma_counts(img: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
     """Counts of the Rec. 709 luma of a BGR integer image on 65536 levels (ImageMagick Q16's).
 
     Each pixel's levels (after ``table`` when given) are taken as 16-bit values, as
     ImageMagick Q16 holds them, and :data:`LUMA_BGR` weighs them with ``cv2.transform``,
     which rounds to the nearest 16-bit level. The image is worked through in strips of rows,
-    so no 16-bit copy of it is made; the counts equal those of the whole-image computation.
+    so no float or 16-bit copy of it is made; the counts equal those of the whole-image computation.
 
     Parameters
     ----------
@@ -312,11 +318,18 @@ def luma_counts(img: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
     ndarray of int64, shape (65536,)
     """
     lut = _q16_table(img.dtype, table)
+    height, width = img.shape[:2]
+    block_rows, step = max(1, _COUNT_PIXELS // width), strip_rows(img)
+    block = np.empty((min(block_rows, height), width), np.uint16)
     counts = np.zeros(LUMA_BINS, np.int64)
-    for y0 in range(0, img.shape[0], _STRIP_ROWS):
-        plane = _q16_luma(img[y0 : y0 + _STRIP_ROWS], table, lut)
-        # Counts per strip as integers: float32 histogram bins stop being exact above 2**24.
-        counts += cv2.calcHist([plane], [0], None, [LUMA_BINS], [0, LUMA_BINS]).ravel().astype(np.int64)
+    for y0 in range(0, height, block_rows):
+        y1 = min(height, y0 + block_rows)
+        for s0 in range(y0, y1, step):  # the float temporaries of a strip stay in cache
+            s1 = min(y1, s0 + step)
+            block[s0 - y0 : s1 - y0] = _q16_luma(img[s0:s1], table, lut)
+        # Counts per block as integers: float32 histogram bins stop being exact above 2**24.
+        hist = cv2.calcHist([block[: y1 - y0]], [0], None, [LUMA_BINS], [0, LUMA_BINS])
+        counts += hist.ravel().astype(np.int64)
     return counts
 
 
