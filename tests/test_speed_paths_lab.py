@@ -225,3 +225,14 @@ def test_strip_rows_fills_a_strip_with_about_the_values_asked():
     assert pixels.strip_rows(np.empty((3000, 4000, 3), np.uint8)) == 5  # 65536 values of 12000 a row
     assert pixels.strip_rows(np.empty((10, 100), np.float32), values=250) == 2
     assert pixels.strip_rows(np.empty((4, 100_000, 3), np.uint8)) == 1  # a row wider than the budget
+
+
+def test_srgb_root_is_the_power_within_float32_accuracy():
+    """exp(5/12 log v) on float32 against the float64 power, over [0, 1.2] (clipped at the knee)."""
+    knee = color._SRGB_KNEE
+    v = np.concatenate([np.linspace(0.0, 1.2, 60001), [knee, np.nextafter(knee, 1), 1.0]]).astype(np.float32)
+    v = v[: v.size // 3 * 3].reshape(-1, 1, 3)
+    root, dark = color._srgb_root(v.copy())
+    assert dark  # values below the knee present
+    expected = np.maximum(v.astype(np.float64), knee) ** (5.0 / 12.0)
+    np.testing.assert_allclose(root, expected, rtol=4e-7, atol=0)
