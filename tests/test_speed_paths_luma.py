@@ -148,3 +148,19 @@ def test_table_luma_equals_the_16_bit_transform_for_every_colour(table):
     q16 = pixels.cv2.LUT(img, lut) if lut.ndim == 1 else pixels._planar_lut(img, lut)
     expected = pixels.cv2.transform(q16, weights)
     assert np.array_equal(pixels._q16_luma(img, table, lut), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("table", [None, "gains"])
+def test_luma_counts_in_blocks_and_strips_count_every_pixels_own_luma(monkeypatch, dtype, table):
+    # Strips of 3 rows made into blocks of 7 rows (the last block and strip short): the counts
+    # of the luma of the whole image at once.
+    top = np.iinfo(dtype).max
+    img = np.random.default_rng(11).integers(0, top + 1, (23, 50, 3)).astype(dtype)
+    levels = np.clip(np.arange(top + 1)[:, None] / top * [1.3, 1.0, 0.8], 0, 1) if table else None
+    expected = np.bincount(
+        pixels._q16_luma(img, levels, pixels._q16_table(img.dtype, levels)).ravel(), minlength=65536
+    )
+    monkeypatch.setattr(pixels, "_COUNT_PIXELS", 7 * 50)
+    monkeypatch.setattr(pixels, "strip_rows", lambda img: 3)
+    np.testing.assert_array_equal(pixels.luma_counts(img, levels), expected)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgenh import pipeline_from_steps
+from imgenh import pipeline_from_steps, pixels
 from imgenh.ops.contract import Stats
 from imgenh.pixels import apply_table, is_identity_table
 
@@ -74,3 +74,38 @@ def test_statistics_after_an_identity_table_are_the_images_own(photo8):
     stats = Stats(photo8, np.clip(nearly, 0, 1))
     np.testing.assert_array_equal(stats.image(), apply_table(photo8, np.clip(nearly, 0, 1)))
     np.testing.assert_array_equal(stats.image(), photo8)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [
+        (np.uint8, (2 * pixels._LUT_STRIP_ROWS + 5, 37, 3)),  # three strips, the last one short
+        (np.uint8, (3, 4, 4)),
+        (np.uint16, (pixels._LUT_STRIP_ROWS + 1, 9, 3)),
+        (np.uint8, (20, 30)),
+        (np.uint16, (20, 30, 1)),
+    ],
+)
+def test_channel_counts_are_each_channels_level_counts(dtype, shape):
+    """Counted plane by plane, strip by strip, the counts of one channel at a time, exactly."""
+    top = np.iinfo(dtype).max
+    img = np.random.default_rng(7).integers(0, top + 1, shape).astype(dtype)
+    img.flat[:3] = top  # both ends of the range present
+    img.flat[3:6] = 0
+    got = pixels.channel_counts(img)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    assert len(got) == channels
+    for c in range(channels):
+        expected = np.bincount(img.reshape(-1, channels)[:, c], minlength=top + 1)
+        assert got[c].dtype == np.int64
+        np.testing.assert_array_equal(got[c], expected)
+        np.testing.assert_array_equal(got[c], pixels.level_counts(img, channel=c))
+
+
+def test_stats_counts_every_channel_once_when_one_is_asked():
+    img = np.random.default_rng(8).integers(0, 256, (40, 50, 3)).astype(np.uint8)
+    raw: dict = {}
+    Stats(img, raw_counts=raw).histogram(1)
+    assert sorted(raw) == [0, 1, 2]
+    for c in range(3):
+        np.testing.assert_array_equal(raw[c], np.bincount(img[..., c].ravel(), minlength=256))

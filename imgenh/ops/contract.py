@@ -32,8 +32,8 @@ import numpy as np
 from imgenh.pixels import (
     LUMA_BINS,
     apply_table,
+    channel_counts,
     is_identity_table,
-    level_counts,
     luma,
     luma_counts,
     luma_counts_near,
@@ -105,7 +105,9 @@ class Stats:
     def _raw_counts(self, channel: int) -> np.ndarray:
         if channel not in self._raw:
             if self._image.dtype.kind in "ui":
-                self._raw[channel] = level_counts(self._image, channel=channel)
+                # Every caller reads all the channels (pooled mean, per-channel stretch, exposure):
+                # counted in one pass, about the cost of two channels counted apart.
+                self._raw.update(enumerate(channel_counts(self._image)))
             else:
                 self._raw[channel] = quantised_counts(self._plane(channel), self.FLOAT_BINS)
         return self._raw[channel]
