@@ -1,7 +1,7 @@
 """Development splits of fit_looks.py's TRAINING photos: where the fit's rules were chosen.
 
 Usage: python benchmarks/fit_dev_splits.py [--looks [--shifted]] [--other-photos] [--adaptive] [--splits N]
-       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME]
+       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME] [--rung-scores [--look L] [--added-only]]
 
 Only the five training photos of benchmarks/fit_looks.py are used (never rocket or
 hubble_deep_field). Each split fits on three of them and checks on the other two (all 10
@@ -27,6 +27,9 @@ held-out photos judge it once at the end.
 --rule-only  the current selection rule (and the affine rung) on all the checks above, without the
              other rungs and rules: for a model variant set with --set NAME=VALUE and/or
              --add-rung NAME (a rung added to the ladder, e.g. curves17; repeatable).
+--rung-scores  every rung's cross-validated error and its error on --rule-only's checks, pickled as
+             rungs-TAG.pkl (no report): cross-validation scores each rung on its own, so any ladder and
+             rule drawn from the rungs scored can be judged from the pickles without refitting.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
