@@ -1,7 +1,7 @@
 """Development splits of fit_looks.py's TRAINING photos: where the fit's rules were chosen.
 
 Usage: python benchmarks/fit_dev_splits.py [--looks [--shifted]] [--other-photos] [--adaptive] [--splits N]
-       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME]
+       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME] [--rung-scores [--look L] [--added-only]]
 
 Only the five training photos of benchmarks/fit_looks.py are used (never rocket or
 hubble_deep_field). Each split fits on three of them and checks on the other two (all 10
@@ -27,6 +27,9 @@ held-out photos judge it once at the end.
 --rule-only  the current selection rule (and the affine rung) on all the checks above, without the
              other rungs and rules: for a model variant set with --set NAME=VALUE and/or
              --add-rung NAME (a rung added to the ladder, e.g. curves17; repeatable).
+--rung-scores  every rung's cross-validated error and its error on --rule-only's checks, pickled as
+             rungs-TAG.pkl (no report): cross-validation scores each rung on its own, so any ladder and
+             rule drawn from the rungs scored can be judged from the pickles without refitting.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
@@ -604,18 +607,25 @@ def _rule_errors(train, checks: dict) -> dict:
 
 
 def ladder_with(ladder: tuple, name: str) -> tuple:
-    """``ladder`` with the rung ``name`` (``curvesK[+matrix][+lutN]``) added before the first rung
-    with more parameters (3K for the curves, 12 for the matrix, 3N^3 for the table)."""
+    """``ladder`` with the rung ``name`` (``(curves|tone)K[+matrix][+lutN][@ROUGHNESS]``) added before the
+    first rung with more parameters (3K for the curves, K for ``toneK``: one curve for all channels, 12
+    for the matrix, 3N^3 for the table); ``@1e-6`` sets that rung's curve roughness (default:
+    CURVE_ROUGHNESS), so it follows its stiffer twin."""
     from imgenh.fit import look as lm
 
-    parts = name.split("+")
-    if not parts[0].startswith("curves") or any(p != "matrix" and not p.startswith("lut") for p in parts[1:]):
-        raise SystemExit(f"--add-rung {name}: expected curvesK[+matrix][+lutN]")
+    rung_name, _, roughness = name.partition("@")
+    parts = rung_name.split("+")
+    kind = parts[0].rstrip("0123456789")
+    if kind not in ("curves", "tone") or any(p != "matrix" and not p.startswith("lut") for p in parts[1:]):
+        raise SystemExit(f"--add-rung {name}: expected (curves|tone)K[+matrix][+lutN][@ROUGHNESS]")
     table = next((int(p[3:]) for p in parts[1:] if p.startswith("lut")), 0)
-    rung = lm.Complexity(name, int(parts[0][6:]), "matrix" in parts, table)
+    knots = int(parts[0][len(kind) :])
+    rung = lm.Complexity(
+        name, knots, "matrix" in parts, table, float(roughness) if roughness else None, kind == "tone"
+    )
 
     def size(level) -> int:
-        return 3 * level.knots + 12 * level.matrix + 3 * level.table**3
+        return (1 if level.tied else 3) * level.knots + 12 * level.matrix + 3 * level.table**3
 
     at = next((i for i, level in enumerate(ladder) if size(level) > size(rung)), len(ladder))
     return ladder[:at] + (rung,) + ladder[at:]
@@ -641,6 +651,50 @@ def rule_scores(count: int | None) -> dict:
         out[(look, "all")] = _rule_errors(
             train, {"other_photos": [_pair(str(i), o, fn) for i, o in enumerate(others)]}
         )
+        print(f"  {look}: done", file=sys.stderr)
+    return out
+
+
+def _rung_errors(train, checks: dict, ladder) -> dict:
+    """Every rung of ``ladder`` fitted on ``train``: its cross-validated error and mean error on each check set."""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    rng = np.random.default_rng(0)
+    samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
+    out = {"cv": select.cross_validate(samples, ladder, 0, [_photo(p.pair.key) for p in train])}
+    x, y = select.stack_samples(samples)
+    bases: dict = {}
+    for level in ladder:
+        model = lm.fit_model(x, y, level, bases)
+        for name, pairs in checks.items():
+            out[(level.name, name)] = float(np.mean([_rgb_error(model, p.before, p.after) for p in pairs]))
+    return out
+
+
+def rung_scores(count: int | None, looks: list[str]) -> dict:
+    """As :func:`rule_scores`, but every rung's cross-validated and check errors, so that any ladder drawn
+    from it (cross-validation scores each rung on its own) and any rule can be judged without refitting."""
+    from imgenh.fit import look as lm
+
+    befores = {n: img for n, img in bench.photos().items() if n in bench.TRAIN_PHOTOS}
+    others = _other_photos()
+    out = {}
+    for look, fn in look_functions().items():
+        if looks and look not in looks:
+            continue
+        afters = {n: fn(img) for n, img in befores.items()}
+        for k, (fit, check) in enumerate(splits(count)):
+            checks = {
+                "check": bench.make_pairs(befores, afters, check),
+                "shifted": shifted_pairs(befores, fn, check),
+                "dark_colourful": dark_colourful_pairs(befores, fn, check),
+                "swapped": swapped_pairs(befores, fn, check),
+            }
+            out[(look, k)] = _rung_errors(bench.make_pairs(befores, afters, fit), checks, lm.LADDER)
+        train = bench.make_pairs(befores, afters, bench.TRAIN_PHOTOS)
+        others_pairs = [_pair(str(i), o, fn) for i, o in enumerate(others)]
+        out[(look, "all")] = _rung_errors(train, {"other_photos": others_pairs}, lm.LADDER)
         print(f"  {look}: done", file=sys.stderr)
     return out
 
@@ -887,6 +941,17 @@ def main() -> None:
     )
     parser.add_argument("--splits", type=int, default=None)
     parser.add_argument(
+        "--rung-scores",
+        action="store_true",
+        help="looks: every rung's cv and check errors on --rule-only's checks, pickled in --cache as rungs-TAG.pkl",
+    )
+    parser.add_argument("--look", action="append", default=[], help="with --rung-scores: only these looks")
+    parser.add_argument(
+        "--added-only",
+        action="store_true",
+        help="the ladder is only the --add-rung rungs (--rung-scores: merge with another run's pickle)",
+    )
+    parser.add_argument(
         "--new-shots", action="store_true", help="adaptive: check new shots of the fitted photos"
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/imgenh-fit-dev"))
@@ -910,7 +975,11 @@ def main() -> None:
 
     for item in args.set:
         name, value = item.split("=")
+        if not hasattr(lm, name):  # setattr would add it silently: a typo or a knob since removed
+            raise SystemExit(f"--set {name}: imgenh.fit.look has no such constant")
         setattr(lm, name, float(value))
+    if args.added_only:
+        lm.LADDER = ()
     for name in args.add_rung:
         lm.LADDER = ladder_with(lm.LADDER, name)
     if args.adaptive:
@@ -922,6 +991,8 @@ def main() -> None:
         other_photos_report(look_rules(), args.cache, args.tag)
     if args.rule_only:
         rule_report(args.splits, args.cache, args.tag)
+    if args.rung_scores:
+        cached(args.cache / f"rungs-{args.tag}.pkl", lambda: rung_scores(args.splits, args.look))
     if args.looks and args.shifted:
         shifted_report(args.splits, look_rules(), args.cache, args.tag)
     elif args.looks:

@@ -1,7 +1,7 @@
 """How well `imgenh fit`'s look model learns edits, against the classic methods; and how fast it is.
 
 Usage: python benchmarks/fit_looks.py [--timing-only | --accuracy-only | --adaptive-only]
-                                      [--held-out-sets lomiri,mate]
+                                      [--held-out-sets lomiri,mate,plasma]
 
 Accuracy: looks are built two ways over real photos (scikit-image's), each photo cut in four
 pairs at 384 px:
@@ -14,8 +14,9 @@ pairs; the table is the mean CIEDE2000 over the held-out pairs (lower is better)
 
 --held-out-sets adds larger held-out sets that nothing in imgenh fit was chosen on, judged with
 the same fits (each also cut in four pairs at 384 px): ``lomiri`` (benchmarks/quality.py's
-HELD_OUT_C, 14 Ubuntu Touch wallpaper photos) and ``mate`` (its HELD_OUT_B, 12 mate-backgrounds
-nature photos); each gets its own table, and the Hald CLUT look a table per photo.
+HELD_OUT_C, 14 Ubuntu Touch wallpaper photos), ``mate`` (its HELD_OUT_B, 12 mate-backgrounds
+nature photos) and ``plasma`` (its HELD_OUT_D, 12 KDE Plasma wallpaper photos, first judged
+2026-12-03); each gets its own table, and the Hald CLUT look a table per photo.
 
 Per-image edits (--adaptive): each photo in 4 shots at a random exposure (gamma 0.5-2) and
 colour cast (red and blue gains 0.78-1.28), then edited by an auto-correction followed by a fixed
@@ -62,7 +63,7 @@ TRAIN_PHOTOS = ("astronaut", "chelsea", "coffee", "immunohistochemistry", "retin
 HELD_OUT_PHOTOS = ("rocket", "hubble_deep_field")
 SIDE = 384
 # Larger held-out sets (--held-out-sets), never used to choose anything in imgenh fit.
-MORE_HELD_OUT = {"lomiri": quality.HELD_OUT_C, "mate": quality.HELD_OUT_B}
+MORE_HELD_OUT = {"lomiri": quality.HELD_OUT_C, "mate": quality.HELD_OUT_B, "plasma": quality.HELD_OUT_D}
 
 IMAGEMAGICK_LOOKS = {
     "im-modulate": ["-modulate", "108,135,96"],

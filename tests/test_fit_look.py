@@ -11,8 +11,9 @@ import pytest
 from imgenh.colour_difference import mean_delta_e
 from imgenh.cube import read_cube, write_cube
 from imgenh.fit import Pair, PairImages, fit_look, look_to_cube, render_pipeline
-from imgenh.fit.look import fit_curve
+from imgenh.fit.look import LookModel, fit_base, fit_curve
 from imgenh.fit.pairs import resize_to_side
+from imgenh.fit.select import sample_pair, stack_samples
 from imgenh.pipeline_file import parse_pipeline, pipeline_from_steps
 
 with warnings.catch_warnings():
@@ -98,6 +99,40 @@ def test_a_tone_curve_look_needs_no_colour_table(photos):
     result = fit_look(pairs, holdout=0, samples_per_pair=2000)
     assert {s["op"] for s in result.steps} <= {"curve", "color_matrix"}, result.complexity
     assert result.mean_error("train") < 0.5
+
+
+def test_a_steep_sigmoid_is_fitted_by_soft_curves_alone_on_held_out_photos(photos):
+    # The stiff curve rungs bend a steep sigmoid too little (a colour table made up for it, 0.093 on
+    # these held-out photos); cross-validation picks the soft curves instead: 0.006 measured.
+    steps = [{"op": "sigmoid", "contrast": 9.0, "midpoint": 0.45}]
+    train = make_pairs(photos, steps, PHOTOS[:5])
+    held = make_pairs(photos, steps, PHOTOS[5:])
+    result = fit_look(train, holdout=0, seed=0, samples_per_pair=3000)
+    assert result.complexity == "curves65-soft"
+    assert {s["op"] for s in result.steps} == {"curve"}
+    fitted = pipeline_from_steps(result.steps)
+    assert np.mean([mean_delta_e(fitted.apply(p.before)[0], p.after) for p in held]) < 0.02
+
+
+def test_a_gentle_sigmoid_keeps_the_stiff_curves(photos):
+    steps = [{"op": "sigmoid", "contrast": 2.0, "midpoint": 0.5}]
+    result = fit_look(make_pairs(photos, steps, PHOTOS[:5]), holdout=0, seed=0, samples_per_pair=3000)
+    assert result.cv_errors["curves65-soft"] < result.cv_errors["curves9+matrix"]  # soft fits it too...
+    assert result.complexity == "curves9+matrix"  # ...but the simpler stiff rung is within the margin
+
+
+def test_tied_curves_do_not_tint_greys_as_per_channel_curves_do(photos):
+    # Desaturating warm photos raises their blue: per-channel curves learn a lifted blue curve
+    # (0.09 above red somewhere, measured), which tints greys; one tied curve cannot.
+    pairs = make_pairs(photos, [{"op": "saturation", "factor": 0.5}], ["astronaut", "chelsea", "coffee"])
+    x, y = stack_samples([sample_pair(p, 3000, np.random.default_rng(0)) for p in pairs])
+    per_channel = fit_base(x, y, 17, True)
+    tied = fit_base(x, y, 17, True, tied=True)
+    assert np.abs(per_channel.curves[2] - per_channel.curves[0]).max() > 0.05
+    assert np.array_equal(tied.curves[0], tied.curves[2]) and np.array_equal(tied.curves[1], tied.curves[2])
+    grey = np.linspace(0, 1, 11, dtype=np.float32)[:, None].repeat(3, axis=1)
+    assert np.ptp(tied.after_curves(grey), axis=1).max() < 1e-6
+    assert [s["channel"] for s in LookModel(tied.curves).curve_steps()] == ["all"]
 
 
 def test_a_grey_photo_gets_the_tone_of_a_learned_look(photos):

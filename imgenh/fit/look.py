@@ -12,7 +12,9 @@ Each stage is fitted by regularised least squares on pixels sampled from the wor
 ridge toward the identity, the table as lattice regression (Garcia & Gupta 2009) with a
 smoothness penalty on its difference from the identity table. How much of that to use (the
 number of knots, whether to add the matrix, the table size) is chosen by cross-validation
-over pairs, so a few pairs give gentle curves and many pairs a full colour table.
+over pairs, so a few pairs give gentle curves and many pairs a full colour table; so is how
+smooth the curves are (a ``-soft`` rung bends steep tone curves that the others keep stiff) and
+whether one tone curve serves all three channels (``tone17`` rungs).
 
 The result is a list of ordinary pipeline steps (``curve``, ``color_matrix``, ``lut3d``).
 """
@@ -42,24 +44,44 @@ class Complexity:
         Whether a colour matrix follows the curves.
     table : int
         Nodes per axis of the colour table; 0 for none.
+    roughness : float or None
+        The curves' roughness penalty; None: ``CURVE_ROUGHNESS``.
+    tied : bool
+        One tone curve for all three channels (fitted on them pooled): it cannot tint greys.
     """
 
     name: str
     knots: int
     matrix: bool
     table: int
+    roughness: float | None = None
+    tied: bool = False
 
+
+# Curves of a rung named ``...-soft``: a steep tone curve (sigmoid contrast) is bent only this
+# softly, so cross-validation chooses the smoothness too, between the stiff rungs and this one.
+# Chosen on benchmarks/fit_dev_splits.py's development checks only (README 2026-12-03, session
+# fitlook): a matrix-free rung placed after curves2+matrix+lut5 improved or tied every look on
+# every check at 17 knots and 1e-7, more so at 33 knots and 1e-8 and most at 65 knots and 1e-9
+# (the best tried); at 1e-6, or placed before the tables, imgenh-random-12 lost.
+SOFT_CURVE_ROUGHNESS = 1e-9
 
 # Simplest first, roughly by parameter count. ``curves2`` is a gain and offset per channel, so
 # ``curves2+matrix`` is an affine colour map, which extrapolates best to colours no pair shows.
+# ``curves65-soft`` (three nearly free curves) counts as more than the smoothest small table.
+# ``tone17`` is one tone curve for all three channels: it cannot tint greys, so the matrix and table
+# that follow do all the colour work (per-channel curves fitted on warm photos lift blue, and the
+# matrix then extrapolates that lift to blue photos: README 2026-12-03, session fitclut).
 LADDER = (
     Complexity("curves2+matrix", 2, True, 0),
     Complexity("curves5", 5, False, 0),
     Complexity("curves9+matrix", 9, True, 0),
     Complexity("curves17+matrix", 17, True, 0),
     Complexity("curves2+matrix+lut5", 2, True, 5),
+    Complexity("curves65-soft", 65, False, 0, SOFT_CURVE_ROUGHNESS),
     Complexity("curves17+matrix+lut5", 17, True, 5),
     Complexity("curves2+matrix+lut9", 2, True, 9),
+    Complexity("tone17+matrix+lut9", 17, True, 9, tied=True),
     Complexity("curves17+matrix+lut9", 17, True, 9),
     Complexity("curves17+matrix+lut11", 17, True, 11),
 )
@@ -68,11 +90,9 @@ LADDER = (
 # of benchmarks/fit_looks.py's training photos (fit on 3, checked on 2 others; mean held-out
 # CIEDE2000 over its 8 looks: roughness 1e-6 0.370, 1e-5 0.359, 1e-4 0.358, 1e-3 0.396; table
 # smoothness 0.01/0.03/0.1 within 0.01), never on its held-out photos. 1e-4 bends steep
-# sigmoids too little (a colour table then makes up for it), so 1e-5.
+# sigmoids too little (a colour table then makes up for it), so 1e-5; the ``-soft`` rung
+# (SOFT_CURVE_ROUGHNESS) is there for steep ones.
 CURVE_ROUGHNESS = 1e-5  # times the integral of f''^2 over [0, 1]
-# For rungs without a matrix (curves alone); None: CURVE_ROUGHNESS. A development knob
-# (fit_dev_splits.py --set TONE_ONLY_ROUGHNESS=...): 1e-6 is a lead, not adopted (README 2026-12-03).
-TONE_ONLY_ROUGHNESS: float | None = None
 CURVE_RIDGE = 1e-5  # pull toward the identity where a channel has no pixels
 MATRIX_RIDGE = 1e-4
 TABLE_SMOOTHNESS = 0.03  # relative to the mean pixel weight of a node
@@ -325,11 +345,20 @@ def neutral_weight(rgb: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + (lab[:, 1] ** 2 + lab[:, 2] ** 2) / NEUTRAL_CHROMA**2)
 
 
-def fit_base(x: np.ndarray, y: np.ndarray, knots: int, matrix: bool) -> LookModel:
-    """The curves (and matrix) of a model: everything but the colour table."""
+def fit_base(
+    x: np.ndarray, y: np.ndarray, knots: int, matrix: bool, roughness: float | None = None, tied: bool = False
+) -> LookModel:
+    """The curves (and matrix) of a model: everything but the colour table.
+
+    ``roughness`` is the curves' penalty (None: ``CURVE_ROUGHNESS``); ``tied``: one curve for
+    the three channels pooled.
+    """
     weight = neutral_weight(x)
-    roughness = CURVE_ROUGHNESS if matrix or TONE_ONLY_ROUGHNESS is None else TONE_ONLY_ROUGHNESS
-    base = LookModel(np.stack([fit_curve(x[:, c], y[:, c], knots, weight, roughness) for c in range(3)]))
+    if tied:
+        curve = fit_curve(x.T.ravel(), y.T.ravel(), knots, np.tile(weight, 3), roughness)
+        base = LookModel(np.stack([curve] * 3))
+    else:
+        base = LookModel(np.stack([fit_curve(x[:, c], y[:, c], knots, weight, roughness) for c in range(3)]))
     if matrix:
         base.matrix, base.offset = fit_matrix(base.after_curves(x), y)
     return base
@@ -338,13 +367,13 @@ def fit_base(x: np.ndarray, y: np.ndarray, knots: int, matrix: bool) -> LookMode
 def fit_model(x: np.ndarray, y: np.ndarray, level: Complexity, bases: dict | None = None) -> LookModel:
     """Fit the stages of ``level`` to before ``x`` and after ``y`` colours, ``(P, 3)`` R, G, B.
 
-    ``bases`` caches curves and matrices by ``(knots, matrix)`` for calls on the same data
-    (cross-validation fits several table sizes on one base).
+    ``bases`` caches curves and matrices by ``(knots, matrix, roughness, tied)`` for calls on the same
+    data (cross-validation fits several table sizes on one base).
     """
-    key = (level.knots, level.matrix)
+    key = (level.knots, level.matrix, level.roughness, level.tied)
     bases = {} if bases is None else bases
     if key not in bases:
-        bases[key] = fit_base(x, y, level.knots, level.matrix)
+        bases[key] = fit_base(x, y, level.knots, level.matrix, level.roughness, level.tied)
     base = bases[key]
     model = LookModel(base.curves, base.matrix, base.offset)
     if level.table:
