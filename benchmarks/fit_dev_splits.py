@@ -552,12 +552,7 @@ def shifted_scores(count: int | None) -> dict:
         afters = {n: fn(img) for n, img in befores.items()}
         for k, (fit, check) in enumerate(splits(count)):
             train = bench.make_pairs(befores, afters, fit)
-            checks = {
-                "check": bench.make_pairs(befores, afters, check),
-                "shifted": shifted_pairs(befores, fn, check),
-                "dark_colourful": dark_colourful_pairs(befores, fn, check),
-                "swapped": swapped_pairs(befores, fn, check),
-            }
+            checks = _split_checks(befores, afters, fn, check)
             rng = np.random.default_rng(0)
             samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
             cv = select.cross_validate(samples, lm.LADDER, 0, [_photo(p.pair.key) for p in train])
@@ -586,6 +581,16 @@ def _other_photos() -> list:
         resize_to_side(cv2.imread(str(sorted(root.glob(n + ".*"))[0]), cv2.IMREAD_COLOR), bench.SIDE)
         for n in OTHER_PHOTOS
     ]
+
+
+def _split_checks(befores: dict, afters: dict, fn, check) -> dict:
+    """The pairs each development check judges a split's fit on (check photos, shifted, dark, swapped)."""
+    return {
+        "check": bench.make_pairs(befores, afters, check),
+        "shifted": shifted_pairs(befores, fn, check),
+        "dark_colourful": dark_colourful_pairs(befores, fn, check),
+        "swapped": swapped_pairs(befores, fn, check),
+    }
 
 
 def _rule_errors(train, checks: dict) -> dict:
@@ -640,12 +645,7 @@ def rule_scores(count: int | None) -> dict:
     for look, fn in look_functions().items():
         afters = {n: fn(img) for n, img in befores.items()}
         for k, (fit, check) in enumerate(splits(count)):
-            checks = {
-                "check": bench.make_pairs(befores, afters, check),
-                "shifted": shifted_pairs(befores, fn, check),
-                "dark_colourful": dark_colourful_pairs(befores, fn, check),
-                "swapped": swapped_pairs(befores, fn, check),
-            }
+            checks = _split_checks(befores, afters, fn, check)
             out[(look, k)] = _rule_errors(bench.make_pairs(befores, afters, fit), checks)
         train = bench.make_pairs(befores, afters, bench.TRAIN_PHOTOS)
         out[(look, "all")] = _rule_errors(
@@ -685,12 +685,7 @@ def rung_scores(count: int | None, looks: list[str]) -> dict:
             continue
         afters = {n: fn(img) for n, img in befores.items()}
         for k, (fit, check) in enumerate(splits(count)):
-            checks = {
-                "check": bench.make_pairs(befores, afters, check),
-                "shifted": shifted_pairs(befores, fn, check),
-                "dark_colourful": dark_colourful_pairs(befores, fn, check),
-                "swapped": swapped_pairs(befores, fn, check),
-            }
+            checks = _split_checks(befores, afters, fn, check)
             out[(look, k)] = _rung_errors(bench.make_pairs(befores, afters, fit), checks, lm.LADDER)
         train = bench.make_pairs(befores, afters, bench.TRAIN_PHOTOS)
         others_pairs = [_pair(str(i), o, fn) for i, o in enumerate(others)]
