@@ -18,7 +18,7 @@ from PIL import TiffImagePlugin
 from imgenh import pipeline_from_steps
 from imgenh.io import CameraExposure, camera_exposure, read_image
 from imgenh.ops.color import srgb_to_linear
-from imgenh.ops.scene import MID_GREY, SceneLight
+from imgenh.ops.scene import MID_GREY, SceneLight, mean_linear_luma
 
 DUSK = CameraExposure(exposure_time=1 / 4, f_number=2.8, iso=200)  # EV100 ~4: a dusk, a lit street
 DAY = CameraExposure(exposure_time=1 / 500, f_number=8.0, iso=100)  # EV100 ~15: sunlight
@@ -118,6 +118,18 @@ def test_scene_ev_adds_the_image_mean_to_the_settings():
     assert scene.ev == pytest.approx(DAY.ev100 + math.log2(mean / MID_GREY), abs=1e-6)
     assert scene.key(scene.ev) == pytest.approx(MID_GREY)
     assert scene.key(scene.ev + 2) == pytest.approx(MID_GREY / 2)  # half a stop per EV
+
+
+def test_mean_linear_luma_of_every_depth_matches_the_formula():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (50, 70, 3))
+    for img, top in ((np.rint(x * 255).astype(np.uint8), 255), (np.rint(x * 65535).astype(np.uint16), 65535)):
+        expected = float(np.mean(srgb_to_linear(img / top) @ [0.072186, 0.715158, 0.212656]))
+        assert mean_linear_luma(img) == pytest.approx(expected, rel=1e-9)
+        grey = np.ascontiguousarray(img[..., 1])
+        assert mean_linear_luma(grey) == pytest.approx(float(np.mean(srgb_to_linear(grey / top))), rel=1e-9)
+    expected = float(np.mean(srgb_to_linear(x) @ [0.072186, 0.715158, 0.212656]))
+    assert mean_linear_luma(x.astype(np.float32)) == pytest.approx(expected, rel=1e-5)
 
 
 # --- stretch lit_scene_ev ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 
 from imgenh.io.exif import CameraExposure
 from imgenh.ops.color import srgb_to_linear
-from imgenh.pixels import LUMA_BGR, level_counts, luma, max_value
+from imgenh.pixels import LUMA_BGR, channel_counts, luma, max_value
 
 MID_GREY = 0.18  # the linear level a meter puts an average scene at
 SAMPLE_STEP = 4  # every 4th row and column: the mean of 1/16 of the pixels is as good here
@@ -37,11 +37,9 @@ def mean_linear_luma(img: np.ndarray) -> float:
         return float(np.mean(luma(srgb_to_linear(img))))
     levels = int(max_value(img.dtype)) + 1
     decoded = srgb_to_linear(np.arange(levels) / (levels - 1))
-    img = np.ascontiguousarray(img)
-    channels = 1 if img.ndim == 2 else img.shape[2]
     pixels = img.shape[0] * img.shape[1]
-    means = [float(np.dot(level_counts(img, channel=c), decoded)) / pixels for c in range(channels)]
-    return means[0] if channels == 1 else float(np.dot(LUMA_BGR, means))
+    means = [float(np.dot(counts, decoded)) / pixels for counts in channel_counts(np.ascontiguousarray(img))]
+    return means[0] if len(means) == 1 else float(np.dot(LUMA_BGR, means))
 
 
 class SceneLight:
