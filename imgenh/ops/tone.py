@@ -802,12 +802,6 @@ def _stretch_map(
     return out
 
 
-def _check_stretch(p: dict) -> str | None:
-    if p["low"] >= p["high"]:
-        return f"low must be < high (got {p['low']:g} and {p['high']:g})"
-    return None
-
-
 @operator(
     "stretch",
     kind="pointwise",
@@ -815,7 +809,9 @@ def _check_stretch(p: dict) -> str | None:
     formula="out = clip((in - black) / (white - black)); black/white at the low/high percentiles",
     reference="ImageMagick -contrast-stretch {low}%x{100-high}% (linked: false adds -channel RGB)",
     example={"low": 1.0, "high": 99.0},
-    check=lambda p: _check_stretch(p),
+    check=lambda p: (
+        f"low must be < high (got {p['low']:g} and {p['high']:g})" if p["low"] >= p["high"] else None
+    ),
 )
 def stretch(
     x: np.ndarray,
