@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from imgenh.io import Image, atomic_write
+from imgenh.io import CameraExposure, Image, atomic_write, camera_exposure
 from imgenh.pipeline import Step, apply_steps
 from imgenh.pixels import from_float, to_float
 from imgenh.quality import colour_planes, histogram256, luma_levels
@@ -198,7 +198,9 @@ def wrap(words: list[str], width: int, scale: float) -> list[str]:
 # --- the sheet -------------------------------------------------------------------------------
 
 
-def _frames(pixels: np.ndarray, steps: list[Step], output: np.ndarray) -> list[np.ndarray]:
+def _frames(
+    pixels: np.ndarray, steps: list[Step], output: np.ndarray, camera: CameraExposure | None = None
+) -> list[np.ndarray]:
     """The input, the image after each of the first k steps (on a downscaled copy), the output."""
     h, w = pixels.shape[:2]
     scale = min(1.0, math.sqrt(WORK_PIXELS / (h * w)))
@@ -207,7 +209,7 @@ def _frames(pixels: np.ndarray, steps: list[Step], output: np.ndarray) -> list[n
         work = cv2.resize(
             pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
         )
-    middle = [apply_steps(work, steps[:k])[0] for k in range(1, len(steps))]
+    middle = [apply_steps(work, steps[:k], camera)[0] for k in range(1, len(steps))]
     return [pixels, *middle, output] if steps else [pixels]
 
 
@@ -355,7 +357,8 @@ def render_sheet(pipeline, image: Image, width: int = 1600, split: bool = False)
     if width < 2 * MARGIN + 32:
         raise ValueError(f"width must be at least {2 * MARGIN + 32} pixels (got {width})")
     steps, predicted = pipeline.steps_for(image.pixels)  # an adaptive pipeline's values for this image
-    output, reports = apply_steps(image.pixels, steps)
+    camera = camera_exposure(image.exif)  # as `imgenh run` applies the steps (stretch lit_scene_ev)
+    output, reports = apply_steps(image.pixels, steps, camera)
     reports = predicted + reports
     labels = _labels(image, steps, reports, output)
     if split:
@@ -367,7 +370,7 @@ def render_sheet(pipeline, image: Image, width: int = 1600, split: bool = False)
         )
         canvas, panels = _compose_split(image.pixels, output, [labels[0], [after]], image.alpha, width)
     else:
-        canvas, panels = _compose(_frames(image.pixels, steps, output), labels, image.alpha, width)
+        canvas, panels = _compose(_frames(image.pixels, steps, output, camera), labels, image.alpha, width)
     return Sheet(canvas, panels, reports)
 
 

@@ -220,3 +220,18 @@ def test_cli_reads_the_exposure_from_each_file(tmp_path):
     report = json.loads(Path(tmp_path / "r.json").read_text())
     text = json.dumps(report)
     assert '"scene_ev"' in text and '"scene_key"' in text
+
+
+def test_preview_applies_the_steps_as_run_does(tmp_path):
+    # imgenh preview reads the same exposure, so a dusk photo's sheet shows it as `run` writes it.
+    from imgenh.preview import render_sheet
+
+    path = tmp_path / "dusk.jpg"
+    exif = b"Exif\x00\x00" + pillow_exif((1, 4), (28, 10), 200)
+    PILImage.fromarray(dim_photo(2)[..., ::-1]).save(path, quality=95, exif=exif)
+    image = read_image(path)
+    pipeline = pipeline_from_steps([{**STRETCH, "lit_scene_ev": 5}])
+    sheet = render_sheet(pipeline, image, width=800)
+    run_output, run_reports = pipeline.apply_image(image)
+    assert sheet.reports == run_reports
+    assert sheet.reports[0]["scene_ev"] is not None and sheet.reports[0]["white_strength"] < 0.3
