@@ -426,18 +426,20 @@ class _Batches:
         from distributed import KilledWorker
 
         batch, alone = self.running.pop(future)
-        if future.status == "finished":
+        try:
+            # Not the status: a result lost with a dying worker is "lost", then recomputed by
+            # Dask, and result() waits for that.
             results = future.result()
             self.sizer.observe(results)
-        elif not isinstance(future.exception(), KilledWorker):
-            exc = future.exception()
-            raise PoolBroken(f"{type(exc).__name__}: {(str(exc) or '?').splitlines()[0]}")
-        elif alone:
-            results = [Result.from_job(batch[0], Status.FAILED, KILLED_REASON)]
-        else:
-            log.warning("%d images kept killing Dask workers: retrying them one at a time", len(batch))
-            self.suspects.extend(batch)
-            results = []
+        except KilledWorker:
+            if alone:
+                results = [Result.from_job(batch[0], Status.FAILED, KILLED_REASON)]
+            else:
+                log.warning("%d images kept killing Dask workers: retrying them one at a time", len(batch))
+                self.suspects.extend(batch)
+                results = []
+        except Exception as exc:
+            raise PoolBroken(f"{type(exc).__name__}: {(str(exc) or '?').splitlines()[0]}") from exc
         future.release()
         for result in results:  # the paths as planned, not the absolute ones the workers were given
             job = self.originals[result.key]

@@ -235,6 +235,36 @@ def test_batch_sizer_targets_about_a_second():
     assert BatchSizer(fixed=7).size(3, 2) == 7
 
 
+class _LostThenRecomputed:
+    """A Dask future whose result died with its worker: "lost" until Dask recomputes it."""
+
+    status = "lost"
+
+    def __init__(self, results):
+        self.results, self.released = results, False
+
+    def result(self):
+        self.status = "finished"
+        return self.results
+
+    def release(self):
+        self.released = True
+
+
+def test_a_result_lost_with_its_worker_is_waited_for_not_an_error():
+    """Dask recomputes a finished task whose worker died before the result was read."""
+    from imgenh.executors import _Batches
+
+    pytest.importorskip("distributed")
+    job = Job(Path("a.png"), Path("out/a.png"), "a.png")
+    batches = _Batches(None, "token", 2, [job], BatchSizer())
+    future = _LostThenRecomputed([Result(str(job.source), str(job.output), job.key, Status.OK, seconds=0.1)])
+    batches.running[future] = ([job], False)
+    results = list(batches.finished(future))
+    assert [(r.key, r.status, r.source) for r in results] == [("a.png", Status.OK, "a.png")]
+    assert future.released and not batches.running and not batches.suspects
+
+
 def test_threading_backend_matches_in_process(batch, tmp_path):
     pipeline, images = batch
     for name, args in (("threads", ["--backend", "threading", "-j", "2"]), ("single", ["-j", "1"])):
