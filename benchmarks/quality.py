@@ -11,7 +11,8 @@ Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``
 opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds
 lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers``) and elementary OS's
 wallpapers (``git clone https://github.com/elementary/wallpapers``, then set ELEMENTARY_WALLPAPERS to
-its ``backgrounds`` folder): 17 tuning photos and five held-out sets of 10, 12, 14, 12 and 9, shrunk
+its ``backgrounds`` folder; set F's sources are named at HELD_OUT_F): 17 tuning photos and six
+held-out sets of 10, 12, 14, 12, 9 and 22, shrunk
 to at most 0.4 MP. Photos whose EXIF records the exposure are run with it. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
@@ -21,7 +22,7 @@ JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, 
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
 The photos are split by name into a tuning set (retune configs on it only) and held-out sets
-(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E and HELD_OUT_F). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
 
@@ -156,6 +157,40 @@ HELD_OUT_E = (
     "Tj Holowaychuk",
     "Viktor Forgacs",
 )
+# On 2026-12-03 (session 24) set E was diagnosed per photo (Martin Adams' pastel petals and Morskie
+# Oko's low-key fern, stretched as if veiled), so set F took its place, never looked at while
+# tuning: the photos of Budgie's backgrounds (`git clone
+# https://github.com/BuddiesOfBudgie/budgie-backgrounds`, backgrounds/ at commit 8206742; 8 MP JPEGs,
+# the abstract spiral, the rendered Saturn and the two drawn "midnight" scenes left out) and the
+# photos that elementary OS shipped before 8.0 and dropped (`git -C wallpapers show
+# TAG:PATH > FOLDER/NAME.jpg` for each of F_ELEMENTARY_OLD's tag and path; 4-24 MP).
+HELD_OUT_F_BUDGIE = (
+    "beacon-street-sunset",
+    "blue-periwinkle",
+    "canyon-wren",
+    "casa-mila",
+    "extreme-desert-hike",
+    "high-trestle-trail",
+    "lake-sherburne",
+    "oakland-zoo-otters",
+    "ocean-waves",
+    "perched-osprey",
+    "piazza-gae-aulenti",
+    "roman-colosseum",
+    "singaporean-cityscape",
+    "tea-gardens",
+    "the-spices-of-life",
+)
+F_ELEMENTARY_OLD = {
+    "Carmine De Fazio": "5.5.0:backgrounds/Carmine De Fazio.jpg",
+    "Jay Ruzesky": "5.2:Jay Ruzesky.jpg",
+    "Jonas Nilsson Lee": "5.5.0:backgrounds/Jonas Nilsson Lee.jpg",
+    "Julia Craice": "7.0.0:backgrounds/Julia Craice.jpg",
+    "Pablo Garcia Saldana": "5.5.0:backgrounds/Pablo Garcia Saldana.jpg",
+    "Rob Bye": "5.5.0:backgrounds/Rob Bye.jpg",
+    "Ryan Schroeder": "5.5.0:backgrounds/Ryan Schroeder.jpg",
+}
+HELD_OUT_F = HELD_OUT_F_BUDGIE + tuple(F_ELEMENTARY_OLD)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -163,6 +198,7 @@ SETS = {
     "held_out_c": HELD_OUT_C,
     "held_out_d": HELD_OUT_D,
     "held_out_e": HELD_OUT_E,
+    "held_out_f": HELD_OUT_F,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -170,6 +206,12 @@ LOMIRI_BACKGROUNDS = Path(os.environ.get("LOMIRI_BACKGROUNDS", "/usr/share/backg
 PLASMA_WALLPAPERS = Path(os.environ.get("PLASMA_WALLPAPERS", "/usr/share/wallpapers"))
 ELEMENTARY_WALLPAPERS = Path(
     os.environ.get("ELEMENTARY_WALLPAPERS", Path.home() / "elementary-wallpapers" / "backgrounds")
+)
+BUDGIE_BACKGROUNDS = Path(
+    os.environ.get("BUDGIE_BACKGROUNDS", Path.home() / "budgie-backgrounds" / "backgrounds")
+)
+ELEMENTARY_OLD_WALLPAPERS = Path(
+    os.environ.get("ELEMENTARY_OLD_WALLPAPERS", Path.home() / "elementary-old-wallpapers")
 )
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
@@ -183,6 +225,8 @@ SOURCES = {
     "c": (LOMIRI_BACKGROUNDS, "lomiri-wallpapers-16.04 lomiri-wallpapers-20.04", "LOMIRI_BACKGROUNDS"),
     "d": (PLASMA_WALLPAPERS, "plasma-workspace-wallpapers", "PLASMA_WALLPAPERS"),
     "e": (ELEMENTARY_WALLPAPERS, None, "ELEMENTARY_WALLPAPERS"),
+    "f_budgie": (BUDGIE_BACKGROUNDS, None, "BUDGIE_BACKGROUNDS"),
+    "f_elementary": (ELEMENTARY_OLD_WALLPAPERS, None, "ELEMENTARY_OLD_WALLPAPERS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -197,7 +241,14 @@ def source_file(name: str) -> Path | None:
     """The file a photo is loaded from (None for scikit-image's); exits naming the package if missing."""
     if name in SKIMAGE_TUNING:
         return None
-    held_out = {"b": HELD_OUT_B, "c": HELD_OUT_C, "d": HELD_OUT_D, "e": HELD_OUT_E}
+    held_out = {
+        "b": HELD_OUT_B,
+        "c": HELD_OUT_C,
+        "d": HELD_OUT_D,
+        "e": HELD_OUT_E,
+        "f_budgie": HELD_OUT_F_BUDGIE,
+        "f_elementary": tuple(F_ELEMENTARY_OLD),
+    }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
     if key == "d":
@@ -206,11 +257,12 @@ def source_file(name: str) -> Path | None:
     else:
         found = sorted(folder.glob(name + ".*"))
     if not found:
-        get = (
-            f"`apt-get install {package}`"
-            if package
-            else "`git clone https://github.com/elementary/wallpapers`"
-        )
+        clones = {
+            "e": "`git clone https://github.com/elementary/wallpapers`",
+            "f_budgie": "`git clone https://github.com/BuddiesOfBudgie/budgie-backgrounds`",
+            "f_elementary": f"`git -C <elementary/wallpapers clone> show '{F_ELEMENTARY_OLD.get(name)}'`",
+        }
+        get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
     return found[0]
 
@@ -234,7 +286,8 @@ def load_photo(name: str) -> np.ndarray:
 
     They come from ``skimage.data`` (``SKIMAGE_TUNING``), Debian's mate-backgrounds
     (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``), plasma-workspace-wallpapers
-    (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``) or OpenCV's sample data (the rest).
+    (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``), Budgie's backgrounds and
+    elementary OS's older wallpapers (``HELD_OUT_F``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 

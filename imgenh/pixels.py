@@ -97,6 +97,42 @@ def luma(img: np.ndarray) -> np.ndarray:
     return out if out.ndim == 2 else out[..., 0]
 
 
+def nearest_sample(img: np.ndarray, step: int) -> np.ndarray:
+    """Every ``step``-th pixel of every ``step``-th row (at least one of each), as a new array.
+
+    OpenCV's nearest-neighbour shrink by a whole factor is that subsample: ~1.5 ms at 12 MP
+    where numpy's strided copy takes ~13. Statistics that need no exact count (a mean, how far
+    the extremes sit) read it instead of the whole image.
+    """
+    h, w = img.shape[:2]
+    size = (max(1, w // step), max(1, h // step))
+    return cv2.resize(img, size, interpolation=cv2.INTER_NEAREST)
+
+
+def extreme_channel_counts(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level counts of each pixel's darkest channel and of its brightest channel.
+
+    Parameters
+    ----------
+    img : ndarray
+        (H, W, C) BGR image: uint8 or uint16 (a count per level), or float32 in [0, 1]
+        (counted as :func:`quantised_counts` counts).
+
+    Returns
+    -------
+    darkest, brightest : ndarray of int64
+        Shape (256,), (65536,) or (LUMA_BINS,).
+    """
+    planes = cv2.split(np.ascontiguousarray(img))
+    darkest, brightest = planes[0].copy(), planes[0].copy()
+    for plane in planes[1:]:
+        cv2.min(darkest, plane, dst=darkest)
+        cv2.max(brightest, plane, dst=brightest)
+    if img.dtype.kind == "f":
+        return quantised_counts(darkest), quantised_counts(brightest)
+    return level_counts(darkest), level_counts(brightest)
+
+
 def per_channel(x: np.ndarray, channels: int) -> np.ndarray:
     """Give a pointwise operator's input one column per channel.
 

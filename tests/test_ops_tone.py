@@ -406,8 +406,8 @@ def test_stretch_strength_moves_the_points_part_way(strength):
         (5, 250, (0.0, 0.0)),  # a full range: nothing to do
         (10, 192, (0.0, 0.0)),  # low-key: brightest at 0.75 is meant, kept
         (3, 110, (1.0, 1.0)),  # under-exposed: a narrow range, both ends go all the way
-        (90, 250, (1.0, 0.4837)),  # a veil: the black end all the way, the white by the range
-        (30, 200, (0.2222, 0.2222)),  # a little flat: part way, by the range (0.3..0.45)
+        (90, 250, (1.0, 0.9069)),  # a veil: the black end all the way, the white by the range
+        (30, 200, (0.4167, 0.4167)),  # a little flat: part way, by the range (1 - range 0.30..0.38)
         (38, 250, (0.0, 0.0)),  # a soft photo's lifted blacks (0.15) are meant, kept
         (64, 250, (0.5049, 0.0)),  # blacks at 0.25: half way to a veil (0.15..0.35)
     ],
@@ -422,6 +422,84 @@ def test_stretch_strength_auto_moves_only_compressed_ends(black, white, moves):
     lo, hi = int(out.min()), int(out.max())
     assert abs(lo - black * (1 - moves[0])) <= 1
     assert abs(hi - (white + (255 - white) * moves[1])) <= 1
+
+
+def _petals_on_sky(height: int = 64, width: int = 96) -> np.ndarray:
+    """Saturated yellow petals on a pale blue sky (8-bit BGR): luma spans only ~0.66-0.86, while
+    blue reaches 0 in the petals and red 255 in them, as on a pastel photo."""
+    rng = np.random.default_rng(5)
+    petals = np.array([0, 190, 255], np.float64)  # yellow: luma ~0.76
+    sky = np.array([235, 218, 196], np.float64)  # pale blue: luma ~0.85
+    t = (np.arange(width) / (width - 1))[None, :, None] * np.ones((height, 1, 1))
+    img = (1 - t) * petals + t * sky + rng.normal(0, 2, (height, width, 3))
+    img[:, :4] = [0, 175, 255]  # the deepest petal shade: blue at 0, red at 255
+    return np.clip(img, 0, 255).round().astype(np.uint8)
+
+
+def test_stretch_strength_auto_leaves_a_colourful_photo_with_a_narrow_luma_range():
+    """Judged by the darkest and brightest channels: every channel spans its range, so the pastel
+    photo is not compressed, though its luma spans less than 0.3 (a luma rule stretched it fully)."""
+    img = _petals_on_sky()
+    out, report = run_with_report(img, "stretch", low=0, high=100, strength="auto")
+    assert report["white_point"] - report["black_point"] < 0.3
+    assert (report["darkest_channel"], report["brightest_channel"]) == (0.0, 1.0)
+    assert (report["black_strength"], report["white_strength"]) == (0.0, 0.0)
+    assert np.array_equal(out, img)
+
+
+def test_stretch_strength_auto_still_removes_a_veil_from_a_colourful_photo():
+    """The same photo under a veil (in = 0.5 out + 0.5 in linear light) lifts every channel's
+    darkest value: its black end goes all the way."""
+    from imgenh.ops.color import linear_to_srgb, srgb_to_linear
+
+    img = _petals_on_sky()
+    veiled = (linear_to_srgb(0.5 * srgb_to_linear(img / 255.0) + 0.5) * 255).round().astype(np.uint8)
+    out, report = run_with_report(veiled, "stretch", low=0, high=100, strength="auto")
+    assert report["darkest_channel"] > 0.7
+    assert report["black_strength"] == 1.0
+    assert int(out.min()) <= 1
+
+
+def test_stretch_judged_points_never_narrower_than_the_luma_points():
+    """The subsample behind the judgement can miss a lone highlight the luma histogram saw."""
+    img = np.full((40, 40, 3), 100, np.uint8)
+    img[1, 1] = 255  # off the every-4th-pixel grid
+    img[2, 3] = 0
+    _, report = run_with_report(img, "stretch", low=0, high=100, strength="auto")
+    assert (report["darkest_channel"], report["brightest_channel"]) == (0.0, 1.0)
+    assert (report["black_strength"], report["white_strength"]) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_extreme_channel_counts_count_each_pixels_darkest_and_brightest_channel(dtype):
+    from imgenh.pixels import extreme_channel_counts, quantised_counts
+
+    rng = np.random.default_rng(9)
+    if dtype == np.float32:
+        img = rng.random((30, 41, 3), dtype=np.float32)
+        expected = quantised_counts(img.min(axis=2)), quantised_counts(img.max(axis=2))
+    else:
+        top = np.iinfo(dtype).max
+        img = rng.integers(0, top + 1, (30, 41, 3)).astype(dtype)
+        expected = tuple(
+            np.bincount(v.ravel(), minlength=top + 1) for v in (img.min(axis=2), img.max(axis=2))
+        )
+    for got, want in zip(extreme_channel_counts(img), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_stats_extreme_histograms_see_the_pending_table():
+    from imgenh.ops.contract import Stats
+    from imgenh.pixels import apply_table
+
+    img = np.random.default_rng(10).integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    table = np.stack([np.linspace(0, 1, 256) ** g for g in (0.5, 1.0, 2.0)], axis=1)
+    pending = Stats(img, table).extreme_histograms()
+    applied = Stats(apply_table(img, table)).extreme_histograms()
+    for (levels, counts), (levels2, counts2) in zip(pending, applied, strict=True):
+        np.testing.assert_array_equal(levels, levels2)
+        np.testing.assert_array_equal(counts, counts2)
+        assert counts.sum() == (48 // 4) * (64 // 4)  # every 4th pixel of every 4th row
 
 
 def test_stretch_strength_auto_per_channel():

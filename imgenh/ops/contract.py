@@ -33,10 +33,12 @@ from imgenh.pixels import (
     LUMA_BINS,
     apply_table,
     channel_counts,
+    extreme_channel_counts,
     is_identity_table,
     luma,
     luma_counts,
     luma_counts_near,
+    nearest_sample,
     quantised_counts,
     to_float,
 )
@@ -154,6 +156,29 @@ class Stats:
         if near is None:
             return None
         return (np.linspace(0.0, 1.0, self.FLOAT_BINS), *near)
+
+    # Every 4th pixel of every 4th row: where the extremes sit is read as well from 1/16 of them.
+    EXTREMES_SAMPLE_STEP = 4
+
+    def extreme_histograms(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Histograms of each pixel's darkest channel and of its brightest, as the image stands.
+
+        From every :attr:`EXTREMES_SAMPLE_STEP`-th pixel of every such row (pending table
+        applied), for judgements that need no exact count. A colour image only.
+
+        Returns
+        -------
+        darkest, brightest : (levels, counts)
+            As :meth:`histogram` returns them.
+        """
+        if "extremes" not in self._hist:
+            sample = nearest_sample(self._image, self.EXTREMES_SAMPLE_STEP)
+            if self._table is not None:
+                sample = apply_table(sample, self._table)
+            darkest, brightest = extreme_channel_counts(sample)
+            levels = np.linspace(0.0, 1.0, darkest.size)
+            self._hist["extremes"] = ((levels, darkest), (levels, brightest))
+        return self._hist["extremes"]
 
     def image(self) -> np.ndarray:
         """The current image at its own depth (pending table applied), for estimators that need pixels.

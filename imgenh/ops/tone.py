@@ -11,6 +11,7 @@ is ImageMagick's ``{100 * f}%``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -299,21 +300,28 @@ def linear_stretch(
 
 
 # strength: auto moves each end of a stretch only as far as its level says the range was
-# compressed. A black point at or below AUTO_BLACK[0] is taken as meant (deep shadows; a
-# micrograph's bright background sits at 0.11; a soft, airy photo's lifted blacks at 0.15-0.26,
-# which a heavy JPEG lifts further by averaging the darkest details away), at or above
-# AUTO_BLACK[1] as a veil (haze lifts it to 0.6), linear between. The white end the same, by its
-# distance below 1: a low-key photo's brightest luma sits near 0.75 (distance 0.25), an
-# under-exposed one's at 0.55 or below. And both ends move when the range between them is
-# narrow (AUTO_RANGE, by 1 - range): every clean photo of the tuning set spans 0.74 or more,
-# halved contrast, haze and -2 stops leave 0.5 or less. Chosen on benchmarks/quality.py's
-# tuning set; AUTO_BLACK[1] was 0.25 until set B's soft nature photos showed the false stretch.
+# compressed. A linked stretch judges by each pixel's darkest channel for the black end and its
+# brightest for the white (judged_points): a colourful photo whose luma spans little still has
+# a channel near black and one near white. A black point at or below AUTO_BLACK[0] is taken as
+# meant (deep shadows; a micrograph's bright background sits at 0.11; a soft, airy photo's
+# lifted blacks at 0.15-0.26, which a heavy JPEG lifts further by averaging the darkest details
+# away), at or above AUTO_BLACK[1] as a veil (haze lifts it to 0.5 or more), linear between. The
+# white end the same, by its distance below 1: a low-key photo's brightest sits near 0.75
+# (distance 0.25), an under-exposed one's at 0.62 or below. And both ends move when the range
+# between them is narrow (AUTO_RANGE, by 1 - range): on the darkest and brightest channels no
+# clean photo of benchmarks/quality.py's tuning set and sets A-E spans less than 0.68 (a low-key
+# fern; a blue hour 0.71), and halved contrast, haze and -2 stops leave 0.62 or less. Chosen on
+# those sets; AUTO_BLACK[1] was 0.25 until set B's soft nature photos showed the false stretch,
+# and the judgement was on luma (AUTO_RANGE 0.30-0.45) until set E's pastel petals (luma 0.5 to
+# 0.9, every channel's full range) were stretched as if veiled.
 AUTO_BLACK = (0.15, 0.35)
 AUTO_WHITE = (0.25, 0.45)
-AUTO_RANGE = (0.30, 0.45)
+AUTO_RANGE = (0.30, 0.38)
 
 
-def stretch_targets(black: float, white: float, strength: float | str) -> tuple[float, float, float, float]:
+def stretch_targets(
+    black: float, white: float, strength: float | str, judged: tuple[float, float] | None = None
+) -> tuple[float, float, float, float]:
     """Where a stretch of ``strength`` sends its black and white points.
 
     Parameters
@@ -324,15 +332,19 @@ def stretch_targets(black: float, white: float, strength: float | str) -> tuple[
         0 leaves the levels, 1 sends the points to 0 and 1; a pair gives the black and
         white ends their own; ``"auto"`` picks each end's strength from its level
         (``AUTO_BLACK``, ``AUTO_WHITE``) and from the range between them (``AUTO_RANGE``).
+    judged : (float, float), optional
+        The black and white levels ``"auto"`` reads instead of the points (see
+        :func:`judged_points`).
 
     Returns
     -------
     to_black, to_white, black_strength, white_strength : float
     """
     if strength == "auto":
-        narrow = ramp(1.0 - (white - black), *AUTO_RANGE)
-        s_black = max(ramp(black, *AUTO_BLACK), narrow)
-        s_white = max(ramp(1.0 - white, *AUTO_WHITE), narrow)
+        low, high = judged if judged is not None else (black, white)
+        narrow = ramp(1.0 - (high - low), *AUTO_RANGE)
+        s_black = max(ramp(low, *AUTO_BLACK), narrow)
+        s_white = max(ramp(1.0 - high, *AUTO_WHITE), narrow)
     elif isinstance(strength, tuple):
         s_black, s_white = strength
     else:
@@ -700,13 +712,16 @@ def _stretch_plane(
     strength,
     linear,
     gain_cap: float | None = None,
+    judge=None,
 ) -> tuple[np.ndarray, dict]:
     """One stretch map from a (levels, counts) histogram applied, and what the report shows of it.
 
-    ``gain_cap`` limits the white end's move to that linear gain (the scene's light allows no more).
+    ``gain_cap`` limits the white end's move to that linear gain (the scene's light allows no
+    more); ``judge`` maps the points to the levels ``strength: auto`` reads (:func:`judged_points`).
     """
     black, white = points = stretch_points(*histogram, low, high)
-    to_black, to_white, s_black, s_white = stretch_targets(black, white, strength)
+    judged = None if judge is None else judge(points)
+    to_black, to_white, s_black, s_white = stretch_targets(black, white, strength, judged)
     s_white_light = s_white
     if gain_cap is not None:
         cap_stored, cap_light = _white_caps(white, gain_cap)
@@ -715,6 +730,8 @@ def _stretch_plane(
             strength = (s_black, cap_stored)
             to_black, to_white, s_black, s_white = stretch_targets(black, white, strength)
     shown = {"black_point": round(black, 6), "white_point": round(white, 6)}
+    if judged is not None:
+        shown["darkest_channel"], shown["brightest_channel"] = (round(v, 4) for v in judged)
     if strength != 1.0:
         shown["black_strength"], shown["white_strength"] = round(s_black, 4), round(s_white, 4)
     share = linear_share(*points, clipped_fraction(*histogram)) if linear == "auto" else float(linear)
@@ -753,6 +770,24 @@ def _linked_histogram(
     return stats.histogram(channel)
 
 
+def judged_points(stats, low: float, high: float, luma_points: tuple[float, float]) -> tuple[float, float]:
+    """The levels a linked ``strength: auto`` judges compression by: the black point of each
+    pixel's darkest channel and the white point of its brightest (:func:`stretch_points`).
+
+    A veil, an under-exposure or a flat profile compresses every channel; a colourful photo
+    whose luma spans little (yellow petals against a pale sky: luma 0.5 to 0.9) has a channel
+    near black and one near white, and is not compressed. The darkest channel is the dark
+    channel prior of haze removal (He, Sun & Tang 2009) pixel by pixel. Read from a
+    subsample (:meth:`imgenh.ops.contract.Stats.extreme_histograms`), widened to
+    ``luma_points`` (the stretch's own black and white points) where they lie further out.
+    """
+    darkest, brightest = stats.extreme_histograms()
+    black, white = stretch_points(*darkest, low, high)[0], stretch_points(*brightest, low, high)[1]
+    # The subsample can miss a small highlight or shadow the luma points saw: never judge the
+    # range narrower than the luma points say.
+    return min(black, luma_points[0]), max(white, luma_points[1])
+
+
 def scene_gain_cap(ctx: OpContext, lit_scene_ev: float | None) -> float | None:
     """The largest linear gain a brightening may give, by the scene's light; None: no limit.
 
@@ -786,7 +821,10 @@ def _stretch_map(
     """Stretch between histogram points: one map from ``linked_channel`` or one per channel."""
     if linked or not ctx.is_color:
         histogram = _linked_histogram(ctx.stats, linked_channel, low, high, linear == "auto")
-        out, shown = _stretch_plane(x, histogram, low, high, strength, linear, gain_cap)
+        judge = None
+        if strength == "auto" and ctx.is_color:
+            judge = functools.partial(judged_points, ctx.stats, low, high)
+        out, shown = _stretch_plane(x, histogram, low, high, strength, linear, gain_cap, judge)
         for key, value in shown.items():
             ctx.record(key, value)
         return out
@@ -860,7 +898,12 @@ def stretch(
     reported as ``black_strength`` and ``white_strength``:
     a black point at or below 0.15 and a white point at or above 0.75 stay where they are,
     one at or beyond 0.35 / 0.55 goes all the way, and both go all the way when they are
-    0.55 or less apart (none when 0.7 or more); the strengths are reported. With
+    0.62 or less apart (none when 0.7 or more). A linked stretch of a colour image judges
+    the black end by each pixel's darkest channel and the white end by its brightest
+    (:func:`judged_points`, reported as ``darkest_channel`` and ``brightest_channel``): a
+    veil, an under-exposure or a flat profile compresses every channel, while a colourful
+    photo with a narrow luma range (yellow petals on a pale sky) has a channel near black
+    and one near white and is left as it is. The map still moves the luma points. With
     ``linear`` the points (measured on the stored levels, as ImageMagick does) and the
     levels are decoded from sRGB, stretched, and encoded again: an under-exposure or a
     veil in linear light (``in = t * out + veil``) is undone exactly. ``linear: auto`` blends
