@@ -32,7 +32,13 @@ def test_attenuated_divergence_is_divergence_of_attenuated_gradient(shape, with_
     if phi is not None:
         gx *= phi
         gy *= phi
-    np.testing.assert_array_equal(gradient.attenuated_divergence(h, phi), gradient.divergence(gx, gy))
+    expected = gradient.divergence(gx, gy)
+    np.testing.assert_array_equal(gradient.attenuated_divergence(h, phi), expected)
+    # Written into phi's own memory: the same bits (each strip of phi is read before it is written).
+    own = None if phi is None else phi.copy()
+    got = gradient.attenuated_divergence(h, own, overwrite=True)
+    np.testing.assert_array_equal(got, expected)
+    assert own is None or got is own
 
 
 def _attenuation_whole(h, alpha, beta, min_size, noise, eps):
@@ -61,7 +67,23 @@ def _attenuation_whole(h, alpha, beta, min_size, noise, eps):
     return phi_total - excess * (1.0 - t)
 
 
-@pytest.mark.parametrize("shape", [(150, 97), (40, 40)])
+@pytest.mark.parametrize("coarse_shape", [(75, 49), (38, 20), (1, 5), (4, 1)])
+@pytest.mark.parametrize("tall", [0, 1])
+def test_upsampled_rows_are_the_whole_resize_to_the_bit(coarse_shape, tall):
+    """Rows of a bilinear resize made strip by strip (height doubled exactly) or from the whole
+    resize (any other height) equal that resize's rows to the bit, for any strip bounds."""
+    rng = np.random.default_rng(5)
+    plane = rng.normal(size=coarse_shape).astype(np.float32)
+    shape = (2 * coarse_shape[0] + tall, 2 * coarse_shape[1] - 1)
+    whole = cv2.resize(plane, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    rows = gradient._UpsampledRows(plane, shape)
+    assert (rows.whole is None) == (tall == 0)
+    for step in (1, 3, 16):
+        got = np.concatenate([rows.rows(y0, min(y0 + step, shape[0])) for y0 in range(0, shape[0], step)])
+        np.testing.assert_array_equal(got, whole)
+
+
+@pytest.mark.parametrize("shape", [(150, 97), (151, 97), (40, 40)])
 def test_attenuation_in_strips_matches_whole_plane_formula(shape):
     """The finest level formed strip by strip gives the whole-plane Phi (rtol 1e-4, float32 vs float64)."""
     rng = np.random.default_rng(4)
