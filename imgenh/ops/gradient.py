@@ -557,12 +557,14 @@ def _map_luminance(
         if weight == 0.0:
             return _own_luma(img)
     top = (float(e.max()) - lo) / (hi - lo)
-    e -= np.float32(lo)
-    e *= np.float32(1.0 / (hi - lo))
-    cv2.max(e, (0.0,) * 4, dst=e)
-    if protect and top > 1.0:
-        _roll_off(e, top)
-    cv2.min(e, (1.0,) * 4, dst=e)
+    for y0 in range(0, e.shape[0], _STRIP_ROWS):  # the passes of a strip stay in cache
+        y = e[y0 : y0 + _STRIP_ROWS]
+        y -= np.float32(lo)
+        y *= np.float32(1.0 / (hi - lo))
+        cv2.max(y, (0.0,) * 4, dst=y)
+        if protect and top > 1.0:
+            _roll_off(y, top)
+        cv2.min(y, (1.0,) * 4, dst=y)
     if weight < 1.0:
         cv2.addWeighted(e, weight, _float_luma(img), 1.0 - weight, 0.0, dst=e)
     return e
