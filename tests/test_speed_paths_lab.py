@@ -258,3 +258,16 @@ def test_srgb_root_is_the_power_within_float32_accuracy():
     assert dark  # values below the knee present
     expected = np.maximum(v.astype(np.float64), knee) ** (5.0 / 12.0)
     np.testing.assert_allclose(root, expected, rtol=4e-7, atol=0)
+
+
+@pytest.mark.parametrize("width", [160, 159])
+def test_gradient_normalize_rolls_highlights_off_at_an_odd_width_too(width):
+    """An odd width is solved mirrored and cropped (a strided view): protect still rolls the
+    highlights off there (it once only clipped them: the roll-off wrote into a flattened copy)."""
+    yy, xx = np.mgrid[0:128, 0:width]
+    lum = np.where(yy < 64, 0.75 + 0.05 * yy / 128, 0.25 + 0.2 * np.sin(xx / 2.5) * np.sin(yy / 3.0))
+    img = (lum + np.random.default_rng(0).normal(0, 1 / 255, lum.shape)).astype(np.float32)
+    protected = run_op(np.clip(img, 0, 1), "gradient_normalize", high=99.0)
+    clipped = run_op(np.clip(img, 0, 1), "gradient_normalize", high=99.0, highlights="clip")
+    assert np.mean(clipped == 1.0) > 0.005
+    assert np.mean(protected == 1.0) < 0.001

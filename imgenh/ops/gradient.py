@@ -579,10 +579,11 @@ def _own_luma(img: np.ndarray) -> np.ndarray:
 def _roll_off(y: np.ndarray, top: float) -> None:
     """``y -> k + v / (1 + v / c)`` above the knee ``k`` (``v = y - k``), in place, so ``top`` maps to 1."""
     inv_c = np.float32(1.0 / (1.0 - _KNEE) - 1.0 / (top - _KNEE))
-    flat = y.reshape(-1)
-    above = np.flatnonzero(flat > np.float32(_KNEE))  # the few brightest pixels: no full-size passes
-    v = flat[above] - np.float32(_KNEE)
-    flat[above] = np.float32(_KNEE) + v / (np.float32(1.0) + v * inv_c)
+    # The few brightest pixels only: no full-size arithmetic. A mask, not a flattened view: the
+    # solve's result of an odd-width image is a strided view, whose reshape would be a copy.
+    above = y > np.float32(_KNEE)
+    v = y[above] - np.float32(_KNEE)
+    y[above] = np.float32(_KNEE) + v / (np.float32(1.0) + v * inv_c)
 
 
 def _colour_scales(img: np.ndarray, out_lum: np.ndarray, saturation: float, eps: float):
