@@ -260,6 +260,28 @@ def test_srgb_root_is_the_power_within_float32_accuracy():
     np.testing.assert_allclose(root, expected, rtol=4e-7, atol=0)
 
 
+def test_percentiles_of_the_sorted_sample_are_numpys_to_the_bit(monkeypatch):
+    """The sample is sorted before np.percentile (faster for two ranks): the same values, ties,
+    a constant plane and a NaN alike."""
+    monkeypatch.setattr(gradient, "_PERCENTILE_SAMPLE", 1000)
+    rng = np.random.default_rng(6)
+    planes = [
+        np.exp(rng.normal(size=(97, 131))).astype(np.float32),
+        rng.integers(0, 5, (50, 60)).astype(np.float32),
+        np.full((40, 40), 0.25, np.float32),
+    ]
+    planes.append(planes[0].copy())
+    planes[-1][0, 0] = np.nan  # in the sample
+    for plane in planes:
+        flat = plane.reshape(-1)
+        sample = flat[:: max(1, flat.size // 1000)]
+        for q in [(0.5, 99.5), (0.0, 37.0), (1.0, 100.0)]:
+            inner = [p for p in q if 0 < p < 100]
+            found = dict(zip(inner, np.percentile(sample, inner).tolist(), strict=True))  # the unsorted route
+            expected = [float(flat.min() if p <= 0 else flat.max() if p >= 100 else found[p]) for p in q]
+            np.testing.assert_array_equal(gradient._percentiles(plane, q), expected)
+
+
 @pytest.mark.parametrize("width", [160, 159])
 def test_gradient_normalize_rolls_highlights_off_at_an_odd_width_too(width):
     """An odd width is solved mirrored and cropped (a strided view): protect still rolls the

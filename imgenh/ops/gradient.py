@@ -517,8 +517,11 @@ def _percentiles(plane: np.ndarray, q: tuple[float, float]) -> tuple[float, floa
     """Percentiles ``q`` of a plane (0 and 100 exact; others from an even sample past 1 MP)."""
     flat = plane.reshape(-1)
     inner = [p for p in q if 0 < p < 100]
-    if inner:  # one partition of the sample for both
-        sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
+    if inner:
+        # Sorted first: numpy's partition for several ranks at once took ~12 ms on a 1 M sample,
+        # the sort (SIMD) and a partition of sorted values ~8; the values are the same multiset,
+        # so the percentiles are the same to the bit.
+        sample = np.sort(flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)])
         found = dict(zip(inner, np.percentile(sample, inner).tolist(), strict=True))
     return tuple(float(flat.min() if p <= 0 else flat.max() if p >= 100 else found[p]) for p in q)
 
