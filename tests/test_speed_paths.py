@@ -85,3 +85,27 @@ def test_white_balance_fuses_with_its_neighbours(photo8, photo16, steps):
         assert_images_close(fused, seq, atol, f"fused-wb-{steps[0][0]}")
         wb = next(r for r in reports if r["op"] == "white_balance")
         assert len(wb["gains"]) == 3
+
+
+def test_denoise_chroma_returns_an_image_it_leaves_alone_without_copying_it(photo8, gray8):
+    """Grey, strength 0 and a clean photo under auto: the input array itself (no 12 MP copy),
+    and a pipeline that goes on after it still leaves the caller's array as it was."""
+    from imgenh.pipeline import apply_steps
+    from imgenh.pipeline_file import pipeline_from_steps
+
+    assert local.denoise_chroma(gray8, None, radius=2, eps=0.002, strength=1.0) is gray8
+    assert local.denoise_chroma(photo8, None, radius=2, eps=0.002, strength=0.0) is photo8
+    clean = cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_CUBIC)
+    before = clean.copy()
+    steps = pipeline_from_steps(
+        [
+            {"op": "denoise_chroma", "radius": 2, "strength": "auto"},
+            {"op": "gamma", "value": 1.3},
+            {"op": "median", "size": 3},
+        ]
+    ).steps
+    alone, reports = apply_steps(clean, steps[:1])
+    assert reports[0]["strength"] == 0.0 and alone is clean
+    out, _ = apply_steps(clean, steps)
+    assert np.array_equal(clean, before) and not np.shares_memory(out, clean)
+    assert np.array_equal(out, apply_steps(before, steps[1:])[0])  # as if denoise_chroma were not there

@@ -32,7 +32,13 @@ def test_attenuated_divergence_is_divergence_of_attenuated_gradient(shape, with_
     if phi is not None:
         gx *= phi
         gy *= phi
-    np.testing.assert_array_equal(gradient.attenuated_divergence(h, phi), gradient.divergence(gx, gy))
+    expected = gradient.divergence(gx, gy)
+    np.testing.assert_array_equal(gradient.attenuated_divergence(h, phi), expected)
+    # Written into phi's own memory: the same bits (each strip of phi is read before it is written).
+    own = None if phi is None else phi.copy()
+    got = gradient.attenuated_divergence(h, own, overwrite=True)
+    np.testing.assert_array_equal(got, expected)
+    assert own is None or got is own
 
 
 def _attenuation_whole(h, alpha, beta, min_size, noise, eps):
@@ -61,7 +67,23 @@ def _attenuation_whole(h, alpha, beta, min_size, noise, eps):
     return phi_total - excess * (1.0 - t)
 
 
-@pytest.mark.parametrize("shape", [(150, 97), (40, 40)])
+@pytest.mark.parametrize("coarse_shape", [(75, 49), (38, 20), (1, 5), (4, 1)])
+@pytest.mark.parametrize("tall", [0, 1])
+def test_upsampled_rows_are_the_whole_resize_to_the_bit(coarse_shape, tall):
+    """Rows of a bilinear resize made strip by strip (height doubled exactly) or from the whole
+    resize (any other height) equal that resize's rows to the bit, for any strip bounds."""
+    rng = np.random.default_rng(5)
+    plane = rng.normal(size=coarse_shape).astype(np.float32)
+    shape = (2 * coarse_shape[0] + tall, 2 * coarse_shape[1] - 1)
+    whole = cv2.resize(plane, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    rows = gradient._UpsampledRows(plane, shape)
+    assert (rows.whole is None) == (tall == 0)
+    for step in (1, 3, 16):
+        got = np.concatenate([rows.rows(y0, min(y0 + step, shape[0])) for y0 in range(0, shape[0], step)])
+        np.testing.assert_array_equal(got, whole)
+
+
+@pytest.mark.parametrize("shape", [(150, 97), (151, 97), (40, 40)])
 def test_attenuation_in_strips_matches_whole_plane_formula(shape):
     """The finest level formed strip by strip gives the whole-plane Phi (rtol 1e-4, float32 vs float64)."""
     rng = np.random.default_rng(4)
@@ -236,3 +258,38 @@ def test_srgb_root_is_the_power_within_float32_accuracy():
     assert dark  # values below the knee present
     expected = np.maximum(v.astype(np.float64), knee) ** (5.0 / 12.0)
     np.testing.assert_allclose(root, expected, rtol=4e-7, atol=0)
+
+
+def test_percentiles_of_the_sorted_sample_are_numpys_to_the_bit(monkeypatch):
+    """The sample is sorted before np.percentile (faster for two ranks): the same values, ties,
+    a constant plane and a NaN alike."""
+    monkeypatch.setattr(gradient, "_PERCENTILE_SAMPLE", 1000)
+    rng = np.random.default_rng(6)
+    planes = [
+        np.exp(rng.normal(size=(97, 131))).astype(np.float32),
+        rng.integers(0, 5, (50, 60)).astype(np.float32),
+        np.full((40, 40), 0.25, np.float32),
+    ]
+    planes.append(planes[0].copy())
+    planes[-1][0, 0] = np.nan  # in the sample
+    for plane in planes:
+        flat = plane.reshape(-1)
+        sample = flat[:: max(1, flat.size // 1000)]
+        for q in [(0.5, 99.5), (0.0, 37.0), (1.0, 100.0)]:
+            inner = [p for p in q if 0 < p < 100]
+            found = dict(zip(inner, np.percentile(sample, inner).tolist(), strict=True))  # the unsorted route
+            expected = [float(flat.min() if p <= 0 else flat.max() if p >= 100 else found[p]) for p in q]
+            np.testing.assert_array_equal(gradient._percentiles(plane, q), expected)
+
+
+@pytest.mark.parametrize("width", [160, 159])
+def test_gradient_normalize_rolls_highlights_off_at_an_odd_width_too(width):
+    """An odd width is solved mirrored and cropped (a strided view): protect still rolls the
+    highlights off there (it once only clipped them: the roll-off wrote into a flattened copy)."""
+    yy, xx = np.mgrid[0:128, 0:width]
+    lum = np.where(yy < 64, 0.75 + 0.05 * yy / 128, 0.25 + 0.2 * np.sin(xx / 2.5) * np.sin(yy / 3.0))
+    img = (lum + np.random.default_rng(0).normal(0, 1 / 255, lum.shape)).astype(np.float32)
+    protected = run_op(np.clip(img, 0, 1), "gradient_normalize", high=99.0)
+    clipped = run_op(np.clip(img, 0, 1), "gradient_normalize", high=99.0, highlights="clip")
+    assert np.mean(clipped == 1.0) > 0.005
+    assert np.mean(protected == 1.0) < 0.001

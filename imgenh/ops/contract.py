@@ -17,7 +17,9 @@ Operator kinds and the call each one receives:
     (histogram percentiles, channel means) come from ``ctx.stats``.
 ``native``
     ``fn(img, ctx, **params) -> img`` on the image as it is (uint8, uint16 or float32
-    in [0, 1]); the operator keeps the dtype.
+    in [0, 1]); the operator keeps the dtype. It never writes into ``img``, and may return
+    ``img`` itself when it changes nothing (the pipeline never writes into a step's result
+    in place, so the caller's array stays as it was).
 ``float``
     ``fn(img, ctx, **params) -> img`` on a float32 image in [0, 1].
 """

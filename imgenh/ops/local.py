@@ -296,17 +296,18 @@ def denoise_chroma(
     usually follow (white balance, stretch) still fuse into one lookup table instead of
     running on a float image (at 12 MP: ~0.8 s saved in `default`). Below full ``strength``
     the result is blended with the input; ``auto`` takes it from :func:`chroma_noise_strength`
-    (reported with the two measures it reads).
+    (reported with the two measures it reads). An image it leaves alone (grey, or ``strength``
+    0) comes back as it is: the same array, not a copy (~7 ms saved on a clean 12 MP photo).
     """
     if img.ndim == 2:
-        return img.copy()
+        return img
     if strength == "auto":
         strength, sigma, blocks = chroma_noise_strength(img)
         ctx.record("noise_sigma", round(sigma, 3))
         ctx.record("blockiness", round(blocks, 3))
         ctx.record("strength", round(strength, 4))
     if strength == 0.0:
-        return img.copy()
+        return img
     smoothed = _denoise_chroma_full(img, radius, eps)
     if strength < 1.0:
         cv2.addWeighted(img, 1.0 - strength, smoothed, strength, 0.0, dst=smoothed)
