@@ -1,7 +1,7 @@
 """Development splits of fit_looks.py's TRAINING photos: where the fit's rules were chosen.
 
 Usage: python benchmarks/fit_dev_splits.py [--looks [--shifted]] [--other-photos] [--adaptive] [--splits N]
-       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME] [--rung-scores [--look L] [--added-only]]
+       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME] [--rung-scores|--hue-cv [--look L] [--added-only]]
 
 Only the five training photos of benchmarks/fit_looks.py are used (never rocket or
 hubble_deep_field). Each split fits on three of them and checks on the other two (all 10
@@ -30,6 +30,8 @@ held-out photos judge it once at the end.
 --rung-scores  every rung's cross-validated error and its error on --rule-only's checks, pickled as
              rungs-TAG.pkl (no report): cross-validation scores each rung on its own, so any ladder and
              rule drawn from the rungs scored can be judged from the pickles without refitting.
+--hue-cv     every rung's hue-sector cross-validation (fit without one CIE hue sector of the pooled
+             chromatic pixels, check on it), pickled as hue-TAG.pkl, to merge with --rung-scores pickles.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
