@@ -1,7 +1,7 @@
 """Development splits of fit_looks.py's TRAINING photos: where the fit's rules were chosen.
 
 Usage: python benchmarks/fit_dev_splits.py [--looks [--shifted]] [--other-photos] [--adaptive] [--splits N]
-       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME] [--rung-scores [--look L] [--added-only]]
+       [--cache DIR] [--tag NAME] [--set NAME=VALUE] [--add-rung NAME] [--rung-scores|--hue-cv [--look L] [--added-only]]
 
 Only the five training photos of benchmarks/fit_looks.py are used (never rocket or
 hubble_deep_field). Each split fits on three of them and checks on the other two (all 10
@@ -30,6 +30,8 @@ held-out photos judge it once at the end.
 --rung-scores  every rung's cross-validated error and its error on --rule-only's checks, pickled as
              rungs-TAG.pkl (no report): cross-validation scores each rung on its own, so any ladder and
              rule drawn from the rungs scored can be judged from the pickles without refitting.
+--hue-cv     every rung's hue-sector cross-validation (fit without one CIE hue sector of the pooled
+             chromatic pixels, check on it), pickled as hue-TAG.pkl, to merge with --rung-scores pickles.
 --adaptive   the per-image edits: per-image values and look are searched once per split (cached
              in --cache), then each regression variant predicts the check shots' values; mean
              check CIEDE2000 per variant.
@@ -494,6 +496,62 @@ def region_cross_validate(samples, ladder) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in scores.items()}
 
 
+# Hue-sector cross-validation: chromatic pixels (CIE C* at least this) split by CIE hue angle.
+HUE_MIN_CHROMA = 10.0
+HUE_SECTORS = 6
+HUE_MIN_PIXELS = 300  # a sector with fewer pooled pixels is not checked (too few to judge)
+
+
+def hue_sectors(rgb: np.ndarray) -> list[np.ndarray]:
+    """Masks of the chromatic ``(P, 3)`` colours in each of HUE_SECTORS CIE hue sectors (60 degrees each by
+    default), those with at least HUE_MIN_PIXELS colours; the fitted photos' rare hues are sectors too."""
+    from imgenh.colour_difference import lab_from_bgr
+
+    lab = lab_from_bgr(rgb[:, None, ::-1].astype(np.float32))[:, 0]
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    sector = (np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360 // (360 / HUE_SECTORS)).astype(np.int64)
+    masks = [(chroma >= HUE_MIN_CHROMA) & (sector == s) for s in range(HUE_SECTORS)]
+    return [m for m in masks if m.sum() >= HUE_MIN_PIXELS]
+
+
+def hue_cross_validate(samples, ladder) -> dict[str, list[float]]:
+    """Each rung's mean CIEDE2000 on each hue sector (``hue_sectors``) when fitted on the pooled pixels
+    without it: can the model carry the edit to hues the pairs lack (rocket's blue after warm photos)?"""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    x, y = select.stack_samples(samples)
+    scores: dict[str, list[float]] = {level.name: [] for level in ladder}
+    for sector in hue_sectors(x):
+        bases: dict = {}
+        for level in ladder:
+            model = lm.fit_model(x[~sector], y[~sector], level, bases)
+            scores[level.name].append(float(lm.rgb_delta_e(model.apply_rgb(x[sector]), y[sector]).mean()))
+    return scores
+
+
+def hue_scores(count: int | None, looks: list[str]) -> dict:
+    """Per look and split (and "all": the five photos), each rung's hue-sector cross-validation, to be
+    merged with --rung-scores pickles (same samples: seed 0, SAMPLES_PER_PAIR)."""
+    from imgenh.fit import look as lm
+    from imgenh.fit import select
+
+    befores = {n: img for n, img in bench.photos().items() if n in bench.TRAIN_PHOTOS}
+    out = {}
+    for look, fn in look_functions().items():
+        if looks and look not in looks:
+            continue
+        afters = {n: fn(img) for n, img in befores.items()}
+        fits = [(k, fit) for k, (fit, _check) in enumerate(splits(count))] + [("all", bench.TRAIN_PHOTOS)]
+        for k, fit in fits:
+            rng = np.random.default_rng(0)
+            train = bench.make_pairs(befores, afters, fit)
+            samples = [select.sample_pair(p, select.SAMPLES_PER_PAIR, rng) for p in train]
+            out[(look, k)] = {"hue_cv": hue_cross_validate(samples, lm.LADDER)}
+        print(f"  {look}: done", file=sys.stderr)
+    return out
+
+
 def look_functions() -> dict:
     """The benchmark's eight looks as functions of a BGR uint8 image (ImageMagick ones run in a temp dir)."""
     import tempfile
@@ -940,6 +998,11 @@ def main() -> None:
         action="store_true",
         help="looks: every rung's cv and check errors on --rule-only's checks, pickled in --cache as rungs-TAG.pkl",
     )
+    parser.add_argument(
+        "--hue-cv",
+        action="store_true",
+        help="looks: every rung's hue-sector cross-validation per split, pickled in --cache as hue-TAG.pkl",
+    )
     parser.add_argument("--look", action="append", default=[], help="with --rung-scores: only these looks")
     parser.add_argument(
         "--added-only",
@@ -988,6 +1051,8 @@ def main() -> None:
         rule_report(args.splits, args.cache, args.tag)
     if args.rung_scores:
         cached(args.cache / f"rungs-{args.tag}.pkl", lambda: rung_scores(args.splits, args.look))
+    if args.hue_cv:
+        cached(args.cache / f"hue-{args.tag}.pkl", lambda: hue_scores(args.splits, args.look))
     if args.looks and args.shifted:
         shifted_report(args.splits, look_rules(), args.cache, args.tag)
     elif args.looks:

@@ -82,7 +82,7 @@ class FitResult(PairErrors):
         Pipeline steps (``pipeline_from_steps(steps)`` runs them).
     model : LookModel
     complexity : str
-        The rung chosen by cross-validation (e.g. ``curves17+matrix+lut9``).
+        The rung chosen by cross-validation (e.g. ``curves17+matrix+lut11``).
     cv_errors : dict
         Cross-validated mean CIEDE2000 of every rung tried, by name.
     errors : list of PairError
