@@ -483,17 +483,23 @@ def region_cross_validate(samples, ladder) -> dict[str, float]:
     region (``colour_regions``), checked on that region; the mean over the three regions. Photos
     darker, brighter or more colourful than the pairs need the model to extrapolate; folds of
     whole photos rarely show it, colour regions of the pooled pixels do."""
+    scores = _left_out_scores(samples, ladder, colour_regions)
+    return {name: float(np.mean(v)) for name, v in scores.items()}
+
+
+def _left_out_scores(samples, ladder, masks_of) -> dict[str, list[float]]:
+    """Each rung's mean CIEDE2000 on each mask ``masks_of(pooled colours)`` gives, fitted without it."""
     from imgenh.fit import look as lm
     from imgenh.fit import select
 
     x, y = select.stack_samples(samples)
     scores: dict[str, list[float]] = {level.name: [] for level in ladder}
-    for region in colour_regions(x):
+    for left_out in masks_of(x):
         bases: dict = {}
         for level in ladder:
-            model = lm.fit_model(x[~region], y[~region], level, bases)
-            scores[level.name].append(float(lm.rgb_delta_e(model.apply_rgb(x[region]), y[region]).mean()))
-    return {name: float(np.mean(v)) for name, v in scores.items()}
+            model = lm.fit_model(x[~left_out], y[~left_out], level, bases)
+            scores[level.name].append(float(lm.rgb_delta_e(model.apply_rgb(x[left_out]), y[left_out]).mean()))
+    return scores
 
 
 # Hue-sector cross-validation: chromatic pixels (CIE C* at least this) split by CIE hue angle.
@@ -517,17 +523,7 @@ def hue_sectors(rgb: np.ndarray) -> list[np.ndarray]:
 def hue_cross_validate(samples, ladder) -> dict[str, list[float]]:
     """Each rung's mean CIEDE2000 on each hue sector (``hue_sectors``) when fitted on the pooled pixels
     without it: can the model carry the edit to hues the pairs lack (rocket's blue after warm photos)?"""
-    from imgenh.fit import look as lm
-    from imgenh.fit import select
-
-    x, y = select.stack_samples(samples)
-    scores: dict[str, list[float]] = {level.name: [] for level in ladder}
-    for sector in hue_sectors(x):
-        bases: dict = {}
-        for level in ladder:
-            model = lm.fit_model(x[~sector], y[~sector], level, bases)
-            scores[level.name].append(float(lm.rgb_delta_e(model.apply_rgb(x[sector]), y[sector]).mean()))
-    return scores
+    return _left_out_scores(samples, ladder, hue_sectors)
 
 
 def hue_scores(count: int | None, looks: list[str]) -> dict:
