@@ -99,7 +99,12 @@ def luma(img: np.ndarray) -> np.ndarray:
     return out if out.ndim == 2 else out[..., 0]
 
 
-def nearest_sample(img: np.ndarray, step: int) -> np.ndarray:
+# Every 4th pixel of every 4th row: statistics that need no exact count (a mean, where the
+# extremes sit) read as well from 1/16 of the pixels.
+SAMPLE_STEP = 4
+
+
+def nearest_sample(img: np.ndarray, step: int = SAMPLE_STEP) -> np.ndarray:
     """Every ``step``-th pixel of every ``step``-th row (at least one of each), as a new array.
 
     OpenCV's nearest-neighbour shrink by a whole factor is that subsample: ~1.5 ms at 12 MP

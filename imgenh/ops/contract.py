@@ -159,14 +159,11 @@ class Stats:
             return None
         return (np.linspace(0.0, 1.0, self.FLOAT_BINS), *near)
 
-    # Every 4th pixel of every 4th row: where the extremes sit is read as well from 1/16 of them.
-    EXTREMES_SAMPLE_STEP = 4
-
     def extreme_histograms(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Histograms of each pixel's darkest channel and of its brightest, as the image stands.
 
-        From every :attr:`EXTREMES_SAMPLE_STEP`-th pixel of every such row (pending table
-        applied), for judgements that need no exact count. A colour image only.
+        From :func:`imgenh.pixels.nearest_sample` (every 4th pixel of every 4th row; pending
+        table applied), for judgements that need no exact count. A colour image only.
 
         Returns
         -------
@@ -174,7 +171,7 @@ class Stats:
             As :meth:`histogram` returns them.
         """
         if "extremes" not in self._hist:
-            sample = nearest_sample(self._image, self.EXTREMES_SAMPLE_STEP)
+            sample = nearest_sample(self._image)
             if self._table is not None:
                 sample = apply_table(sample, self._table)
             darkest, brightest = extreme_channel_counts(sample)

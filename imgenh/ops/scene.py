@@ -21,7 +21,6 @@ from imgenh.ops.color import srgb_to_linear
 from imgenh.pixels import LUMA_BGR, channel_counts, luma, max_value, nearest_sample
 
 MID_GREY = 0.18  # the linear level a meter puts an average scene at
-SAMPLE_STEP = 4  # every 4th row and column: the mean of 1/16 of the pixels is as good here
 KEY_PER_EV = 0.5  # the rendered mean falls half a stop per EV of less light
 
 
@@ -59,7 +58,7 @@ class SceneLight:
     @cached_property
     def mean(self) -> float:
         """The image's mean linear luma (sRGB decoded, Rec. 709), from every 4th pixel of every 4th row."""
-        sample = nearest_sample(self._pixels, SAMPLE_STEP)
+        sample = nearest_sample(self._pixels)
         self._pixels = None  # the image is not needed again
         return max(mean_linear_luma(sample), 1e-4)
 
