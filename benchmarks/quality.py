@@ -11,8 +11,8 @@ Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``
 opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds
 lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers``) and elementary OS's
 wallpapers (``git clone https://github.com/elementary/wallpapers``, then set ELEMENTARY_WALLPAPERS to
-its ``backgrounds`` folder; set F's sources are named at HELD_OUT_F): 17 tuning photos and six
-held-out sets of 10, 12, 14, 12, 9 and 22, shrunk
+its ``backgrounds`` folder; the sources of sets F and G are named at HELD_OUT_F and HELD_OUT_G): 17
+tuning photos and seven held-out sets of 10, 12, 14, 12, 9, 22 and 12, shrunk
 to at most 0.4 MP. Photos whose EXIF records the exposure are run with it. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
@@ -22,7 +22,8 @@ JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, 
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
 The photos are split by name into a tuning set (retune configs on it only) and held-out sets
-(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E and HELD_OUT_F). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E, HELD_OUT_F and
+HELD_OUT_G). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
 
@@ -191,6 +192,25 @@ F_ELEMENTARY_OLD = {
     "Ryan Schroeder": "5.5.0:backgrounds/Ryan Schroeder.jpg",
 }
 HELD_OUT_F = HELD_OUT_F_BUDGIE + tuple(F_ELEMENTARY_OLD)
+# On 2026-12-03 (session 24) set F was judged and then diagnosed per photo (a matte forest read
+# as a veil, a sunset's warmth read as a cast), so set G took its place, never looked at while
+# tuning: the photos of Pop!_OS's wallpapers (`git clone https://github.com/pop-os/wallpapers`,
+# original/ at commit 03a25a1; 4-24 MP JPEGs; the two drawn ones and the three of Earth from orbit
+# left out).
+HELD_OUT_G = (
+    "ahmadreza-sajadi-10140-edit",
+    "galen-crout-175291",
+    "jad-limcaco-183877",
+    "jake-hills-36605",
+    "jared-evans-119758",
+    "kait-herzog-8242",
+    "ng-32703",
+    "samuel-zeller-337041",
+    "sean-afnan-244576",
+    "sebastien-gabriel-232361",
+    "spacex-81773",
+    "tony-webster-97532",
+)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -199,6 +219,7 @@ SETS = {
     "held_out_d": HELD_OUT_D,
     "held_out_e": HELD_OUT_E,
     "held_out_f": HELD_OUT_F,
+    "held_out_g": HELD_OUT_G,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -213,6 +234,7 @@ BUDGIE_BACKGROUNDS = Path(
 ELEMENTARY_OLD_WALLPAPERS = Path(
     os.environ.get("ELEMENTARY_OLD_WALLPAPERS", Path.home() / "elementary-old-wallpapers")
 )
+POP_WALLPAPERS = Path(os.environ.get("POP_WALLPAPERS", Path.home() / "pop-wallpapers" / "original"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -227,6 +249,7 @@ SOURCES = {
     "e": (ELEMENTARY_WALLPAPERS, None, "ELEMENTARY_WALLPAPERS"),
     "f_budgie": (BUDGIE_BACKGROUNDS, None, "BUDGIE_BACKGROUNDS"),
     "f_elementary": (ELEMENTARY_OLD_WALLPAPERS, None, "ELEMENTARY_OLD_WALLPAPERS"),
+    "g": (POP_WALLPAPERS, None, "POP_WALLPAPERS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -248,6 +271,7 @@ def source_file(name: str) -> Path | None:
         "e": HELD_OUT_E,
         "f_budgie": HELD_OUT_F_BUDGIE,
         "f_elementary": tuple(F_ELEMENTARY_OLD),
+        "g": HELD_OUT_G,
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -261,6 +285,7 @@ def source_file(name: str) -> Path | None:
             "e": "`git clone https://github.com/elementary/wallpapers`",
             "f_budgie": "`git clone https://github.com/BuddiesOfBudgie/budgie-backgrounds`",
             "f_elementary": f"`git -C <elementary/wallpapers clone> show '{F_ELEMENTARY_OLD.get(name)}'`",
+            "g": "`git clone https://github.com/pop-os/wallpapers` (original/ at 03a25a1)",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
