@@ -22,7 +22,7 @@ from imgenh.io import DEFAULT_QUALITY, CameraExposure, Image, camera_exposure
 from imgenh.ops.contract import OpContext, ParamError, Stats
 from imgenh.ops.registry import Param, did_you_mean
 from imgenh.ops.scene import SceneLight
-from imgenh.pixels import apply_table, from_float, is_identity_table, max_value, to_float
+from imgenh.pixels import apply_table, from_float, is_identity_table, max_value, table_changes, to_float
 
 if TYPE_CHECKING:
     from imgenh.ops.registry import OpSpec
@@ -110,9 +110,14 @@ def apply_steps(
 
 
 def _apply(
-    pixels: np.ndarray, steps: list[Step], alpha: np.ndarray | None, camera: CameraExposure | None = None
+    pixels: np.ndarray,
+    steps: list[Step],
+    alpha: np.ndarray | None,
+    camera: CameraExposure | None = None,
+    reuse_input: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, list[dict]]:
-    """:func:`apply_steps`, carrying an alpha plane through the steps that move or resize pixels."""
+    """:func:`apply_steps`, carrying an alpha plane through the steps that move or resize pixels
+    (``reuse_input``: see :meth:`Pipeline.apply_image`)."""
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):
         raise TypeError(f"unsupported pixel type {pixels.dtype}; expected uint8, uint16 or float32")
     unresolved = [s.label for s in steps if s.random is not None]
@@ -144,8 +149,9 @@ def _apply(
                     ctx = context(img, Stats(img, table if i else None, raw_counts))
                     table = np.asarray(step(table, ctx), dtype=np.float64)
                     contexts.append((step, ctx))
-                if not is_identity_table(table, img.dtype):  # a group that changes nothing: no pass
-                    img = apply_table(img, table)
+                if reuse_input and scene is not None and np.may_share_memory(img, pixels):
+                    _ = scene.mean  # measured lazily from the input: before the pass may write over it
+                img = _table_pass(img, table, pixels, reuse_input)
         else:
             step = stage[0]
             if step.op.kind == "float":
@@ -161,6 +167,28 @@ def _apply(
     if img.dtype != dtype or dtype == np.float32:  # float steps may overshoot [0, 1]
         img = from_float(to_float(img), dtype)
     return img, alpha, reports
+
+
+def _table_pass(img: np.ndarray, table: np.ndarray, pixels: np.ndarray, reuse_input: bool) -> np.ndarray:
+    """``img`` through a fused group's ``table``: no pass when it changes nothing, else a new array,
+    or ``img``'s own memory when that is this run's to overwrite.
+
+    An 8-bit colour image under one table per channel is written in place when the pipeline
+    made it (memory not shared with the input ``pixels``), or when it is ``pixels`` and
+    ``reuse_input``: 12 MP, ~19.5 against ~22 ms, and no second frame for the result. (One
+    table for all channels stays a new array: OpenCV's LUT is slower in place, ~19 against
+    ~16 ms.) Written over ``pixels``, the result is a new view of them, so the result is
+    ``pixels`` itself only when every value stayed as it was (see :meth:`Pipeline.apply_image`).
+    """
+    if is_identity_table(table, img.dtype):  # a group that changes nothing: no pass
+        return img
+    own = reuse_input or not np.may_share_memory(img, pixels)
+    planar = img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] > 1 and table.ndim == 2
+    if not (own and planar and img.flags.c_contiguous and img.flags.writeable):
+        return apply_table(img, table)
+    if img is pixels and not table_changes(img, table):
+        return img  # the table moves no level this image holds: its pixels stay as decoded
+    return apply_table(img, table, out=img).view()
 
 
 def _alpha_after(step: Step, alpha: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -360,7 +388,7 @@ class Pipeline:
             return self.steps, []
         return self.adaptive.steps_for(self.steps, pixels)
 
-    def apply_image(self, image: Image) -> tuple[Image, list[dict]]:
+    def apply_image(self, image: Image, reuse_input: bool = False) -> tuple[Image, list[dict]]:
         """Apply the steps to a decoded image; alpha moves with the pixels through geometry steps.
 
         Operators that move pixels (flip, rotate, crop, affine: declared with ``alpha=``) move
@@ -369,7 +397,12 @@ class Pipeline:
         Parameters
         ----------
         image : imgenh.io.Image
-            Not modified.
+            Not modified, unless ``reuse_input``.
+        reuse_input : bool
+            Let ``image.pixels``' memory hold the result of a pointwise group (8-bit: no second
+            full-size frame). Their values are then the result's, never read again by the
+            caller; the result's pixels are ``image.pixels`` itself only when no value changed
+            (written over, they are a new view of that memory).
 
         Returns
         -------
@@ -390,7 +423,9 @@ class Pipeline:
         (20, 30)
         """
         steps, predicted = self.steps_for(image.pixels)
-        pixels, alpha, reports = _apply(image.pixels, steps, image.alpha, camera_exposure(image.exif))
+        pixels, alpha, reports = _apply(
+            image.pixels, steps, image.alpha, camera_exposure(image.exif), reuse_input
+        )
         return replace(image, pixels=pixels, alpha=alpha, notes=list(image.notes)), predicted + reports
 
     def canonical(self) -> dict[str, Any]:

@@ -150,7 +150,9 @@ def per_channel(x: np.ndarray, channels: int) -> np.ndarray:
     return x
 
 
-def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+def apply_table(
+    img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """Map an integer image through a table of levels in [0, 1].
 
     Parameters
@@ -161,26 +163,70 @@ def apply_table(img: np.ndarray, table: np.ndarray, dtype: np.dtype | None = Non
         Shape ``(N,)`` (all channels) or ``(N, C)`` (per channel), N = 256 or 65536.
     dtype : dtype, optional
         Output dtype; the image's own by default (levels rounded and saturated).
+    out : ndarray, optional
+        A C-contiguous array of ``img``'s shape and the output dtype to write into; it may be
+        ``img`` itself (each value is read before it is written). A new array by default.
     """
     dtype = np.dtype(dtype or img.dtype)
     if dtype == np.float32:
         lut = np.clip(table, 0.0, 1.0).astype(np.float32)
     else:
         lut = _rounded_levels(table, dtype)
+    if out is None:
+        out = np.empty(img.shape, dtype)
+    elif out.shape != img.shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {dtype} array of shape {img.shape}")
     channels = 1 if img.ndim == 2 else img.shape[2]
     if img.dtype == np.uint8 and channels <= 4:
         # cv2.LUT takes an 8-bit image and a table of any depth (the output takes the table's).
         if lut.ndim == 1 or channels == 1:
-            return cv2.LUT(img, lut if lut.ndim == 1 else np.ascontiguousarray(lut[:, 0]))
-        return _planar_lut(img, lut)
+            return cv2.LUT(img, lut if lut.ndim == 1 else np.ascontiguousarray(lut[:, 0]), dst=out)
+        return _planar_lut(img, lut, out)
     if lut.ndim == 1:
-        return lut[img]
-    if channels == 1:
-        return lut[:, 0][img]
-    out = np.empty(img.shape, dtype)
-    for c in range(channels):
-        out[..., c] = lut[:, c][img[..., c]]
+        out[...] = lut[img]
+    elif channels == 1:
+        out[...] = lut[:, 0][img]
+    else:
+        for c in range(channels):
+            out[..., c] = lut[:, c][img[..., c]]
     return out
+
+
+def table_changes(img: np.ndarray, table: np.ndarray) -> bool:
+    """True when :func:`apply_table` with ``table`` would change some value of the integer ``img``.
+
+    Finer than :func:`is_identity_table`: a table that moves only levels the image does not
+    hold changes nothing. The levels the table moves are marked and looked for strip by strip,
+    so an image that changes (almost any, under a table that is not the identity) is told
+    from its first strip.
+
+    Parameters
+    ----------
+    img : ndarray
+        uint8 or uint16 image, grey or colour.
+    table : ndarray
+        As for :func:`apply_table` (levels in [0, 1], rounded to ``img``'s levels).
+    """
+    lut = _rounded_levels(table, img.dtype)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    levels = np.arange(lut.shape[0], dtype=img.dtype)
+    moved = per_channel(lut != (levels if lut.ndim == 1 else levels[:, None]), channels)
+    if not moved.any():
+        return False
+    if img.dtype == np.uint8 and channels <= 4:
+        # OpenCV's LUT marks the moved levels (one table per channel: a (256, 1, C) table).
+        marks = moved.astype(np.uint8).reshape(256, 1, -1)
+
+        def moved_in(rows: np.ndarray) -> bool:
+            return cv2.countNonZero(cv2.LUT(rows, marks).reshape(rows.shape[0], -1)) > 0
+    else:
+
+        def moved_in(rows: np.ndarray) -> bool:
+            flat = rows.reshape(-1, channels)
+            return any(moved.reshape(-1, channels)[flat[:, c], c].any() for c in range(channels))
+
+    step = strip_rows(img)
+    return any(moved_in(img[y0 : y0 + step]) for y0 in range(0, img.shape[0], step))
 
 
 def _rounded_levels(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -214,14 +260,15 @@ def is_identity_table(table: np.ndarray, dtype: np.dtype) -> bool:
 _LUT_STRIP_ROWS = 64
 
 
-def _planar_lut(img: np.ndarray, lut: np.ndarray) -> np.ndarray:
+def _planar_lut(img: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """One table per channel of an interleaved 8-bit image: ``out[..., c] = lut[img[..., c], c]``.
 
     OpenCV's multi-channel LUT runs ~15% slower than splitting strips into planes, looking each
-    plane up with its own table and merging them back (12 MP: ~15 ms against ~13 ms).
+    plane up with its own table and merging them back (12 MP: ~15 ms against ~13 ms). ``out``
+    may be ``img`` itself: a strip is split into planes before it is written (None: a new array).
     """
     height, width, channels = img.shape
-    out = np.empty(img.shape, lut.dtype)
+    out = np.empty(img.shape, lut.dtype) if out is None else out
     tables = [np.ascontiguousarray(lut[:, c]) for c in range(channels)]
     looked_up = [np.empty((min(_LUT_STRIP_ROWS, height), width), lut.dtype) for _ in range(channels)]
     for rows, src in _plane_strips(img):

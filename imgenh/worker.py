@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from imgenh import augment
 from imgenh.io import (
@@ -115,7 +116,9 @@ class Worker:
         pipeline, drawn = self.pipeline, []
         if pipeline.is_random:  # augmentation hook: this variant's concrete steps, drawn for it alone
             pipeline, drawn = augment.draw(pipeline, job.input_key, job.variant or 0)
-        image, values = pipeline.apply_image(image)
+        # The decoded pixels are this worker's: a pointwise group may be written over them unless
+        # the figures compare them with the result.
+        image, values = pipeline.apply_image(image, reuse_input=not self.figures)
         result.values = drawn + values
         if self.figures:  # measured before writing: the pixels as processed, not as re-encoded
             from imgenh.html_report import image_extras  # only here: html and its tables load late
@@ -149,6 +152,8 @@ class Worker:
             return False
         if EXTENSION_CONTAINER.get(Path(job.output).suffix.lower()) != before.format:
             return False
+        if after.pixels is not before.pixels and np.may_share_memory(after.pixels, before.pixels):
+            return False  # written over the decoded pixels (apply_image's reuse_input): they changed
         if not before.same_pixels_as(after):
             return False
         return write_source_bytes(job.output, job.source, before.sha256, self.gate)
