@@ -552,6 +552,55 @@ def test_stretch_linear_auto_draws_one_sided_compression_in_linear_light(gain, v
     assert np.array_equal(out, same)
 
 
+def _hazy_with_dark_specks(specks: int) -> np.ndarray:
+    """A colourful 8-bit scene under a veil (in = 0.55 out + 0.36 in linear light), with
+    ``specks`` pixels pulled 30 levels below the veil, as JPEG ringing leaves at the extreme."""
+    from imgenh.ops.color import linear_to_srgb, srgb_to_linear
+
+    rng = np.random.default_rng(11)
+    scene = rng.random((120, 160, 3))
+    veiled = (linear_to_srgb(0.55 * srgb_to_linear(scene) + 0.36) * 255).round()
+    spots = rng.choice(veiled.shape[0] * veiled.shape[1], specks, replace=False)
+    veiled.reshape(-1, 3)[spots] -= 30
+    return np.clip(veiled, 0, 255).astype(np.uint8)
+
+
+def test_stretch_auto_reads_a_veils_black_point_past_a_few_dark_specks():
+    """A few pixels below the veil (here 0.01% of the frame) set the extreme; linear light
+    magnifies the veil they leave, so the linear map's black point is read at VEIL_PERCENTILE
+    of luma: the blacks come back near black (with the extreme they stay dark grey)."""
+    from imgenh.ops.tone import VEIL_PERCENTILE
+
+    img = _hazy_with_dark_specks(2)
+    out, report = run_with_report(img, "stretch", low=0, high=100, strength="auto", linear="auto")
+    assert report["black_strength"] == 1.0 and report["linear_share"] == 1.0
+    assert report["veil_black_point"] > report["black_point"] + 0.05
+    dark = np.percentile(levels_of(out).min(axis=2), 1)
+    extreme = run_op(img, "stretch", low=0, high=100, linear=True)  # strength 1: the extreme point
+    assert dark < 0.05 < np.percentile(levels_of(extreme).min(axis=2), 1)
+    assert VEIL_PERCENTILE < 0.1  # clips at most that share of the darkest pixels
+
+
+@pytest.mark.parametrize(
+    ("darkest", "moved"), [(0.0, 0.0), (0.3, 0.0), (0.4, 0.0), (0.45, 0.5), (0.5, 1.0), (0.9, 1.0)]
+)
+def test_veil_black_moves_only_as_far_as_the_black_end_is_lifted(darkest, moved):
+    from imgenh.ops.tone import veil_black
+
+    assert veil_black(0.5, darkest, lambda: 0.6) == pytest.approx(0.5 + 0.1 * moved)
+    assert veil_black(0.5, darkest, lambda: 0.4) == 0.5  # never below the extreme
+
+
+def test_stretch_auto_keeps_the_extreme_black_of_an_under_exposure():
+    """An under-exposure's black end is not lifted: its map keeps the extreme black point, so
+    its deepest shadows are not clipped."""
+    lin = np.linspace(0.0, 1.0, 256)[None, :, None].repeat(4, axis=0).repeat(3, axis=2)
+    seen = (_seen_through(lin, 0.2, 0.0) >> 8).astype(np.uint8)
+    out, report = run_with_report(seen, "stretch", low=0, high=100, strength="auto", linear="auto")
+    assert "veil_black_point" not in report
+    assert np.array_equal(out, run_op(seen, "stretch", low=0, high=100, strength="auto", linear=True))
+
+
 def test_stretch_linear_auto_keeps_a_flat_profile_on_the_stored_levels():
     # Contrast halved about mid-grey on the stored levels (both ends pulled in alike): the map
     # stays on the levels, which undoes it; drawn in linear light it would bend the midtones.
