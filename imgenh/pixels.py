@@ -608,37 +608,38 @@ _LOOKUP_PIXELS = 1 << 16
 
 
 class ColourTables:
-    """A per-colour function of 8-bit BGR images, as a table of every colour once it pays.
+    """A per-colour function of 8-bit BGR images, through a table of every colour for large images.
 
     A function whose result at a pixel depends on that pixel's colour alone (and on its
     parameters, ``key``) is a table of its result for all 2**24 colours (64 MB, packed as
     uint32); looked up it costs one gather where the function may take ~20 float passes
-    (saturation at 12 MP: ~54 against ~142 ms). Building the table costs the function on
-    2**24 pixels (~206 ms for saturation), so it is built when the pixels this process has
-    applied the function to with the same ``key`` reach that many, counting the image at
-    hand (the ski-rental rule: a 12 MP batch builds it at its second image, thumbnails only
-    after ~170 of them; never more than about twice the cost of the better choice in
-    hindsight). Only the latest table is kept. Safe for threads sharing a process.
+    (saturation at 12 MP: ~40-55 against ~140-185 ms). Building the table costs the function
+    on 2**24 pixels (~210-300 ms for saturation), once per process and key (only the latest
+    table is kept).
+
+    The route is chosen by the image's size alone, so an image's result does not depend on
+    what the process did before (which images a worker happened to get): a float SIMD loop
+    and its scalar tail may round a value's last bit differently, so the function's result
+    for a colour can move by one level with the colour's place in a strip (1 pixel of 12 M
+    on a corpus photo). Images of at least ``min_pixels`` take the table, made in one fixed
+    layout; smaller ones the function itself. At the default (2**23, ~8 MP) a batch pays for
+    the table from its second such image per process; a lone image pays ~1.5 of the
+    function's cost at 12 MP. Safe for threads sharing a process.
 
     Parameters
     ----------
-    build_after : int
-        Pixels applied with one key that make the table worth building (the table's own size).
-    limit : int
-        Keys whose pixel counts are remembered before the oldest are forgotten (random
-        parameters never repeat).
+    min_pixels : int
+        Smallest image (pixels) that is looked up in a table.
     """
 
-    def __init__(self, build_after: int = COLOURS_8BIT, limit: int = 64):
+    def __init__(self, min_pixels: int = 1 << 23):
         self._lock = threading.Lock()
-        self.build_after = build_after
-        self._limit = limit
-        self._seen: dict[Hashable, int] = {}
+        self.min_pixels = min_pixels
         self._key: Hashable = None
         self._table: np.ndarray | None = None
 
     def apply(self, img: np.ndarray, key: Hashable, direct: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """``direct(img)``, or the same through the table of ``direct`` for ``key`` when there is one.
+        """``direct(img)``, or its table for ``key`` looked up when ``img`` is 8-bit colour of ``min_pixels`` or more.
 
         Parameters
         ----------
@@ -649,23 +650,16 @@ class ColourTables:
         direct : callable
             The function on an image of any shape of the input's type, pixel by pixel.
         """
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or sys.byteorder != "little":
+        colour8 = img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and sys.byteorder == "little"
+        if not colour8 or img.shape[0] * img.shape[1] < self.min_pixels:
             return direct(img)
-        table = self._table_for(key, img.shape[0] * img.shape[1], direct)
-        return direct(img) if table is None else lookup_colours(img, table)
+        return lookup_colours(img, self._table_for(key, direct))
 
-    def _table_for(self, key: Hashable, pixels: int, direct) -> np.ndarray | None:
+    def _table_for(self, key: Hashable, direct) -> np.ndarray:
         with self._lock:
-            if self._table is not None and self._key == key:
-                return self._table
-            seen = self._seen.pop(key, 0) + pixels
-            if seen < self.build_after:
-                if len(self._seen) >= self._limit:
-                    self._seen.pop(next(iter(self._seen)))
-                self._seen[key] = seen
-                return None
-            self._table = None  # the old table's memory goes before the new one is made
-            self._table, self._key = colour_table(direct), key
+            if self._table is None or self._key != key:
+                self._table = None  # the old table's memory goes before the new one is made
+                self._table, self._key = colour_table(direct), key
             return self._table
 
 

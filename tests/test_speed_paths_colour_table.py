@@ -71,23 +71,24 @@ def test_table_entry_of_a_colour_is_its_packed_result(swirl_table):
     assert [entry & 255, (entry >> 8) & 255, (entry >> 16) & 255] == list(expected)
 
 
-def test_table_built_once_the_pixels_reach_its_size_and_then_used():
+def test_images_of_min_pixels_or_more_take_the_table_built_once():
     direct = _Counted()
-    tables = pixels.ColourTables(build_after=2500)
-    img = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)  # 1200 pixels
-    for _ in range(2):  # 1200, then 2400 pixels: computed on the pixels
-        np.testing.assert_array_equal(tables.apply(img, "k", direct), _swirl(img))
-    assert direct.pixels == 2400
-    np.testing.assert_array_equal(tables.apply(img, "k", direct), _swirl(img))  # 3600: built
-    assert direct.pixels == 2400 + pixels.COLOURS_8BIT  # the table of every colour, not the image
-    np.testing.assert_array_equal(tables.apply(img[::-1], "k", direct), _swirl(img[::-1]))
-    assert direct.pixels == 2400 + pixels.COLOURS_8BIT  # looked up: the function is not called again
+    tables = pixels.ColourTables(min_pixels=1200)
+    small = np.random.default_rng(1).integers(0, 256, (30, 39, 3), dtype=np.uint8)  # 1170 pixels
+    large = np.random.default_rng(2).integers(0, 256, (30, 40, 3), dtype=np.uint8)  # 1200 pixels
+    for _ in range(3):  # however many came before, a small image is computed on its pixels
+        np.testing.assert_array_equal(tables.apply(small, "k", direct), _swirl(small))
+    assert direct.pixels == 3 * 1170
+    np.testing.assert_array_equal(tables.apply(large, "k", direct), _swirl(large))
+    assert direct.pixels == 3 * 1170 + pixels.COLOURS_8BIT  # the table of every colour, not the image
+    np.testing.assert_array_equal(tables.apply(large[::-1], "k", direct), _swirl(large[::-1]))
+    assert direct.pixels == 3 * 1170 + pixels.COLOURS_8BIT  # looked up: the function is not called again
 
 
-def test_keys_are_counted_apart_and_only_the_latest_table_is_kept():
+def test_a_new_key_replaces_the_table():
     direct = _Counted()
-    tables = pixels.ColourTables(build_after=1000)
-    img = np.zeros((20, 60, 3), np.uint8)  # 1200 pixels: a table at the first image of a key
+    tables = pixels.ColourTables(min_pixels=1)
+    img = np.zeros((20, 60, 3), np.uint8)
     tables.apply(img, "a", direct)
     tables.apply(img, "b", direct)
     assert direct.pixels == 2 * pixels.COLOURS_8BIT
@@ -95,15 +96,6 @@ def test_keys_are_counted_apart_and_only_the_latest_table_is_kept():
     assert direct.pixels == 2 * pixels.COLOURS_8BIT
     tables.apply(img, "a", direct)  # "a"'s table was dropped for "b"'s
     assert direct.pixels == 3 * pixels.COLOURS_8BIT
-
-
-def test_forgotten_keys_start_counting_again():
-    direct = _Counted()
-    tables = pixels.ColourTables(build_after=1000, limit=2)
-    img = np.zeros((10, 60, 3), np.uint8)  # 600 pixels
-    for key in ("a", "b", "c", "a"):  # "a" forgotten when "c" came
-        tables.apply(img, key, direct)
-    assert direct.pixels == 4 * 600
 
 
 @pytest.mark.parametrize(
@@ -117,7 +109,7 @@ def test_forgotten_keys_start_counting_again():
     ids=["grey", "16-bit", "float", "four channels"],
 )
 def test_only_8_bit_colour_takes_a_table(img):
-    tables = pixels.ColourTables(build_after=0)
+    tables = pixels.ColourTables(min_pixels=1)
     calls = []
     out = tables.apply(img, "k", lambda x: calls.append(x) or x + 1)
     assert len(calls) == 1 and calls[0] is img
@@ -126,8 +118,8 @@ def test_only_8_bit_colour_takes_a_table(img):
 
 @pytest.fixture
 def saturation_tables(monkeypatch):
-    """Saturation's table from its first image on (a fresh cache, so tests do not share one)."""
-    tables = pixels.ColourTables(build_after=0)
+    """Saturation's table for images of any size (a fresh cache, so tests do not share one)."""
+    tables = pixels.ColourTables(min_pixels=1)
     monkeypatch.setattr(color, "_SATURATION_TABLES", tables)
     return tables
 
@@ -140,7 +132,7 @@ def test_saturation_through_the_table_is_the_pixels_route_and_the_reference(
     for name, img in (("photo", photo8), ("vivid", vivid)):
         out = run_op(img, "saturation", factor=factor)
         assert saturation_tables._table is not None  # the table route was taken
-        # The pixels route runs in other strips: a last-bit difference may move a level by one.
+        # The pixels route puts a colour elsewhere in a strip: a last-bit difference may move a level.
         assert_images_close(out, color.saturate_pixels(img, factor), atol=1.0, name=f"sat-table-{name}")
         assert_images_close(out, skimage_saturation(img, factor), atol=1.0, name=f"sat-table-ref-{name}")
 
@@ -153,3 +145,19 @@ def test_saturation_table_of_a_sample_of_every_colour_matches_the_reference():
     found = np.stack([entries & 255, (entries >> 8) & 255, (entries >> 16) & 255], axis=-1)
     expected = skimage_saturation(colours.reshape(-1, 1, 3), 1.7).reshape(-1, 3)
     assert np.abs(found.astype(np.float64) - expected).max() <= 1.0
+
+
+def test_saturation_route_is_chosen_by_the_image_alone(monkeypatch):
+    # Whatever the process saturated before, an image of a given size takes the same route.
+    tables = pixels.ColourTables(min_pixels=2000)
+    monkeypatch.setattr(color, "_SATURATION_TABLES", tables)
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (30, 60, 3), dtype=np.uint8)
+    large = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    first_small = run_op(small, "saturation", factor=1.4)
+    assert tables._table is None
+    first_large = run_op(large, "saturation", factor=1.4)
+    assert tables._table is not None
+    np.testing.assert_array_equal(run_op(small, "saturation", factor=1.4), first_small)
+    np.testing.assert_array_equal(first_small, color.saturate_pixels(small, 1.4))
+    np.testing.assert_array_equal(first_large, pixels.lookup_colours(large, tables._table))

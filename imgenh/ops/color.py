@@ -1309,10 +1309,11 @@ _SATURATION_TABLES = ColourTables()
 def saturate(img: np.ndarray, factor: float) -> np.ndarray:
     """Scale CIE Lab chroma of a BGR image of any depth by ``factor`` (see :func:`saturation`).
 
-    Each pixel's result depends on its colour alone: once a process has saturated 2**24
-    8-bit pixels with one factor, the rest go through a table of every colour
-    (:class:`imgenh.pixels.ColourTables`; 12 MP: ~54 against ~142 ms an image). Its entries
-    are :func:`saturate_pixels`' results, so within the same 1 LSB of the reference.
+    Each pixel's result depends on its colour alone: 8-bit colour images of ~8 MP or more go
+    through a table of every colour, made once per process and factor
+    (:class:`imgenh.pixels.ColourTables`; 12 MP: ~40-55 against ~140-185 ms an image after
+    ~210-300 ms for the table). Its entries are :func:`saturate_pixels`' results in the
+    table's layout, so within the same 1 LSB of the reference (and of the pixels route).
     """
     return _SATURATION_TABLES.apply(img, float(factor), functools.partial(saturate_pixels, factor=factor))
 
