@@ -623,8 +623,8 @@ class ColourTables:
     for a colour can move by one level with the colour's place in a strip (1 pixel of 12 M
     on a corpus photo). Images of at least ``min_pixels`` take the table, made in one fixed
     layout; smaller ones the function itself. At the default (2**23, ~8 MP) a batch pays for
-    the table from its second such image per process; a lone image pays ~1.5 of the
-    function's cost at 12 MP. Safe for threads sharing a process.
+    the table from its second such image per process; a lone 12 MP image costs ~1.8 times
+    the function's own time. Safe for threads sharing a process.
 
     Parameters
     ----------
