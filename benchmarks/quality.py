@@ -11,8 +11,8 @@ Clean photos come from scikit-image's ``skimage.data``, OpenCV's sample data (``
 opencv-doc``) and Debian's desktop backgrounds (``apt-get install mate-backgrounds
 lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers``) and elementary OS's
 wallpapers (``git clone https://github.com/elementary/wallpapers``, then set ELEMENTARY_WALLPAPERS to
-its ``backgrounds`` folder; the sources of sets F and G are named at HELD_OUT_F and HELD_OUT_G): 17
-tuning photos and seven held-out sets of 10, 12, 14, 12, 9, 22 and 12, shrunk
+its ``backgrounds`` folder; the sources of sets F, G and H are named at HELD_OUT_F, HELD_OUT_G and
+HELD_OUT_H): 17 tuning photos and eight held-out sets of 10, 12, 14, 12, 9, 22, 12 and 15, shrunk
 to at most 0.4 MP. Photos whose EXIF records the exposure are run with it. Each is
 degraded in known ways (``DEGRADATIONS``), saved as a JPEG (quality 92) as a camera would, then
 run through each pipeline in memory and written with the pipeline's own output settings (JPEG
@@ -22,8 +22,8 @@ JPEG itself, so the ``clean`` row is the cost of one re-encode) and ``magick``, 
 one-liner ``convert IN -auto-level -auto-gamma OUT`` (``/usr/bin/convert``).
 
 The photos are split by name into a tuning set (retune configs on it only) and held-out sets
-(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E, HELD_OUT_F and
-HELD_OUT_G). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
+(measure, never tune; a set once used to diagnose is replaced by a fresh one, see HELD_OUT_E to
+HELD_OUT_H). Per-image quality figures (``imgenh.quality.figures``: noise, clipping,
 colourfulness, ...) go into the JSON, and their means into the Markdown.
 """
 
@@ -211,6 +211,38 @@ HELD_OUT_G = (
     "spacex-81773",
     "tony-webster-97532",
 )
+# On 2026-12-03 (session 26) set G was used, so set H took its place, never looked at while tuning:
+# the photos of Ubuntu MATE's artwork (`git clone https://github.com/ubuntu-mate/ubuntu-mate-artwork`;
+# tag 24.10.0 = 7d8984c, and the kudu, dropped since, at 778d944; 3.7-12 MP JPEGs, CC0/CC-BY-SA-4.0:
+# a green ridge and road, a lone tree, the Milky Way, a lemur, a kudu, a hippo, a blue crayfish; the
+# logo'd, drawn and AI-made ones, the Earth from orbit and photos of earlier sets' scenes left out) and
+# of Ubuntu Cinnamon's wallpapers (`git clone https://github.com/ubuntucinnamon/ubuntucinnamon-wallpapers`
+# at 5366600; 8-11 MP JPEGs, CC0/CC-BY-SA: a concert, Red Square at night, a street in fog, a park
+# with people, a station hall, an indoor zoo display, cinnamon sticks, Niagara Falls). Copy each with
+# `git -C CLONE show 'REV:PATH' > FOLDER/NAME.jpg` (H_UBUNTU_MATE / H_UBUNTU_CINNAMON give REV:PATH).
+H_UBUNTU_MATE = {
+    "andrew-ridley-54228": "24.10.0:usr/share/backgrounds/ubuntu-mate-photos/andrew-ridley-54228.jpg",
+    "blue-lobster": "24.10.0:usr/share/backgrounds/ubuntu-mate-lunar/blue-lobster.jpg",
+    "hans-jurgen-mager-indri": "24.10.0:usr/share/backgrounds/ubuntu-mate-impish/hans-jurgen-mager-indri.jpg",
+    "jamie-muller-kudu": "778d944c06a6a1f2955401c6371ed6c39c0f03bd:"
+    "usr/share/backgrounds/ubuntu-mate-kinetic/jamie-muller-kudu.jpg",
+    "joe-were-unsplash-hippo": "24.10.0:usr/share/backgrounds/ubuntu-mate-hirsute/joe-were-unsplash-hippo.jpg",
+    "johann-siemens-591": "24.10.0:usr/share/backgrounds/ubuntu-mate-photos/johann-siemens-591.jpg",
+    "kristopher-roller-110203": "24.10.0:usr/share/backgrounds/ubuntu-mate-photos/kristopher-roller-110203.jpg",
+}
+_UC = "53666004c504f2941ad2e2d1ee91ff8ea01b5824:usr/share/backgrounds/ubuntucinnamon/"
+H_UBUNTU_CINNAMON = {
+    "Castle_by_Roman_Vizer": _UC + "focal/Castle_by_Roman_Vizer.jpg",
+    "Cinnamon_by_Roman_Vizer": _UC + "eoan/Cinnamon_by_Roman_Vizer.jpg",
+    "Concert_by_Roman_Vizer": _UC + "jammy/Concert_by_Roman_Vizer.jpg",
+    "Fountain_at_Washington_Sq_Pk_by_Joshua_Peisach": _UC
+    + "focal/Fountain_at_Washington_Sq_Pk_by_Joshua_Peisach.jpg",
+    "Golden_Rocks_Of_Magic_by_Joshua_Peisach": _UC + "eoan/Golden_Rocks_Of_Magic_by_Joshua_Peisach.jpg",
+    "Holiday_City_by_Roman_Vizer": _UC + "focal/Holiday_City_by_Roman_Vizer.jpg",
+    "Niagara_Falls_by_Joshua_Park": _UC + "mantic/Niagara_Falls_by_Joshua_Park.jpg",
+    "Oculus_Plaza_by_Joshua_Peisach": _UC + "focal/Oculus_Plaza_by_Joshua_Peisach.jpg",
+}
+HELD_OUT_H = tuple(H_UBUNTU_MATE) + tuple(H_UBUNTU_CINNAMON)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -220,6 +252,7 @@ SETS = {
     "held_out_e": HELD_OUT_E,
     "held_out_f": HELD_OUT_F,
     "held_out_g": HELD_OUT_G,
+    "held_out_h": HELD_OUT_H,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -235,6 +268,8 @@ ELEMENTARY_OLD_WALLPAPERS = Path(
     os.environ.get("ELEMENTARY_OLD_WALLPAPERS", Path.home() / "elementary-old-wallpapers")
 )
 POP_WALLPAPERS = Path(os.environ.get("POP_WALLPAPERS", Path.home() / "pop-wallpapers" / "original"))
+UBUNTU_MATE_PHOTOS = Path(os.environ.get("UBUNTU_MATE_PHOTOS", Path.home() / "ubuntu-mate-photos"))
+UBUNTU_CINNAMON_PHOTOS = Path(os.environ.get("UBUNTU_CINNAMON_PHOTOS", Path.home() / "ubuntucinnamon-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -250,6 +285,8 @@ SOURCES = {
     "f_budgie": (BUDGIE_BACKGROUNDS, None, "BUDGIE_BACKGROUNDS"),
     "f_elementary": (ELEMENTARY_OLD_WALLPAPERS, None, "ELEMENTARY_OLD_WALLPAPERS"),
     "g": (POP_WALLPAPERS, None, "POP_WALLPAPERS"),
+    "h_mate": (UBUNTU_MATE_PHOTOS, None, "UBUNTU_MATE_PHOTOS"),
+    "h_cinnamon": (UBUNTU_CINNAMON_PHOTOS, None, "UBUNTU_CINNAMON_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -272,6 +309,8 @@ def source_file(name: str) -> Path | None:
         "f_budgie": HELD_OUT_F_BUDGIE,
         "f_elementary": tuple(F_ELEMENTARY_OLD),
         "g": HELD_OUT_G,
+        "h_mate": tuple(H_UBUNTU_MATE),
+        "h_cinnamon": tuple(H_UBUNTU_CINNAMON),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -286,6 +325,10 @@ def source_file(name: str) -> Path | None:
             "f_budgie": "`git clone https://github.com/BuddiesOfBudgie/budgie-backgrounds`",
             "f_elementary": f"`git -C <elementary/wallpapers clone> show '{F_ELEMENTARY_OLD.get(name)}'`",
             "g": "`git clone https://github.com/pop-os/wallpapers` (original/ at 03a25a1)",
+            "h_mate": "`git clone https://github.com/ubuntu-mate/ubuntu-mate-artwork`, then "
+            f"`git show '{H_UBUNTU_MATE.get(name)}'`",
+            "h_cinnamon": "`git clone https://github.com/ubuntucinnamon/ubuntucinnamon-wallpapers`, then "
+            f"`git show '{H_UBUNTU_CINNAMON.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
