@@ -1,8 +1,8 @@
 """A per-colour function of 8-bit images through a table of every colour (issue 11).
 
 ``pixels.ColourTables`` turns a function whose result at a pixel depends on its colour alone
-into one gather, once a process has applied it to as many pixels as the table has colours;
-saturation uses it. The table route must give the function's own result, and be taken only
+into one gather for images of at least ``min_pixels`` (the route chosen by the image's size
+alone); saturation uses it. The table route must give the function's own result, and be taken only
 when it pays.
 """
 
