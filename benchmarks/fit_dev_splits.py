@@ -26,7 +26,7 @@ held-out photos judge it once at the end.
              ten OpenCV sample photos (benchmarks/quality.py's tuning ones; opencv-doc).
 --rule-only  the current selection rule (and the affine rung) on all the checks above, without the
              other rungs and rules: for a model variant set with --set NAME=VALUE and/or
-             --add-rung NAME (a rung added to the ladder, e.g. curves17; repeatable).
+             --add-rung NAME (a rung added to the ladder, e.g. curves17 or tone17+hue; repeatable).
 --rung-scores  every rung's cross-validated error and its error on --rule-only's checks, pickled as
              rungs-TAG.pkl (no report): cross-validation scores each rung on its own, so any ladder and
              rule drawn from the rungs scored can be judged from the pickles without refitting.
@@ -1035,7 +1035,7 @@ def main() -> None:
         "--add-rung",
         action="append",
         default=[],
-        help="a rung added to the ladder, e.g. curves9 or curves5+matrix+lut9 (by parameter count)",
+        help="a rung added to the ladder, e.g. curves9, curves5+matrix+lut9 or hue+lut5 (by parameter count)",
     )
     args = parser.parse_args()
     from imgenh.fit import look as lm
