@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from imgenh.colour_difference import mean_delta_e
-from imgenh.fit import Pair, PairImages, fit_look
+from imgenh.fit import Pair, PairImages, fit_look, render_pipeline
 from imgenh.fit.hue import HUE_TABLE_SIZE, HueStage, bake, fit_hue_stage, from_hsl, hsl
 from imgenh.fit.look import LADDER, LookModel
 from imgenh.fit.pairs import resize_to_side
 from imgenh.ops.lut import interpolate_rgb
-from imgenh.pipeline_file import pipeline_from_steps
+from imgenh.pipeline_file import parse_pipeline, pipeline_from_steps
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -119,3 +119,9 @@ def test_a_hue_rung_is_written_as_one_lut3d_step(photos):
     table = next(step for step in result.steps if step["op"] == "lut3d")
     assert table["size"] == HUE_TABLE_SIZE
     assert isinstance(result.model, LookModel) and result.model.table.shape[0] == HUE_TABLE_SIZE
+    # The tuned file's text runs as the model does, up to its 5 decimals (measured 8e-6).
+    loaded = parse_pipeline(render_pipeline(result), "tuned.yaml")
+    before = photos["rocket"]
+    out = loaded.apply(before)[0].reshape(-1, 3)[:, ::-1]
+    expected = result.model.apply_rgb(before.reshape(-1, 3)[:, ::-1])
+    assert np.abs(out - expected).max() < 1e-4
