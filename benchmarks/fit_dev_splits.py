@@ -26,7 +26,7 @@ held-out photos judge it once at the end.
              ten OpenCV sample photos (benchmarks/quality.py's tuning ones; opencv-doc).
 --rule-only  the current selection rule (and the affine rung) on all the checks above, without the
              other rungs and rules: for a model variant set with --set NAME=VALUE and/or
-             --add-rung NAME (a rung added to the ladder, e.g. curves17; repeatable).
+             --add-rung NAME (a rung added to the ladder, e.g. curves17 or tone17+hue; repeatable).
 --rung-scores  every rung's cross-validated error and its error on --rule-only's checks, pickled as
              rungs-TAG.pkl (no report): cross-validation scores each rung on its own, so any ladder and
              rule drawn from the rungs scored can be judged from the pickles without refitting.
@@ -666,25 +666,38 @@ def _rule_errors(train, checks: dict) -> dict:
 
 
 def ladder_with(ladder: tuple, name: str) -> tuple:
-    """``ladder`` with the rung ``name`` (``(curves|tone)K[+matrix][+lutN][@ROUGHNESS]``) added before the
-    first rung with more parameters (3K for the curves, K for ``toneK``: one curve for all channels, 12
-    for the matrix, 3N^3 for the table); ``@1e-6`` sets that rung's curve roughness (default:
-    CURVE_ROUGHNESS), so it follows its stiffer twin."""
+    """``ladder`` with the rung ``name`` (``(curves|tone)K[+matrix][+hue][+lutN][@ROUGHNESS]``, or ``hue[+lutN]`` without curves) added before
+    the first rung with more parameters (3K for the curves, K for ``toneK``: one curve for all channels, 12
+    for the matrix, 3 per node of the hue stage's grid, 3N^3 for the table); ``@1e-6`` sets that rung's curve
+    roughness (default: CURVE_ROUGHNESS), so it follows its stiffer twin."""
+    from imgenh.fit import hue
     from imgenh.fit import look as lm
 
     rung_name, _, roughness = name.partition("@")
     parts = rung_name.split("+")
+    if parts[0] == "hue":  # the hue stage on the before colours, no curves
+        parts = ["curves0", *parts]
     kind = parts[0].rstrip("0123456789")
-    if kind not in ("curves", "tone") or any(p != "matrix" and not p.startswith("lut") for p in parts[1:]):
-        raise SystemExit(f"--add-rung {name}: expected (curves|tone)K[+matrix][+lutN][@ROUGHNESS]")
+    if kind not in ("curves", "tone") or any(
+        p not in ("matrix", "hue") and not p.startswith("lut") for p in parts[1:]
+    ):
+        raise SystemExit(f"--add-rung {name}: expected (curves|tone)K[+matrix][+hue][+lutN][@ROUGHNESS]")
     table = next((int(p[3:]) for p in parts[1:] if p.startswith("lut")), 0)
     knots = int(parts[0][len(kind) :])
     rung = lm.Complexity(
-        name, knots, "matrix" in parts, table, float(roughness) if roughness else None, kind == "tone"
+        name,
+        knots,
+        "matrix" in parts,
+        table,
+        float(roughness) if roughness else None,
+        kind == "tone",
+        "hue" in parts,
     )
+    hue_size = 3 * hue.GRID_LIGHTNESS * hue.GRID_CHROMA
 
     def size(level) -> int:
-        return (1 if level.tied else 3) * level.knots + 12 * level.matrix + 3 * level.table**3
+        curves = (1 if level.tied else 3) * level.knots
+        return curves + 12 * level.matrix + hue_size * level.hue + 3 * level.table**3
 
     at = next((i for i, level in enumerate(ladder) if size(level) > size(rung)), len(ladder))
     return ladder[:at] + (rung,) + ladder[at:]
@@ -1022,7 +1035,7 @@ def main() -> None:
         "--add-rung",
         action="append",
         default=[],
-        help="a rung added to the ladder, e.g. curves9 or curves5+matrix+lut9 (by parameter count)",
+        help="a rung added to the ladder, e.g. curves9, curves5+matrix+lut9 or hue+lut5 (by parameter count)",
     )
     args = parser.parse_args()
     from imgenh.fit import look as lm

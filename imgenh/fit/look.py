@@ -16,6 +16,11 @@ over pairs, so a few pairs give gentle curves and many pairs a full colour table
 smooth the curves are (a ``-soft`` rung bends steep tone curves that the others keep stiff) and
 whether one tone curve serves all three channels (``tone17`` rungs).
 
+One rung (``tone17+hue``) puts a hue-equivariant colour stage (:mod:`imgenh.fit.hue`: lightness,
+saturation and hue changes that depend on lightness and chroma, not on hue) in place of the
+matrix and table: a look made of such operations, learned on warm photos, then carries over to
+blue ones, where a table only extrapolates. The stage is written as an ordinary ``lut3d`` table.
+
 The result is a list of ordinary pipeline steps (``curve``, ``color_matrix``, ``lut3d``).
 """
 
@@ -27,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from imgenh.colour_difference import delta_e_2000, lab_from_bgr
+from imgenh.fit.hue import bake, fit_hue_stage, table_nodes
 from imgenh.ops.lut import interpolate_rgb
 
 
@@ -39,7 +45,7 @@ class Complexity:
     name : str
         Short label for reports, e.g. ``curves17+matrix+lut11``.
     knots : int
-        Knots per tone curve.
+        Knots per tone curve; 0 for no curves.
     matrix : bool
         Whether a colour matrix follows the curves.
     table : int
@@ -48,6 +54,9 @@ class Complexity:
         The curves' roughness penalty; None: ``CURVE_ROUGHNESS``.
     tied : bool
         One tone curve for all three channels (fitted on them pooled): it cannot tint greys.
+    hue : bool
+        A hue-equivariant colour stage (:mod:`imgenh.fit.hue`) follows the curves and matrix; the
+        table (if any) then fits what it leaves, and both are baked into one ``lut3d`` table.
     """
 
     name: str
@@ -56,6 +65,7 @@ class Complexity:
     table: int
     roughness: float | None = None
     tied: bool = False
+    hue: bool = False
 
 
 # Curves of a rung named ``...-soft``: a steep tone curve (sigmoid contrast) is bent only this
@@ -76,6 +86,13 @@ SOFT_CURVE_ROUGHNESS = 1e-9
 # was chosen by the margin rule where the 11^3 table did better on every development check;
 # without it every check's mean over the 8 looks and the Hald CLUT look improve or tie
 # (benchmarks/README.md 2026-12-03, session fithald).
+# ``tone17+hue`` (a tied tone curve, then the hue-equivariant stage of imgenh.fit.hue): where a look
+# is made of hue-independent operations (the Hald CLUT look: HSL saturation and hue, a sigmoid) it
+# cross-validates better than the tables and extrapolates to hues the pairs lack; where it is not,
+# its cross-validated error is far above theirs. Placed before ``tone17+matrix+lut9`` rather than
+# by its 206 parameters (before ``curves2+matrix+lut5``): on the development checks both places
+# give the Hald CLUT look the same, and this one costs im-modulate less (check 0.69 vs 0.74,
+# darker and more colourful 0.75 vs 1.12; benchmarks/README.md 2026-12-03, session fithue).
 LADDER = (
     Complexity("curves2+matrix", 2, True, 0),
     Complexity("curves5", 5, False, 0),
@@ -85,6 +102,7 @@ LADDER = (
     Complexity("curves65-soft", 65, False, 0, SOFT_CURVE_ROUGHNESS),
     Complexity("curves17+matrix+lut5", 17, True, 5),
     Complexity("curves2+matrix+lut9", 2, True, 9),
+    Complexity("tone17+hue", 17, False, 0, tied=True, hue=True),
     Complexity("tone17+matrix+lut9", 17, True, 9, tied=True),
     Complexity("curves17+matrix+lut11", 17, True, 11),
 )
@@ -329,8 +347,7 @@ def fit_table(z: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
     )
     scale = np.trace(gram) / nodes  # mean pixel weight of a node
     prior = _grid_roughness(size) * (TABLE_SMOOTHNESS * scale) + np.eye(nodes) * (TABLE_RIDGE * scale)
-    identity = np.stack(np.meshgrid(*[np.linspace(0, 1, size)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
-    table = np.linalg.solve(gram + prior, rhs + prior @ identity)
+    table = np.linalg.solve(gram + prior, rhs + prior @ table_nodes(size))
     return table.reshape(size, size, size, 3).astype(np.float32)
 
 
@@ -353,9 +370,14 @@ def fit_base(
 ) -> LookModel:
     """The curves (and matrix) of a model: everything but the colour table.
 
-    ``roughness`` is the curves' penalty (None: ``CURVE_ROUGHNESS``); ``tied``: one curve for
-    the three channels pooled.
+    ``knots`` 0: identity curves; ``roughness`` is the curves' penalty (None: ``CURVE_ROUGHNESS``);
+    ``tied``: one curve for the three channels pooled.
     """
+    if not knots:  # no curves: the stages that follow see the before colours
+        base = LookModel(np.stack([np.linspace(0.0, 1.0, 2)] * 3))
+        if matrix:
+            base.matrix, base.offset = fit_matrix(x, y)
+        return base
     weight = neutral_weight(x)
     if tied:
         curve = fit_curve(x.T.ravel(), y.T.ravel(), knots, np.tile(weight, 3), roughness)
@@ -379,9 +401,27 @@ def fit_model(x: np.ndarray, y: np.ndarray, level: Complexity, bases: dict | Non
         bases[key] = fit_base(x, y, level.knots, level.matrix, level.roughness, level.tied)
     base = bases[key]
     model = LookModel(base.curves, base.matrix, base.offset)
-    if level.table:
+    if level.hue:
+        model.table = fit_hue_table(model.before_table(x), y, level.table)
+    elif level.table:
         model.table = fit_table(model.before_table(x), y, level.table)
     return model
+
+
+def fit_hue_table(z: np.ndarray, y: np.ndarray, residual_size: int = 0) -> np.ndarray:
+    """The hue-equivariant stage fitted to ``y ~ H(z)``, then a ``residual_size^3`` table for what it
+    leaves (0: none), baked together into one ``HUE_TABLE_SIZE^3`` table indexed ``[r, g, b]``."""
+    stage = fit_hue_stage(z, y)
+    if not residual_size:
+        return bake(stage.apply_rgb)
+    staged = np.clip(stage.apply_rgb(z), 0.0, 1.0).astype(np.float32)
+    residual = fit_table(staged, y, residual_size)
+
+    def both(rgb: np.ndarray) -> np.ndarray:
+        inner = np.clip(stage.apply_rgb(rgb), 0.0, 1.0).astype(np.float32)
+        return interpolate_rgb(inner, residual, method="trilinear")
+
+    return bake(both)
 
 
 def rgb_delta_e(rgb1: np.ndarray, rgb2: np.ndarray) -> np.ndarray:
