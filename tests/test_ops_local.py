@@ -142,17 +142,35 @@ def test_dark_share_of_a_backlit_half_and_of_an_evenly_lit_photo(photo8):
     )
 
 
-def test_dark_range_lifts_a_backlit_frame_and_returns_an_even_one_as_it_was(photo8):
+def clean_and_backlit_8bit(photo8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 384x256 8-bit photo and its backlit version, as the shadows_highlights gates see them."""
     clean = (
         (to_float(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_AREA)) * 255)
         .round()
         .astype(np.uint8)
     )
-    backlit = (backlit_version(to_float(clean)) * 255).round().astype(np.uint8)
-    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "dark_range": [0.15, 0.3]}
-    out, report = run_with_report(clean, "shadows_highlights", **params)
+    return clean, (backlit_version(to_float(clean)) * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("gate", "value", "reading", "below"),
+    [
+        ("dark_range", [0.15, 0.3], "dark_share", 0.15),
+        ("backlight_range", [2.0, 3.0], "backlight_stops", 2.0),
+    ],
+)
+def test_a_gated_lift_returns_an_evenly_lit_photo_as_it_was(photo8, gate, value, reading, below):
+    clean, _ = clean_and_backlit_8bit(photo8)
+    out, report = run_with_report(
+        clean, "shadows_highlights", shadows=1.0, radius=0.15, eps=0.1, **{gate: value}
+    )
     assert out is clean or np.array_equal(out, clean)
-    assert report["shadows"] == 0.0 and report["dark_share"] < 0.15
+    assert report["shadows"] == 0.0 and report[reading] < below
+
+
+def test_dark_range_lifts_a_backlit_frame(photo8):
+    _, backlit = clean_and_backlit_8bit(photo8)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "dark_range": [0.15, 0.3]}
     out, report = run_with_report(backlit, "shadows_highlights", **params)
     assert out.dtype == np.uint8 and report["shadows"] == 1.0
     lower = slice(backlit.shape[0] // 2 + 16, None)
@@ -194,16 +212,8 @@ def test_backlight_stops_reads_how_far_the_lower_part_was_darkened(photo8):
 
 
 def test_backlight_range_lifts_only_the_lower_part_of_a_backlit_frame(photo8):
-    clean = (
-        (to_float(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_AREA)) * 255)
-        .round()
-        .astype(np.uint8)
-    )
-    backlit = (backlit_version(to_float(clean)) * 255).round().astype(np.uint8)
+    clean, backlit = clean_and_backlit_8bit(photo8)
     params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "backlight_range": [2.0, 3.0]}
-    out, report = run_with_report(clean, "shadows_highlights", **params)
-    assert out is clean or np.array_equal(out, clean)
-    assert report["shadows"] == 0.0 and report["backlight_stops"] < 2.0
     out, report = run_with_report(backlit, "shadows_highlights", **params)
     stops = report["backlight_stops"]
     assert stops > 2.0 and report["shadows"] == pytest.approx(min(1.0, stops - 2.0), abs=1e-3)
