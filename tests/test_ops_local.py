@@ -58,17 +58,27 @@ def test_guided_filter_matches_numpy_reference(photo8):
     np.testing.assert_allclose(ours, guided_reference(y, y, 4, 0.01), atol=2e-5)
 
 
-def test_shadows_highlights_matches_moroney_formula_on_a_guided_mask(photo8):
-    x = to_float(photo8)
+def shadows_highlights_reference(x, shadows, highlights, radius, eps, row_weight=None):
+    """Moroney's exponent on a guided mask, gain limited to two stops and to each pixel's headroom.
+
+    ``row_weight`` (per row, 0..1) scales how far each row's gain departs from 1, before the headroom.
+    """
     y = luma709(x)
-    r = max(1, round(0.1 * min(x.shape[:2])))
-    base = np.maximum(guided_reference(y, y, r, 0.02), 0.02)
-    shadows, highlights = 1.2, 0.6
+    r = max(1, round(radius * min(x.shape[:2])))
+    base = np.maximum(guided_reference(y, y, r, eps), 0.02)
     e = 2.0 ** (highlights * np.maximum(2 * base - 1, 0) - shadows * np.maximum(1 - 2 * base, 0))
     gain = np.clip(base ** (e - 1), 0.25, 4.0)
+    if row_weight is not None:
+        gain = 1 + (gain - 1) * row_weight[:, None]
     headroom = 1.0 / np.maximum(x.max(axis=2), 1e-6)
     gain = np.where(gain > 1, np.minimum(gain, np.maximum(headroom, 1)), gain)
-    expected = np.clip(x * gain[..., None], 0, 1)
+    return np.clip(x * gain[..., None], 0, 1)
+
+
+def test_shadows_highlights_matches_moroney_formula_on_a_guided_mask(photo8):
+    x = to_float(photo8)
+    shadows, highlights = 1.2, 0.6
+    expected = shadows_highlights_reference(x, shadows, highlights, 0.1, 0.02)
     out = run_op(
         x.astype(np.float32),
         "shadows_highlights",
@@ -132,17 +142,35 @@ def test_dark_share_of_a_backlit_half_and_of_an_evenly_lit_photo(photo8):
     )
 
 
-def test_dark_range_lifts_a_backlit_frame_and_returns_an_even_one_as_it_was(photo8):
+def clean_and_backlit_8bit(photo8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 384x256 8-bit photo and its backlit version, as the shadows_highlights gates see them."""
     clean = (
         (to_float(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_AREA)) * 255)
         .round()
         .astype(np.uint8)
     )
-    backlit = (backlit_version(to_float(clean)) * 255).round().astype(np.uint8)
-    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "dark_range": [0.15, 0.3]}
-    out, report = run_with_report(clean, "shadows_highlights", **params)
+    return clean, (backlit_version(to_float(clean)) * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("gate", "value", "reading", "below"),
+    [
+        ("dark_range", [0.15, 0.3], "dark_share", 0.15),
+        ("backlight_range", [2.0, 3.0], "backlight_stops", 2.0),
+    ],
+)
+def test_a_gated_lift_returns_an_evenly_lit_photo_as_it_was(photo8, gate, value, reading, below):
+    clean, _ = clean_and_backlit_8bit(photo8)
+    out, report = run_with_report(
+        clean, "shadows_highlights", shadows=1.0, radius=0.15, eps=0.1, **{gate: value}
+    )
     assert out is clean or np.array_equal(out, clean)
-    assert report["shadows"] == 0.0 and report["dark_share"] < 0.15
+    assert report["shadows"] == 0.0 and report[reading] < below
+
+
+def test_dark_range_lifts_a_backlit_frame(photo8):
+    _, backlit = clean_and_backlit_8bit(photo8)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "dark_range": [0.15, 0.3]}
     out, report = run_with_report(backlit, "shadows_highlights", **params)
     assert out.dtype == np.uint8 and report["shadows"] == 1.0
     lower = slice(backlit.shape[0] // 2 + 16, None)
@@ -157,6 +185,56 @@ def test_dark_range_lifts_a_backlit_frame_and_returns_an_even_one_as_it_was(phot
 def test_dark_range_is_validated():
     with pytest.raises(Exception, match="dark_range"):
         run_op(np.zeros((8, 8, 3), np.uint8), "shadows_highlights", dark_range=[0.3, 0.15])
+
+
+def backlight_stops_reference(x: np.ndarray) -> float:
+    """log2 of the 99th percentiles of linear luma over the top and bottom 40% of the rows."""
+    y = luma709(np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4))
+    rows = round(y.shape[0] * 0.4)
+    return float(np.log2((np.percentile(y[:rows], 99) + 1e-4) / (np.percentile(y[-rows:], 99) + 1e-4)))
+
+
+def test_backlight_stops_reads_how_far_the_lower_part_was_darkened(photo8):
+    clean = to_float(cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_AREA))
+    backlit = backlit_version(clean)
+    for x in (clean, backlit, clean[::-1], backlit[::-1]):
+        for img in (x.astype(np.float32), (x * 255).round().astype(np.uint8)):
+            assert local.backlight_stops(img) == pytest.approx(backlight_stops_reference(x), abs=0.1)
+    # Linear x 0.15 is 2.74 stops: the lower part's highlights drop by that much.
+    shift = local.backlight_stops(backlit.astype(np.float32)) - local.backlight_stops(
+        clean.astype(np.float32)
+    )
+    assert shift == pytest.approx(np.log2(1 / 0.15), abs=0.15)
+    # Upside down, the bright part is below: negative, never read as backlit.
+    assert local.backlight_stops(backlit[::-1].astype(np.float32)) < -2.0
+    grey = np.full((64, 96, 3), 0.4, np.float32)
+    assert local.backlight_stops(grey) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_backlight_range_lifts_only_the_lower_part_of_a_backlit_frame(photo8):
+    clean, backlit = clean_and_backlit_8bit(photo8)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "backlight_range": [2.0, 3.0]}
+    out, report = run_with_report(backlit, "shadows_highlights", **params)
+    stops = report["backlight_stops"]
+    assert stops > 2.0 and report["shadows"] == pytest.approx(min(1.0, stops - 2.0), abs=1e-3)
+    # The upper zone (top 40% of the rows) is exactly as it was; the lower one is lifted toward the clean photo.
+    upper = slice(0, int(0.4 * backlit.shape[0]))
+    assert np.array_equal(out[upper], backlit[upper])
+    lower = slice(int(0.6 * backlit.shape[0]), None)
+    before = np.abs(to_float(backlit[lower]) - to_float(clean[lower])).mean()
+    after = np.abs(to_float(out[lower]) - to_float(clean[lower])).mean()
+    assert after < 0.75 * before
+    # Against the formula with the lift faded in by row: smoothstep from 40% to 60% of the height.
+    t = np.clip(((np.arange(backlit.shape[0]) + 0.5) / backlit.shape[0] - 0.4) / 0.2, 0, 1)
+    expected = shadows_highlights_reference(
+        to_float(backlit), report["shadows"], 0.0, 0.15, 0.1, t * t * (3 - 2 * t)
+    )
+    assert np.abs(out.astype(np.float64) - expected * 255).max() <= 1.0
+
+
+def test_backlight_range_is_validated():
+    with pytest.raises(Exception, match="backlight_range"):
+        run_op(np.zeros((8, 8, 3), np.uint8), "shadows_highlights", backlight_range=[3.0, 2.0])
 
 
 def test_shadows_highlights_keeps_colour_ratios_and_never_clips_a_channel():
