@@ -232,6 +232,21 @@ def test_backlight_range_lifts_only_the_lower_part_of_a_backlit_frame(photo8):
     assert np.abs(out.astype(np.float64) - expected * 255).max() <= 1.0
 
 
+def test_backlight_range_fades_only_the_lift_and_pulls_highlights_everywhere(photo8):
+    _, backlit = clean_and_backlit_8bit(photo8)
+    params = {"shadows": 1.0, "highlights": 1.0, "radius": 0.15, "eps": 0.1}
+    out, report = run_with_report(backlit, "shadows_highlights", backlight_range=[2.0, 2.1], **params)
+    assert report["shadows"] == 1.0
+    # Highlights are pulled in the upper zone as without the gate; only the lift is kept to the lower zone.
+    whole = run_op(backlit, "shadows_highlights", **params)
+    upper = slice(0, int(0.4 * backlit.shape[0]))
+    pulled_only = run_op(backlit, "shadows_highlights", **{**params, "shadows": 0.0})
+    assert np.array_equal(out[upper], pulled_only[upper])
+    assert not np.array_equal(out[upper], backlit[upper])
+    lower = slice(int(0.6 * backlit.shape[0]), None)
+    assert np.array_equal(out[lower], whole[lower])
+
+
 def test_backlight_range_is_validated():
     with pytest.raises(Exception, match="backlight_range"):
         run_op(np.zeros((8, 8, 3), np.uint8), "shadows_highlights", backlight_range=[3.0, 2.0])

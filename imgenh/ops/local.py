@@ -236,7 +236,8 @@ def shadows_highlights(
     ``dark_range`` scales ``shadows`` by how much of the frame lies in deep shadow
     (:func:`dark_share`, reported as ``dark_share``), ``backlight_range`` by how far the lower
     part's highlights sit below the upper part's (:func:`backlight_stops`, reported as
-    ``backlight_stops``, and then lifts only the lower zone: :func:`lower_zone_weight`); with
+    ``backlight_stops``, and then lifts only the lower zone: :func:`lower_zone_weight`; a
+    ``highlights`` pull still acts on the whole frame); with
     either, the ``shadows`` applied are reported too. An image the step leaves alone comes back
     as it is (the same array, at its own depth).
     """
@@ -276,12 +277,13 @@ def _shadows_highlights(
     eps: float,
     row_weight: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`shadows_highlights` on a float32 image in [0, 1]; ``row_weight`` fades the gain by row."""
+    """:func:`shadows_highlights` on a float32 image in [0, 1]; ``row_weight`` fades the lift by row."""
     y = luma(img)
     base = guided_filter(y, y, _radius_pixels(radius, img.shape), eps)
     gain = shadow_highlight_gain(base, shadows, highlights)
-    if row_weight is not None:
-        gain = np.float32(1.0) + (gain - np.float32(1.0)) * row_weight[:, None]
+    if row_weight is not None:  # the lift (gains above 1) fades by row; a highlights pull stays whole
+        faded = np.float32(1.0) + (gain - np.float32(1.0)) * row_weight[:, None]
+        gain = np.where(gain > 1.0, faded, gain)
     # Where a brightening gain would push a channel past white, lower it: hue and saturation hold.
     peak = img.max(axis=2) if img.ndim == 3 else img
     headroom = np.float32(1.0) / np.maximum(peak, np.float32(1e-6))
