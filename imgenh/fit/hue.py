@@ -26,6 +26,7 @@ HSL was kept because its parameters read as the sliders' values: fitted to the H
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -107,10 +108,21 @@ def grid_weights(
     return idx, wts
 
 
-def _grid_roughness(ny: int, nc: int) -> np.ndarray:
-    """``D'D`` for second differences along each axis of the ``(Y, C)`` grid."""
-    dy, dc = np.diff(np.eye(ny), 2, axis=0), np.diff(np.eye(nc), 2, axis=0)
-    return np.kron(dy.T @ dy, np.eye(nc)) + np.kron(np.eye(ny), dc.T @ dc)
+@lru_cache(maxsize=4)
+def grid_roughness(shape: tuple[int, ...]) -> np.ndarray:
+    """``D'D`` for second differences along each axis of a grid of nodes in row-major order (dense).
+
+    Shared by this stage's ``(L, C)`` grid and the look model's ``N^3`` colour table.
+    """
+    total = np.zeros((int(np.prod(shape)),) * 2)
+    for axis, n in enumerate(shape):
+        d2 = np.diff(np.eye(n), 2, axis=0)
+        term = np.ones((1, 1))
+        for other, m in enumerate(shape):
+            # (kron of the axis operators)' (kron ...) = kron of their own products: D'D per axis directly.
+            term = np.kron(term, d2.T @ d2 if other == axis else np.eye(m))
+        total += term
+    return total
 
 
 def _solve_grid(idx, wts, gain, rhs_values, prior_value: float, n: int) -> np.ndarray:
@@ -123,7 +135,7 @@ def _solve_grid(idx, wts, gain, rhs_values, prior_value: float, n: int) -> np.nd
     rhs = np.bincount(idx.ravel(), (wts * rhs_values[:, None]).ravel(), n) / count
     # Mean pixel weight of a node; a floor keeps the penalties alive when no pixel has any chroma.
     scale = max(np.trace(gram) / n, 1e-9)
-    prior = _grid_roughness(GRID_LIGHTNESS, GRID_CHROMA) * (HUE_SMOOTHNESS * scale) + np.eye(n) * (
+    prior = grid_roughness((GRID_LIGHTNESS, GRID_CHROMA)) * (HUE_SMOOTHNESS * scale) + np.eye(n) * (
         HUE_RIDGE * scale
     )
     return np.linalg.solve(gram + prior, rhs + prior @ np.full(n, prior_value))

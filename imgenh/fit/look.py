@@ -27,12 +27,11 @@ The result is a list of ordinary pipeline steps (``curve``, ``color_matrix``, ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from imgenh.colour_difference import delta_e_2000, lab_from_bgr
-from imgenh.fit.hue import bake, fit_hue_stage, table_nodes
+from imgenh.fit.hue import bake, fit_hue_stage, grid_roughness, table_nodes
 from imgenh.ops.lut import interpolate_rgb
 
 
@@ -316,15 +315,6 @@ def _trilinear_weights(z: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray
     return np.stack(idx, axis=1), np.stack(wts, axis=1)
 
 
-@lru_cache(maxsize=4)
-def _grid_roughness(size: int) -> np.ndarray:
-    """``D'D`` for second differences along each axis of a ``size^3`` grid (dense)."""
-    d2 = _second_difference(size)
-    dd, eye = d2.T @ d2, np.eye(size)
-    # (kron of the axis operators)' (kron ...) = kron of their own products: D'D per axis directly.
-    return np.kron(np.kron(dd, eye), eye) + np.kron(np.kron(eye, dd), eye) + np.kron(np.kron(eye, eye), dd)
-
-
 def fit_table(z: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
     """Colour table ``y ~ T(z)`` by lattice regression, smooth in its difference from the identity.
 
@@ -346,7 +336,7 @@ def fit_table(z: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
         / n
     )
     scale = np.trace(gram) / nodes  # mean pixel weight of a node
-    prior = _grid_roughness(size) * (TABLE_SMOOTHNESS * scale) + np.eye(nodes) * (TABLE_RIDGE * scale)
+    prior = grid_roughness((size,) * 3) * (TABLE_SMOOTHNESS * scale) + np.eye(nodes) * (TABLE_RIDGE * scale)
     table = np.linalg.solve(gram + prior, rhs + prior @ table_nodes(size))
     return table.reshape(size, size, size, 3).astype(np.float32)
 
