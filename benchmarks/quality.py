@@ -243,6 +243,35 @@ H_UBUNTU_CINNAMON = {
     "Oculus_Plaza_by_Joshua_Peisach": _UC + "focal/Oculus_Plaza_by_Joshua_Peisach.jpg",
 }
 HELD_OUT_H = tuple(H_UBUNTU_MATE) + tuple(H_UBUNTU_CINNAMON)
+# On 2026-12-03 (session 28) set H was used, so set I took its place, never looked at while tuning:
+# the photos of Solus's backgrounds (`git clone https://github.com/getsolus/artwork`; tags 27.0 =
+# 18e2e3f, 31.0 = c9a067a, 32.0 = 935b24a; 2-14 MP JPEGs, CC-BY/CC-BY-SA, GPL-2.0 (John McCormack's),
+# Pexels/Unsplash licence: a freestyle motocross rider mid-air, whiskey barrels on a quay at night, a
+# canal bridge at blue hour, snowy conifers and a turquoise cove from above, a backlit river, a
+# sailboat at sunset, red cherry leaves, red and yellow tulips, an orangutan, a white rose, a Komodo
+# dragon, a hermit crab, boats under cumulus, a phone photo of an estuary at golden hour, an arch
+# bridge in green; the drawn, rendered and from-orbit ones, those of unknown licence, those over
+# 30 MP and Antelope Canyon (set E's scene) left out). Copy each with
+# `git -C CLONE show 'REV:PATH' > FOLDER/NAME.jpg` (I_SOLUS gives REV:PATH).
+I_SOLUS = {
+    "HermiteCrab2560x1600": "27.0:backgrounds/HermiteCrab2560x1600.jpg",
+    "LegendaryBarrels": "27.0:backgrounds/LegendaryBarrels.jpg",
+    "Mama": "27.0:backgrounds/Mama.jpg",
+    "ShannonClonmacnoise": "27.0:backgrounds/ShannonClonmacnoise.jpg",
+    "Snow-Topped-Trees": "27.0:backgrounds/Snow-Topped-Trees.jpg",
+    "TulipBee": "27.0:backgrounds/TulipBee.jpg",
+    "TullamoreGrandCanal": "27.0:backgrounds/TullamoreGrandCanal.jpg",
+    "boats-on-the-river": "32.0:backgrounds/boats-on-the-river.jpg",
+    "camilo-beach": "31.0:backgrounds/camilo-beach.jpg",
+    "exhibicion-freestyle-gp": "32.0:backgrounds/exhibición-freestyle-gp.jpg",
+    "harbwr-penbre": "31.0:backgrounds/harbwr-penbre.jpg",
+    "komodo-dragon": "32.0:backgrounds/komodo-dragon.jpg",
+    "red-cherry-leaves": "32.0:backgrounds/red-cherry-leaves.jpg",
+    "rosa-kent": "32.0:backgrounds/rosa-kent.jpg",
+    "the-devils-bridge": "27.0:backgrounds/the-devils-bridge.jpg",
+    "vents-du-sud": "32.0:backgrounds/vents-du-sud.jpg",
+}
+HELD_OUT_I = tuple(I_SOLUS)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -253,6 +282,7 @@ SETS = {
     "held_out_f": HELD_OUT_F,
     "held_out_g": HELD_OUT_G,
     "held_out_h": HELD_OUT_H,
+    "held_out_i": HELD_OUT_I,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -270,6 +300,7 @@ ELEMENTARY_OLD_WALLPAPERS = Path(
 POP_WALLPAPERS = Path(os.environ.get("POP_WALLPAPERS", Path.home() / "pop-wallpapers" / "original"))
 UBUNTU_MATE_PHOTOS = Path(os.environ.get("UBUNTU_MATE_PHOTOS", Path.home() / "ubuntu-mate-photos"))
 UBUNTU_CINNAMON_PHOTOS = Path(os.environ.get("UBUNTU_CINNAMON_PHOTOS", Path.home() / "ubuntucinnamon-photos"))
+SOLUS_PHOTOS = Path(os.environ.get("SOLUS_PHOTOS", Path.home() / "solus-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -287,6 +318,7 @@ SOURCES = {
     "g": (POP_WALLPAPERS, None, "POP_WALLPAPERS"),
     "h_mate": (UBUNTU_MATE_PHOTOS, None, "UBUNTU_MATE_PHOTOS"),
     "h_cinnamon": (UBUNTU_CINNAMON_PHOTOS, None, "UBUNTU_CINNAMON_PHOTOS"),
+    "i_solus": (SOLUS_PHOTOS, None, "SOLUS_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -311,6 +343,7 @@ def source_file(name: str) -> Path | None:
         "g": HELD_OUT_G,
         "h_mate": tuple(H_UBUNTU_MATE),
         "h_cinnamon": tuple(H_UBUNTU_CINNAMON),
+        "i_solus": tuple(I_SOLUS),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -329,6 +362,8 @@ def source_file(name: str) -> Path | None:
             f"`git show '{H_UBUNTU_MATE.get(name)}'`",
             "h_cinnamon": "`git clone https://github.com/ubuntucinnamon/ubuntucinnamon-wallpapers`, then "
             f"`git show '{H_UBUNTU_CINNAMON.get(name)}'`",
+            "i_solus": "`git clone https://github.com/getsolus/artwork`, then "
+            f"`git show '{I_SOLUS.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
