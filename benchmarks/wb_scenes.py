@@ -22,6 +22,10 @@ scene blends two lights across the frame. Two renderings of every scene:
   fluorescent or magenta LED, a scan; without it the wrong balances all lie along the locus
   and a model learns to read only part of a green or magenta cast.
 
+A scene may also be rendered over-exposed (``over_stops`` of :func:`render`): more light after
+the exposure is set, so the brightest surfaces clip; the light, and so the truth, do not change
+(``white_balance_eval.py --over-stops``).
+
 The split: training uses cameras ``TRAIN_CAMERAS``, the named lights in ``TRAIN_LIGHTS`` and
 seeds from ``TRAIN_SEED``; evaluation uses ``HELD_OUT_CAMERAS`` (none of them seen in
 training; Nikon 5100 is a real camera held out whole), the lights in ``HELD_OUT_LIGHTS`` and
@@ -196,6 +200,7 @@ class Scene:
     light: str
     seed: int
     tint: float = 0.0  # off-locus wrong balance of a jpeg scene (draw_tint), 0 for none
+    over_stops: float = 0.0  # stops of over-exposure after the exposure is set, 0 for none
 
     @property
     def balance(self) -> str:
@@ -347,8 +352,8 @@ def _to_jpeg(rng: np.random.Generator, cam: np.ndarray, truth: np.ndarray, cam_n
     return cv2.imdecode(data, cv2.IMREAD_COLOR), np.maximum(tinted * (matrix @ (gains * truth)), 1e-4)
 
 
-def render(seed: int, held_out: bool, size: tuple[int, int] = (192, 256)) -> Scene:
-    """Render the scene of ``seed`` from the training (or held-out) pools."""
+def render(seed: int, held_out: bool, size: tuple[int, int] = (192, 256), over_stops: float = 0.0) -> Scene:
+    """Render the scene of ``seed`` from the training (or held-out) pools, ``over_stops`` over-exposed."""
     rng = np.random.default_rng(seed)
     cams = HELD_OUT_CAMERAS if held_out else TRAIN_CAMERAS
     cam_name = str(rng.choice(cams))
@@ -363,6 +368,8 @@ def render(seed: int, held_out: bool, size: tuple[int, int] = (192, 256)) -> Sce
         label = f"{kind}+{kind2}"
     cam, truth = _render_linear(rng, sens, lights, scene_type, size)
     cam = _expose(rng, cam, scene_type)
+    if over_stops:
+        cam = np.clip(cam * np.float32(2.0**over_stops), 0.0, 1.0)
     tint = 0.0
     if domain == "linear":
         image = np.rint(cam[..., ::-1] * 65535).astype(np.uint16)
@@ -371,7 +378,9 @@ def render(seed: int, held_out: bool, size: tuple[int, int] = (192, 256)) -> Sce
         tint = draw_tint(seed)
         image, truth_srgb = _to_jpeg(rng, cam, truth, cam_name, tint)
         illuminant = truth_srgb[::-1]
-    return Scene(image, illuminant / illuminant.sum(), scene_type, domain, cam_name, label, seed, tint)
+    return Scene(
+        image, illuminant / illuminant.sum(), scene_type, domain, cam_name, label, seed, tint, over_stops
+    )
 
 
 def angular_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wb_scenes  # noqa: E402
 
-from imgenh.ops.color import estimate_illuminant, estimate_learned  # noqa: E402
+from imgenh.ops.color import estimate_illuminant, estimate_learned, load_white_balance_model  # noqa: E402
 from imgenh.pipeline import run_op  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,11 @@ ESTIMATORS = {
 BASELINE = "shades_of_gray p6"
 
 
-def evaluate(count: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Errors per estimator and labels per scene for ``count`` held-out scenes."""
+def evaluate(
+    count: int, over_stops: float = 0.0, model=None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Errors per estimator and labels per scene for ``count`` held-out scenes, each ``over_stops``
+    over-exposed (0: as rendered), the learned estimate by ``model`` (None: the shipped one)."""
     errors: dict[str, list[float]] = {name: [] for name in [*ESTIMATORS, "learned"]}
     labels: dict[str, list] = {
         "type": [],
@@ -57,11 +60,11 @@ def evaluate(count: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         "expected_error": [],
     }
     for i in range(count):
-        scene = wb_scenes.render(wb_scenes.HELD_OUT_SEED + i, held_out=True)
+        scene = wb_scenes.render(wb_scenes.HELD_OUT_SEED + i, held_out=True, over_stops=over_stops)
         for name, (method, params) in ESTIMATORS.items():
             estimate = estimate_illuminant(scene.image, method, linear=scene.linear, **params)
             errors[name].append(wb_scenes.angular_error(estimate, scene.illuminant))
-        estimate, info = estimate_learned(scene.image, linear=scene.linear)
+        estimate, info = estimate_learned(scene.image, linear=scene.linear, model=model)
         errors["learned"].append(wb_scenes.angular_error(estimate, scene.illuminant))
         labels["type"].append(scene.scene_type)
         labels["domain"].append(scene.domain)
@@ -121,11 +124,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=720, help="held-out scenes to render")
     parser.add_argument("--timing", action="store_true", help="only time the operator on a 12 MP image")
+    parser.add_argument(
+        "--over-stops",
+        type=float,
+        default=0.0,
+        help="render every held-out scene this many stops over-exposed",
+    )
+    parser.add_argument("--model", type=Path, help="judge this model file instead of the shipped one")
     args = parser.parse_args()
     if args.timing:
         timing()
         return
-    errors, labels = evaluate(args.scenes)
+    model = load_white_balance_model(args.model) if args.model else None
+    errors, labels = evaluate(args.scenes, args.over_stops, model)
     everything = np.ones(args.scenes, bool)
     print(f"held-out cameras: {', '.join(wb_scenes.HELD_OUT_CAMERAS)}; seeds {wb_scenes.HELD_OUT_SEED}..")
     print_table(errors, everything, "all held-out scenes, angular error in degrees")
