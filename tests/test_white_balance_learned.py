@@ -534,3 +534,15 @@ def test_feature_copy_is_the_mean_of_whole_blocks(shape, k):
     assert work.shape == (h, w, 3) and max(h, w) <= 128 and usable.all()
     levels = linear_to_srgb(work.astype(np.float64)) * 255  # back to stored levels
     assert np.abs(levels - blocks).max() <= 0.5 + 1e-3  # each block's mean, rounded to a level
+
+
+def test_an_over_exposed_render_clips_more_and_keeps_its_light(scenes):
+    import wb_scenes  # on sys.path through the scenes fixture
+
+    seed = scenes[0].seed
+    plain = wb_scenes.render(seed, True, size=(96, 128))
+    over = wb_scenes.render(seed, True, size=(96, 128), over_stops=1.3)
+    top = np.iinfo(plain.image.dtype).max
+    assert np.mean(over.image == top) > np.mean(plain.image == top) + 0.05
+    np.testing.assert_array_equal(over.illuminant, plain.illuminant)
+    assert over.over_stops == 1.3 and plain.over_stops == 0.0
