@@ -390,7 +390,9 @@ def load_photo(name: str) -> np.ndarray:
     They come from ``skimage.data`` (``SKIMAGE_TUNING``), Debian's mate-backgrounds
     (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``), plasma-workspace-wallpapers
     (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``), Budgie's backgrounds and
-    elementary OS's older wallpapers (``HELD_OUT_F``) or OpenCV's sample data (the rest).
+    elementary OS's older wallpapers (``HELD_OUT_F``), Pop!_OS's wallpapers (``HELD_OUT_G``),
+    Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``)
+    or OpenCV's sample data (the rest).
     """
     import skimage.data
 
