@@ -272,6 +272,35 @@ I_SOLUS = {
     "vents-du-sud": "32.0:backgrounds/vents-du-sud.jpg",
 }
 HELD_OUT_I = tuple(I_SOLUS)
+# On 2026-12-03 (session 28) set I was used, so set J took its place: added before any change it will judge,
+# and not run. The photos of Endless OS's wallpapers (`git clone https://github.com/endlessm/eos-media`, tag
+# Release_6.0.1 = 3f42869, default_files/default_images/, licences in its LICENSE.tsv; 2.1 MP JPEGs, CC0/CC-BY/
+# CC-BY-SA 2.0): a sleeping dog on a white rug, an open Bible on a church pew, pencil stubs on a white table, red
+# and yellow shawls, children on a beach swing (black and white), a yellow church under blue sky, zebras in a
+# crater, longtail boats at dusk, a frosted meadow, a crab on bright sand, a thrush among green leaves, a panda, a
+# boat at sunset, pastel tiles, a pale island. Left out: the drawn, rendered and from-orbit ones, the heavily
+# graded, Antelope Canyon (set E's photo), a no-derivatives one and those of unclear licence. Copy each with
+# `git -C CLONE show 'REV:PATH' > FOLDER/NAME.jpg` (J_ENDLESS gives REV:PATH).
+_EOS = "Release_6.0.1:default_files/default_images/"
+J_ENDLESS = {
+    "bg_china_04": _EOS + "bg_china_04.jpg",
+    "bg_fnde_01": _EOS + "bg_fnde_01.jpg",
+    "bg_fnde_02": _EOS + "bg_fnde_02.jpg",
+    "bg_guatemala_07": _EOS + "bg_guatemala_07.jpg",
+    "bg_india_01": _EOS + "bg_india_01.jpg",
+    "bg_tanzania_01": _EOS + "bg_tanzania_01.jpg",
+    "bg_thailand_01": _EOS + "bg_thailand_01.jpg",
+    "Colour_Tiles": _EOS + "Colour_Tiles.jpg",
+    "Curious_Bird": _EOS + "Curious_Bird.jpg",
+    "Frosted_Grass": _EOS + "Frosted_Grass.jpg",
+    "Happy_Kids_Swing_on_the_Beach": _EOS + "Happy_Kids_Swing_on_the_Beach.jpg",
+    "Kapal_Nelayan_dan_Senja_di_Pantai_Pasir_Putih_Situbondo_Jawa_Timur": _EOS
+    + "Kapal_Nelayan_dan_Senja_di_Pantai_Pasir_Putih_Situbondo_Jawa_Timur.jpg",
+    "Little_Crab": _EOS + "Little_Crab.jpg",
+    "Sleepy_Dog": _EOS + "Sleepy_Dog.jpg",
+    "Solitary_Island": _EOS + "Solitary_Island.jpg",
+}
+HELD_OUT_J = tuple(J_ENDLESS)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -283,6 +312,7 @@ SETS = {
     "held_out_g": HELD_OUT_G,
     "held_out_h": HELD_OUT_H,
     "held_out_i": HELD_OUT_I,
+    "held_out_j": HELD_OUT_J,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -301,6 +331,7 @@ POP_WALLPAPERS = Path(os.environ.get("POP_WALLPAPERS", Path.home() / "pop-wallpa
 UBUNTU_MATE_PHOTOS = Path(os.environ.get("UBUNTU_MATE_PHOTOS", Path.home() / "ubuntu-mate-photos"))
 UBUNTU_CINNAMON_PHOTOS = Path(os.environ.get("UBUNTU_CINNAMON_PHOTOS", Path.home() / "ubuntucinnamon-photos"))
 SOLUS_PHOTOS = Path(os.environ.get("SOLUS_PHOTOS", Path.home() / "solus-photos"))
+ENDLESS_PHOTOS = Path(os.environ.get("ENDLESS_PHOTOS", Path.home() / "endless-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -319,6 +350,7 @@ SOURCES = {
     "h_mate": (UBUNTU_MATE_PHOTOS, None, "UBUNTU_MATE_PHOTOS"),
     "h_cinnamon": (UBUNTU_CINNAMON_PHOTOS, None, "UBUNTU_CINNAMON_PHOTOS"),
     "i_solus": (SOLUS_PHOTOS, None, "SOLUS_PHOTOS"),
+    "j_endless": (ENDLESS_PHOTOS, None, "ENDLESS_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -344,6 +376,7 @@ def source_file(name: str) -> Path | None:
         "h_mate": tuple(H_UBUNTU_MATE),
         "h_cinnamon": tuple(H_UBUNTU_CINNAMON),
         "i_solus": tuple(I_SOLUS),
+        "j_endless": tuple(J_ENDLESS),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -364,6 +397,8 @@ def source_file(name: str) -> Path | None:
             f"`git show '{H_UBUNTU_CINNAMON.get(name)}'`",
             "i_solus": "`git clone https://github.com/getsolus/artwork`, then "
             f"`git show '{I_SOLUS.get(name)}'`",
+            "j_endless": "`git clone https://github.com/endlessm/eos-media`, then "
+            f"`git show '{J_ENDLESS.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
@@ -391,8 +426,8 @@ def load_photo(name: str) -> np.ndarray:
     (``HELD_OUT_B``), lomiri-wallpapers (``HELD_OUT_C``), plasma-workspace-wallpapers
     (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``), Budgie's backgrounds and
     elementary OS's older wallpapers (``HELD_OUT_F``), Pop!_OS's wallpapers (``HELD_OUT_G``),
-    Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``)
-    or OpenCV's sample data (the rest).
+    Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``),
+    Endless OS's (``HELD_OUT_J``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
