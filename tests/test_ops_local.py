@@ -447,3 +447,28 @@ def test_blockiness_reads_the_jpeg_grid(photo8):
     # Shifted off the grid by 4 pixels, the same blocks no longer line up with it.
     assert blockiness(_jpeg(big, 10)[4:, 4:]) < 1.25
     assert blockiness(np.full((64, 64), 7, np.uint8)) == 1.0
+
+
+def test_denoise_chroma_block_radius_widens_the_window_only_where_the_jpeg_grid_decides(photo8):
+    big = cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_CUBIC)
+    blocky = _jpeg(big, 10)
+    out, report = run_with_report(blocky, "denoise_chroma", radius=2, strength="auto", block_radius=6)
+    assert report["radius"] == 6
+    assert np.array_equal(out, run_op(blocky, "denoise_chroma", radius=6))
+    # A 16-pixel chroma block is smoother after the wider window than after the noise window.
+    narrow = run_op(blocky, "denoise_chroma", radius=2)
+    truth = cv2.cvtColor(big, cv2.COLOR_BGR2YCrCb)[..., 1:].astype(float)
+    error = [
+        np.abs(cv2.cvtColor(x, cv2.COLOR_BGR2YCrCb)[..., 1:] - truth).mean() for x in (blocky, narrow, out)
+    ]
+    assert error[2] < error[1] < error[0]
+    rng = np.random.default_rng(3)
+    noisy = _jpeg(np.clip(big + rng.normal(0, 14, big.shape), 0, 255).astype(np.uint8), 92)
+    out, report = run_with_report(noisy, "denoise_chroma", radius=2, strength="auto", block_radius=6)
+    assert "radius" not in report  # noise decides: the noise window
+    assert np.array_equal(out, run_op(noisy, "denoise_chroma", radius=2))
+
+
+def test_denoise_chroma_block_radius_needs_strength_auto(photo8):
+    with pytest.raises(Exception, match="block_radius"):
+        run_op(photo8, "denoise_chroma", radius=2, block_radius=6)

@@ -374,6 +374,16 @@ def denoise_chroma(
         le=1,
         words=("auto",),
     ),
+    block_radius: Param(
+        int,
+        None,
+        "window radius where the JPEG grid, not noise, sets strength auto (default: radius); a JPEG's "
+        "colour comes in 16-pixel blocks, coarser than noise grain",
+        ge=1,
+        le=50,
+        pixels=True,
+        only_with={"strength": ("auto",)},
+    ),
 ):
     """Chroma-noise operator: a grey image has no chroma and comes back as it is.
 
@@ -381,7 +391,10 @@ def denoise_chroma(
     usually follow (white balance, stretch) still fuse into one lookup table instead of
     running on a float image (at 12 MP: ~0.8 s saved in `default`). Below full ``strength``
     the result is blended with the input; ``auto`` takes it from :func:`chroma_noise_strength`
-    (reported with the two measures it reads). An image it leaves alone (grey, or ``strength``
+    (reported with the two measures it reads); with ``block_radius`` the window widens to it
+    where the JPEG grid, not the noise, sets that strength (reported as ``radius``): JPEG keeps
+    colour at half resolution in 8x8 blocks, so its colour steps are 16 pixels apart, while
+    noise grain is a pixel or two. An image it leaves alone (grey, or ``strength``
     0) comes back as it is: the same array, not a copy (~7 ms saved on a clean 12 MP photo).
     """
     if img.ndim == 2:
@@ -391,6 +404,9 @@ def denoise_chroma(
         ctx.record("noise_sigma", round(sigma, 3))
         ctx.record("blockiness", round(blocks, 3))
         ctx.record("strength", round(strength, 4))
+        if block_radius is not None and ramp(blocks, *AUTO_BLOCKINESS) > ramp(sigma, *AUTO_NOISE_SIGMA):
+            radius = block_radius
+            ctx.record("radius", radius)
     if strength == 0.0:
         return img
     smoothed = _denoise_chroma_full(img, radius, eps)
