@@ -301,6 +301,40 @@ J_ENDLESS = {
     "Solitary_Island": _EOS + "Solitary_Island.jpg",
 }
 HELD_OUT_J = tuple(J_ENDLESS)
+# On 2026-12-04 (session 28) set J was used, so set K took its place: added before any change it will judge,
+# and not run.
+# the photos of Xubuntu's community wallpapers (`git clone https://github.com/Xubuntu/xubuntu-community-artwork`,
+# tag 22.04.0 = d23e097, usr/share/xfce4/backdrops/, licences in debian/copyright: CC0, CC-BY-3.0,
+# CC-BY-4.0, CC-BY-SA; 2.1-24 MP JPEGs and one PNG, winners of the Xubuntu 14.04-22.04 contests):
+# Kinkaku-ji reflected in its pond, a lighthouse on a rocky shore, the Kangchenjunga peaks, a cat on a
+# street of painted houses, a wasp on yellow flowers, pebbles and frangipani by a pool, a frosted twig,
+# the Milky Way over trees at night, a red harbour sunrise, a low sun over a boardwalk, a water drop on
+# a green leaf, white blossoms, a ploughed field under clouds, a hut below mountains at dusk, the
+# Matterhorn, backlit wheat (the graded ones, the bokeh/abstract ones and the ones whose files are
+# absent from the snapshot left out). Copy each with
+# `git -C CLONE show 'REV:PATH' > FOLDER/NAME.EXT` (K_XUBUNTU gives REV:PATH).
+_XUBUNTU = "22.04.0:usr/share/xfce4/backdrops/"
+K_XUBUNTU = {
+    "Field_by_Tibor_Mokanszki": _XUBUNTU + "Field_by_Tibor_Mokanszki.jpg",
+    "Kanchanjunga_Peaks_by_Pushkar_Deshpande": _XUBUNTU + "Kanchanjunga_Peaks_by_Pushkar_Deshpande.jpg",
+    "Kinkaku_Ji_by_Elizabeth_K_Joseph": _XUBUNTU + "Kinkaku_Ji_by_Elizabeth_K_Joseph.jpg",
+    "Lighthouse_by_Dominik_Czernetzky": _XUBUNTU + "Lighthouse_by_Dominik_Czernetzky.jpg",
+    "Mountainous_View_by_Sven_Scheuermeier": _XUBUNTU + "Mountainous_View_by_Sven_Scheuermeier.jpg",
+    "Sunset_by_Kacperu": _XUBUNTU + "Sunset_by_Kacperu.jpg",
+    "Untitled_7019_by_Mike_Sinko": _XUBUNTU + "Untitled_7019_by_Mike_Sinko.jpg",
+    "Untitled_by_Anna_Ceccarelli": _XUBUNTU + "Untitled_by_Anna_Ceccarelli.jpg",
+    "Untitled_by_Luna_Reichmann": _XUBUNTU + "Untitled_by_Luna_Reichmann.jpg",
+    "Untitled_by_Nesimi_Acarca": _XUBUNTU + "Untitled_by_Nesimi_Acarca.jpg",
+    "Untitled_by_Troy_Jarrell": _XUBUNTU + "Untitled_by_Troy_Jarrell.jpg",
+    "Yellow_Jacket_by_Manuel_Frei": _XUBUNTU + "Yellow_Jacket_by_Manuel_Frei.png",
+    "balance": _XUBUNTU + "balance.jpg",
+    "jeff_morgan__stub_stewart_iridium_flare__4k": _XUBUNTU
+    + "jeff_morgan__stub_stewart_iridium_flare__4k.jpg",
+    "sarah_muenz__winter_wonderland__4k": _XUBUNTU + "sarah_muenz__winter_wonderland__4k.jpg",
+    "soren_krarup_olesen__east_harbour_sunrise__4k": _XUBUNTU
+    + "soren_krarup_olesen__east_harbour_sunrise__4k.jpg",
+}
+HELD_OUT_K = tuple(K_XUBUNTU)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -313,6 +347,7 @@ SETS = {
     "held_out_h": HELD_OUT_H,
     "held_out_i": HELD_OUT_I,
     "held_out_j": HELD_OUT_J,
+    "held_out_k": HELD_OUT_K,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -332,6 +367,7 @@ UBUNTU_MATE_PHOTOS = Path(os.environ.get("UBUNTU_MATE_PHOTOS", Path.home() / "ub
 UBUNTU_CINNAMON_PHOTOS = Path(os.environ.get("UBUNTU_CINNAMON_PHOTOS", Path.home() / "ubuntucinnamon-photos"))
 SOLUS_PHOTOS = Path(os.environ.get("SOLUS_PHOTOS", Path.home() / "solus-photos"))
 ENDLESS_PHOTOS = Path(os.environ.get("ENDLESS_PHOTOS", Path.home() / "endless-photos"))
+XUBUNTU_PHOTOS = Path(os.environ.get("XUBUNTU_PHOTOS", Path.home() / "xubuntu-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -351,6 +387,7 @@ SOURCES = {
     "h_cinnamon": (UBUNTU_CINNAMON_PHOTOS, None, "UBUNTU_CINNAMON_PHOTOS"),
     "i_solus": (SOLUS_PHOTOS, None, "SOLUS_PHOTOS"),
     "j_endless": (ENDLESS_PHOTOS, None, "ENDLESS_PHOTOS"),
+    "k_xubuntu": (XUBUNTU_PHOTOS, None, "XUBUNTU_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -377,6 +414,7 @@ def source_file(name: str) -> Path | None:
         "h_cinnamon": tuple(H_UBUNTU_CINNAMON),
         "i_solus": tuple(I_SOLUS),
         "j_endless": tuple(J_ENDLESS),
+        "k_xubuntu": tuple(K_XUBUNTU),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -399,6 +437,8 @@ def source_file(name: str) -> Path | None:
             f"`git show '{I_SOLUS.get(name)}'`",
             "j_endless": "`git clone https://github.com/endlessm/eos-media`, then "
             f"`git show '{J_ENDLESS.get(name)}'`",
+            "k_xubuntu": "`git clone https://github.com/Xubuntu/xubuntu-community-artwork`, then "
+            f"`git show '{K_XUBUNTU.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
@@ -427,7 +467,8 @@ def load_photo(name: str) -> np.ndarray:
     (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``), Budgie's backgrounds and
     elementary OS's older wallpapers (``HELD_OUT_F``), Pop!_OS's wallpapers (``HELD_OUT_G``),
     Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``),
-    Endless OS's (``HELD_OUT_J``) or OpenCV's sample data (the rest).
+    Endless OS's (``HELD_OUT_J``), Xubuntu's community wallpapers
+    (``HELD_OUT_K``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
