@@ -72,7 +72,9 @@ def _unused_cases():
             for other, allowed in param.only_with.items():
                 if allowed is GIVEN:
                     continue
-                choices = spec.params[other].choices or (True, False)
+                setting = spec.params[other]
+                # A number-or-word setting (strength: 0..1 or auto) is broken by a number.
+                choices = setting.choices or ((*setting.words, 0.5) if setting.words else (True, False))
                 wrong = next(c for c in choices if c not in allowed)
                 value = example.get(pname, param.default)
                 if value is None:
@@ -84,6 +86,7 @@ def _unused_cases():
                         "cast_range": [0.3, 1.0],
                         "disagreement_range": [15, 30],
                         "average_range": [0.15, 0.3],
+                        "block_radius": 6,
                     }.get(pname, 0.5)
                 yield name, pname, value, {other: wrong}
 
