@@ -32,7 +32,7 @@ def test_denoise_chroma_strips_match_the_whole_image_route(photo8, dtype):
     )
     noisy = np.clip(big + np.random.default_rng(1).normal(0, 12, big.shape), 0, 255).astype(np.uint8)
     img = {np.uint8: noisy, np.uint16: noisy.astype(np.uint16) * 257, np.float32: to_float(noisy)}[dtype]
-    out = local.denoise_chroma(img, None, radius=3, eps=0.002, strength=1.0)
+    out = local.denoise_chroma(img, None, radius=3, eps=0.002, strength=1.0, block_radius=None)
     expected = _denoise_chroma_whole(img, 3, 0.002)
     diff = np.abs(out.astype(np.float64) - expected)
     assert out.dtype == img.dtype
@@ -93,8 +93,8 @@ def test_denoise_chroma_returns_an_image_it_leaves_alone_without_copying_it(phot
     from imgenh.pipeline import apply_steps
     from imgenh.pipeline_file import pipeline_from_steps
 
-    assert local.denoise_chroma(gray8, None, radius=2, eps=0.002, strength=1.0) is gray8
-    assert local.denoise_chroma(photo8, None, radius=2, eps=0.002, strength=0.0) is photo8
+    assert local.denoise_chroma(gray8, None, radius=2, eps=0.002, strength=1.0, block_radius=None) is gray8
+    assert local.denoise_chroma(photo8, None, radius=2, eps=0.002, strength=0.0, block_radius=None) is photo8
     clean = cv2.resize(photo8, (384, 256), interpolation=cv2.INTER_CUBIC)
     before = clean.copy()
     steps = pipeline_from_steps(
