@@ -272,6 +272,13 @@ I_SOLUS = {
     "vents-du-sud": "32.0:backgrounds/vents-du-sud.jpg",
 }
 HELD_OUT_I = tuple(I_SOLUS)
+
+
+def _revision_paths(folder: str, *files: str) -> dict[str, str]:
+    """Photo name (the file's stem) -> ``REV:PATH`` for files in one folder of one revision."""
+    return {Path(f).stem: folder + f for f in files}
+
+
 # On 2026-12-03 (session 28) set I was used, so set J took its place: added before any change it will judge,
 # and not run. The photos of Endless OS's wallpapers (`git clone https://github.com/endlessm/eos-media`, tag
 # Release_6.0.1 = 3f42869, default_files/default_images/, licences in its LICENSE.tsv; 2.1 MP JPEGs, CC0/CC-BY/
@@ -282,28 +289,27 @@ HELD_OUT_I = tuple(I_SOLUS)
 # graded, Antelope Canyon (set E's photo), a no-derivatives one and those of unclear licence. Copy each with
 # `git -C CLONE show 'REV:PATH' > FOLDER/NAME.jpg` (J_ENDLESS gives REV:PATH).
 _EOS = "Release_6.0.1:default_files/default_images/"
-J_ENDLESS = {
-    "bg_china_04": _EOS + "bg_china_04.jpg",
-    "bg_fnde_01": _EOS + "bg_fnde_01.jpg",
-    "bg_fnde_02": _EOS + "bg_fnde_02.jpg",
-    "bg_guatemala_07": _EOS + "bg_guatemala_07.jpg",
-    "bg_india_01": _EOS + "bg_india_01.jpg",
-    "bg_tanzania_01": _EOS + "bg_tanzania_01.jpg",
-    "bg_thailand_01": _EOS + "bg_thailand_01.jpg",
-    "Colour_Tiles": _EOS + "Colour_Tiles.jpg",
-    "Curious_Bird": _EOS + "Curious_Bird.jpg",
-    "Frosted_Grass": _EOS + "Frosted_Grass.jpg",
-    "Happy_Kids_Swing_on_the_Beach": _EOS + "Happy_Kids_Swing_on_the_Beach.jpg",
-    "Kapal_Nelayan_dan_Senja_di_Pantai_Pasir_Putih_Situbondo_Jawa_Timur": _EOS
-    + "Kapal_Nelayan_dan_Senja_di_Pantai_Pasir_Putih_Situbondo_Jawa_Timur.jpg",
-    "Little_Crab": _EOS + "Little_Crab.jpg",
-    "Sleepy_Dog": _EOS + "Sleepy_Dog.jpg",
-    "Solitary_Island": _EOS + "Solitary_Island.jpg",
-}
+J_ENDLESS = _revision_paths(
+    _EOS,
+    "bg_china_04.jpg",
+    "bg_fnde_01.jpg",
+    "bg_fnde_02.jpg",
+    "bg_guatemala_07.jpg",
+    "bg_india_01.jpg",
+    "bg_tanzania_01.jpg",
+    "bg_thailand_01.jpg",
+    "Colour_Tiles.jpg",
+    "Curious_Bird.jpg",
+    "Frosted_Grass.jpg",
+    "Happy_Kids_Swing_on_the_Beach.jpg",
+    "Kapal_Nelayan_dan_Senja_di_Pantai_Pasir_Putih_Situbondo_Jawa_Timur.jpg",
+    "Little_Crab.jpg",
+    "Sleepy_Dog.jpg",
+    "Solitary_Island.jpg",
+)
 HELD_OUT_J = tuple(J_ENDLESS)
 # On 2026-12-04 (session 28) set J was used, so set K took its place: added before any change it will judge,
-# and not run.
-# the photos of Xubuntu's community wallpapers (`git clone https://github.com/Xubuntu/xubuntu-community-artwork`,
+# and not run. The photos of Xubuntu's community wallpapers (`git clone https://github.com/Xubuntu/xubuntu-community-artwork`,
 # tag 22.04.0 = d23e097, usr/share/xfce4/backdrops/, licences in debian/copyright: CC0, CC-BY-3.0,
 # CC-BY-4.0, CC-BY-SA; 2.1-24 MP JPEGs and one PNG, winners of the Xubuntu 14.04-22.04 contests):
 # Kinkaku-ji reflected in its pond, a lighthouse on a rocky shore, the Kangchenjunga peaks, a cat on a
@@ -314,26 +320,25 @@ HELD_OUT_J = tuple(J_ENDLESS)
 # absent from the snapshot left out). Copy each with
 # `git -C CLONE show 'REV:PATH' > FOLDER/NAME.EXT` (K_XUBUNTU gives REV:PATH).
 _XUBUNTU = "22.04.0:usr/share/xfce4/backdrops/"
-K_XUBUNTU = {
-    "Field_by_Tibor_Mokanszki": _XUBUNTU + "Field_by_Tibor_Mokanszki.jpg",
-    "Kanchanjunga_Peaks_by_Pushkar_Deshpande": _XUBUNTU + "Kanchanjunga_Peaks_by_Pushkar_Deshpande.jpg",
-    "Kinkaku_Ji_by_Elizabeth_K_Joseph": _XUBUNTU + "Kinkaku_Ji_by_Elizabeth_K_Joseph.jpg",
-    "Lighthouse_by_Dominik_Czernetzky": _XUBUNTU + "Lighthouse_by_Dominik_Czernetzky.jpg",
-    "Mountainous_View_by_Sven_Scheuermeier": _XUBUNTU + "Mountainous_View_by_Sven_Scheuermeier.jpg",
-    "Sunset_by_Kacperu": _XUBUNTU + "Sunset_by_Kacperu.jpg",
-    "Untitled_7019_by_Mike_Sinko": _XUBUNTU + "Untitled_7019_by_Mike_Sinko.jpg",
-    "Untitled_by_Anna_Ceccarelli": _XUBUNTU + "Untitled_by_Anna_Ceccarelli.jpg",
-    "Untitled_by_Luna_Reichmann": _XUBUNTU + "Untitled_by_Luna_Reichmann.jpg",
-    "Untitled_by_Nesimi_Acarca": _XUBUNTU + "Untitled_by_Nesimi_Acarca.jpg",
-    "Untitled_by_Troy_Jarrell": _XUBUNTU + "Untitled_by_Troy_Jarrell.jpg",
-    "Yellow_Jacket_by_Manuel_Frei": _XUBUNTU + "Yellow_Jacket_by_Manuel_Frei.png",
-    "balance": _XUBUNTU + "balance.jpg",
-    "jeff_morgan__stub_stewart_iridium_flare__4k": _XUBUNTU
-    + "jeff_morgan__stub_stewart_iridium_flare__4k.jpg",
-    "sarah_muenz__winter_wonderland__4k": _XUBUNTU + "sarah_muenz__winter_wonderland__4k.jpg",
-    "soren_krarup_olesen__east_harbour_sunrise__4k": _XUBUNTU
-    + "soren_krarup_olesen__east_harbour_sunrise__4k.jpg",
-}
+K_XUBUNTU = _revision_paths(
+    _XUBUNTU,
+    "Field_by_Tibor_Mokanszki.jpg",
+    "Kanchanjunga_Peaks_by_Pushkar_Deshpande.jpg",
+    "Kinkaku_Ji_by_Elizabeth_K_Joseph.jpg",
+    "Lighthouse_by_Dominik_Czernetzky.jpg",
+    "Mountainous_View_by_Sven_Scheuermeier.jpg",
+    "Sunset_by_Kacperu.jpg",
+    "Untitled_7019_by_Mike_Sinko.jpg",
+    "Untitled_by_Anna_Ceccarelli.jpg",
+    "Untitled_by_Luna_Reichmann.jpg",
+    "Untitled_by_Nesimi_Acarca.jpg",
+    "Untitled_by_Troy_Jarrell.jpg",
+    "Yellow_Jacket_by_Manuel_Frei.png",
+    "balance.jpg",
+    "jeff_morgan__stub_stewart_iridium_flare__4k.jpg",
+    "sarah_muenz__winter_wonderland__4k.jpg",
+    "soren_krarup_olesen__east_harbour_sunrise__4k.jpg",
+)
 HELD_OUT_K = tuple(K_XUBUNTU)
 SETS = {
     "tuning": TUNING,
