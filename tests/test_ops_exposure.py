@@ -67,6 +67,23 @@ def test_exposure_auto_pulls_an_overexposed_photo_back(astronaut):
     assert white.any() and out[white].min() > out[unclipped].max()
 
 
+def test_exposure_auto_max_stops_caps_the_pull_and_headroom_keeps_clipped_white(astronaut):
+    seen = _overexposed(astronaut)
+    out, report = run_with_report(seen, "exposure", stops="auto", max_stops=0.3, headroom=1.0)
+    assert report["strength"] == 1.0 and report["stops"] == pytest.approx(-0.3, abs=1e-4)
+    # Below the shoulder's knee (linear 0.6) the levels are those of a 0.3-stop exposure change.
+    plain = run_op(seen, "exposure", stops=-0.3)
+    below = seen.max(axis=2) < 190  # linear 0.51
+    assert np.abs(out[below].astype(int) - plain[below]).max() <= 1
+    # headroom 1: the shoulder ends at white, so what clipped stays white.
+    white = seen.min(axis=2) == 255
+    assert white.any() and out[white].min() >= 254
+    default_top, _ = run_with_report(seen, "exposure", stops="auto", max_stops=0.3)
+    assert default_top[white].max() < 250  # the default headroom lands them below white
+    with pytest.raises(ValueError, match="max_stops"):
+        run_op(seen, "exposure", stops=-1.0, max_stops=0.3)
+
+
 def test_exposure_auto_leaves_a_well_exposed_photo_and_a_one_channel_clip_alone(photo8):
     out, report = run_with_report(photo8, "exposure", stops="auto")
     assert np.array_equal(out, photo8) and report["stops"] == 0.0

@@ -1096,7 +1096,9 @@ SHOULDER_HEADROOM = 0.3
 _CLIPPED_LEVEL = 1.0 - 1.5 / 255.0
 
 
-def exposure_curve(x: np.ndarray, gain: float, shoulder: bool = False) -> np.ndarray:
+def exposure_curve(
+    x: np.ndarray, gain: float, shoulder: bool = False, headroom: float = SHOULDER_HEADROOM
+) -> np.ndarray:
     """Levels after an exposure ``gain`` in linear light (sRGB decoded, scaled, encoded).
 
     Parameters
@@ -1106,9 +1108,11 @@ def exposure_curve(x: np.ndarray, gain: float, shoulder: bool = False) -> np.nda
     gain : float
         Linear-light gain, ``2 ** stops``.
     shoulder : bool
-        Above linear :data:`SHOULDER_KNEE` follow a straight line to ``gain + SHOULDER_HEADROOM
+        Above linear :data:`SHOULDER_KNEE` follow a straight line to ``gain + headroom
         * (1 - gain)`` at 1 instead of the gain (for ``gain < 1``: clipped highlights land above
         the rest).
+    headroom : float
+        Where the shoulder ends, 0..1: 0 at the gain's level, 1 at white (clipped stays white).
 
     Returns
     -------
@@ -1118,7 +1122,7 @@ def exposure_curve(x: np.ndarray, gain: float, shoulder: bool = False) -> np.nda
     lin = srgb_to_linear(np.clip(x, 0.0, 1.0))
     out = lin * gain
     if shoulder:
-        top = gain + SHOULDER_HEADROOM * (1.0 - gain)
+        top = gain + headroom * (1.0 - gain)
         slope = (top - gain * SHOULDER_KNEE) / (1.0 - SHOULDER_KNEE)
         out = np.where(lin > SHOULDER_KNEE, gain * SHOULDER_KNEE + (lin - SHOULDER_KNEE) * slope, out)
     return linear_to_srgb(out)
@@ -1184,6 +1188,24 @@ def exposure(
         le=10,
         words=("auto",),
     ),
+    max_stops: Param(
+        float,
+        None,
+        "the most auto darkens, in stops (default: 1.5); a small cap limits what a bright photo that "
+        "only looks over-exposed loses",
+        gt=0,
+        le=1.5,
+        only_with={"stops": ("auto",)},
+    ),
+    headroom: Param(
+        float,
+        None,
+        f"where auto's shoulder puts the clipped highlights, 0..1: 0 at the gain's grey, 1 at white "
+        f"(default: {SHOULDER_HEADROOM})",
+        ge=0,
+        le=1,
+        only_with={"stops": ("auto",)},
+    ),
 ) -> np.ndarray:
     """Multiply the light by ``2 ** stops`` (sRGB decoded, scaled, encoded; clipped at white).
 
@@ -1194,16 +1216,22 @@ def exposure(
     without a band of near-whites below it). A product shot on white with bright colours still
     reads as over-exposed, so use auto on frames known to be over-exposed. Under a
     correction the highlights roll off along a shoulder, so what was clipped stays the brightest
-    part of the frame instead of turning the same grey as the levels just below it. Reports
-    ``stops``, and with auto ``clipped``, ``run_up`` and ``strength``.
+    part of the frame instead of turning the same grey as the levels just below it.
+    ``max_stops`` caps how far auto darkens: a bright photo that only looks over-exposed then
+    loses little, while a real over-exposure still comes part of the way back. ``headroom``
+    sets where the shoulder puts the clipped highlights, from the gain's level (0) to white
+    (1, so a white background stays white). Reports ``stops``, and with auto ``clipped``,
+    ``run_up`` and ``strength``.
     """
     if stops == "auto":
         clipped, run_up, mean, strength = over_exposure(ctx.stats)
-        gain = float(np.clip(AUTO_EXPOSURE_TARGET / max(mean, 1e-6), AUTO_EXPOSURE_MIN_GAIN, 1.0)) ** strength
+        least = AUTO_EXPOSURE_MIN_GAIN if max_stops is None else 2.0**-max_stops
+        gain = float(np.clip(AUTO_EXPOSURE_TARGET / max(mean, 1e-6), least, 1.0)) ** strength
         ctx.record("clipped", round(clipped, 4))
         ctx.record("run_up", round(min(run_up, 1e6), 4))
         ctx.record("strength", round(strength, 4))
         ctx.record("stops", round(math.log2(gain), 4))
-        return x if gain == 1.0 else exposure_curve(x, gain, shoulder=True)
+        top = SHOULDER_HEADROOM if headroom is None else headroom
+        return x if gain == 1.0 else exposure_curve(x, gain, shoulder=True, headroom=top)
     ctx.record("stops", float(stops))
     return x if stops == 0 else exposure_curve(x, 2.0 ** float(stops))
