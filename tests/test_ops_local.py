@@ -247,9 +247,67 @@ def test_backlight_range_fades_only_the_lift_and_pulls_highlights_everywhere(pho
     assert np.array_equal(out[lower], whole[lower])
 
 
+def to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def to_srgb(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.maximum(x, 0) ** (1 / 2.4) - 0.055)
+
+
+def backlit_lift_reference(x: np.ndarray, stops: float, radius: float, eps: float) -> np.ndarray:
+    """Lower part x 2**stops in linear light where the guided base is stops/2..stops under the top's p99."""
+    light = to_linear(x)
+    y = luma709(light)
+    base = guided_reference(y, y, max(1, round(radius * min(x.shape[:2]))), eps)
+    top = np.percentile(y[: round(0.4 * y.shape[0])], 99) + 1e-4
+    dark = np.clip((np.log2(top / np.maximum(base, 1e-4)) - stops / 2) / (stops / 2), 0, 1)
+    t = np.clip(((np.arange(x.shape[0]) + 0.5) / x.shape[0] - 0.4) / 0.2, 0, 1)
+    gain = 1 + (2.0**stops - 1) * (t * t * (3 - 2 * t))[:, None] * dark
+    gain = np.minimum(gain, np.maximum(1 / np.maximum(light.max(axis=2), 1e-6), 1))
+    return to_srgb(np.clip(light * gain[..., None], 0, 1))
+
+
+def test_backlight_lift_brings_a_backlit_part_back_in_linear_light(photo8):
+    clean, backlit = clean_and_backlit_8bit(photo8)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "backlight_range": [1.5, 2.0]}
+    out, report = run_with_report(backlit, "shadows_highlights", backlight_lift=2.5, **params)
+    stops = report["backlight_stops"]
+    assert report["lift"] == pytest.approx(min(stops, 2.5), abs=5e-3) and stops > 2.0
+    upper = slice(0, int(0.4 * backlit.shape[0]))
+    assert np.array_equal(out[upper], backlit[upper])
+    # Closer to the clean photo than the shadows curve gets (which lifts a stop and a half or so).
+    lower = slice(int(0.6 * backlit.shape[0]), None)
+    curve = run_op(backlit, "shadows_highlights", **params)
+    errors = [np.abs(to_float(x[lower]) - to_float(clean[lower])).mean() for x in (backlit, curve, out)]
+    assert errors[2] < 0.6 * errors[1] < 0.6 * errors[0], errors
+    expected = backlit_lift_reference(to_float(backlit), report["lift"], 0.15, 0.1)
+    assert np.abs(out.astype(np.float64) - expected * 255).max() <= 1.0
+    # An evenly lit photo reads no backlight and comes back as it was.
+    same, report = run_with_report(clean, "shadows_highlights", backlight_lift=2.5, **params)
+    assert np.array_equal(same, clean) and report["shadows"] == 0.0
+
+
+def test_backlight_lift_is_capped_and_keeps_a_lit_lower_part(photo8):
+    _, backlit = clean_and_backlit_8bit(photo8)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "backlight_range": [2.0, 2.1]}
+    out, report = run_with_report(backlit, "shadows_highlights", backlight_lift=1.0, **params)
+    assert report["lift"] == 1.0
+    lower = slice(int(0.6 * backlit.shape[0]), None)
+    gain = to_linear(to_float(out[lower])) / np.maximum(to_linear(to_float(backlit[lower])), 1e-3)
+    assert gain[to_float(backlit[lower]) > 0.1].max() < 2.0 * 1.05  # one stop at most
+    # A lamp in the shade (as bright as the upper part's highlights) is not lifted.
+    lamp = backlit.copy()
+    lamp[-40:-10, 20:60] = 255
+    out, _ = run_with_report(lamp, "shadows_highlights", backlight_lift=2.5, **params)
+    assert np.array_equal(out[-35:-15, 25:55], lamp[-35:-15, 25:55])
+
+
 def test_backlight_range_is_validated():
     with pytest.raises(Exception, match="backlight_range"):
         run_op(np.zeros((8, 8, 3), np.uint8), "shadows_highlights", backlight_range=[3.0, 2.0])
+    with pytest.raises(Exception, match="backlight_lift"):  # it lifts what the meter reads: no meter, no lift
+        run_op(np.zeros((8, 8, 3), np.uint8), "shadows_highlights", backlight_lift=2.5)
 
 
 def test_shadows_highlights_keeps_colour_ratios_and_never_clips_a_channel():

@@ -18,10 +18,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from imgenh.ops.color import srgb_to_linear
+from imgenh.ops.color import linear_to_srgb, srgb_to_linear
 from imgenh.ops.contract import OpContext, ramp
 from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, blockiness, noise_sigma
-from imgenh.ops.registry import Param, operator
+from imgenh.ops.registry import GIVEN, Param, operator
 from imgenh.pixels import LUMA_BGR, from_float, luma, max_value, to_float
 
 WORK_SIDE = 512  # masks of larger images are computed on a copy this size (longer side)
@@ -230,6 +230,16 @@ def shadows_highlights(
         ge=-10,
         le=10,
     ),
+    backlight_lift: Param(
+        float,
+        None,
+        "with backlight_range: lift the lower part in linear light by the stops the meter reads, at most "
+        "this many, where its edge-aware neighbourhood is dark, instead of the shadows curve (which lifts "
+        "a backlit subject about a stop and a half); shadows scales it",
+        gt=0,
+        le=4,
+        only_with={"backlight_range": GIVEN},
+    ),
 ):
     """Shadows/highlights operator; see :func:`shadow_highlight_gain`.
 
@@ -238,8 +248,10 @@ def shadows_highlights(
     part's highlights sit below the upper part's (:func:`backlight_stops`, reported as
     ``backlight_stops``, and then lifts only the lower zone: :func:`lower_zone_weight`; a
     ``highlights`` pull still acts on the whole frame); with
-    either, the ``shadows`` applied are reported too. An image the step leaves alone comes back
-    as it is (the same array, at its own depth).
+    either, the ``shadows`` applied are reported too. With ``backlight_lift`` the lower part is
+    lifted by :func:`backlit_lift` instead (the stops reported as ``lift``), then ``highlights``
+    pulls as before. An image the step leaves alone comes back as it is (the same array, at its
+    own depth).
     """
     if dark_range is not None:
         share = dark_share(img)
@@ -253,9 +265,56 @@ def shadows_highlights(
         ctx.record("shadows", round(shadows, 4))
     if shadows == 0.0 and highlights == 0.0:
         return img
+    out = to_float(img)
+    if backlight_lift is not None and shadows > 0.0:
+        lift = shadows * min(stops, backlight_lift)
+        ctx.record("lift", round(lift, 3))
+        if lift > 0.0:
+            out = backlit_lift(out, lift, radius, eps)
+        shadows = 0.0
+        if highlights == 0.0:
+            return out if img.dtype == np.float32 else from_float(out, img.dtype)
     rows = lower_zone_weight(img.shape[0]) if backlight_range is not None else None
-    out = _shadows_highlights(to_float(img), shadows, highlights, radius, eps, rows)
+    out = _shadows_highlights(out, shadows, highlights, radius, eps, rows)
     return out if img.dtype == np.float32 else from_float(out, img.dtype)
+
+
+def backlit_lift(img: np.ndarray, stops: float, radius: float, eps: float) -> np.ndarray:
+    """Lift a backlit lower part by ``stops`` in linear light, where its neighbourhood is dark.
+
+    The gain is ``1 + (2 ** stops - 1) * row * dark`` per pixel: ``row`` is
+    :func:`lower_zone_weight`; ``dark`` ramps from 0 where the edge-aware base (a guided filter of
+    linear luma, ``radius`` and ``eps`` as in :func:`shadows_highlights`) sits ``stops / 2`` below
+    the upper zone's highlights (its 99th percentile) to 1 at ``stops`` below, so what is lit in
+    the lower part (a bright sky in water, a lamp) keeps its level. The gain is lowered where it
+    would push a channel past white, so hue and saturation hold.
+
+    Parameters
+    ----------
+    img : ndarray
+        float32 BGR or grey in [0, 1] (sRGB levels).
+    stops : float
+        The lift where the lower part is dark, > 0.
+    radius, eps : float
+        The mask's radius (a fraction of the shorter side) and edge preservation.
+
+    Returns
+    -------
+    ndarray
+        float32, same shape, in [0, 1].
+    """
+    light = srgb_to_linear(img).astype(np.float32, copy=False)
+    y = luma(light)
+    base = guided_filter(y, y, _radius_pixels(radius, img.shape), eps)
+    top = float(np.percentile(y[: max(1, int(round(y.shape[0] * BACKLIGHT_ZONE)))], 99)) + _LUMA_FLOOR
+    below = np.log2(np.float32(top) / np.maximum(base, np.float32(_LUMA_FLOOR)))
+    dark = np.clip((below - np.float32(stops / 2)) / np.float32(stops / 2), 0.0, 1.0)
+    rows = lower_zone_weight(img.shape[0])[:, None]
+    gain = np.float32(1.0) + np.float32(2.0**stops - 1.0) * rows * dark
+    peak = light.max(axis=2) if light.ndim == 3 else light
+    gain = np.minimum(gain, np.maximum(np.float32(1.0) / np.maximum(peak, np.float32(1e-6)), np.float32(1.0)))
+    lifted = light * (gain[..., None] if light.ndim == 3 else gain)
+    return np.clip(linear_to_srgb(np.clip(lifted, 0.0, 1.0)), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def lower_zone_weight(height: int) -> np.ndarray:
