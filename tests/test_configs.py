@@ -94,6 +94,38 @@ def test_default_leaves_good_photos_and_keeps_a_dim_warm_ones_key(results, sampl
     assert 0.8 * cast_angle(warm, neutral) < cast_angle(after, neutral) <= cast_angle(warm, neutral) + 0.5
 
 
+def _linear_light(img: np.ndarray) -> np.ndarray:
+    return np.where(img <= 0.04045, img / 12.92, ((img + 0.055) / 1.055) ** 2.4)
+
+
+def _stored(light: np.ndarray) -> np.ndarray:
+    light = np.clip(light, 0, 1)
+    srgb = np.where(light <= 0.0031308, light * 12.92, 1.055 * light ** (1 / 2.4) - 0.055)
+    return np.rint(srgb * 255).astype(np.uint8)
+
+
+def test_default_pulls_an_over_exposure_back_a_little_and_lifts_a_backlit_lower_half(samples):
+    default = load_pipeline(ROOT / "configs" / "default.yaml")
+    clean = pixels(samples / "coffee.jpg")
+    over = _stored(_linear_light(clean) * 2.5)  # +1.3 stops, highlights clip
+    out, reports = default.apply(over)
+    assert (
+        reports[1]["op"] == "exposure" and reports[1]["stops"] == -0.3
+    )  # capped: a bright photo loses little
+    assert np.abs(out / 255 - clean).mean() < 0.9 * np.abs(over / 255 - clean).mean()
+    assert out[over.min(axis=2) == 255].min() >= 254  # what clipped stays white
+    # The lower half 2.7 stops darker (as a backlit subject under a bright sky): lifted back in linear light.
+    rows = np.where(np.arange(clean.shape[0]) < clean.shape[0] // 2, 1.0, 0.15)
+    backlit = _stored(_linear_light(clean) * rows[:, None, None])
+    out, reports = default.apply(backlit)
+    assert reports[3]["op"] == "shadows_highlights" and reports[3]["lift"] == 2.5
+    lower = slice(int(0.6 * clean.shape[0]), None)
+    assert (
+        np.abs(out[lower] / 255 - clean[lower]).mean()
+        < 0.2 * np.abs(backlit[lower] / 255 - clean[lower]).mean()
+    )
+
+
 def test_low_light_brightens_the_dim_shot(results, samples):
     before = pixels(samples / "rocket_dim_warm.jpg")
     after = pixels(results["low_light"] / "rocket_dim_warm.jpg")
