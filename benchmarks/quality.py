@@ -308,8 +308,8 @@ J_ENDLESS = _revision_paths(
     "Solitary_Island.jpg",
 )
 HELD_OUT_J = tuple(J_ENDLESS)
-# On 2026-12-04 (session 28) set J was used, so set K took its place: added before any change it will judge,
-# and not run. The photos of Xubuntu's community wallpapers (`git clone https://github.com/Xubuntu/xubuntu-community-artwork`,
+# On 2026-12-04 (session 28) set J was used, so set K took its place: added before any change it would
+# judge, and judged once in session 29. The photos of Xubuntu's community wallpapers (`git clone https://github.com/Xubuntu/xubuntu-community-artwork`,
 # tag 22.04.0 = d23e097, usr/share/xfce4/backdrops/, licences in debian/copyright: CC0, CC-BY-3.0,
 # CC-BY-4.0, CC-BY-SA; 2.1-24 MP JPEGs and one PNG, winners of the Xubuntu 14.04-22.04 contests):
 # Kinkaku-ji reflected in its pond, a lighthouse on a rocky shore, the Kangchenjunga peaks, a cat on a
@@ -340,6 +340,46 @@ K_XUBUNTU = _revision_paths(
     "soren_krarup_olesen__east_harbour_sunrise__4k.jpg",
 )
 HELD_OUT_K = tuple(K_XUBUNTU)
+# On 2026-12-04 (session 29) set K was judged, so set L takes its place: added before any change it will judge,
+# and not run. From two sources:
+# - Fedora's supplemental wallpapers (`git clone https://github.com/fedoradesign/backgrounds`, tags
+#   v26.2.7 = b0fc030, v28.0.0 = 6c12436, v30.1.2 = f2211f8, v31.0.4 = 387bebd, extras/; licences in each
+#   tag's extras/themes.list and Attribution-Extras: CC0-1.0, CC-BY-SA-4.0; 2.5-26 MP camera JPEGs,
+#   winners of the Fedora 26-31 contests): Sydney's harbour at night, a red marina sunset, a white pier
+#   into a turquoise sea, lavender, rowing boats on a grey lake, snow on red hoodoos, Mount Rainier
+#   above a meadow, a jellyfish in an aquarium, a swimming penguin, mushrooms on moss;
+# - Ubuntu's wallpapers (ubuntu-wallpapers-{utopic,vivid,xenial,zesty,bionic}, Free Culture Showcase
+#   winners, CC-BY-SA-3.0 per its COPYING), as collected in `git clone
+#   https://github.com/azzamsa/ubuntu-wallpapers` at 7cb53ad, curated/<release>/; 2.7-9 MP JPEGs): a
+#   concert crowd under stage lights, a record player with coffee, spice sacks at a market, a sunlit
+#   wall with a door, chocolates, Manhattan from above at night.
+# (The B&W, graded, composite, astronomical, Unsplash-only-licensed, <2 MP and >30 MP ones and those
+# whose files are absent from the snapshots left out.) Copy each with
+# `git -C CLONE show 'REV:PATH' > FOLDER/NAME.EXT` (L_FEDORA / L_UBUNTU give REV:PATH).
+L_FEDORA = {
+    "gnokii-beach-sea-water-sand-ocean-horizon": "v28.0.0:extras/origin/"
+    "gnokii-beach-sea-water-sand-ocean-horizon.jpg",
+    "grand-park": "v31.0.4:extras/grand-park.jpg",
+    "jeena-stora-horredesjoen": "v28.0.0:extras/origin/jeena-stora-horredesjoen.jpg",
+    "jelly": "v31.0.4:extras/jelly.jpg",
+    "purple-dream": "v28.0.0:extras/purple-dream.jpg",
+    "snow-on-balanced-rock": "v30.1.2:extras/snow-on-balanced-rock.jpg",
+    "sunset-in-pennsylvania": "v26.2.7:extras/sunset-in-pennsylvania.jpg",
+    "swimming-penguin": "v31.0.4:extras/swimming-penguin.jpg",
+    "sydney": "v26.2.7:extras/sydney.jpg",
+    "the-mushrooms": "v31.0.4:extras/the-mushrooms.jpg",
+}
+_UBUNTU = "7cb53ad9c56a993b5f2e8d5505421f813ecfb6d2:curated/"
+L_UBUNTU = {
+    "Candy_by_Bernhard_Hanakam": _UBUNTU + "zesty/Candy_by_Bernhard_Hanakam.jpg",
+    "Euphoria_by_Tomasino.cz": _UBUNTU + "vivid/Euphoria!_by_Tomasino.cz.jpg",
+    "Music_by_tomasino.cz": _UBUNTU + "utopic/Music_by_tomasino.cz.jpg",
+    "Night_lights_by_Alberto_Salvia_Novella": _UBUNTU + "xenial/Night_lights_by_Alberto_Salvia_Novella.jpg",
+    "Spices_in_Athens_by_Makis_Chourdakis": _UBUNTU + "bionic/Spices_in_Athens_by_Makis_Chourdakis.jpg",
+    "Wall_with_door_on_Gozo_by_Matthias_Niess": _UBUNTU
+    + "bionic/Wall_with_door_on_Gozo_by_Matthias_Niess.jpg",
+}
+HELD_OUT_L = tuple(L_FEDORA) + tuple(L_UBUNTU)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -353,6 +393,7 @@ SETS = {
     "held_out_i": HELD_OUT_I,
     "held_out_j": HELD_OUT_J,
     "held_out_k": HELD_OUT_K,
+    "held_out_l": HELD_OUT_L,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -373,6 +414,8 @@ UBUNTU_CINNAMON_PHOTOS = Path(os.environ.get("UBUNTU_CINNAMON_PHOTOS", Path.home
 SOLUS_PHOTOS = Path(os.environ.get("SOLUS_PHOTOS", Path.home() / "solus-photos"))
 ENDLESS_PHOTOS = Path(os.environ.get("ENDLESS_PHOTOS", Path.home() / "endless-photos"))
 XUBUNTU_PHOTOS = Path(os.environ.get("XUBUNTU_PHOTOS", Path.home() / "xubuntu-photos"))
+FEDORA_PHOTOS = Path(os.environ.get("FEDORA_PHOTOS", Path.home() / "fedora-photos"))
+UBUNTU_PHOTOS = Path(os.environ.get("UBUNTU_PHOTOS", Path.home() / "ubuntu-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -393,6 +436,8 @@ SOURCES = {
     "i_solus": (SOLUS_PHOTOS, None, "SOLUS_PHOTOS"),
     "j_endless": (ENDLESS_PHOTOS, None, "ENDLESS_PHOTOS"),
     "k_xubuntu": (XUBUNTU_PHOTOS, None, "XUBUNTU_PHOTOS"),
+    "l_fedora": (FEDORA_PHOTOS, None, "FEDORA_PHOTOS"),
+    "l_ubuntu": (UBUNTU_PHOTOS, None, "UBUNTU_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -420,6 +465,8 @@ def source_file(name: str) -> Path | None:
         "i_solus": tuple(I_SOLUS),
         "j_endless": tuple(J_ENDLESS),
         "k_xubuntu": tuple(K_XUBUNTU),
+        "l_fedora": tuple(L_FEDORA),
+        "l_ubuntu": tuple(L_UBUNTU),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -444,6 +491,10 @@ def source_file(name: str) -> Path | None:
             f"`git show '{J_ENDLESS.get(name)}'`",
             "k_xubuntu": "`git clone https://github.com/Xubuntu/xubuntu-community-artwork`, then "
             f"`git show '{K_XUBUNTU.get(name)}'`",
+            "l_fedora": "`git clone https://github.com/fedoradesign/backgrounds`, then "
+            f"`git show '{L_FEDORA.get(name)}'`",
+            "l_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
+            f"`git show '{L_UBUNTU.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
@@ -472,8 +523,8 @@ def load_photo(name: str) -> np.ndarray:
     (``HELD_OUT_D``), elementary OS's wallpapers (``HELD_OUT_E``), Budgie's backgrounds and
     elementary OS's older wallpapers (``HELD_OUT_F``), Pop!_OS's wallpapers (``HELD_OUT_G``),
     Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``),
-    Endless OS's (``HELD_OUT_J``), Xubuntu's community wallpapers
-    (``HELD_OUT_K``) or OpenCV's sample data (the rest).
+    Endless OS's (``HELD_OUT_J``), Xubuntu's community wallpapers (``HELD_OUT_K``), Fedora's
+    and Ubuntu's contest wallpapers (``HELD_OUT_L``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 
