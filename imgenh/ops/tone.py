@@ -1129,7 +1129,7 @@ def exposure_curve(
 
 
 def over_exposure(stats) -> tuple[float, float, float, float]:
-    """How over-exposed an image looks, from its per-channel histograms.
+    """How over-exposed an image looks, from its per-channel histograms (sampled: shares only).
 
     Parameters
     ----------
@@ -1150,7 +1150,7 @@ def over_exposure(stats) -> tuple[float, float, float, float]:
     weights = LUMA_BGR if stats.channels >= 3 else (1.0,)
     shares, near, means = [], [], []
     for channel in range(len(weights)):
-        levels, counts = stats.histogram(channel)
+        levels, counts = stats.sampled_histogram(channel)  # shares: no exact count needed
         total = max(float(counts.sum()), 1.0)
         clipped = levels >= _CLIPPED_LEVEL
         kept = counts[~clipped]
