@@ -764,7 +764,9 @@ def write_sheets(configs: list[str], folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", choices=(*SETS, "all"), default="all")
+    parser.add_argument(
+        "--set", nargs="+", choices=(*SETS, "all"), default=["all"], help="one or more sets (default: all)"
+    )
     parser.add_argument("--configs", nargs="*", default=None, help="pipeline files (default: configs/*.yaml)")
     parser.add_argument("--cases", nargs="*", default=list(DEGRADATIONS), choices=list(DEGRADATIONS))
     parser.add_argument("--out", default="quality", help="output prefix: writes OUT.md and OUT.json")
@@ -782,7 +784,7 @@ def main(argv: list[str] | None = None) -> None:
         write_sheets(configs, Path(args.sheets))
         return
     magick = not args.no_magick and shutil.which(MAGICK) is not None
-    sets = list(SETS) if args.set == "all" else [args.set]
+    sets = list(SETS) if "all" in args.set else list(dict.fromkeys(args.set))
     photos = [p for s in sets for p in SETS[s]]
     start = time.perf_counter()
     tasks = [delayed(score_case)(p, c, configs, magick) for p in photos for c in args.cases]
