@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from helpers import run_with_report
 
+from imgenh.ops.contract import Stats
 from imgenh.ops.tone import AUTO_EXPOSURE_CLIPPED, exposure_curve
 from imgenh.pipeline import run_op
 
@@ -65,6 +66,18 @@ def test_exposure_auto_pulls_an_overexposed_photo_back(astronaut):
     # What clipped stays the brightest part: white in, brighter out than anything unclipped.
     white, unclipped = seen.min(axis=2) == 255, seen.max(axis=2) < 250
     assert white.any() and out[white].min() > out[unclipped].max()
+
+
+def test_over_exposure_reads_the_sample_as_the_whole_frame(astronaut):
+    # stops: auto reads shares of the frame from every 4th pixel of every 4th row (1/16 of the cost).
+    seen = _overexposed(cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC))
+    stats = Stats(seen)
+    for channel in range(3):
+        (levels, full), (sampled_levels, sampled) = stats.histogram(channel), stats.sampled_histogram(channel)
+        assert np.array_equal(levels, sampled_levels) and sampled.sum() == full.sum() // 16
+        for level in (0.5, 217 / 255, 1 - 1.5 / 255):
+            share_full = full[levels >= level].sum() / full.sum()
+            assert abs(sampled[levels >= level].sum() / sampled.sum() - share_full) < 0.01, (channel, level)
 
 
 def test_exposure_auto_max_stops_caps_the_pull_and_headroom_keeps_clipped_white(astronaut):
