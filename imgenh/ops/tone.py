@@ -1079,7 +1079,8 @@ def clahe(
 # 60% of the frame read 0.01-0.32 and 0.01-0.14 (at 20%, 0.05-0.9). Not enough on its own: a
 # product shot on white from the first held-out set (smarties: 64% clipped, bright candies) reads
 # 0.33, and 3.0 once noisy, and was darkened 1.5 stops; no per-channel statistic tells it apart.
-# So no shipped pipeline uses auto: it is for frames known to be over-exposed.
+# So auto in full is for frames known to be over-exposed; `default` caps it at 0.3 stop (max_stops),
+# where such a photo loses little (benchmarks/README.md, session 29).
 # The gain brings the linear mean of the unclipped levels (luma-weighted) to AUTO_EXPOSURE_TARGET,
 # never below AUTO_EXPOSURE_MIN_GAIN (-1.5 stops) and never above 1 (auto only darkens). Above
 # linear SHOULDER_KNEE the gain gives way to a straight shoulder that ends at the clipped level
@@ -1183,7 +1184,8 @@ def exposure(
         0.0,
         "exposure change in stops (each doubles or halves the light); auto = darken a frame whose "
         "highlights clipped, by how much clipped and how bright the rest is (never brightens; a "
-        "product shot on white reads the same: for frames known to be over-exposed)",
+        "product shot on white reads the same: in full, for frames known to be over-exposed, else "
+        "capped by max_stops)",
         ge=-10,
         le=10,
         words=("auto",),
