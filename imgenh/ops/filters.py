@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from imgenh.ops.contract import OpContext
+from imgenh.ops.contract import OpContext, ramp
 from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, noise_sigma
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, from_float, max_value, to_float
@@ -686,6 +686,13 @@ def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: i
     return from_float(cv2.cvtColor(cv2.merge(lab), cv2.COLOR_Lab2LBGR), img.dtype)
 
 
+def _noise_range_check(p: dict) -> str | None:
+    r = p.get("noise_range")
+    if r is not None and not r[0] < r[1]:
+        return "noise_range must be [none, full] with none < full"
+    return None
+
+
 @operator(
     "denoise",
     kind="native",
@@ -694,6 +701,7 @@ def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: i
     "nlmeans: sum(w v) / sum(w), w = exp(-mean patch |a-b|^2 / (h^2 channels)) (OpenCV NORM_L2 at every depth)",
     reference="cv2.bilateralFilter, cv2.fastNlMeansDenoising / fastNlMeansDenoisingColored",
     example={"method": "nlmeans", "h": 0.03},
+    check=_noise_range_check,
 )
 def denoise(
     img: np.ndarray,
@@ -739,8 +747,37 @@ def denoise(
         pixels=True,
         only_with={"method": ("nlmeans",)},
     ),
+    noise_range: Param(
+        list,
+        None,
+        "[none, full] luma noise sigma in 8-bit levels: denoise only as far as the image is noisy (a "
+        "robust estimate, imgenh stats' noise_sigma): none at or below none, all from full, blended "
+        "between; clean photos read 0-2.5, a sigma-10 noisy one 5.5-8.5",
+        item=float,
+        length=2,
+        ge=0,
+        le=255,
+    ),
 ):
-    """Denoise operator; see :func:`bilateral` and :func:`nl_means`."""
+    """Denoise operator; see :func:`bilateral` and :func:`nl_means`.
+
+    With ``noise_range`` the share of the filtered image is :func:`imgenh.ops.contract.ramp` of
+    the luma noise sigma (:func:`imgenh.ops.noise.noise_sigma`, reported as ``noise_sigma`` with
+    the ``strength`` applied); an image it leaves alone comes back as it is (the same array).
+    """
+    strength = 1.0
+    if noise_range is not None:
+        weights = LUMA_BGR if img.ndim == 3 else None
+        sigma = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=weights)
+        strength = ramp(sigma, *noise_range)
+        ctx.record("noise_sigma", round(sigma, 3))
+        ctx.record("strength", round(strength, 4))
+        if strength == 0.0:
+            return img
     if method == "bilateral":
-        return bilateral(img, diameter, sigma_color, sigma_space)
-    return nl_means(img, h, h if h_color is None else h_color, template, search)
+        out = bilateral(img, diameter, sigma_color, sigma_space)
+    else:
+        out = nl_means(img, h, h if h_color is None else h_color, template, search)
+    if strength < 1.0:  # a blend of the two at the image's own depth
+        out = cv2.addWeighted(img, 1.0 - strength, out, strength, 0.0)
+    return out
