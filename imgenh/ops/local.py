@@ -285,9 +285,10 @@ def backlit_lift(img: np.ndarray, stops: float, radius: float, eps: float) -> np
     The gain is ``1 + (2 ** stops - 1) * row * dark`` per pixel: ``row`` is
     :func:`lower_zone_weight`; ``dark`` ramps from 0 where the edge-aware base (a guided filter of
     linear luma, ``radius`` and ``eps`` as in :func:`shadows_highlights`) sits ``stops / 2`` below
-    the upper zone's highlights (its 99th percentile) to 1 at ``stops`` below, so what is lit in
-    the lower part (a bright sky in water, a lamp) keeps its level. The gain is lowered where it
-    would push a channel past white, so hue and saturation hold.
+    the upper zone's highlights (its 99th percentile, on the meter's sampling grid) to 1 at
+    ``stops`` below, so what is lit in the lower part (a bright sky in water, a lamp) keeps its
+    level. The gain is lowered where it would push a channel past white, so hue and saturation
+    hold.
 
     Parameters
     ----------
@@ -306,15 +307,20 @@ def backlit_lift(img: np.ndarray, stops: float, radius: float, eps: float) -> np
     light = srgb_to_linear(img).astype(np.float32, copy=False)
     y = luma(light)
     base = guided_filter(y, y, _radius_pixels(radius, img.shape), eps)
-    top = float(np.percentile(y[: max(1, int(round(y.shape[0] * BACKLIGHT_ZONE)))], 99)) + _LUMA_FLOOR
+    k = max(1, min(y.shape) // (4 * BACKLIGHT_MAP_SIDE))  # the meter's sampling grid
+    top_zone = y[: max(1, int(round(y.shape[0] * BACKLIGHT_ZONE))) : k, ::k]
+    top = float(np.percentile(top_zone, 99)) + _LUMA_FLOOR
     below = np.log2(np.float32(top) / np.maximum(base, np.float32(_LUMA_FLOOR)))
-    dark = np.clip((below - np.float32(stops / 2)) / np.float32(stops / 2), 0.0, 1.0)
+    dark = np.clip((below - np.float32(stops / 2)) / np.float32(stops / 2), 0.0, 1.0, out=below)
     rows = lower_zone_weight(img.shape[0])[:, None]
     gain = np.float32(1.0) + np.float32(2.0**stops - 1.0) * rows * dark
-    peak = light.max(axis=2) if light.ndim == 3 else light
-    gain = np.minimum(gain, np.maximum(np.float32(1.0) / np.maximum(peak, np.float32(1e-6)), np.float32(1.0)))
-    lifted = light * (gain[..., None] if light.ndim == 3 else gain)
-    return np.clip(linear_to_srgb(np.clip(lifted, 0.0, 1.0)), 0.0, 1.0).astype(np.float32, copy=False)
+    # Channel by channel, not .max(axis=2): a reduction over the last axis is ~10x slower.
+    peak = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2]) if light.ndim == 3 else light
+    headroom = np.float32(1.0) / np.maximum(peak, np.float32(1e-6), out=peak)
+    np.minimum(gain, np.maximum(headroom, np.float32(1.0), out=headroom), out=gain)
+    light *= gain[..., None] if light.ndim == 3 else gain
+    out = linear_to_srgb(light)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def lower_zone_weight(height: int) -> np.ndarray:
