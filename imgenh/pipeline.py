@@ -129,9 +129,16 @@ def _apply(
     reports: list[dict] = []
     scene = SceneLight(camera, pixels) if camera is not None else None  # measured from the input, once
 
+    measured: tuple[np.ndarray, dict] = (img, {})  # OpContext.measure's figures, for this array only
+
     def context(image: np.ndarray, stats: Stats | None = None) -> OpContext:
+        nonlocal measured
+        if measured[0] is not image:
+            measured = (image, {})
         channels = 1 if image.ndim == 2 else image.shape[2]
-        return OpContext(channels=channels, depth_max=depth_max, stats=stats, scene=scene)
+        return OpContext(
+            channels=channels, depth_max=depth_max, stats=stats, scene=scene, measures=measured[1]
+        )
 
     for stage in _stages(steps):
         contexts = []

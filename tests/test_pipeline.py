@@ -96,3 +96,25 @@ def test_apply_image_without_alpha_or_size_change_keeps_alpha_as_is():
     grey = Image(np.full((8, 10), 64, np.uint8))
     out, _ = pipeline_from_steps([{"op": "resize", "width": 5}]).apply_image(grey)
     assert out.alpha is None and out.pixels.shape == (4, 5)
+
+
+def test_steps_that_see_the_same_image_measure_its_noise_once(monkeypatch, photo8):
+    # denoise_chroma (strength auto) and denoise (noise_range) both hold back by the luma noise
+    # sigma: while the first leaves the image as it is, the second reads the same figure
+    # (OpContext.measure), and on a changed image it measures again.
+    from imgenh.ops import noise
+
+    calls = []
+    real = noise.noise_sigma
+    monkeypatch.setattr(noise, "noise_sigma", lambda *a, **k: calls.append(1) or real(*a, **k))
+    steps = [
+        Step(get_op("denoise_chroma"), get_op("denoise_chroma").resolve({"strength": "auto"})[0], 0),
+        Step(get_op("denoise"), get_op("denoise").resolve({"noise_range": [3.0, 5.0]})[0], 1),
+    ]
+    _, reports = apply_steps(photo8, steps)
+    assert len(calls) == 1 and reports[0]["noise_sigma"] == reports[1]["noise_sigma"]
+    rng = np.random.default_rng(2)
+    noisy = np.clip(photo8 + rng.normal(0, 12, photo8.shape), 0, 255).astype(np.uint8)
+    calls.clear()
+    _, reports = apply_steps(noisy, steps)
+    assert reports[0]["strength"] > 0 and len(calls) == 2  # the chroma step changed the image

@@ -26,6 +26,7 @@ Operator kinds and the call each one receives:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -293,6 +294,9 @@ class OpContext:
         Values the operator reports (see :meth:`record`).
     scene : SceneLight or None
         How bright the scene was, when the file recorded the camera's exposure (EXIF).
+    measures : dict
+        Measurements of the image as it enters the step (see :meth:`measure`), shared by the
+        steps that see the same image.
     """
 
     channels: int
@@ -300,6 +304,19 @@ class OpContext:
     stats: Stats | None = None
     values: dict[str, Any] = field(default_factory=dict)
     scene: SceneLight | None = None
+    measures: dict[Hashable, Any] = field(default_factory=dict)
+
+    def measure(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """A measurement of the step's input image, computed once while the image is unchanged.
+
+        A step that leaves the image as it is hands the next one the same array, and the same
+        ``measures``: two steps that read the same figure (e.g. the noise sigma that both
+        denoise steps of ``default`` hold back by) pay for it once. ``key`` names the figure and
+        whatever it depends on besides the pixels.
+        """
+        if key not in self.measures:
+            self.measures[key] = compute()
+        return self.measures[key]
 
     @property
     def is_color(self) -> bool:

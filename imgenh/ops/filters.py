@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from imgenh.ops.contract import OpContext, ramp
-from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, noise_sigma
+from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, luma_noise_sigma, noise_sigma
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, from_float, max_value, to_float
 
@@ -767,8 +767,7 @@ def denoise(
     """
     strength = 1.0
     if noise_range is not None:
-        weights = LUMA_BGR if img.ndim == 3 else None
-        sigma = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=weights)
+        sigma = luma_noise_sigma(img, ctx)
         strength = ramp(sigma, *noise_range)
         ctx.record("noise_sigma", round(sigma, 3))
         ctx.record("strength", round(strength, 4))

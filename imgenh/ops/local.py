@@ -20,9 +20,9 @@ import numpy as np
 
 from imgenh.ops.color import linear_to_srgb, srgb_to_linear
 from imgenh.ops.contract import OpContext, ramp
-from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, blockiness, noise_sigma
+from imgenh.ops.noise import blockiness, luma_noise_sigma
 from imgenh.ops.registry import GIVEN, Param, operator
-from imgenh.pixels import LUMA_BGR, from_float, luma, max_value, to_float
+from imgenh.pixels import from_float, luma, max_value, to_float
 
 WORK_SIDE = 512  # masks of larger images are computed on a copy this size (longer side)
 _BASE_FLOOR = 0.02  # shadows_highlights: bases below this count as this (bounds the gain)
@@ -465,7 +465,7 @@ def denoise_chroma(
     if img.ndim == 2:
         return img
     if strength == "auto":
-        strength, sigma, blocks = chroma_noise_strength(img)
+        strength, sigma, blocks = chroma_noise_strength(img, ctx)
         ctx.record("noise_sigma", round(sigma, 3))
         ctx.record("blockiness", round(blocks, 3))
         ctx.record("strength", round(strength, 4))
@@ -489,24 +489,27 @@ AUTO_NOISE_SIGMA = (4.0, 7.0)
 AUTO_BLOCKINESS = (1.3, 2.0)
 
 
-def chroma_noise_strength(img: np.ndarray) -> tuple[float, float, float]:
+def chroma_noise_strength(img: np.ndarray, ctx: OpContext | None = None) -> tuple[float, float, float]:
     """How much chroma smoothing an image calls for (``denoise_chroma strength: auto``).
 
     Parameters
     ----------
     img : ndarray, shape (H, W, 3)
         BGR, uint8, uint16 or float32.
+    ctx : OpContext, optional
+        The step's context: the noise sigma is then read once per image
+        (:func:`imgenh.ops.noise.luma_noise_sigma`).
 
     Returns
     -------
     strength : float
         0..1, the larger of the two ramps (:data:`AUTO_NOISE_SIGMA`, :data:`AUTO_BLOCKINESS`).
     sigma : float
-        Luma noise sigma in 8-bit levels (:func:`imgenh.ops.noise.noise_sigma`).
+        Luma noise sigma in 8-bit levels (:func:`imgenh.ops.noise.luma_noise_sigma`).
     blocks : float
         JPEG grid blockiness (:func:`imgenh.ops.noise.blockiness`).
     """
-    sigma = noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=LUMA_BGR)
+    sigma = luma_noise_sigma(img, ctx)
     blocks = blockiness(img)
     strength = max(ramp(sigma, *AUTO_NOISE_SIGMA), ramp(blocks, *AUTO_BLOCKINESS))
     return strength, sigma, blocks

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from imgenh.pixels import LUMA_BGR, max_value
+
+if TYPE_CHECKING:
+    from imgenh.ops.contract import OpContext
 
 # Rows per band when a figure walks the image (bounds the float32 working memory).
 BAND_PIXELS = 1 << 18
@@ -111,6 +115,20 @@ def noise_sigma(plane: np.ndarray, budget: int | None = None, weights: np.ndarra
     detail, gradient = np.concatenate(details), np.concatenate(gradients)
     flat = detail[gradient <= np.median(gradient)]
     return float(np.median(flat) / 0.6745)
+
+
+def luma_noise_sigma(img: np.ndarray, ctx: OpContext | None = None) -> float:
+    """The luma noise sigma (8-bit levels) that operators hold back by, read once per image.
+
+    :func:`noise_sigma` of the luma (of the plane itself for grey images) on the operators'
+    sample budget; with ``ctx`` it is kept in :meth:`OpContext.measure`, so steps that see the
+    same image read it once.
+    """
+
+    def read() -> float:
+        return noise_sigma(img, OPERATOR_SAMPLE_PIXELS, weights=LUMA_BGR if img.ndim == 3 else None)
+
+    return read() if ctx is None else ctx.measure(("noise_sigma", "luma"), read)
 
 
 # JPEG codes 8x8 blocks independently, so heavy compression leaves steps on that grid.
