@@ -340,8 +340,9 @@ K_XUBUNTU = _revision_paths(
     "soren_krarup_olesen__east_harbour_sunrise__4k.jpg",
 )
 HELD_OUT_K = tuple(K_XUBUNTU)
-# On 2026-12-04 (session 29) set K was judged, so set L takes its place: added before any change it will judge,
-# and not run. From two sources:
+# On 2026-12-04 (session 29) set K was judged, so set L took its place: added before any change it would judge,
+# and judged once in session 30 (default with luma denoising), then diagnosed (color_cast's green case).
+# From two sources:
 # - Fedora's supplemental wallpapers (`git clone https://github.com/fedoradesign/backgrounds`, tags
 #   v26.2.7 = b0fc030, v28.0.0 = 6c12436, v30.1.2 = f2211f8, v31.0.4 = 387bebd, extras/; licences in each
 #   tag's extras/themes.list and Attribution-Extras: CC0-1.0, CC-BY-SA-4.0; 2.5-26 MP camera JPEGs,
@@ -380,6 +381,42 @@ L_UBUNTU = {
     + "bionic/Wall_with_door_on_Gozo_by_Matthias_Niess.jpg",
 }
 HELD_OUT_L = tuple(L_FEDORA) + tuple(L_UBUNTU)
+# On 2026-12-04 (session 30) set L was judged and then diagnosed, so set M takes its place: added before any
+# change it will judge, and not run. More of Ubuntu's wallpapers (Free Culture Showcase winners of 17.10-18.10,
+# CC-BY-SA-3.0 per curated/COPYING, authors in curated/AUTHORS), as collected in `git clone
+# https://github.com/azzamsa/ubuntu-wallpapers` at 7cb53ad, curated/{artful,bionic,cosmic}/, taken in the
+# repository's order by a helper that did not run imgenh on them; 6.1-8.3 MP JPEGs: a bee on lavender, lilies,
+# a guitar headstock, a lighthouse at sunrise, lily-of-the-valley leaves, the London Eye from below, pomegranate
+# seeds on white, a hiker above a snowy fjord, floodlit cathedral domes at night, a crocus, a harbour at dusk, an
+# alpine ridge, raindrops on decking, a rock pool at dawn, a black-sand shore at blue hour, fairground wheels at
+# night, Mount Parnassus, white blossoms. (The HDR-toned or graded, drawn, abstract, black-and-white, astronomical,
+# absent and set-L ones left out; two names lose characters: an accent, brackets.) Copy each with
+# `git -C CLONE show 'REV:PATH' > FOLDER/NAME.jpg` (M_UBUNTU gives REV:PATH; FOLDER is UBUNTU_M_PHOTOS).
+M_UBUNTU = {
+    "Bee_on_lavender_by_Martin": _UBUNTU + "artful/Bee_on_lavender_by_Martin.jpg",
+    "Bloom_by_Victor_Madru": _UBUNTU + "artful/Bloom_by_Victor_Madru.jpg",
+    "Headstock_by_Bernhard_Hanakam": _UBUNTU + "artful/Headstock_by_Bernhard_Hanakam.jpg",
+    "Lighthouse_at_sunrise_by_Frenchie_Smalls": _UBUNTU
+    + "artful/Lighthouse_at_sunrise_by_Frenchie_Smalls.jpg",
+    "Lily_of_the_Valley_by_Robert_Slotte": _UBUNTU + "artful/Lily_of_the_Valley_by_Robert_Slotte.jpg",
+    "London_Eye_by_Paul_Daniell": _UBUNTU + "artful/London_Eye_by_Paul_Daniell.jpg",
+    "Red_delight_by_Rishikesh_Gawade": _UBUNTU + "artful/Red_delight_by_Rishikesh_Gawade.jpg",
+    "Voss_by_fortuneblues": _UBUNTU + "artful/Voss_by_fortuneblues.jpg",
+    "Cathdrale_Marie-Rheine-du-Monde_by_Thierry_Pon": _UBUNTU
+    + "bionic/Cathédrale_Marie-Rheine-du-Monde_by_Thierry_Pon.jpg",
+    "Crocus_Wallpaper_by_Roy_Tanck": _UBUNTU + "bionic/Crocus_Wallpaper_by_Roy_Tanck.jpg",
+    "Halifax_Sunset_by_Vlad_Drobinin": _UBUNTU + "bionic/Halifax_Sunset_by_Vlad_Drobinin.jpg",
+    "On_top_of_the_Rubihorn_by_Matthias_Niess": _UBUNTU
+    + "bionic/On_top_of_the_Rubihorn_by_Matthias_Niess.jpg",
+    "Raindrops_On_The_Table_by_Alex_Fazit": _UBUNTU + "bionic/Raindrops_On_The_Table_by_Alex_Fazit.jpg",
+    "Ross_Jones_Rockpool_Sydney_by_Chris_Carignan": _UBUNTU
+    + "bionic/Ross_Jones_Rockpool_(Sydney)_by_Chris_Carignan.jpg",
+    "Black_sand_beach_by_Mads_Rosendahl": _UBUNTU + "cosmic/Black_sand_beach_by_Mads_Rosendahl.jpg",
+    "Fairground_at_Night_by_martin": _UBUNTU + "cosmic/Fairground_at_Night_by_martin.jpg",
+    "Image_of_Mount_Parnassus_by_simosx": _UBUNTU + "cosmic/Image_of_Mount_Parnassus_by_simosx.jpg",
+    "Spring_Flowers_by_MK4-MI01": _UBUNTU + "cosmic/Spring_Flowers_by_MK4-MI01.jpg",
+}
+HELD_OUT_M = tuple(M_UBUNTU)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -394,6 +431,7 @@ SETS = {
     "held_out_j": HELD_OUT_J,
     "held_out_k": HELD_OUT_K,
     "held_out_l": HELD_OUT_L,
+    "held_out_m": HELD_OUT_M,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -416,6 +454,7 @@ ENDLESS_PHOTOS = Path(os.environ.get("ENDLESS_PHOTOS", Path.home() / "endless-ph
 XUBUNTU_PHOTOS = Path(os.environ.get("XUBUNTU_PHOTOS", Path.home() / "xubuntu-photos"))
 FEDORA_PHOTOS = Path(os.environ.get("FEDORA_PHOTOS", Path.home() / "fedora-photos"))
 UBUNTU_PHOTOS = Path(os.environ.get("UBUNTU_PHOTOS", Path.home() / "ubuntu-photos"))
+UBUNTU_M_PHOTOS = Path(os.environ.get("UBUNTU_M_PHOTOS", Path.home() / "ubuntu-m-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -438,6 +477,7 @@ SOURCES = {
     "k_xubuntu": (XUBUNTU_PHOTOS, None, "XUBUNTU_PHOTOS"),
     "l_fedora": (FEDORA_PHOTOS, None, "FEDORA_PHOTOS"),
     "l_ubuntu": (UBUNTU_PHOTOS, None, "UBUNTU_PHOTOS"),
+    "m_ubuntu": (UBUNTU_M_PHOTOS, None, "UBUNTU_M_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -467,6 +507,7 @@ def source_file(name: str) -> Path | None:
         "k_xubuntu": tuple(K_XUBUNTU),
         "l_fedora": tuple(L_FEDORA),
         "l_ubuntu": tuple(L_UBUNTU),
+        "m_ubuntu": tuple(M_UBUNTU),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -495,6 +536,8 @@ def source_file(name: str) -> Path | None:
             f"`git show '{L_FEDORA.get(name)}'`",
             "l_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
             f"`git show '{L_UBUNTU.get(name)}'`",
+            "m_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
+            f"`git show '{M_UBUNTU.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
@@ -524,7 +567,8 @@ def load_photo(name: str) -> np.ndarray:
     elementary OS's older wallpapers (``HELD_OUT_F``), Pop!_OS's wallpapers (``HELD_OUT_G``),
     Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``),
     Endless OS's (``HELD_OUT_J``), Xubuntu's community wallpapers (``HELD_OUT_K``), Fedora's
-    and Ubuntu's contest wallpapers (``HELD_OUT_L``) or OpenCV's sample data (the rest).
+    and Ubuntu's contest wallpapers (``HELD_OUT_L``), more of Ubuntu's (``HELD_OUT_M``) or OpenCV's sample
+    data (the rest).
     """
     import skimage.data
 
