@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers import assert_images_close, magick, requires_magick
+from helpers import assert_images_close, magick, requires_magick, run_with_report
 from scipy import ndimage
 
 from imgenh.ops import filters
@@ -375,29 +375,17 @@ def test_denoise_raises_psnr(dtype, layout, method):
     assert _psnr(out, smooth) >= _psnr(noisy, smooth) + 3.0
 
 
-def _denoise_report(img: np.ndarray, **params) -> tuple[np.ndarray, dict]:
-    """Run denoise as a one-step pipeline; return the image and the step's report."""
-    from imgenh.ops import get_op
-    from imgenh.pipeline import Step, apply_steps
-
-    spec = get_op("denoise")
-    values, errors = spec.resolve(params)
-    assert not errors, errors
-    out, reports = apply_steps(img, [Step(spec, values, 0)])
-    return out, (reports[0] if reports else {})
-
-
 def test_denoise_noise_range_leaves_a_clean_photo_and_filters_a_noisy_one(photo8):
     # noise_range holds the filter back by the measured luma noise: the clean fixture photo
     # (reads ~1 level) comes back as the same array; with Gaussian noise of sigma 10 levels
     # added it reads well past full and gets the whole filter, exactly (OpenCV on uint8).
     params = {"method": "nlmeans", "h": 0.02, "h_color": 0.01, "template": 5, "search": 11}
-    out, report = _denoise_report(photo8, noise_range=[3.0, 5.0], **params)
+    out, report = run_with_report(photo8, "denoise", noise_range=[3.0, 5.0], **params)
     assert out is photo8
     assert report["strength"] == 0.0 and report["noise_sigma"] < 3.0
     rng = np.random.default_rng(3)
     noisy = np.clip(photo8 + rng.normal(0, 10, photo8.shape), 0, 255).astype(np.uint8)
-    out, report = _denoise_report(noisy, noise_range=[3.0, 5.0], **params)
+    out, report = run_with_report(noisy, "denoise", noise_range=[3.0, 5.0], **params)
     assert report["noise_sigma"] > 5.0 and report["strength"] == 1.0
     np.testing.assert_array_equal(
         out, cv2.fastNlMeansDenoisingColored(noisy, None, 0.02 * 255, 0.01 * 255, 5, 11)
@@ -408,10 +396,10 @@ def test_denoise_noise_range_blends_in_between():
     # Between none and full the output is the input and the filtered image blended by the ramp
     # (cv2.addWeighted at the image's depth; tolerance: 1 level of rounding).
     noisy, _ = _noisy_grey(6.0)
-    _, report = _denoise_report(noisy, noise_range=[0.0, 100.0])
+    _, report = run_with_report(noisy, "denoise", noise_range=[0.0, 100.0])
     sigma = report["noise_sigma"]
     share = sigma / 100.0
-    out, report = _denoise_report(noisy, noise_range=[0.0, 100.0])
+    out, report = run_with_report(noisy, "denoise", noise_range=[0.0, 100.0])
     assert report["strength"] == pytest.approx(share, abs=1e-4)
     full = run_op(noisy, "denoise")
     expected = noisy.astype(np.float64) * (1 - share) + full.astype(np.float64) * share
