@@ -762,7 +762,7 @@ def denoise(
     """Denoise operator; see :func:`bilateral` and :func:`nl_means`.
 
     With ``noise_range`` the share of the filtered image is :func:`imgenh.ops.contract.ramp` of
-    the luma noise sigma (:func:`imgenh.ops.noise.noise_sigma`, reported as ``noise_sigma`` with
+    the luma noise sigma (:func:`imgenh.ops.noise.luma_noise_sigma`, reported as ``noise_sigma`` with
     the ``strength`` applied); an image it leaves alone comes back as it is (the same array).
     """
     strength = 1.0

@@ -316,7 +316,7 @@ def backlit_lift(img: np.ndarray, stops: float, radius: float, eps: float) -> np
     gain = np.float32(1.0) + np.float32(2.0**stops - 1.0) * rows * dark
     # Channel by channel, not .max(axis=2): a reduction over the last axis is ~10x slower.
     peak = np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2]) if light.ndim == 3 else light
-    headroom = np.float32(1.0) / np.maximum(peak, np.float32(1e-6), out=peak)
+    headroom = np.float32(1.0) / np.maximum(peak, np.float32(1e-6))  # not in place: grey peak is light
     np.minimum(gain, np.maximum(headroom, np.float32(1.0), out=headroom), out=gain)
     light *= gain[..., None] if light.ndim == 3 else gain
     out = linear_to_srgb(light)
