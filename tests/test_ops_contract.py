@@ -289,3 +289,25 @@ def test_every_operator_has_its_reference_tests():
             if not module.startswith("test_ops_") or function not in _test_functions(module):
                 absent.append(f"{name}: {test}")
     assert not absent, f"REFERENCE_TESTS names tests that do not exist in tests/test_ops_*.py: {absent}"
+
+
+@pytest.mark.parametrize(
+    ("op", "param", "ends"),
+    [
+        ("denoise", "noise_range", "none, full"),
+        ("shadows_highlights", "dark_range", "none, full"),
+        ("shadows_highlights", "backlight_range", "none, full"),
+        ("white_balance", "cast_range", "small, large"),
+        ("white_balance", "disagreement_range", "full, none"),
+        ("white_balance", "average_range", "none, full"),
+    ],
+)
+def test_a_range_given_the_wrong_way_round_is_refused_by_name(op, param, ends):
+    # Every [a, b] range parameter needs a < b; the error names the parameter and its two ends.
+    from imgenh.ops import get_op
+
+    first, second = ends.split(", ")
+    _, errors = get_op(op).resolve({param: [0.5, 0.5]})
+    assert errors and errors[0][1] == f"{param} must be [{first}, {second}] with {first} < {second}"
+    _, errors = get_op(op).resolve({param: [0.2, 0.5]})
+    assert not errors

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from imgenh.boost import BoostedTrees
-from imgenh.ops.contract import OpContext, ParamError, ramp
+from imgenh.ops.contract import OpContext, ParamError, ramp, unordered_range
 from imgenh.ops.registry import GIVEN, Param, operator
 from imgenh.pixels import (
     LUMA_BGR,
@@ -883,13 +883,12 @@ def _check_white_balance(p: dict) -> str | None:
         return "strength auto needs an estimated light (any method but manual); give a number"
     if p["dark"] >= p["saturated"]:
         return f"dark ({p['dark']:g}) must be below saturated ({p['saturated']:g})"
-    if p["cast_range"] is not None and not p["cast_range"][0] < p["cast_range"][1]:
-        return "cast_range must be [small, large] with small < large"
-    if p["disagreement_range"] is not None and not p["disagreement_range"][0] < p["disagreement_range"][1]:
-        return "disagreement_range must be [full, none] with full < none"
-    if p["average_range"] is not None and not p["average_range"][0] < p["average_range"][1]:
-        return "average_range must be [none, full] with none < full"
-    return None
+    return unordered_range(
+        p,
+        cast_range=("small", "large"),
+        disagreement_range=("full", "none"),
+        average_range=("none", "full"),
+    )
 
 
 def _window_mean(img: np.ndarray, x: float, y: float, window: int, linear: bool) -> np.ndarray:

@@ -57,6 +57,20 @@ def ramp(value: float, start: float, end: float) -> float:
     return float(np.clip((value - start) / (end - start), 0.0, 1.0))
 
 
+def unordered_range(params: dict[str, Any], **ends: tuple[str, str]) -> str | None:
+    """The error for the first ``[a, b]`` range parameter given with ``a >= b``, else None.
+
+    ``ends`` names each range parameter's two ends for the message, e.g.
+    ``unordered_range(p, noise_range=("none", "full"))`` ->
+    ``"noise_range must be [none, full] with none < full"``.
+    """
+    for name, (first, second) in ends.items():
+        value = params.get(name)
+        if value is not None and not value[0] < value[1]:
+            return f"{name} must be [{first}, {second}] with {first} < {second}"
+    return None
+
+
 class ParamError(ValueError):
     """A parameter that is valid on its own but unusable on this image (e.g. a pixel outside it).
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from imgenh.ops.contract import OpContext, ramp
+from imgenh.ops.contract import OpContext, ramp, unordered_range
 from imgenh.ops.noise import OPERATOR_SAMPLE_PIXELS, luma_noise_sigma, noise_sigma
 from imgenh.ops.registry import Param, operator
 from imgenh.pixels import LUMA_BGR, from_float, max_value, to_float
@@ -687,10 +687,7 @@ def nl_means(img: np.ndarray, h: float, h_color: float, template: int, search: i
 
 
 def _noise_range_check(p: dict) -> str | None:
-    r = p.get("noise_range")
-    if r is not None and not r[0] < r[1]:
-        return "noise_range must be [none, full] with none < full"
-    return None
+    return unordered_range(p, noise_range=("none", "full"))
 
 
 @operator(

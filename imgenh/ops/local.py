@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from imgenh.ops.color import linear_to_srgb, srgb_to_linear
-from imgenh.ops.contract import OpContext, ramp
+from imgenh.ops.contract import OpContext, ramp, unordered_range
 from imgenh.ops.noise import blockiness, luma_noise_sigma
 from imgenh.ops.registry import GIVEN, Param, operator
 from imgenh.pixels import from_float, luma, max_value, to_float
@@ -181,10 +181,7 @@ def backlight_stops(img: np.ndarray) -> float:
 
 
 def _range_check(p: dict) -> str | None:
-    for name in ("dark_range", "backlight_range"):
-        if p[name] is not None and not p[name][0] < p[name][1]:
-            return f"{name} must be [none, full] with none < full"
-    return None
+    return unordered_range(p, dark_range=("none", "full"), backlight_range=("none", "full"))
 
 
 @operator(
