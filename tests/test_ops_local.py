@@ -530,3 +530,16 @@ def test_denoise_chroma_block_radius_widens_the_window_only_where_the_jpeg_grid_
 def test_denoise_chroma_block_radius_needs_strength_auto(photo8):
     with pytest.raises(Exception, match="block_radius"):
         run_op(photo8, "denoise_chroma", radius=2, block_radius=6)
+
+
+def test_backlight_lift_on_a_grey_frame_follows_its_formula(photo8):
+    # A grey image is its own luma and its own peak: the lift is the reference formula on one plane.
+    _, backlit = clean_and_backlit_8bit(photo8)
+    grey = cv2.cvtColor(backlit, cv2.COLOR_BGR2GRAY)
+    params = {"shadows": 1.0, "radius": 0.15, "eps": 0.1, "backlight_range": [1.5, 2.0]}
+    out, report = run_with_report(grey, "shadows_highlights", backlight_lift=2.5, **params)
+    assert out.dtype == np.uint8 and out.shape == grey.shape and report["lift"] > 2.0
+    expected = backlit_lift_reference(
+        np.repeat(to_float(grey)[..., None], 3, axis=2), report["lift"], 0.15, 0.1
+    )
+    assert np.abs(out.astype(np.float64) - expected[..., 0] * 255).max() <= 1.0

@@ -74,7 +74,7 @@ def srgb_to_linear(v: np.ndarray) -> np.ndarray:
     out += np.float32(0.055)
     out /= np.float32(1.055)
     cv2.pow(out, 2.4, dst=out)
-    np.copyto(out, v / np.float32(12.92), where=v <= np.float32(0.04045))
+    np.divide(v, np.float32(12.92), out=out, where=v <= np.float32(0.04045))  # the linear toe
     return out
 
 
