@@ -546,3 +546,61 @@ def test_an_over_exposed_render_clips_more_and_keeps_its_light(scenes):
     assert np.mean(over.image == top) > np.mean(plain.image == top) + 0.05
     np.testing.assert_array_equal(over.illuminant, plain.illuminant)
     assert over.over_stops == 1.3 and plain.over_stops == 0.0
+
+
+# ----------------------------------------------------------------------------------------
+# warm_limit: remove warmth along the black-body locus only up to a limit
+
+
+def _tint(light_bgr: np.ndarray) -> float:
+    """Position of a light across the black-body locus (log chromaticity): its green or magenta tint."""
+    from imgenh.ops.color import LOCUS_DIRECTION, log_chroma
+
+    return float(log_chroma(light_bgr) @ np.array([-LOCUS_DIRECTION[1], LOCUS_DIRECTION[0]]))
+
+
+@pytest.mark.parametrize(("kelvin", "warmth"), [(6504, 0.0), (4500, 0.48), (2850, 1.50), (10000, -0.39)])
+def test_warmth_is_the_position_along_the_black_body_locus(kelvin, warmth):
+    from imgenh.ops.color import limit_warmth
+
+    light = kelvin_to_rgb(kelvin)[::-1]
+    capped, measured = limit_warmth(light, 5.0)
+    assert measured == pytest.approx(warmth, abs=0.01)
+    assert np.array_equal(capped, light)  # within the limit: the light as it was
+
+
+def test_warm_limit_removes_warmth_up_to_the_limit_and_the_tint_in_full():
+    from imgenh.ops.color import LOCUS_DIRECTION, limit_warmth, log_chroma
+
+    tungsten = kelvin_to_rgb(2850)[::-1]
+    green = tungsten * np.array([0.9, 1.15, 0.9])  # the same light with a green tint
+    for light in (tungsten, green):
+        capped, warmth = limit_warmth(light, 0.5)
+        left = log_chroma(capped)
+        assert left @ LOCUS_DIRECTION == pytest.approx(0.5, abs=1e-9)
+        assert _tint(capped) == pytest.approx(_tint(light), abs=1e-9)
+        assert capped.sum() == pytest.approx(light.sum())
+
+
+def test_warm_limit_on_a_tungsten_lit_scene():
+    # A tungsten light (warmth 1.5) seen by gray world: with warm_limit 0.5 the output keeps a
+    # light 1.0 along the locus (~3450 K) and no tint; a 5000 K light (0.34) is corrected in full.
+    from imgenh.ops.color import limit_warmth
+
+    img = _cast_image(tuple(kelvin_to_rgb(2850) / kelvin_to_rgb(2850)[1]))
+    out, report = wb(img, method="gray_world", warm_limit=0.5)
+    assert report["warmth"] == pytest.approx(1.5, abs=0.03)
+    left = estimate_illuminant(out, "gray_world")
+    assert limit_warmth(left, 5.0)[1] == pytest.approx(1.0, abs=0.05)
+    assert _tint(left) == pytest.approx(0, abs=0.02)
+    mild = _cast_image(tuple(kelvin_to_rgb(5000) / kelvin_to_rgb(5000)[1]))
+    limited, report = wb(mild, method="gray_world", warm_limit=0.5)
+    assert report["warmth"] < 0.5 and np.array_equal(limited, wb(mild, method="gray_world")[0])
+
+
+def test_warm_limit_validation():
+    spec = get_op("white_balance")
+    _, errors = spec.resolve({"warm_limit": -0.1})
+    assert errors and errors[0][0] == "warm_limit"
+    _, errors = spec.resolve({"method": "manual", "kelvin": 3000, "warm_limit": 0.5})
+    assert errors and errors[0][0] == "warm_limit"

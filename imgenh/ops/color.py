@@ -872,6 +872,23 @@ def _held_back(strength: float, illuminant_bgr: np.ndarray, cast_range, unsure, 
     return held
 
 
+def limit_warmth(illuminant_bgr: np.ndarray, limit: float) -> tuple[np.ndarray, float]:
+    """The light with its warmth capped at ``limit``, and the warmth it had.
+
+    The warmth is the light's position along the black-body locus in log chromaticity,
+    ``(ln G/R, ln G/B) . LOCUS_DIRECTION``: 0 for a neutral (D65) light, 0.5 for 4500 K,
+    1.5 for 2850 K tungsten, negative for a bluer light. Only warmth beyond ``limit`` is taken
+    off, along the locus; the tint across it (green or magenta) stays as estimated.
+    """
+    e = np.asarray(illuminant_bgr, dtype=np.float64)
+    uv = log_chroma(e)
+    warmth = float(uv @ LOCUS_DIRECTION)
+    if warmth <= limit:
+        return e, warmth
+    capped = from_log_chroma(uv - (warmth - limit) * LOCUS_DIRECTION)
+    return capped * e.sum(), warmth
+
+
 def _check_white_balance(p: dict) -> str | None:
     given = [k for k in _MANUAL if p[k] is not None]
     if p["method"] == "manual" and len(given) != 1:
@@ -1067,6 +1084,16 @@ def white_balance(
         le=5,
         only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
     ),
+    warm_limit: Param(
+        float,
+        None,
+        "the most warmth (position along the black-body locus from D65 in log chromaticity: 4500 K "
+        "is 0.5, 2850 K 1.5) removed from the estimated light; a warmer estimate is as often warm "
+        "things (a sunset, a sunlit wall) as a warm light. The tint across the locus is removed in full",
+        ge=0,
+        le=5,
+        only_with={"method": ("auto", "learned", "gray_world", "white_patch", "shades_of_gray", "gray_edge")},
+    ),
     disagreement_range: Param(
         list,
         None,
@@ -1150,6 +1177,14 @@ def white_balance(
     ``1.4 * large`` (a red fundus, an orange cat filling the frame). Reports ``cast`` and
     the ``strength`` used.
 
+    ``warm_limit`` caps how much warmth is removed: the estimated light's position along the
+    black-body locus (:func:`limit_warmth`; 0.5 is a 4500 K light against D65, 1.5 a 2850 K
+    one, reported as ``warmth``) is corrected up to ``warm_limit`` and no further, while its
+    tint across the locus is corrected in full. An estimate far along the locus is as often a
+    warm scene under daylight (a sunset, a sunlit sandstone wall) as a warm light: removing all
+    of it turns such a scene cold, removing up to the limit leaves a real warm light a little
+    warm. The reported ``illuminant`` is the estimate; ``gains`` are what was applied.
+
     ``disagreement_range: [full, none]`` (learned or auto only) holds back where the estimate
     is unsure: the largest angle between the classic estimates (reported as
     ``disagreement``) is small when the pixels' statistics all point at one light, and large
@@ -1183,7 +1218,11 @@ def white_balance(
         if not np.max(illuminant) > 0:
             ctx.record("skipped", "no usable pixels (all clipped or near black)")
             illuminant = np.ones(3)
-        gains_bgr = gains_from_illuminant(illuminant)
+        corrected = illuminant
+        if warm_limit is not None:
+            corrected, warmth = limit_warmth(illuminant, warm_limit)
+            ctx.record("warmth", round(warmth, 4))
+        gains_bgr = gains_from_illuminant(corrected)
     if strength == "auto":
         strength = confidence
         ctx.record("strength", round(strength, 4))
