@@ -417,6 +417,40 @@ M_UBUNTU = {
     "Spring_Flowers_by_MK4-MI01": _UBUNTU + "cosmic/Spring_Flowers_by_MK4-MI01.jpg",
 }
 HELD_OUT_M = tuple(M_UBUNTU)
+# On 2026-12-04 (session 31) set M was judged and then diagnosed, so set N takes its place: added before any change
+# it will judge, and not run. More of Ubuntu's wallpapers (Free Culture Showcase and contest photos of 9.10, 19.04,
+# 19.10 and 22.04, CC-BY-SA-3.0 per curated/COPYING, authors in curated/AUTHORS), as collected in the same clone
+# at 7cb53ad, curated/{disco,eoan,jammy,karmic}/, taken in the repository's order by a helper that did not run imgenh
+# on them; 2.2-8.4 MP JPEGs: a causeway by concrete pylons, red flowers before the Golden Gate Bridge, a rope
+# railing, white beach rocks, a sea sunset, a tennis ball on sand, a park path by a brick wall, snowy Dolomite
+# peaks, a yellow flower on blue, a lake at dusk, cherries on a board, a child climber's silhouette, a water lily,
+# grass, a pier in fog, orange petals, sun glitter on water, a banana leaf. (The drawn, logo, abstract, HDR-toned
+# or graded, sepia, astronomical and absent ones left out, focal's, groovy's and hirsute's too, which look like
+# stock photos whose licence the repository does not state; one repeats a set-K photo, one name clashes with an
+# OpenCV sample; one name loses its accents.) FOLDER is UBUNTU_N_PHOTOS.
+N_UBUNTU = {
+    "Cramond_Island_by_Keanu_Kerr": _UBUNTU + "disco/Cramond_Island_by_Keanu_Kerr.jpg",
+    "Flower_Gate_Bridge_by_Michele_Agostini": _UBUNTU + "disco/Flower_Gate_Bridge_by_Michele_Agostini.jpg",
+    "On_the_harbour_by_Vctor_Fernndez_Rico": _UBUNTU + "disco/On_the_harbour_by_Víctor_Fernández_Rico.jpg",
+    "Staniel_Cay_by_Joseph_Bylund": _UBUNTU + "disco/Staniel_Cay_by_Joseph_Bylund.jpg",
+    "Sunset_of_Peloponnesus_by_Simos_Xenitellis": _UBUNTU
+    + "disco/Sunset_of_Peloponnesus_by_Simos_Xenitellis.jpg",
+    "Tennis_ball_by_Artem_Kavalerov": _UBUNTU + "disco/Tennis_ball_by_Artem_Kavalerov.jpg",
+    "Beijling_park_burial_path_by_Mattias_Andersson": _UBUNTU
+    + "eoan/Beijling_park_burial_path_by_Mattias_Andersson.jpg",
+    "Origin_of_nature_by_Julian_Tomasini": _UBUNTU + "eoan/Origin_of_nature_by_Julian_Tomasini.jpg",
+    "Blue_flower_by_Elena_Stravoravdi": _UBUNTU + "jammy/Blue_flower_by_Elena_Stravoravdi.jpg",
+    "Mirror_by_Uday_Nakade": _UBUNTU + "jammy/Mirror_by_Uday_Nakade.jpg",
+    "Cherries": _UBUNTU + "karmic/Cherries.jpg",
+    "Climbing": _UBUNTU + "karmic/Climbing.jpg",
+    "FlordeLoto": _UBUNTU + "karmic/FlordeLoto.jpg",
+    "GrassinA": _UBUNTU + "karmic/GrassinA.jpg",
+    "MistyMorning": _UBUNTU + "karmic/MistyMorning.jpg",
+    "Naranja": _UBUNTU + "karmic/Naranja.jpg",
+    "OLife": _UBUNTU + "karmic/OLife.jpg",
+    "Palmengarten": _UBUNTU + "karmic/Palmengarten.jpg",
+}
+HELD_OUT_N = tuple(N_UBUNTU)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -432,6 +466,7 @@ SETS = {
     "held_out_k": HELD_OUT_K,
     "held_out_l": HELD_OUT_L,
     "held_out_m": HELD_OUT_M,
+    "held_out_n": HELD_OUT_N,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -455,6 +490,7 @@ XUBUNTU_PHOTOS = Path(os.environ.get("XUBUNTU_PHOTOS", Path.home() / "xubuntu-ph
 FEDORA_PHOTOS = Path(os.environ.get("FEDORA_PHOTOS", Path.home() / "fedora-photos"))
 UBUNTU_PHOTOS = Path(os.environ.get("UBUNTU_PHOTOS", Path.home() / "ubuntu-photos"))
 UBUNTU_M_PHOTOS = Path(os.environ.get("UBUNTU_M_PHOTOS", Path.home() / "ubuntu-m-photos"))
+UBUNTU_N_PHOTOS = Path(os.environ.get("UBUNTU_N_PHOTOS", Path.home() / "ubuntu-n-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -478,6 +514,7 @@ SOURCES = {
     "l_fedora": (FEDORA_PHOTOS, None, "FEDORA_PHOTOS"),
     "l_ubuntu": (UBUNTU_PHOTOS, None, "UBUNTU_PHOTOS"),
     "m_ubuntu": (UBUNTU_M_PHOTOS, None, "UBUNTU_M_PHOTOS"),
+    "n_ubuntu": (UBUNTU_N_PHOTOS, None, "UBUNTU_N_PHOTOS"),
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -508,6 +545,7 @@ def source_file(name: str) -> Path | None:
         "l_fedora": tuple(L_FEDORA),
         "l_ubuntu": tuple(L_UBUNTU),
         "m_ubuntu": tuple(M_UBUNTU),
+        "n_ubuntu": tuple(N_UBUNTU),
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -538,6 +576,8 @@ def source_file(name: str) -> Path | None:
             f"`git show '{L_UBUNTU.get(name)}'`",
             "m_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
             f"`git show '{M_UBUNTU.get(name)}'`",
+            "n_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
+            f"`git show '{N_UBUNTU.get(name)}'`",
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
