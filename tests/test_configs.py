@@ -206,6 +206,25 @@ def test_hdr_tone_map_opens_shadows(results, samples):
     assert after[dark].mean() > 3 * before[dark].mean()
 
 
+def test_hdr_tone_map_lifts_a_backlit_lower_half_back_first(samples):
+    # The lower half 2.7 stops darker: the zone-metered step lifts it 2.5 stops in linear light, so
+    # the lower part comes back close to the clean photo; an evenly lit photo is not metered as backlit.
+    hdr = load_pipeline(ROOT / "configs" / "hdr_tone_map.yaml")
+    clean = pixels(samples / "coffee.jpg")
+    rows = np.where(np.arange(clean.shape[0]) < clean.shape[0] // 2, 1.0, 0.15)
+    backlit = _stored(_linear_light(clean) * rows[:, None, None])
+    out, reports = hdr.apply(backlit)
+    metered, generic = [r for r in reports if r.get("op") == "shadows_highlights"]
+    assert metered["lift"] == 2.5
+    lower = slice(int(0.6 * clean.shape[0]), None)
+    assert (
+        np.abs(out[lower] / 255 - clean[lower]).mean()
+        < 0.3 * np.abs(backlit[lower] / 255 - clean[lower]).mean()
+    )
+    _, reports = hdr.apply(_stored(_linear_light(clean)))
+    assert [r.get("lift", 0) for r in reports if r.get("op") == "shadows_highlights"][0] == 0
+
+
 def test_dataset_normalize_sizes_and_strips(results, samples):
     for src in samples.iterdir():
         img = read_image(results["dataset_normalize"] / (src.stem + ".png"))
