@@ -497,6 +497,25 @@ MAGICK = "/usr/bin/convert"
 FIGURES_SHOWN = ("noise_sigma", "clipped_shadows", "clipped_highlights", "colourfulness")
 
 
+# Sets copied file by file from a public git repository: their names (-> REV:PATH), the repository, and the
+# folder the files were copied to with the variable that moves it.
+GIT_SETS = {
+    "h_mate": (H_UBUNTU_MATE, "ubuntu-mate/ubuntu-mate-artwork", UBUNTU_MATE_PHOTOS, "UBUNTU_MATE_PHOTOS"),
+    "h_cinnamon": (
+        H_UBUNTU_CINNAMON,
+        "ubuntucinnamon/ubuntucinnamon-wallpapers",
+        UBUNTU_CINNAMON_PHOTOS,
+        "UBUNTU_CINNAMON_PHOTOS",
+    ),
+    "i_solus": (I_SOLUS, "getsolus/artwork", SOLUS_PHOTOS, "SOLUS_PHOTOS"),
+    "j_endless": (J_ENDLESS, "endlessm/eos-media", ENDLESS_PHOTOS, "ENDLESS_PHOTOS"),
+    "k_xubuntu": (K_XUBUNTU, "Xubuntu/xubuntu-community-artwork", XUBUNTU_PHOTOS, "XUBUNTU_PHOTOS"),
+    "l_fedora": (L_FEDORA, "fedoradesign/backgrounds", FEDORA_PHOTOS, "FEDORA_PHOTOS"),
+    "l_ubuntu": (L_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_PHOTOS, "UBUNTU_PHOTOS"),
+    "m_ubuntu": (M_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_M_PHOTOS, "UBUNTU_M_PHOTOS"),
+    "n_ubuntu": (N_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_N_PHOTOS, "UBUNTU_N_PHOTOS"),
+}
+
 # Where each set's files live: the folder, its Debian package and the variable that moves it.
 SOURCES = {
     "b": (MATE_BACKGROUNDS, "mate-backgrounds", "MATE_BACKGROUNDS"),
@@ -506,15 +525,7 @@ SOURCES = {
     "f_budgie": (BUDGIE_BACKGROUNDS, None, "BUDGIE_BACKGROUNDS"),
     "f_elementary": (ELEMENTARY_OLD_WALLPAPERS, None, "ELEMENTARY_OLD_WALLPAPERS"),
     "g": (POP_WALLPAPERS, None, "POP_WALLPAPERS"),
-    "h_mate": (UBUNTU_MATE_PHOTOS, None, "UBUNTU_MATE_PHOTOS"),
-    "h_cinnamon": (UBUNTU_CINNAMON_PHOTOS, None, "UBUNTU_CINNAMON_PHOTOS"),
-    "i_solus": (SOLUS_PHOTOS, None, "SOLUS_PHOTOS"),
-    "j_endless": (ENDLESS_PHOTOS, None, "ENDLESS_PHOTOS"),
-    "k_xubuntu": (XUBUNTU_PHOTOS, None, "XUBUNTU_PHOTOS"),
-    "l_fedora": (FEDORA_PHOTOS, None, "FEDORA_PHOTOS"),
-    "l_ubuntu": (UBUNTU_PHOTOS, None, "UBUNTU_PHOTOS"),
-    "m_ubuntu": (UBUNTU_M_PHOTOS, None, "UBUNTU_M_PHOTOS"),
-    "n_ubuntu": (UBUNTU_N_PHOTOS, None, "UBUNTU_N_PHOTOS"),
+    **{key: (folder, None, variable) for key, (_, _, folder, variable) in GIT_SETS.items()},
     "opencv": (OPENCV_SAMPLES, "opencv-doc", "OPENCV_SAMPLES"),
 }
 
@@ -537,15 +548,7 @@ def source_file(name: str) -> Path | None:
         "f_budgie": HELD_OUT_F_BUDGIE,
         "f_elementary": tuple(F_ELEMENTARY_OLD),
         "g": HELD_OUT_G,
-        "h_mate": tuple(H_UBUNTU_MATE),
-        "h_cinnamon": tuple(H_UBUNTU_CINNAMON),
-        "i_solus": tuple(I_SOLUS),
-        "j_endless": tuple(J_ENDLESS),
-        "k_xubuntu": tuple(K_XUBUNTU),
-        "l_fedora": tuple(L_FEDORA),
-        "l_ubuntu": tuple(L_UBUNTU),
-        "m_ubuntu": tuple(M_UBUNTU),
-        "n_ubuntu": tuple(N_UBUNTU),
+        **{set_key: tuple(names) for set_key, (names, *_) in GIT_SETS.items()},
     }
     key = next((k for k, names in held_out.items() if name in names), "opencv")
     folder, package, variable = SOURCES[key]
@@ -560,24 +563,10 @@ def source_file(name: str) -> Path | None:
             "f_budgie": "`git clone https://github.com/BuddiesOfBudgie/budgie-backgrounds`",
             "f_elementary": f"`git -C <elementary/wallpapers clone> show '{F_ELEMENTARY_OLD.get(name)}'`",
             "g": "`git clone https://github.com/pop-os/wallpapers` (original/ at 03a25a1)",
-            "h_mate": "`git clone https://github.com/ubuntu-mate/ubuntu-mate-artwork`, then "
-            f"`git show '{H_UBUNTU_MATE.get(name)}'`",
-            "h_cinnamon": "`git clone https://github.com/ubuntucinnamon/ubuntucinnamon-wallpapers`, then "
-            f"`git show '{H_UBUNTU_CINNAMON.get(name)}'`",
-            "i_solus": "`git clone https://github.com/getsolus/artwork`, then "
-            f"`git show '{I_SOLUS.get(name)}'`",
-            "j_endless": "`git clone https://github.com/endlessm/eos-media`, then "
-            f"`git show '{J_ENDLESS.get(name)}'`",
-            "k_xubuntu": "`git clone https://github.com/Xubuntu/xubuntu-community-artwork`, then "
-            f"`git show '{K_XUBUNTU.get(name)}'`",
-            "l_fedora": "`git clone https://github.com/fedoradesign/backgrounds`, then "
-            f"`git show '{L_FEDORA.get(name)}'`",
-            "l_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
-            f"`git show '{L_UBUNTU.get(name)}'`",
-            "m_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
-            f"`git show '{M_UBUNTU.get(name)}'`",
-            "n_ubuntu": "`git clone https://github.com/azzamsa/ubuntu-wallpapers`, then "
-            f"`git show '{N_UBUNTU.get(name)}'`",
+            **{
+                set_key: f"`git clone https://github.com/{repository}`, then `git show '{names.get(name)}'`"
+                for set_key, (names, repository, *_) in GIT_SETS.items()
+            },
         }
         get = f"`apt-get install {package}`" if package else clones[key]
         sys.exit(f"quality.py: {folder / name}.*: missing; {get} (or set {variable})")
