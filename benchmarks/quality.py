@@ -451,6 +451,34 @@ N_UBUNTU = {
     "Palmengarten": _UBUNTU + "karmic/Palmengarten.jpg",
 }
 HELD_OUT_N = tuple(N_UBUNTU)
+# On 2026-12-04 (session 32) set N was judged and then diagnosed, so set O takes its place: added before any change
+# it will judge, and not run. The Unsplash photos of Deepin's wallpapers (`git clone
+# https://github.com/linuxdeepin/deepin-wallpapers` at ac2fe33, nonfree/unsplash.com/; the Unsplash License per
+# .reuse/dep5 and LICENSES/LicenseRef-UnsplashLicense.txt, as for set I's), taken in the repository's order by a
+# helper that did not run imgenh on them; 8.3-9.2 MP JPEGs: sunlit mountain ridges, dunes in haze, a betta fish on
+# black, mountains mirrored on a beach at twilight, snowy peaks from the air at dusk, a beach from above, a backlit
+# dune, a dune at blue hour, moon jellyfish, a bird before a waterfall, a mountain lake at sunset, tidal flats at
+# sunset. (Set E's Ashim D'Silva picture and its Antelope Canyon scene, two heavily graded ones, two files absent
+# from the snapshot and the CC-BY-NC-ND ones left out.) FOLDER is DEEPIN_PHOTOS.
+_DEEPIN = "ac2fe33778aa16d332066227faaa6cc9baff6a1f:nonfree/unsplash.com/"
+O_DEEPIN = {
+    name: _DEEPIN + name + ".jpg"
+    for name in (
+        "cristina-gottardi-wndpWTiDuT0-unsplash",
+        "jeremy-bishop-2e3hgvDnCpM-unsplash",
+        "kyaw-tun-k6BHLfw_jUg-unsplash",
+        "luca-micheli-ruWkmt3nU58-unsplash",
+        "lucian-dachman-qxO2PBn7eKU-unsplash",
+        "luke-stackpoole-mStq-dtsXCQ-unsplash",
+        "massimiliano-morosinotto-MljwsnGwdOY-unsplash",
+        "mike-yukhtenko-a2kD4b0KK4s-unsplash",
+        "willian-justen-de-vasconcellos-ASKGjAeIY_U-unsplash",
+        "wolfgang-hasselmann-WrVvYxq11Yk-unsplash",
+        "zetong-li-TbHYpbi_Gbc-unsplash",
+        "zetong-li-VAT6XKKwaIE-unsplash",
+    )
+}
+HELD_OUT_O = tuple(O_DEEPIN)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -467,6 +495,7 @@ SETS = {
     "held_out_l": HELD_OUT_L,
     "held_out_m": HELD_OUT_M,
     "held_out_n": HELD_OUT_N,
+    "held_out_o": HELD_OUT_O,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -491,6 +520,7 @@ FEDORA_PHOTOS = Path(os.environ.get("FEDORA_PHOTOS", Path.home() / "fedora-photo
 UBUNTU_PHOTOS = Path(os.environ.get("UBUNTU_PHOTOS", Path.home() / "ubuntu-photos"))
 UBUNTU_M_PHOTOS = Path(os.environ.get("UBUNTU_M_PHOTOS", Path.home() / "ubuntu-m-photos"))
 UBUNTU_N_PHOTOS = Path(os.environ.get("UBUNTU_N_PHOTOS", Path.home() / "ubuntu-n-photos"))
+DEEPIN_PHOTOS = Path(os.environ.get("DEEPIN_PHOTOS", Path.home() / "deepin-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -514,6 +544,7 @@ GIT_SETS = {
     "l_ubuntu": (L_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_PHOTOS, "UBUNTU_PHOTOS"),
     "m_ubuntu": (M_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_M_PHOTOS, "UBUNTU_M_PHOTOS"),
     "n_ubuntu": (N_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_N_PHOTOS, "UBUNTU_N_PHOTOS"),
+    "o_deepin": (O_DEEPIN, "linuxdeepin/deepin-wallpapers", DEEPIN_PHOTOS, "DEEPIN_PHOTOS"),
 }
 
 # Where each set's files live: the folder, its Debian package and the variable that moves it.
@@ -596,7 +627,8 @@ def load_photo(name: str) -> np.ndarray:
     elementary OS's older wallpapers (``HELD_OUT_F``), Pop!_OS's wallpapers (``HELD_OUT_G``),
     Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``),
     Endless OS's (``HELD_OUT_J``), Xubuntu's community wallpapers (``HELD_OUT_K``), Fedora's
-    and Ubuntu's contest wallpapers (``HELD_OUT_L``), more of Ubuntu's (``HELD_OUT_M``) or OpenCV's sample
+    and Ubuntu's contest wallpapers (``HELD_OUT_L``), more of Ubuntu's (``HELD_OUT_M``, ``HELD_OUT_N``),
+    Deepin's Unsplash photos (``HELD_OUT_O``) or OpenCV's sample
     data (the rest).
     """
     import skimage.data
