@@ -811,6 +811,49 @@ def summarise(rows: list[dict], photos: tuple[str, ...]) -> dict[str, dict[str, 
     return table
 
 
+# A per-photo view beside the means: on a set of 12-18 photos one photo a method ruins moves a case's
+# mean by 0.5-0.8, so "worse than nothing on average" is decided by single photos. A mean CIEDE2000
+# 2 above doing nothing is a change most viewers see side by side.
+VISIBLY_WORSE = 2.0
+
+
+def worse_shares(rows: list[dict], photos: tuple[str, ...], margin: float = VISIBLY_WORSE) -> dict:
+    """``{case: {method: share of photos}}`` whose output is more than ``margin`` worse than nothing.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`score_case` rows (``photo``, ``case``, ``method``, ``ciede2000``).
+    photos : tuple of str
+        The photos to count over.
+    margin : float
+        CIEDE2000 above the degraded input's own that counts as worse.
+    """
+    mine = [r for r in rows if r["photo"] in photos and "ciede2000" in r]
+    nothing = {(r["photo"], r["case"]): r["ciede2000"] for r in mine if r["method"] == "nothing"}
+    methods = [m for m in dict.fromkeys(r["method"] for r in mine) if m != "nothing"]
+    shares: dict[str, dict[str, float]] = {}
+    for r in mine:
+        if r["method"] != "nothing":
+            worse = r["ciede2000"] > nothing[(r["photo"], r["case"])] + margin
+            shares.setdefault(r["case"], {m: 0.0 for m in methods})[r["method"]] += float(worse)
+    return {case: {m: n / len(photos) for m, n in row.items()} for case, row in shares.items()}
+
+
+def shares_markdown(title: str, shares: dict) -> str:
+    """The :func:`worse_shares` table, in per cent."""
+    methods = list(next(iter(shares.values())))
+    lines = [
+        title,
+        "",
+        "| case | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for case, values in shares.items():
+        lines.append(f"| {case} | " + " | ".join(f"{100 * values[m]:.1f}%" for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def figure_means(rows: list[dict], photos: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Mean of each shown figure per method (over photos and cases); ``original`` is the clean photos."""
     mine = [r for r in rows if r["photo"] in photos]
@@ -896,10 +939,23 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for part in Parallel(n_jobs=args.jobs)(tasks) for r in part]
     text = [f"# Quality benchmark ({time.strftime('%Y-%m-%d')}, `python benchmarks/quality.py`)", ""]
     report = {"configs": configs, "magick": magick, "sets": {}, "rows": rows}
+    worse_title = f"Share of photos made more than {VISIBLY_WORSE:g} CIEDE2000 worse than doing nothing"
     for s in sets:
         table, figs = summarise(rows, SETS[s]), figure_means(rows, SETS[s])
-        report["sets"][s] = {"photos": list(SETS[s]), "ciede2000": table, "figures": figs}
+        shares = worse_shares(rows, SETS[s])
+        report["sets"][s] = {
+            "photos": list(SETS[s]),
+            "ciede2000": table,
+            "figures": figs,
+            "worse_shares": shares,
+        }
         text.append(markdown(s, SETS[s], table, figs))
+        text.append(shares_markdown(worse_title + ":", shares))
+    if len(sets) > 1:
+        everyone = tuple(photos)
+        report["worse_shares"] = worse_shares(rows, everyone)
+        title = f"### Every set ({len(everyone)} photos)\n\n{worse_title}:"
+        text.append(shares_markdown(title, report["worse_shares"]))
     text.append(f"({len(rows)} rows in {time.perf_counter() - start:.0f} s)\n")
     Path(args.out + ".md").write_text("\n".join(text), encoding="utf-8")
     Path(args.out + ".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
