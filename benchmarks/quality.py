@@ -842,16 +842,7 @@ def worse_shares(rows: list[dict], photos: tuple[str, ...], margin: float = VISI
 
 def shares_markdown(title: str, shares: dict) -> str:
     """The :func:`worse_shares` table, in per cent."""
-    methods = list(next(iter(shares.values())))
-    lines = [
-        title,
-        "",
-        "| case | " + " | ".join(methods) + " |",
-        "|---|" + "---:|" * len(methods),
-    ]
-    for case, values in shares.items():
-        lines.append(f"| {case} | " + " | ".join(f"{100 * values[m]:.1f}%" for m in methods) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([title, "", *table_lines("case", shares, lambda case, v: f"{100 * v:.1f}%")]) + "\n"
 
 
 def figure_means(rows: list[dict], photos: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -864,24 +855,30 @@ def figure_means(rows: list[dict], photos: tuple[str, ...]) -> dict[str, dict[st
     }
 
 
+def table_lines(corner: str, table: dict[str, dict[str, float]], cell) -> list[str]:
+    """A markdown table of ``{row: {column: value}}``; ``cell(row, value)`` writes each value."""
+    columns = list(next(iter(table.values())))
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for row, values in table.items():
+        lines.append(f"| {row} | " + " | ".join(cell(row, values[c]) for c in columns) + " |")
+    return lines
+
+
 def markdown(name: str, photos: tuple[str, ...], table: dict, figs: dict) -> str:
-    methods = list(next(iter(table.values())))
+    def mean_or_count(row: str, value: float) -> str:
+        return f"{value:.0f}" if row.startswith("cases") else f"{value:.2f}"
+
     lines = [
         f"### {name} set: {', '.join(photos)}",
         "",
         "Mean CIEDE2000 to the clean original (lower is better; `nothing` = the degraded JPEG itself).",
         "",
-        "| case | " + " | ".join(methods) + " |",
-        "|---|" + "---:|" * len(methods),
+        *table_lines("case", table, mean_or_count),
+        "",
+        "Mean figures of the outputs over every case (`original`: the clean photos).",
+        "",
+        *table_lines("method", figs, lambda row, value: f"{value:.2f}"),
     ]
-    for case, values in table.items():
-        fmt = "{:.0f}" if case.startswith("cases") else "{:.2f}"
-        lines.append(f"| {case} | " + " | ".join(fmt.format(values[m]) for m in methods) + " |")
-    lines += ["", "Mean figures of the outputs over every case (`original`: the clean photos).", ""]
-    lines.append("| method | " + " | ".join(FIGURES_SHOWN) + " |")
-    lines.append("|---|" + "---:|" * len(FIGURES_SHOWN))
-    for method, values in figs.items():
-        lines.append(f"| {method} | " + " | ".join(f"{values[f]:.2f}" for f in FIGURES_SHOWN) + " |")
     return "\n".join(lines) + "\n"
 
 

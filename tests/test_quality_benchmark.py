@@ -60,3 +60,16 @@ def test_worse_shares_table_is_in_per_cent(quality):
         "| clean | 5.6% |",
         "| noisy | 0.0% |",
     ]
+
+
+def test_set_markdown_writes_means_to_two_places_and_counts_whole(quality):
+    table = {
+        "clean": {"nothing": 1.234, "default": 2.0},
+        "cases worse than nothing": {"nothing": 0.0, "default": 3.0},
+    }
+    figs = {"default": {f: 1.0 for f in quality.FIGURES_SHOWN}}
+    lines = quality.markdown("held_out_x", ("a", "b"), table, figs).splitlines()
+    assert lines[0] == "### held_out_x set: a, b"
+    assert "| clean | 1.23 | 2.00 |" in lines
+    assert "| cases worse than nothing | 0 | 3 |" in lines
+    assert "| default | " + " | ".join(["1.00"] * len(quality.FIGURES_SHOWN)) + " |" in lines
