@@ -62,7 +62,7 @@ def test_worse_shares_table_is_in_per_cent(quality):
     ]
 
 
-def test_set_markdown_writes_means_to_two_places_and_counts_whole(quality):
+def test_set_markdown_writes_means_to_two_decimals_and_counts_whole(quality):
     table = {
         "clean": {"nothing": 1.234, "default": 2.0},
         "cases worse than nothing": {"nothing": 0.0, "default": 3.0},
