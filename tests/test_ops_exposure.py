@@ -97,17 +97,30 @@ def test_exposure_auto_max_stops_caps_the_pull_and_headroom_keeps_clipped_white(
         run_op(seen, "exposure", stops=-1.0, max_stops=0.3)
 
 
+def _clip_channels(img: np.ndarray, channels: tuple[int, ...], share: float) -> np.ndarray:
+    """``img`` with each of ``channels`` scaled so that ``share`` of the frame clips in it."""
+    out = img.copy()
+    for c in channels:
+        plane = img[..., c].astype(float)
+        out[..., c] = np.clip(plane * (255.0 / np.percentile(plane, 100 * (1 - share))), 0, 255).astype(
+            np.uint8
+        )
+    return out
+
+
 def test_exposure_auto_leaves_a_well_exposed_photo_and_a_one_channel_clip_alone(photo8):
     out, report = run_with_report(photo8, "exposure", stops="auto")
     assert np.array_equal(out, photo8) and report["stops"] == 0.0
-    # A warm cast that clips red alone counts a third: red clipped on 12% of the frame is no
-    # over-exposure (the same share clipped in every channel would be).
-    warm = photo8.copy()
-    red = photo8[..., 2].astype(float)
-    warm[..., 2] = np.clip(red * (255.0 / np.percentile(red, 88)), 0, 255).astype(np.uint8)
-    assert 0.10 < (warm[..., 2] == 255).mean() < 3 * AUTO_EXPOSURE_CLIPPED[0]
+    # A warm cast that clips red alone is no over-exposure, however much clips: red clipped on 35%
+    # of the frame (averaged over the channels, more than the full correction's share).
+    warm = _clip_channels(photo8, (2,), 0.35)
+    red_clipped = (warm[..., 2] == 255).mean()
+    assert red_clipped > 0.3 and red_clipped / 3 > AUTO_EXPOSURE_CLIPPED[1]
     out, report = run_with_report(warm, "exposure", stops="auto")
     assert np.array_equal(out, warm) and report["strength"] == 0.0
+    # The same share clipped in two channels, as an over-exposure of a coloured light clips, is read.
+    yellow = _clip_channels(photo8, (1, 2), 0.35)
+    assert run_with_report(yellow, "exposure", stops="auto")[1]["clipped"] > AUTO_EXPOSURE_CLIPPED[1]
 
 
 def test_exposure_auto_leaves_a_product_shot_on_white_alone(astronaut):
