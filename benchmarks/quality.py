@@ -479,6 +479,33 @@ O_DEEPIN = {
     )
 }
 HELD_OUT_O = tuple(O_DEEPIN)
+# On 2026-12-04 (session 33) set O was judged and then diagnosed, so set P takes its place: added before any change
+# it will judge, and not run. More of Fedora's supplemental wallpapers (`git clone
+# https://github.com/fedoradesign/backgrounds`, tags v26.2.7 = b0fc030, v30.1.2 = f2211f8, v31.0.4 = 387bebd,
+# extras/; licences in each tag's Attribution-Extras and extras/themes.list: CC-BY-SA-4.0 and CC0-1.0), those set L
+# did not take, in the repository's order, picked by a helper that did not run imgenh on them; 3.7-20.6 MP (nine
+# JPEGs, one PNG): a stone on raked sand, blue mountain ridges in haze, mushrooms on a mossy log, a lighthouse under a
+# pink dusk sky, a golden glen at sunset, orange boulders in a calm sea at dawn, snowy peaks mirrored in a lake, a
+# lighthouse causeway on a rocky point, a white house by a still river, dune grass by tidal flats. (The drawn,
+# abstract, black and white, selectively coloured, graded, recoloured and astronomical ones, one under 2 MP, one
+# whose name clashes with set B's RainDrops, and those absent from the snapshot left out; Linux Mint's and GNOME's
+# backgrounds were out of reach.) FOLDER is FEDORA_P_PHOTOS.
+_FEDORA_26 = "b0fc030210feae804512424f89d96366756a216a:extras/"
+_FEDORA_30 = "f2211f80a36e661363c89627f6e5228201531d1d:extras/"
+_FEDORA_31 = "387bebdd17e2550769f868c84addc6aaaf398400:extras/"
+P_FEDORA = {
+    "zen": _FEDORA_26 + "zen.png",
+    "mountains-of-north-iran": _FEDORA_30 + "mountains-of-north-iran.jpg",
+    "mushroom-family": _FEDORA_30 + "mushroom-family.jpg",
+    "pink-house": _FEDORA_30 + "pink-house.jpg",
+    "sunset-on-skye": _FEDORA_30 + "sunset-on-skye.jpg",
+    "morning-at-sea": _FEDORA_31 + "morning-at-sea.jpg",
+    "nature-mirror": _FEDORA_31 + "nature-mirror.jpg",
+    "phare-du-petit-minou": _FEDORA_31 + "phare-du-petit-minou.jpg",
+    "serenity": _FEDORA_31 + "serenity.jpg",
+    "watt": _FEDORA_31 + "watt.jpg",
+}
+HELD_OUT_P = tuple(P_FEDORA)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -496,6 +523,7 @@ SETS = {
     "held_out_m": HELD_OUT_M,
     "held_out_n": HELD_OUT_N,
     "held_out_o": HELD_OUT_O,
+    "held_out_p": HELD_OUT_P,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -521,6 +549,7 @@ UBUNTU_PHOTOS = Path(os.environ.get("UBUNTU_PHOTOS", Path.home() / "ubuntu-photo
 UBUNTU_M_PHOTOS = Path(os.environ.get("UBUNTU_M_PHOTOS", Path.home() / "ubuntu-m-photos"))
 UBUNTU_N_PHOTOS = Path(os.environ.get("UBUNTU_N_PHOTOS", Path.home() / "ubuntu-n-photos"))
 DEEPIN_PHOTOS = Path(os.environ.get("DEEPIN_PHOTOS", Path.home() / "deepin-photos"))
+FEDORA_P_PHOTOS = Path(os.environ.get("FEDORA_P_PHOTOS", Path.home() / "fedora-p-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -545,6 +574,7 @@ GIT_SETS = {
     "m_ubuntu": (M_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_M_PHOTOS, "UBUNTU_M_PHOTOS"),
     "n_ubuntu": (N_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_N_PHOTOS, "UBUNTU_N_PHOTOS"),
     "o_deepin": (O_DEEPIN, "linuxdeepin/deepin-wallpapers", DEEPIN_PHOTOS, "DEEPIN_PHOTOS"),
+    "p_fedora": (P_FEDORA, "fedoradesign/backgrounds", FEDORA_P_PHOTOS, "FEDORA_P_PHOTOS"),
 }
 
 # Where each set's files live: the folder, its Debian package and the variable that moves it.
