@@ -506,6 +506,15 @@ P_FEDORA = {
     "watt": _FEDORA_31 + "watt.jpg",
 }
 HELD_OUT_P = tuple(P_FEDORA)
+# Set Q, for the judgement after P's, added in session 33 and not run: the Kodak Lossless True Color Image Suite
+# (kodim01-24, 768x512 PNG scans of film photographs, released by Eastman Kodak for unrestricted usage, as
+# r0k.us/graphics/kodak says), from `git clone https://github.com/coodie/quant` at bc7affc, images/kodim/ (its
+# images/compressed_kodim/README.md names r0k.us as the source; the 24 files are byte for byte those of
+# MohamedBakrAli/Kodak-Lossless-True-Color-Image-Suite at dd2e110). Taken whole, by a helper that neither looked at
+# them nor ran imgenh on them. FOLDER is KODAK_PHOTOS.
+_KODAK = "bc7affc715299a8d98403622918116b88657a8b8:images/kodim/"
+Q_KODAK = {f"kodim{i:02d}": _KODAK + f"kodim{i:02d}.png" for i in range(1, 25)}
+HELD_OUT_Q = tuple(Q_KODAK)
 SETS = {
     "tuning": TUNING,
     "held_out": HELD_OUT,
@@ -524,6 +533,7 @@ SETS = {
     "held_out_n": HELD_OUT_N,
     "held_out_o": HELD_OUT_O,
     "held_out_p": HELD_OUT_P,
+    "held_out_q": HELD_OUT_Q,
 }
 OPENCV_SAMPLES = Path(os.environ.get("OPENCV_SAMPLES", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_BACKGROUNDS = Path(os.environ.get("MATE_BACKGROUNDS", "/usr/share/backgrounds/mate/nature"))
@@ -550,6 +560,7 @@ UBUNTU_M_PHOTOS = Path(os.environ.get("UBUNTU_M_PHOTOS", Path.home() / "ubuntu-m
 UBUNTU_N_PHOTOS = Path(os.environ.get("UBUNTU_N_PHOTOS", Path.home() / "ubuntu-n-photos"))
 DEEPIN_PHOTOS = Path(os.environ.get("DEEPIN_PHOTOS", Path.home() / "deepin-photos"))
 FEDORA_P_PHOTOS = Path(os.environ.get("FEDORA_P_PHOTOS", Path.home() / "fedora-p-photos"))
+KODAK_PHOTOS = Path(os.environ.get("KODAK_PHOTOS", Path.home() / "kodak-photos"))
 MAX_PIXELS = 400_000
 INPUT_QUALITY = 92
 MAGICK = "/usr/bin/convert"
@@ -575,6 +586,7 @@ GIT_SETS = {
     "n_ubuntu": (N_UBUNTU, "azzamsa/ubuntu-wallpapers", UBUNTU_N_PHOTOS, "UBUNTU_N_PHOTOS"),
     "o_deepin": (O_DEEPIN, "linuxdeepin/deepin-wallpapers", DEEPIN_PHOTOS, "DEEPIN_PHOTOS"),
     "p_fedora": (P_FEDORA, "fedoradesign/backgrounds", FEDORA_P_PHOTOS, "FEDORA_P_PHOTOS"),
+    "q_kodak": (Q_KODAK, "coodie/quant", KODAK_PHOTOS, "KODAK_PHOTOS"),
 }
 
 # Where each set's files live: the folder, its Debian package and the variable that moves it.
