@@ -670,8 +670,8 @@ def load_photo(name: str) -> np.ndarray:
     Ubuntu MATE's and Ubuntu Cinnamon's (``HELD_OUT_H``), Solus's backgrounds (``HELD_OUT_I``),
     Endless OS's (``HELD_OUT_J``), Xubuntu's community wallpapers (``HELD_OUT_K``), Fedora's
     and Ubuntu's contest wallpapers (``HELD_OUT_L``), more of Ubuntu's (``HELD_OUT_M``, ``HELD_OUT_N``),
-    Deepin's Unsplash photos (``HELD_OUT_O``) or OpenCV's sample
-    data (the rest).
+    Deepin's Unsplash photos (``HELD_OUT_O``), more of Fedora's (``HELD_OUT_P``), the Kodak suite
+    (``HELD_OUT_Q``) or OpenCV's sample data (the rest).
     """
     import skimage.data
 

@@ -102,9 +102,8 @@ def _clip_channels(img: np.ndarray, channels: tuple[int, ...], share: float) -> 
     out = img.copy()
     for c in channels:
         plane = img[..., c].astype(float)
-        out[..., c] = np.clip(plane * (255.0 / np.percentile(plane, 100 * (1 - share))), 0, 255).astype(
-            np.uint8
-        )
+        gain = 255.0 / np.percentile(plane, 100 * (1 - share))
+        out[..., c] = np.clip(plane * gain, 0, 255).astype(np.uint8)
     return out
 
 
@@ -118,9 +117,12 @@ def test_exposure_auto_leaves_a_well_exposed_photo_and_a_one_channel_clip_alone(
     assert red_clipped > 0.3 and red_clipped / 3 > AUTO_EXPOSURE_CLIPPED[1]
     out, report = run_with_report(warm, "exposure", stops="auto")
     assert np.array_equal(out, warm) and report["strength"] == 0.0
-    # The same share clipped in two channels, as an over-exposure of a coloured light clips, is read.
+    # The same share clipped in two channels, as an over-exposure of a coloured light clips, is read
+    # and pulled back.
     yellow = _clip_channels(photo8, (1, 2), 0.35)
-    assert run_with_report(yellow, "exposure", stops="auto")[1]["clipped"] > AUTO_EXPOSURE_CLIPPED[1]
+    out, report = run_with_report(yellow, "exposure", stops="auto")
+    assert report["clipped"] > AUTO_EXPOSURE_CLIPPED[1]
+    assert report["strength"] > 0.0 and report["stops"] < 0.0 and out.mean() < yellow.mean()
 
 
 def test_exposure_auto_leaves_a_product_shot_on_white_alone(astronaut):
