@@ -150,9 +150,12 @@ def test_default_pulls_an_over_exposure_back_a_little_and_lifts_a_backlit_lower_
     out, reports = default.apply(backlit)
     assert _report(reports, "shadows_highlights")["lift"] == 0.5
     lower, upper = slice(int(0.6 * clean.shape[0]), None), slice(0, int(0.4 * clean.shape[0]))
-    gain = _linear_light(out[lower] / 255).mean() / _linear_light(backlit[lower] / 255).mean()
-    assert 2**0.4 < gain < 2**0.55
-    np.testing.assert_array_equal(out[upper], backlit[upper])
+
+    def gain(part: slice) -> float:
+        return _linear_light(out[part] / 255).mean() / _linear_light(backlit[part] / 255).mean()
+
+    assert 2**0.4 < gain(lower) < 2**0.55
+    assert abs(gain(upper) - 1) < 0.02
 
 
 def test_low_light_brightens_the_dim_shot(results, samples):
