@@ -479,17 +479,17 @@ O_DEEPIN = {
     )
 }
 HELD_OUT_O = tuple(O_DEEPIN)
-# On 2026-12-04 (session 33) set O was judged and then diagnosed, so set P takes its place: added before any change
-# it will judge, and not run. More of Fedora's supplemental wallpapers (`git clone
-# https://github.com/fedoradesign/backgrounds`, tags v26.2.7 = b0fc030, v30.1.2 = f2211f8, v31.0.4 = 387bebd,
-# extras/; licences in each tag's Attribution-Extras and extras/themes.list: CC-BY-SA-4.0 and CC0-1.0), those set L
-# did not take, in the repository's order, picked by a helper that did not run imgenh on them; 3.7-20.6 MP (nine
-# JPEGs, one PNG): a stone on raked sand, blue mountain ridges in haze, mushrooms on a mossy log, a lighthouse under a
-# pink dusk sky, a golden glen at sunset, orange boulders in a calm sea at dawn, snowy peaks mirrored in a lake, a
-# lighthouse causeway on a rocky point, a white house by a still river, dune grass by tidal flats. (The drawn,
-# abstract, black and white, selectively coloured, graded, recoloured and astronomical ones, one under 2 MP, one
-# whose name clashes with set B's RainDrops, and those absent from the snapshot left out; Linux Mint's and GNOME's
-# backgrounds were out of reach.) FOLDER is FEDORA_P_PHOTOS.
+# On 2026-12-04 (session 33) set O was judged and then diagnosed, so set P took its place, judged once at the start of
+# session 34 with every config as session 33 left them (results/quality-set-p.md). More of Fedora's supplemental
+# wallpapers (`git clone https://github.com/fedoradesign/backgrounds`, tags v26.2.7 = b0fc030, v30.1.2 = f2211f8,
+# v31.0.4 = 387bebd, extras/; licences in each tag's Attribution-Extras and extras/themes.list: CC-BY-SA-4.0 and
+# CC0-1.0), those set L did not take, in the repository's order, picked by a helper that did not run imgenh on them;
+# 3.7-20.6 MP (nine JPEGs, one PNG): a stone on raked sand, blue mountain ridges in haze, mushrooms on a mossy log, a
+# lighthouse under a pink dusk sky, a golden glen at sunset, orange boulders in a calm sea at dawn, snowy peaks
+# mirrored in a lake, a lighthouse causeway on a rocky point, a white house by a still river, dune grass by tidal
+# flats. (The drawn, abstract, black and white, selectively coloured, graded, recoloured and astronomical ones, one
+# under 2 MP, one whose name clashes with set B's RainDrops, and those absent from the snapshot left out; Linux Mint's
+# and GNOME's backgrounds were out of reach.) FOLDER is FEDORA_P_PHOTOS.
 _FEDORA_26 = "b0fc030210feae804512424f89d96366756a216a:extras/"
 _FEDORA_30 = "f2211f80a36e661363c89627f6e5228201531d1d:extras/"
 _FEDORA_31 = "387bebdd17e2550769f868c84addc6aaaf398400:extras/"
@@ -506,12 +506,12 @@ P_FEDORA = {
     "watt": _FEDORA_31 + "watt.jpg",
 }
 HELD_OUT_P = tuple(P_FEDORA)
-# Set Q, for the judgement after P's, added in session 33 and not run: the Kodak Lossless True Color Image Suite
-# (kodim01-24, 768x512 PNG scans of film photographs, released by Eastman Kodak for unrestricted usage, as
-# r0k.us/graphics/kodak says), from `git clone https://github.com/coodie/quant` at bc7affc, images/kodim/ (its
-# images/compressed_kodim/README.md names r0k.us as the source; the 24 files are byte for byte those of
-# MohamedBakrAli/Kodak-Lossless-True-Color-Image-Suite at dd2e110). Taken whole, by a helper that neither looked at
-# them nor ran imgenh on them. FOLDER is KODAK_PHOTOS.
+# Set Q, added in session 33 and judged once after session 34's change (results/quality-set-q.md): the Kodak Lossless
+# True Color Image Suite (kodim01-24, 768x512 PNG scans of film photographs, released by Eastman Kodak for
+# unrestricted usage, as r0k.us/graphics/kodak says), from `git clone https://github.com/coodie/quant` at bc7affc,
+# images/kodim/ (its images/compressed_kodim/README.md names r0k.us as the source; the 24 files are byte for byte
+# those of MohamedBakrAli/Kodak-Lossless-True-Color-Image-Suite at dd2e110). Taken whole, by a helper that neither
+# looked at them nor ran imgenh on them. FOLDER is KODAK_PHOTOS.
 _KODAK = "bc7affc715299a8d98403622918116b88657a8b8:images/kodim/"
 Q_KODAK = {f"kodim{i:02d}": _KODAK + f"kodim{i:02d}.png" for i in range(1, 25)}
 HELD_OUT_Q = tuple(Q_KODAK)
